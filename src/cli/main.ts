@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { VERSION } from "../version.js";
+import { configCheck } from "./config-check.js";
+import { serve } from "./serve.js";
+
+const USAGE = `lain-registry ${VERSION}: an OCI / Docker registry and pull-through mirror
+
+Usage:
+  lain-registry serve [config.yml]          serve the registry (default config: the package's config/config.yml)
+  lain-registry config check [config.yml]   validate a configuration without starting
+  lain-registry --version                   print the version
+  lain-registry --help                      this text
+
+REGISTRY_* environment variables override configuration keys as in distribution,
+e.g. REGISTRY_HTTP_ADDR=:5000 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry.
+
+Exit codes: 0 success, 1 invalid configuration (config check), 2 usage error or refused configuration (serve).
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "--version":
+    case "-v":
+    case "version":
+      process.stdout.write(`lain-registry ${VERSION}\n`);
+      return 0;
+    case undefined:
+    case "--help":
+    case "-h":
+    case "help":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    case "serve":
+      return serve(rest[0]);
+    case "config":
+      if (rest[0] === "check") return configCheck(rest[1]);
+      break;
+  }
+  process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`lain-registry: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

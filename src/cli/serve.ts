@@ -1,0 +1,49 @@
+import type { RegistryConfig } from "../config/config.js";
+import { formatProblem, loadConfig } from "../config/load.js";
+import type { AppContext } from "../http/context.js";
+import { startServer, type RunningServer } from "../http/server.js";
+import { createLogger } from "../log.js";
+import { Registry } from "../registry/registry.js";
+import { createDriver } from "../storage/factory.js";
+import { VERSION } from "../version.js";
+
+/** Wires a configuration into a running registry (also used by tests and benchmarks). */
+export async function startRegistry(config: RegistryConfig, log = createLogger(config)): Promise<RunningServer> {
+  const registry = new Registry(createDriver(config.storage));
+  const app: AppContext = {
+    registry,
+    http: config.http,
+    storage: config.storage,
+    catalogMaxEntries: config.catalog.maxEntries,
+    log,
+  };
+  return startServer(app);
+}
+
+/** `lain-registry serve [config.yml]` */
+export async function serve(configPath: string | undefined): Promise<number> {
+  const loaded = await loadConfig(configPath);
+  if (!loaded.ok) {
+    for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
+    return 2;
+  }
+  const { config } = loaded;
+  const log = createLogger(config);
+  for (const problem of loaded.warnings) log.warn({ key: problem.path }, formatProblem(problem));
+  if (config.http.secretGenerated) {
+    log.warn("http.secret is not set: generated one; instances sharing this store cannot continue each other's uploads");
+  }
+  const running = await startRegistry(config, log);
+  log.info({ version: VERSION, url: running.url, storage: config.storage.driver }, "lain-registry listening");
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "shutting down");
+      resolve();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  await running.close();
+  return 0;
+}

@@ -1,0 +1,102 @@
+import { randomBytes } from "node:crypto";
+import { asBool, asInt } from "./validate.js";
+
+export type LogLevel = "error" | "warn" | "info" | "debug";
+
+export interface StorageConfig {
+  /** The one driver section present: filesystem, inmemory, s3 or oss. */
+  driver: string;
+  parameters: Record<string, unknown>;
+  deleteEnabled: boolean;
+  redirectDisabled: boolean;
+  /** storage.cache.blobdescriptor (or layerinfo, its old name) */
+  blobDescriptorCache: "inmemory" | "redis" | undefined;
+}
+
+export interface HttpConfig {
+  /** Host and port to listen on (":5000" is every interface), or a socket path with net: unix. */
+  addr: string;
+  net: "tcp" | "unix";
+  /** Base URL for Location headers; default: from the request's Host / X-Forwarded-* headers. */
+  host: string | undefined;
+  /** Path prefix of every route, e.g. "/registry/". */
+  prefix: string;
+  /** Signs upload state; instances sharing a store must share it. Generated when absent. */
+  secret: string;
+  secretGenerated: boolean;
+  relativeUrls: boolean;
+  headers: Record<string, string[]>;
+  tls: { certificate: string; key: string } | undefined;
+}
+
+export interface RegistryConfig {
+  log: { level: LogLevel; formatter: string; fields: Record<string, unknown>; accessLogDisabled: boolean };
+  storage: StorageConfig;
+  http: HttpConfig;
+  catalog: { maxEntries: number };
+  /** The parsed document, for sections that later features read. */
+  raw: Record<string, unknown>;
+}
+
+type Tree = Record<string, unknown>;
+
+function section(tree: unknown, key: string): Tree {
+  const value = (tree as Tree | undefined)?.[key];
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Tree) : {};
+}
+
+function text(value: unknown): string | undefined {
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+function headers(value: Tree): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [name, v] of Object.entries(value)) out[name] = Array.isArray(v) ? v.map(String) : [String(v)];
+  return out;
+}
+
+function normalizePrefix(prefix: string | undefined): string {
+  if (!prefix || prefix === "/") return "";
+  return `/${prefix.replace(/^\/+|\/+$/g, "")}`;
+}
+
+const DRIVERS = ["filesystem", "inmemory", "s3", "oss"];
+
+/** Builds the typed configuration from a raw document that passed validation. */
+export function toConfig(raw: Tree): RegistryConfig {
+  const log = section(raw, "log");
+  const storage = section(raw, "storage");
+  const http = section(raw, "http");
+  const driver = DRIVERS.find((d) => d in storage) ?? "filesystem";
+  const cache = section(storage, "cache");
+  const tls = section(http, "tls");
+  const secret = text(http.secret);
+  return {
+    log: {
+      level: (text(log.level) ?? text(raw.loglevel) ?? "info") as LogLevel,
+      formatter: text(log.formatter) ?? "json",
+      fields: section(log, "fields"),
+      accessLogDisabled: asBool(section(log, "accesslog").disabled) ?? false,
+    },
+    storage: {
+      driver,
+      parameters: section(storage, driver),
+      deleteEnabled: asBool(section(storage, "delete").enabled) ?? false,
+      redirectDisabled: asBool(section(storage, "redirect").disable) ?? false,
+      blobDescriptorCache: (text(cache.blobdescriptor) ?? text(cache.layerinfo)) as StorageConfig["blobDescriptorCache"],
+    },
+    http: {
+      addr: text(http.addr) ?? ":5000",
+      net: text(http.net) === "unix" ? "unix" : "tcp",
+      host: text(http.host)?.replace(/\/+$/, ""),
+      prefix: normalizePrefix(text(http.prefix)),
+      secret: secret ?? randomBytes(32).toString("hex"),
+      secretGenerated: secret === undefined,
+      relativeUrls: asBool(http.relativeurls) ?? false,
+      headers: headers(section(http, "headers")),
+      tls: tls.certificate && tls.key ? { certificate: String(tls.certificate), key: String(tls.key) } : undefined,
+    },
+    catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
+    raw,
+  };
+}

@@ -1,0 +1,50 @@
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import yaml from "js-yaml";
+import { toConfig, type RegistryConfig } from "./config.js";
+import { applyEnvironment } from "./env.js";
+import { CONFIG_SPEC } from "./schema.js";
+import { validate, type Problem } from "./validate.js";
+
+/** config/config.yml of the package: the quick start's configuration. */
+export const DEFAULT_CONFIG_PATH = resolve(dirname(fileURLToPath(import.meta.url)), "../../config/config.yml");
+
+export type LoadResult =
+  | { ok: true; config: RegistryConfig; warnings: Problem[] }
+  | { ok: false; errors: Problem[]; warnings: Problem[] };
+
+/** Parses, applies REGISTRY_* overrides and validates a configuration document. */
+export function parseConfig(source: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  let raw: unknown;
+  try {
+    raw = yaml.load(source) ?? {};
+  } catch (err) {
+    const e = err as yaml.YAMLException;
+    const where = e.mark ? `line ${e.mark.line + 1}, column ${e.mark.column + 1}` : "";
+    return { ok: false, errors: [{ path: where, message: `not valid YAML: ${e.reason ?? e.message}` }], warnings: [] };
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return { ok: false, errors: [{ path: "", message: "the configuration must be a YAML map" }], warnings: [] };
+  }
+  const tree = raw as Record<string, unknown>;
+  const unknownEnv = applyEnvironment(tree, env, CONFIG_SPEC);
+  const findings = validate(CONFIG_SPEC, tree);
+  const warnings = [...findings.warnings, ...unknownEnv];
+  if (findings.errors.length > 0) return { ok: false, errors: findings.errors, warnings };
+  return { ok: true, config: toConfig(tree), warnings };
+}
+
+export async function loadConfig(path: string = DEFAULT_CONFIG_PATH, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+  let source: string;
+  try {
+    source = await readFile(path, "utf8");
+  } catch (err) {
+    return { ok: false, errors: [{ path, message: `cannot read: ${(err as Error).message}` }], warnings: [] };
+  }
+  return parseConfig(source, env);
+}
+
+export function formatProblem(problem: Problem): string {
+  return problem.path ? `${problem.path}: ${problem.message}` : problem.message;
+}

@@ -1,0 +1,124 @@
+/**
+ * distribution's configuration format (docs/configuration.md), as a tree that validation,
+ * environment overrides and `config check` all walk. `status` says what we do with a key:
+ * "planned" keys are accepted with a warning naming them until the feature lands.
+ */
+export type Status = "implemented" | "planned";
+
+interface Common {
+  status?: Status;
+  /** Why a planned key has no effect yet, shown in the warning. */
+  note?: string;
+}
+
+export type Spec =
+  | (Common & { kind: "string" | "bool" | "int" | "duration" | "any" | "stringList" })
+  | (Common & { kind: "enum"; values: readonly string[] })
+  | (Common & { kind: "object"; fields: Record<string, Spec>; required?: readonly string[] })
+  | (Common & { kind: "map"; value: Spec })
+  | (Common & { kind: "list"; item: Spec });
+
+const str = { kind: "string" } as const;
+const bool = { kind: "bool" } as const;
+const int = { kind: "int" } as const;
+const duration = { kind: "duration" } as const;
+const any = { kind: "any" } as const;
+const stringList = { kind: "stringList" } as const;
+const object = (fields: Record<string, Spec>, extra: Omit<Extract<Spec, { kind: "object" }>, "kind" | "fields"> = {}): Spec => ({
+  kind: "object",
+  fields,
+  ...extra,
+});
+const planned = (spec: Spec, note: string): Spec => ({ ...spec, status: "planned", note });
+
+const S3_NOTE = "the s3 storage driver arrives with the storage issue";
+const OSS_NOTE = "the oss storage driver arrives with the storage issue";
+
+export const STORAGE_DRIVERS = ["filesystem", "inmemory", "s3", "oss"] as const;
+export const UNSUPPORTED_DRIVERS = ["azure", "gcs", "swift"] as const;
+
+const storage = object({
+  filesystem: object({ rootdirectory: str, maxthreads: int }),
+  inmemory: any,
+  s3: planned(
+    object({
+      accesskey: str, secretkey: str, region: str, regionendpoint: str, forcepathstyle: bool, bucket: str,
+      secure: bool, skipverify: bool, v4auth: bool, chunksize: int, multipartcopychunksize: int,
+      multipartcopymaxconcurrency: int, multipartcopythresholdsize: int, rootdirectory: str,
+      encrypt: bool, keyid: str, storageclass: str, useragent: str, usedualstack: bool,
+      accelerate: bool, objectacl: str, loglevel: str, sessiontoken: str,
+    }),
+    S3_NOTE,
+  ),
+  oss: planned(
+    object({
+      accesskeyid: str, accesskeysecret: str, region: str, endpoint: str, internal: any, bucket: str,
+      encrypt: bool, encryptionkeyid: str, secure: bool, chunksize: int, rootdirectory: str,
+    }),
+    OSS_NOTE,
+  ),
+  delete: object({ enabled: bool }),
+  redirect: object({ disable: bool }),
+  cache: object({
+    blobdescriptor: { kind: "enum", values: ["inmemory", "redis"] },
+    layerinfo: { kind: "enum", values: ["inmemory", "redis"] },
+    blobdescriptorsize: int,
+  }),
+  maintenance: object({
+    uploadpurging: planned(object({ enabled: bool, age: duration, interval: duration, dryrun: bool }), "upload purging arrives with the GC issue"),
+    readonly: planned(object({ enabled: bool }), "read-only mode arrives with the GC issue"),
+  }),
+  tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
+});
+
+const http = object({
+  addr: str,
+  net: { kind: "enum", values: ["tcp", "unix"] },
+  host: str,
+  prefix: str,
+  secret: str,
+  relativeurls: bool,
+  draintimeout: planned(duration, "drain on shutdown arrives with the handover issue"),
+  tls: object({
+    certificate: str,
+    key: str,
+    clientcas: planned(stringList, "client certificate auth is not implemented"),
+    minimumtls: str,
+    ciphersuites: planned(stringList, "cipher suite selection is not implemented"),
+    letsencrypt: planned(any, "Let's Encrypt is not implemented (these machines are offline)"),
+  }),
+  headers: { kind: "map", value: stringList },
+  debug: planned(object({ addr: str, prometheus: object({ enabled: bool, path: str }) }), "the debug server arrives with the operations issue"),
+  http2: object({ disabled: bool }),
+});
+
+export const CONFIG_SPEC = object(
+  {
+    version: str,
+    log: object({
+      level: { kind: "enum", values: ["error", "warn", "info", "debug"] },
+      formatter: { kind: "enum", values: ["text", "json", "logstash"] },
+      fields: { kind: "map", value: any },
+      accesslog: object({ disabled: bool }),
+      hooks: planned(any, "log hooks are not implemented"),
+      reportcaller: bool,
+    }),
+    loglevel: { kind: "enum", values: ["error", "warn", "info", "debug"] },
+    storage,
+    auth: planned(any, "authentication arrives with the auth issue: requests are NOT authenticated yet"),
+    middleware: planned(any, "middleware is not implemented"),
+    reporting: planned(any, "bugsnag and newrelic reporting are not implemented"),
+    http,
+    notifications: planned(any, "notifications arrive with the operations issue"),
+    redis: planned(any, "redis is not used"),
+    health: planned(any, "health checks arrive with the handover issue"),
+    proxy: planned(any, "the pull-through mirror arrives with the mirror issue"),
+    catalog: object({ maxentries: int }),
+    validation: planned(any, "manifest URL validation is not configurable yet"),
+    // Schema 1 is refused outright, which is what these settings ask for.
+    compatibility: object({ schema1: object({ signingkeyfile: str, enabled: bool, disablesignaturestore: bool }) }),
+    etcd: planned(any, "the etcd overlay arrives with the auth issue"),
+    cluster: planned(any, "announcing in etcd arrives with the handover issue"),
+  },
+  { required: ["version", "storage"] },
+);

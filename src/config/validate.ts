@@ -1,0 +1,139 @@
+import { parseDuration } from "./duration.js";
+import { STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
+
+export interface Problem {
+  path: string;
+  message: string;
+}
+
+export interface Findings {
+  errors: Problem[];
+  warnings: Problem[];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function join(path: string, key: string | number): string {
+  return typeof key === "number" ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+}
+
+export function describe(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "a list" : typeof value === "object" ? "a map" : JSON.stringify(value);
+}
+
+/** Booleans and integers may arrive as strings from environment variables or loose YAML. */
+export function asBool(value: unknown): boolean | undefined {
+  if (typeof value === "boolean") return value;
+  if (value === "true") return true;
+  if (value === "false") return false;
+  return undefined;
+}
+
+export function asInt(value: unknown): number | undefined {
+  const n = typeof value === "string" && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+  return typeof n === "number" && Number.isSafeInteger(n) ? n : undefined;
+}
+
+function checkScalar(spec: Spec, value: unknown): string | undefined {
+  switch (spec.kind) {
+    case "string":
+      return typeof value === "string" || typeof value === "number" ? undefined : `must be a string, not ${describe(value)}`;
+    case "bool":
+      return asBool(value) === undefined ? `must be true or false, not ${describe(value)}` : undefined;
+    case "int":
+      return asInt(value) === undefined ? `must be an integer, not ${describe(value)}` : undefined;
+    case "duration":
+      return (typeof value === "string" || typeof value === "number") && parseDuration(value) !== undefined
+        ? undefined
+        : `must be a duration such as 30s, 10m or 24h, not ${describe(value)}`;
+    case "enum":
+      return typeof value === "string" && spec.values.includes(value)
+        ? undefined
+        : `must be one of ${spec.values.join(", ")}, not ${describe(value)}`;
+    case "stringList":
+      return typeof value === "string" || (Array.isArray(value) && value.every((v) => typeof v === "string"))
+        ? undefined
+        : `must be a list of strings, not ${describe(value)}`;
+    default:
+      return undefined;
+  }
+}
+
+function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
+  if (spec.status === "planned") {
+    out.warnings.push({ path, message: `accepted but not implemented yet: ${spec.note ?? "no effect"}` });
+  }
+  if (value === null || value === undefined) return;
+  switch (spec.kind) {
+    case "object": {
+      if (!isObject(value)) {
+        out.errors.push({ path, message: `must be a map, not ${describe(value)}` });
+        return;
+      }
+      for (const [key, child] of Object.entries(value)) {
+        const childSpec = spec.fields[key];
+        if (childSpec) walk(childSpec, child, join(path, key), out);
+        else out.warnings.push({ path: join(path, key), message: "unknown key, ignored" });
+      }
+      return;
+    }
+    case "map": {
+      if (!isObject(value)) {
+        out.errors.push({ path, message: `must be a map, not ${describe(value)}` });
+        return;
+      }
+      for (const [key, child] of Object.entries(value)) walk(spec.value, child, join(path, key), out);
+      return;
+    }
+    case "list": {
+      if (!Array.isArray(value)) {
+        out.errors.push({ path, message: `must be a list, not ${describe(value)}` });
+        return;
+      }
+      value.forEach((item, i) => walk(spec.item, item, join(path, i), out));
+      return;
+    }
+    default: {
+      const message = checkScalar(spec, value);
+      if (message) out.errors.push({ path, message });
+    }
+  }
+}
+
+function checkStorage(storage: unknown, out: Findings): void {
+  if (!isObject(storage)) return;
+  const unsupported = UNSUPPORTED_DRIVERS.filter((d) => d in storage);
+  for (const d of unsupported) out.errors.push({ path: `storage.${d}`, message: `the ${d} storage driver is not supported (use filesystem, s3 or oss)` });
+  const drivers = STORAGE_DRIVERS.filter((d) => d in storage);
+  if (drivers.length + unsupported.length === 0) {
+    out.errors.push({ path: "storage", message: `needs exactly one storage driver: ${STORAGE_DRIVERS.join(", ")}` });
+  } else if (drivers.length > 1) {
+    out.errors.push({ path: "storage", message: `has ${drivers.length} storage drivers (${drivers.join(", ")}); keep exactly one` });
+  }
+  const filesystem = storage.filesystem;
+  if (drivers[0] === "filesystem" && isObject(filesystem) && filesystem.rootdirectory === "") {
+    out.errors.push({ path: "storage.filesystem.rootdirectory", message: "must not be empty" });
+  }
+}
+
+/** Every problem of a raw (parsed YAML) configuration, each with its key path. */
+export function validate(spec: Spec, raw: unknown): Findings {
+  const out: Findings = { errors: [], warnings: [] };
+  if (!isObject(raw)) {
+    out.errors.push({ path: "", message: `the configuration must be a map, not ${describe(raw)}` });
+    return out;
+  }
+  if (spec.kind === "object") {
+    for (const key of spec.required ?? []) {
+      if (raw[key] === undefined || raw[key] === null) out.errors.push({ path: key, message: "is required" });
+    }
+  }
+  walk(spec, raw, "", out);
+  if (raw.version !== undefined && String(raw.version) !== "0.1") {
+    out.errors.push({ path: "version", message: `must be 0.1 (distribution's only configuration version), not ${describe(raw.version)}` });
+  }
+  checkStorage(raw.storage, out);
+  return out;
+}

@@ -1,0 +1,25 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { HttpConfig, StorageConfig } from "../config/config.js";
+import type { Registry } from "../registry/registry.js";
+
+/** What every handler may use: the domain, the settings it needs, and the request. */
+export interface AppContext {
+  registry: Registry;
+  http: HttpConfig;
+  storage: StorageConfig;
+  catalogMaxEntries: number;
+  log: Logger;
+}
+
+export interface RequestContext {
+  app: AppContext;
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Route parameters, already checked against their grammars by the router. */
+  params: Record<string, string>;
+  head: boolean;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void>;

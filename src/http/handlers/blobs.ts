@@ -1,0 +1,58 @@
+import { pipeline } from "node:stream/promises";
+import { RegistryError } from "../../registry/errors.js";
+import type { RequestContext } from "../context.js";
+import { parseRangeHeader } from "../range.js";
+import { sendEmpty } from "../respond.js";
+import { digestParam, repositoryOf, requireDeleteEnabled } from "./common.js";
+
+/** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges. */
+export async function getBlob(ctx: RequestContext): Promise<void> {
+  const digest = digestParam(ctx);
+  const repo = repositoryOf(ctx);
+  const blob = await repo.blobs.stat(digest);
+  if (!blob) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to repository ${repo.name}`, { digest });
+
+  const { req, res } = ctx;
+  const etag = `"${digest}"`;
+  res.setHeader("Docker-Content-Digest", digest);
+  res.setHeader("ETag", etag);
+  res.setHeader("Accept-Ranges", "bytes");
+  // Content-addressed: the bytes behind a digest never change.
+  res.setHeader("Cache-Control", "max-age=31536000");
+  res.setHeader("Content-Type", "application/octet-stream");
+  if (req.headers["if-none-match"] === etag) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+
+  const range = parseRangeHeader(typeof req.headers.range === "string" ? req.headers.range : undefined, blob.size);
+  if (range.kind === "unsatisfiable") {
+    res.setHeader("Content-Range", `bytes */${blob.size}`);
+    throw new RegistryError("RANGE_NOT_SATISFIABLE", `range ${req.headers.range} is outside the blob's ${blob.size} bytes`);
+  }
+  const { start, end } = range.kind === "partial" ? range.range : { start: 0, end: blob.size - 1 };
+  if (range.kind === "partial") {
+    res.statusCode = 206;
+    res.setHeader("Content-Range", `bytes ${start}-${end}/${blob.size}`);
+  } else {
+    res.statusCode = 200;
+  }
+  res.setHeader("Content-Length", end - start + 1);
+  if (ctx.head || blob.size === 0) {
+    res.end();
+    return;
+  }
+  await pipeline(await repo.blobs.open(digest, start, end + 1), res);
+}
+
+/** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */
+export async function deleteBlob(ctx: RequestContext): Promise<void> {
+  requireDeleteEnabled(ctx);
+  const digest = digestParam(ctx);
+  const repo = repositoryOf(ctx);
+  if (!(await repo.blobs.unlink(digest))) {
+    throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to repository ${repo.name}`, { digest });
+  }
+  sendEmpty(ctx, 202);
+}

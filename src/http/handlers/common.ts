@@ -1,0 +1,21 @@
+import type { Digest } from "../../registry/digest.js";
+import { RegistryError } from "../../registry/errors.js";
+import type { RepositoryName } from "../../registry/names.js";
+import type { Repository } from "../../registry/registry.js";
+import type { RequestContext } from "../context.js";
+
+/** The route's repository; the router has checked the name's grammar. */
+export function repositoryOf(ctx: RequestContext): Repository {
+  return ctx.app.registry.repository(ctx.params.name as RepositoryName);
+}
+
+export function digestParam(ctx: RequestContext): Digest {
+  return ctx.params.digest as Digest;
+}
+
+/** storage.delete.enabled gates every DELETE, as in distribution. */
+export function requireDeleteEnabled(ctx: RequestContext): void {
+  if (!ctx.app.storage.deleteEnabled) {
+    throw new RegistryError("UNSUPPORTED", "deletion is disabled in this registry (storage.delete.enabled: false)");
+  }
+}

@@ -1,0 +1,149 @@
+import { parseDigest, type Digest } from "../../registry/digest.js";
+import { RegistryError } from "../../registry/errors.js";
+import { isRepositoryName, type RepositoryName } from "../../registry/names.js";
+import { packUploadState, unpackUploadState } from "../../registry/upload-state.js";
+import type { UploadStatus } from "../../registry/uploads.js";
+import type { RequestContext } from "../context.js";
+import { parseContentRange } from "../range.js";
+import { hasBody, sendEmpty } from "../respond.js";
+import { baseUrl, blobUrl, uploadUrl } from "../urls.js";
+import { repositoryOf } from "./common.js";
+
+function queryDigest(ctx: RequestContext, name = "digest"): Digest | undefined {
+  const value = ctx.url.searchParams.get(name);
+  if (value === null) return undefined;
+  const parsed = parseDigest(value);
+  if (!parsed.ok) throw new RegistryError("DIGEST_INVALID", parsed.reason);
+  return parsed.digest;
+}
+
+/** distribution's Range header for an upload: "0-<last byte>", and "0-0" when empty. */
+function uploadRange(size: number): string {
+  return `0-${Math.max(0, size - 1)}`;
+}
+
+/** 202 with the upload's Location (carrying signed state), Range and id. */
+function sendUploadStatus(ctx: RequestContext, status: UploadStatus, code: number): void {
+  const state = packUploadState(ctx.app.http.secret, {
+    Name: status.name,
+    UUID: status.id,
+    Offset: status.size,
+    StartedAt: status.startedAt.toISOString(),
+  });
+  sendEmpty(ctx, code, {
+    Location: uploadUrl(baseUrl(ctx.app.http, ctx.req), status.name, status.id, state),
+    Range: uploadRange(status.size),
+    "Docker-Upload-UUID": status.id,
+  });
+}
+
+function sendBlobCreated(ctx: RequestContext, name: string, digest: Digest): void {
+  sendEmpty(ctx, 201, {
+    Location: blobUrl(baseUrl(ctx.app.http, ctx.req), name, digest),
+    "Docker-Content-Digest": digest,
+  });
+}
+
+/** A `_state` that is present must be ours (or a peer's with the same secret) and name this upload. */
+function checkState(ctx: RequestContext): void {
+  const token = ctx.url.searchParams.get("_state");
+  if (token === null) return;
+  const state = unpackUploadState(ctx.app.http.secret, token);
+  if (!state || state.Name !== ctx.params.name || state.UUID !== ctx.params.upload) {
+    throw new RegistryError("BLOB_UPLOAD_INVALID", "the upload state in the URL is invalid or belongs to another upload");
+  }
+}
+
+/**
+ * POST /v2/<name>/blobs/uploads/: a cross-repository mount (?mount=&from=), a monolithic
+ * upload (?digest= with the body), or a new session.
+ */
+export async function startUpload(ctx: RequestContext): Promise<void> {
+  const repo = repositoryOf(ctx);
+  const { registry } = ctx.app;
+  const mount = queryDigest(ctx, "mount");
+  const from = ctx.url.searchParams.get("from");
+  if (mount && from !== null) {
+    if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
+    if (await registry.repository(from as RepositoryName).blobs.stat(mount)) {
+      await repo.blobs.link(mount);
+      sendBlobCreated(ctx, repo.name, mount);
+      return;
+    }
+    // Not mountable: the spec asks for an ordinary upload session instead.
+  }
+
+  const digest = queryDigest(ctx);
+  const status = await registry.uploads.create(repo.name);
+  if (digest) {
+    try {
+      const blob = await registry.uploads.complete(repo.blobs, status.id, digest, ctx.req);
+      sendBlobCreated(ctx, repo.name, blob.digest);
+    } catch (err) {
+      await registry.uploads.cancel(repo.name, status.id).catch(() => undefined);
+      throw err;
+    }
+    return;
+  }
+  sendUploadStatus(ctx, status, 202);
+}
+
+async function requireUpload(ctx: RequestContext): Promise<UploadStatus> {
+  checkState(ctx);
+  const status = await ctx.app.registry.uploads.status(ctx.params.name as RepositoryName, ctx.params.upload ?? "");
+  if (!status) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${ctx.params.upload} is unknown to this repository`);
+  return status;
+}
+
+/** GET /v2/<name>/blobs/uploads/<id>: how far the upload got. */
+export async function getUploadStatus(ctx: RequestContext): Promise<void> {
+  sendUploadStatus(ctx, await requireUpload(ctx), 204);
+}
+
+/**
+ * The chunk's declared start, if a Content-Range came with it; a declared range must agree
+ * with Content-Length.
+ */
+function chunkStart(ctx: RequestContext): number | undefined {
+  const header = ctx.req.headers["content-range"];
+  if (header === undefined) return undefined;
+  const range = parseContentRange(header);
+  if (!range) throw new RegistryError("RANGE_INVALID", `malformed Content-Range ${JSON.stringify(header)}`);
+  const length = ctx.req.headers["content-length"];
+  if (length !== undefined && Number(length) !== range.end - range.start + 1) {
+    throw new RegistryError("SIZE_INVALID", `Content-Range ${header} does not match Content-Length ${length}`);
+  }
+  return range.start;
+}
+
+/** PATCH /v2/<name>/blobs/uploads/<id>: a chunk (with Content-Range) or a streamed body. */
+export async function patchUpload(ctx: RequestContext): Promise<void> {
+  const current = await requireUpload(ctx);
+  const start = chunkStart(ctx);
+  const status = await ctx.app.registry.uploads.append(current.name, current.id, ctx.req, start);
+  sendUploadStatus(ctx, status, 202);
+}
+
+/** PUT /v2/<name>/blobs/uploads/<id>?digest=: the last chunk, if any, then verify and store. */
+export async function completeUpload(ctx: RequestContext): Promise<void> {
+  const current = await requireUpload(ctx);
+  const digest = queryDigest(ctx);
+  if (!digest) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
+  const body = hasBody(ctx.req) ? ctx.req : undefined;
+  if (body) {
+    const start = chunkStart(ctx);
+    if (start !== undefined && start !== current.size) {
+      throw new RegistryError("RANGE_INVALID", `chunk starts at ${start} but the upload has ${current.size} bytes`, { size: current.size });
+    }
+  }
+  const repo = repositoryOf(ctx);
+  const blob = await ctx.app.registry.uploads.complete(repo.blobs, current.id, digest, body);
+  sendBlobCreated(ctx, repo.name, blob.digest);
+}
+
+/** DELETE /v2/<name>/blobs/uploads/<id>: abandon the upload. */
+export async function cancelUpload(ctx: RequestContext): Promise<void> {
+  const current = await requireUpload(ctx);
+  await ctx.app.registry.uploads.cancel(current.name, current.id);
+  sendEmpty(ctx, 204);
+}

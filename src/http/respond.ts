@@ -1,0 +1,60 @@
+import type { IncomingMessage } from "node:http";
+import { RegistryError } from "../registry/errors.js";
+import type { RequestContext } from "./context.js";
+
+/** Sends a complete small response; HEAD gets the same headers without the body. */
+export function sendBody(ctx: RequestContext, status: number, body: Buffer | string, contentType: string): void {
+  const { res } = ctx;
+  res.statusCode = status;
+  res.setHeader("Content-Type", contentType);
+  res.setHeader("Content-Length", Buffer.byteLength(body));
+  res.end(ctx.head ? undefined : body);
+}
+
+export function sendJson(ctx: RequestContext, status: number, value: unknown, contentType = "application/json"): void {
+  sendBody(ctx, status, JSON.stringify(value), contentType);
+}
+
+/** A response without a body (201, 202, 204), with the headers given. */
+export function sendEmpty(ctx: RequestContext, status: number, headers: Record<string, string | number> = {}): void {
+  const { res } = ctx;
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader("Content-Length", 0);
+  res.end();
+}
+
+/** Reads a small request body, refusing it as soon as it exceeds `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit: number, tooBig: () => RegistryError): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > limit) throw tooBig();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooBig();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Whether the request carries a body (uploads may send their last chunk with the PUT). */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  if (length !== undefined) return Number(length) > 0;
+  return req.headers["transfer-encoding"] !== undefined;
+}
+
+/** Query parameter `n` for paginated lists: a non-negative integer, or undefined when absent. */
+export function pageSize(url: URL): number | undefined {
+  const n = url.searchParams.get("n");
+  if (n === null || n === "") return undefined;
+  if (!/^\d+$/.test(n)) throw new RegistryError("PAGINATION_NUMBER_INVALID", `n must be a non-negative integer, not ${JSON.stringify(n)}`);
+  return Number(n);
+}
+
+/** RFC 8288 Link header to the next page, as distribution writes it. */
+export function nextLink(path: string, last: string, n: number): string {
+  const query = new URLSearchParams({ last, n: String(n) });
+  return `<${path}?${query.toString()}>; rel="next"`;
+}

@@ -1,0 +1,60 @@
+import { parseDigest } from "../registry/digest.js";
+import { RegistryError } from "../registry/errors.js";
+import { isRepositoryName, isTag } from "../registry/names.js";
+import { isUploadId } from "../registry/uploads.js";
+import type { Handler } from "./context.js";
+
+export type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
+
+export interface Route {
+  /** Matched against the path after the prefix; named groups become params. */
+  pattern: RegExp;
+  methods: Partial<Record<Method, Handler>>;
+}
+
+export type RouteMatch =
+  | { kind: "found"; handler: Handler; params: Record<string, string> }
+  | { kind: "error"; error: RegistryError; allow?: string };
+
+/** Rejects parameters outside their grammars before any handler (or storage path) sees them. */
+function checkParams(params: Record<string, string>): RegistryError | undefined {
+  const { name, digest, reference, upload } = params;
+  if (name !== undefined && !isRepositoryName(name)) {
+    return new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(name)}`, { name });
+  }
+  if (digest !== undefined) {
+    const parsed = parseDigest(digest);
+    if (!parsed.ok) return new RegistryError("DIGEST_INVALID", parsed.reason);
+  }
+  if (reference !== undefined) {
+    if (reference.includes(":")) {
+      const parsed = parseDigest(reference);
+      if (!parsed.ok) return new RegistryError("DIGEST_INVALID", parsed.reason);
+    } else if (!isTag(reference)) {
+      return new RegistryError("TAG_INVALID", `invalid tag ${JSON.stringify(reference)}`, { tag: reference });
+    }
+  }
+  if (upload !== undefined && !isUploadId(upload)) {
+    return new RegistryError("BLOB_UPLOAD_UNKNOWN", `invalid upload id ${JSON.stringify(upload)}`);
+  }
+  return undefined;
+}
+
+export function matchRoute(routes: readonly Route[], method: string, path: string): RouteMatch {
+  for (const route of routes) {
+    const match = route.pattern.exec(path);
+    if (!match) continue;
+    const handler = route.methods[method as Method];
+    if (!handler) {
+      return {
+        kind: "error",
+        error: new RegistryError("METHOD_UNKNOWN", `${method} is not allowed on ${path}`),
+        allow: Object.keys(route.methods).join(", "),
+      };
+    }
+    const params = { ...(match.groups ?? {}) };
+    const error = checkParams(params);
+    return error ? { kind: "error", error } : { kind: "found", handler, params };
+  }
+  return { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${path}`) };
+}

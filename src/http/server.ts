@@ -1,0 +1,139 @@
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { RegistryError } from "../registry/errors.js";
+import type { AppContext, RequestContext } from "./context.js";
+import { sendError } from "./errors.js";
+import { matchRoute, type RouteMatch } from "./router.js";
+import { ROUTES } from "./routes.js";
+
+const API_VERSION_HEADER = "Docker-Distribution-API-Version";
+
+/** A client that goes quiet this long mid-request (or idle on keep-alive) is disconnected. */
+const SOCKET_IDLE_MS = 5 * 60_000;
+const HEADERS_TIMEOUT_MS = 60_000;
+
+function isClientGone(err: unknown, req: IncomingMessage): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return req.destroyed || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
+  const { req, res } = ctx;
+  if (err instanceof RegistryError) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // An unread request body would otherwise be drained byte by byte before the next request.
+    if (!req.complete) res.setHeader("Connection", "close");
+    sendError(res, err, ctx.head);
+    return;
+  }
+  if (isClientGone(err, req)) {
+    res.destroy();
+    return;
+  }
+  app.log.error({ err, method: req.method, url: req.url }, "request failed");
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (!req.complete) res.setHeader("Connection", "close");
+  sendError(res, new RegistryError("UNKNOWN", "internal error; see the registry log"), ctx.head);
+}
+
+/** The request listener: routing, common headers, spec errors, access log. */
+export function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
+  const extraHeaders = Object.entries(app.http.headers);
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    res.setHeader(API_VERSION_HEADER, "registry/2.0");
+    for (const [name, values] of extraHeaders) res.setHeader(name, values);
+    const method = req.method ?? "GET";
+    const url = new URL(req.url ?? "/", "http://registry.invalid");
+    const ctx: RequestContext = { app, req, res, url, params: {}, head: method === "HEAD" };
+    res.on("finish", () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      app.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
+    });
+
+    const prefix = app.http.prefix;
+    const match: RouteMatch = url.pathname.startsWith(prefix)
+      ? matchRoute(ROUTES, method, url.pathname.slice(prefix.length))
+      : { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${url.pathname}`) };
+    if (match.kind === "error") {
+      if (match.allow) res.setHeader("Allow", match.allow);
+      fail(app, ctx, match.error);
+      return;
+    }
+    ctx.params = match.params;
+    match.handler(ctx).catch((err: unknown) => fail(app, ctx, err));
+  };
+}
+
+export interface RunningServer {
+  server: Server;
+  /** "http://127.0.0.1:5000" (or the unix socket path) */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** "host:port" or ":port" (every interface, as distribution reads http.addr). */
+export function parseListenAddress(addr: string): { host: string | undefined; port: number } {
+  const colon = addr.lastIndexOf(":");
+  const host = addr.slice(0, colon).replace(/^\[|\]$/g, "");
+  const port = Number(addr.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`http.addr ${JSON.stringify(addr)} is not host:port`);
+  }
+  return { host: host === "" ? undefined : host, port };
+}
+
+export async function startServer(app: AppContext): Promise<RunningServer> {
+  const listener = requestListener(app);
+  const tls = app.http.tls;
+  const server = tls
+    ? createHttpsServer({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, listener)
+    : createHttpServer(listener);
+  // Uploads may take as long as they take; idleness is what ends a connection.
+  server.requestTimeout = 0;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.keepAliveTimeout = 75_000;
+  server.setTimeout(SOCKET_IDLE_MS, (socket) => socket.destroy());
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    // Malformed requests or oversized headers: answer like node would, and never crash.
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    if (app.http.net === "unix") server.listen(app.http.addr, resolve);
+    else {
+      const { host, port } = parseListenAddress(app.http.addr);
+      server.listen(port, host, resolve);
+    }
+  });
+  const address = server.address();
+  const url =
+    typeof address === "string"
+      ? address
+      : `${tls ? "https" : "http"}://${formatHost((address as AddressInfo).address)}:${(address as AddressInfo).port}`;
+  return {
+    server,
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function formatHost(address: string): string {
+  if (address === "::" || address === "0.0.0.0") return "127.0.0.1";
+  return address.includes(":") ? `[${address}]` : address;
+}

@@ -1,0 +1,31 @@
+import type { IncomingMessage } from "node:http";
+import type { HttpConfig } from "../config/config.js";
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v?.split(",")[0]?.trim() || undefined;
+}
+
+/**
+ * The base of absolute URLs in Location headers, as distribution builds it: http.host when
+ * set, else the request's (X-Forwarded-)Proto and Host; empty with http.relativeurls.
+ */
+export function baseUrl(http: HttpConfig, req: IncomingMessage): string {
+  if (http.relativeUrls) return http.prefix;
+  if (http.host) return `${http.host}${http.prefix}`;
+  const proto = firstHeader(req.headers["x-forwarded-proto"]) ?? (http.tls ? "https" : "http");
+  const host = firstHeader(req.headers["x-forwarded-host"]) ?? req.headers.host ?? "localhost";
+  return `${proto}://${host}${http.prefix}`;
+}
+
+export function blobUrl(base: string, name: string, digest: string): string {
+  return `${base}/v2/${name}/blobs/${digest}`;
+}
+
+export function manifestUrl(base: string, name: string, reference: string): string {
+  return `${base}/v2/${name}/manifests/${reference}`;
+}
+
+export function uploadUrl(base: string, name: string, id: string, state: string): string {
+  return `${base}/v2/${name}/blobs/uploads/${id}?_state=${encodeURIComponent(state)}`;
+}

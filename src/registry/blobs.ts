@@ -1,0 +1,88 @@
+import type { Readable } from "node:stream";
+import { isPathNotFound, type StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+import { parseDigest, type Digest } from "./digest.js";
+import type { RepositoryName } from "./names.js";
+
+export interface BlobDescriptor {
+  digest: Digest;
+  size: number;
+}
+
+/** Runs fn and answers undefined when the path it touches does not exist. */
+export async function unlessMissing<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isPathNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Reads a distribution link file: the digest it holds, or undefined when absent or garbled. */
+export async function readLink(driver: StorageDriver, path: string): Promise<Digest | undefined> {
+  const content = await unlessMissing(() => driver.getContent(path));
+  if (content === undefined) return undefined;
+  const parsed = parseDigest(content.toString("utf8").trim());
+  return parsed.ok ? parsed.digest : undefined;
+}
+
+export function writeLink(driver: StorageDriver, path: string, digest: Digest): Promise<void> {
+  return driver.putContent(path, Buffer.from(digest));
+}
+
+/** The global, content-addressed blob data shared by all repositories. */
+export class BlobStore {
+  constructor(private readonly driver: StorageDriver) {}
+
+  async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const info = await unlessMissing(() => this.driver.stat(layout.blobData(digest)));
+    return info && !info.isDir ? { digest, size: info.size } : undefined;
+  }
+
+  open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
+    return this.driver.reader(layout.blobData(digest), offset, end);
+  }
+
+  getContent(digest: Digest): Promise<Buffer | undefined> {
+    return unlessMissing(() => this.driver.getContent(layout.blobData(digest)));
+  }
+
+  /** Stores small content (a manifest) under its digest. */
+  async putContent(digest: Digest, content: Buffer): Promise<void> {
+    await this.driver.putContent(layout.blobData(digest), content);
+  }
+}
+
+/**
+ * The blobs one repository may use: distribution's linked blob store. A blob belongs to a
+ * repository when `_layers/<alg>/<hex>/link` exists there; the data itself is global.
+ */
+export class RepositoryBlobs {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    readonly name: RepositoryName,
+  ) {}
+
+  async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const link = await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest)));
+    if (!link) return undefined;
+    return this.blobs.stat(digest);
+  }
+
+  open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
+    return this.blobs.open(digest, offset, end);
+  }
+
+  link(digest: Digest): Promise<void> {
+    return writeLink(this.driver, layout.layerLink(this.name, digest), digest);
+  }
+
+  /** Removes the repository's link only; the data goes when garbage collection finds it unused. */
+  async unlink(digest: Digest): Promise<boolean> {
+    const path = layout.layerLink(this.name, digest);
+    const removed = await unlessMissing(() => this.driver.delete(path.slice(0, -"/link".length)));
+    return removed !== undefined;
+  }
+}

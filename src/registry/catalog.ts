@@ -1,0 +1,47 @@
+import type { StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+import { unlessMissing } from "./blobs.js";
+import { isRepositoryName, type RepositoryName } from "./names.js";
+
+/**
+ * distribution's catalog order: path-aware, so "a" < "a/b" < "a-c" ("/" sorts before every
+ * other character). Pagination with `last` relies on exactly this order.
+ */
+export function compareRepositoryNames(a: string, b: string): number {
+  const x = a.replaceAll("/", "\0");
+  const y = b.replaceAll("/", "\0");
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export interface CatalogPage {
+  repositories: RepositoryName[];
+  /** More repositories follow the last one returned. */
+  more: boolean;
+}
+
+/**
+ * Lists repositories (directories holding `_manifests`) after `last`, at most `limit`, walking
+ * the store in order and skipping subtrees that sort entirely before `last`.
+ */
+export async function listRepositories(driver: StorageDriver, limit: number, last?: string): Promise<CatalogPage> {
+  const repositories: RepositoryName[] = [];
+  for await (const name of walkRepositories(driver, "", last)) {
+    if (repositories.length === limit) return { repositories, more: true };
+    repositories.push(name);
+  }
+  return { repositories, more: false };
+}
+
+async function* walkRepositories(driver: StorageDriver, relative: string, last: string | undefined): AsyncGenerator<RepositoryName> {
+  const dir = relative ? `${layout.repositoriesRoot}/${relative}` : layout.repositoriesRoot;
+  const children = ((await unlessMissing(() => driver.list(dir))) ?? []).map((p) => p.slice(p.lastIndexOf("/") + 1));
+  if (relative && children.includes("_manifests") && isRepositoryName(relative)) {
+    if (last === undefined || compareRepositoryNames(relative, last) > 0) yield relative;
+  }
+  const subdirs = children.filter((c) => !c.startsWith("_")).sort();
+  for (const child of subdirs) {
+    const path = relative ? `${relative}/${child}` : child;
+    const beforeLast = last !== undefined && compareRepositoryNames(path, last) < 0 && !last.startsWith(`${path}/`);
+    if (!beforeLast) yield* walkRepositories(driver, path, last);
+  }
+}

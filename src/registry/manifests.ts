@@ -1,0 +1,137 @@
+import type { LRUCache } from "lru-cache";
+import type { StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+import { unlessMissing, writeLink, type BlobStore, type RepositoryBlobs } from "./blobs.js";
+import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
+import { RegistryError } from "./errors.js";
+import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
+import type { Tag } from "./names.js";
+import type { ReferrerIndex } from "./referrers.js";
+import type { TagStore } from "./tags.js";
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+}
+
+/** distribution's default limit for a manifest body; larger ones are refused with 413. */
+export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Manifest content is immutable per digest, so any instance may keep it (shared by repositories). */
+export type ManifestCache = LRUCache<Digest, StoredManifest>;
+
+export interface PutResult {
+  digest: Digest;
+  info: ManifestInfo;
+}
+
+/**
+ * A repository's manifests: content lives in the global blob store, membership in
+ * `_manifests/revisions`, names in the tag store.
+ */
+export class ManifestStore {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly repoBlobs: RepositoryBlobs,
+    private readonly tags: TagStore,
+    private readonly referrers: ReferrerIndex,
+    private readonly cache: ManifestCache,
+  ) {}
+
+  private get name() {
+    return this.tags.name;
+  }
+
+  async exists(digest: Digest): Promise<boolean> {
+    const info = await unlessMissing(() => this.driver.stat(layout.revisionLink(this.name, digest)));
+    return info !== undefined;
+  }
+
+  /** The manifest by digest, if this repository holds it. */
+  async get(digest: Digest): Promise<StoredManifest | undefined> {
+    if (!(await this.exists(digest))) return undefined;
+    const cached = this.cache.get(digest);
+    if (cached) return cached;
+    const content = await this.blobs.getContent(digest);
+    if (!content) return undefined;
+    const manifest = { digest, mediaType: storedMediaType(content), content };
+    this.cache.set(digest, manifest);
+    return manifest;
+  }
+
+  /** Resolves a tag or digest reference to a manifest. */
+  async resolve(reference: Tag | Digest): Promise<StoredManifest | undefined> {
+    const digest = isDigest(reference) ? reference : await this.tags.resolve(reference);
+    return digest ? this.get(digest) : undefined;
+  }
+
+  async put(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    if (content.length > MANIFEST_MAX_BYTES) {
+      throw new RegistryError("MANIFEST_TOO_BIG", `manifest is larger than ${MANIFEST_MAX_BYTES} bytes`);
+    }
+    const info = parseManifest(content, contentType);
+    const byDigest = isDigest(reference);
+    const digest = digestOf(content, byDigest ? digestAlgorithm(reference) : DEFAULT_ALGORITHM);
+    if (byDigest && digest !== reference) {
+      throw new RegistryError("DIGEST_INVALID", `manifest digest ${digest} does not match reference ${reference}`);
+    }
+    await this.checkReferences(info);
+
+    if (!(await this.blobs.stat(digest))) await this.blobs.putContent(digest, content);
+    await writeLink(this.driver, layout.revisionLink(this.name, digest), digest);
+    if (info.subject) await this.referrers.add(info.subject.digest, digest);
+    if (!byDigest) await this.tags.tag(reference, digest);
+    this.cache.set(digest, { digest, mediaType: info.mediaType, content });
+    return { digest, info };
+  }
+
+  /** Deletes a manifest and every tag that points at it, as distribution does. */
+  async delete(digest: Digest): Promise<boolean> {
+    const manifest = await this.get(digest);
+    if (!manifest) return false;
+    for (const tag of await this.tags.lookup(digest)) await this.tags.untag(tag);
+    const link = layout.revisionLink(this.name, digest);
+    await unlessMissing(() => this.driver.delete(link.slice(0, -"/link".length)));
+    const subject = subjectOf(manifest);
+    if (subject) await this.referrers.remove(subject, digest);
+    return true;
+  }
+
+  private async checkReferences(info: ManifestInfo): Promise<void> {
+    const missing = (await Promise.all([
+      ...info.blobs.map(async (d) => ((await this.blobMatches(d)) ? undefined : d)),
+      ...info.children.map(async (d) => ((await this.exists(d.digest)) ? undefined : d)),
+    ])).filter((d): d is Descriptor => d !== undefined);
+    const first = missing[0];
+    if (first) {
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest references ${first.digest}, which this repository does not have`, {
+        digest: first.digest,
+      });
+    }
+  }
+
+  private async blobMatches(descriptor: Descriptor): Promise<boolean> {
+    const blob = await this.repoBlobs.stat(descriptor.digest);
+    if (!blob) return false;
+    if (blob.size !== descriptor.size) {
+      throw new RegistryError(
+        "MANIFEST_INVALID",
+        `descriptor of ${descriptor.digest} says ${descriptor.size} bytes but the blob has ${blob.size}`,
+      );
+    }
+    return true;
+  }
+}
+
+/** The subject digest a stored manifest names, if any. */
+export function subjectOf(manifest: StoredManifest): Digest | undefined {
+  try {
+    const json = JSON.parse(manifest.content.toString("utf8")) as { subject?: { digest?: unknown } };
+    const digest = json.subject?.digest;
+    return typeof digest === "string" && isDigest(digest) ? digest : undefined;
+  } catch {
+    return undefined;
+  }
+}

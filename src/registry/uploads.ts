@@ -1,0 +1,195 @@
+import { randomUUID, type Hash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { LRUCache } from "lru-cache";
+import type { StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+import { unlessMissing, type BlobDescriptor, type RepositoryBlobs } from "./blobs.js";
+import {
+  DEFAULT_ALGORITHM,
+  digestAlgorithm,
+  hashToDigest,
+  HashingStream,
+  newHash,
+  type Digest,
+  type DigestAlgorithm,
+} from "./digest.js";
+import { RegistryError } from "./errors.js";
+import type { RepositoryName } from "./names.js";
+
+export interface UploadStatus {
+  id: string;
+  name: RepositoryName;
+  /** Bytes received so far. */
+  size: number;
+  startedAt: Date;
+}
+
+/** Upload ids are UUIDs (distribution's too); nothing else may reach the storage path. */
+const UPLOAD_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+export function isUploadId(value: string): boolean {
+  return UPLOAD_ID.test(value);
+}
+
+/**
+ * The running hash of an upload, so the digest is ready when the last byte arrives. It is an
+ * optimisation only: an upload continued by another instance, or after a restart, is hashed
+ * again from the stored data when it completes.
+ */
+interface HashProgress {
+  algorithm: DigestAlgorithm;
+  hash: Hash;
+  offset: number;
+}
+
+export interface UploadsOptions {
+  /** How many uploads keep a running hash in memory (each costs a few hundred bytes). */
+  hashCacheSize?: number;
+}
+
+/**
+ * Upload sessions kept in the store (`_uploads/<id>/data` and `startedat`), as distribution
+ * keeps them: any instance sharing the store can continue one, and a restart loses none.
+ * Data becomes a blob only after its digest is verified, by a rename into place.
+ */
+export class UploadStore {
+  private readonly progress: LRUCache<string, HashProgress>;
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    options: UploadsOptions = {},
+  ) {
+    this.progress = new LRUCache({ max: options.hashCacheSize ?? 1024 });
+  }
+
+  async create(name: RepositoryName): Promise<UploadStatus> {
+    const id = randomUUID();
+    const startedAt = new Date();
+    await this.driver.putContent(layout.uploadStartedAt(name, id), Buffer.from(startedAt.toISOString()));
+    const writer = await this.driver.writer(layout.uploadData(name, id), false);
+    await writer.close();
+    this.progress.set(progressKey(name, id), { algorithm: DEFAULT_ALGORITHM, hash: newHash(DEFAULT_ALGORITHM), offset: 0 });
+    return { id, name, size: 0, startedAt };
+  }
+
+  async status(name: RepositoryName, id: string): Promise<UploadStatus | undefined> {
+    if (!isUploadId(id)) return undefined;
+    const info = await unlessMissing(() => this.driver.stat(layout.uploadData(name, id)));
+    if (!info || info.isDir) return undefined;
+    const started = await unlessMissing(() => this.driver.getContent(layout.uploadStartedAt(name, id)));
+    const startedAt = started ? new Date(started.toString("utf8").trim()) : info.modTime;
+    return { id, name, size: info.size, startedAt: Number.isNaN(startedAt.getTime()) ? info.modTime : startedAt };
+  }
+
+  /**
+   * Appends a request body. With `expectedOffset` (a PATCH's Content-Range) the chunk must
+   * start exactly where the upload ends.
+   */
+  append(name: RepositoryName, id: string, body: Readable, expectedOffset?: number): Promise<UploadStatus> {
+    return this.exclusive(name, id, async (status) => {
+      if (expectedOffset !== undefined && expectedOffset !== status.size) {
+        throw new RegistryError(
+          "RANGE_INVALID",
+          `chunk starts at ${expectedOffset} but the upload has ${status.size} bytes`,
+          { size: status.size },
+        );
+      }
+      const size = await this.write(status, body, false);
+      return { ...status, size };
+    });
+  }
+
+  /**
+   * Finishes an upload: appends the final body if any, verifies the digest, moves the data
+   * into place and links it into the repository. On a digest mismatch the upload is discarded.
+   */
+  complete(
+    repo: RepositoryBlobs,
+    id: string,
+    expected: Digest,
+    body: Readable | undefined,
+  ): Promise<BlobDescriptor> {
+    return this.exclusive(repo.name, id, async (status) => {
+      const size = await this.write(status, body, true);
+      const actual = await this.digestOf(status, digestAlgorithm(expected), size);
+      if (actual !== expected) {
+        await this.remove(repo.name, id);
+        throw new RegistryError("DIGEST_INVALID", `provided digest ${expected} does not match uploaded content ${actual}`);
+      }
+      await this.driver.move(layout.uploadData(repo.name, id), layout.blobData(expected));
+      await repo.link(expected);
+      await this.remove(repo.name, id);
+      return { digest: expected, size };
+    });
+  }
+
+  cancel(name: RepositoryName, id: string): Promise<void> {
+    return this.exclusive(name, id, () => this.remove(name, id));
+  }
+
+  private async remove(name: RepositoryName, id: string): Promise<void> {
+    this.progress.delete(progressKey(name, id));
+    await unlessMissing(() => this.driver.delete(layout.uploadDir(name, id)));
+  }
+
+  /** Appends body (if any) to the upload's data and returns its new size. */
+  private async write(status: UploadStatus, body: Readable | undefined, commit: boolean): Promise<number> {
+    const key = progressKey(status.name, status.id);
+    const writer = await this.driver.writer(layout.uploadData(status.name, status.id), true);
+    const known = this.progress.get(key);
+    const progress = known && known.offset === writer.startSize ? known : undefined;
+    this.progress.delete(key);
+    try {
+      if (body) {
+        if (progress) await pipeline(body, new HashingStream(progress.hash), writer.stream);
+        else await pipeline(body, writer.stream);
+      }
+      if (commit) await writer.commit();
+      else await writer.close();
+    } catch (err) {
+      // The bytes that made it to the store stay (the client may resume after them); the
+      // running hash no longer matches them, so completion will hash the stored data again.
+      await writer.close().catch(() => undefined);
+      throw err;
+    }
+    const size = writer.size();
+    if (progress) this.progress.set(key, { ...progress, offset: size });
+    return size;
+  }
+
+  private async digestOf(status: UploadStatus, algorithm: DigestAlgorithm, size: number): Promise<Digest> {
+    const key = progressKey(status.name, status.id);
+    const progress = this.progress.get(key);
+    if (progress && progress.offset === size && progress.algorithm === algorithm) {
+      this.progress.delete(key);
+      return hashToDigest(algorithm, progress.hash);
+    }
+    const hash = newHash(algorithm);
+    for await (const chunk of await this.driver.reader(layout.uploadData(status.name, status.id))) {
+      hash.update(chunk as Buffer);
+    }
+    return hashToDigest(algorithm, hash);
+  }
+
+  /** One request at a time per upload: a second concurrent one is refused, not interleaved. */
+  private async exclusive<T>(name: RepositoryName, id: string, fn: (status: UploadStatus) => Promise<T>): Promise<T> {
+    const key = progressKey(name, id);
+    if (this.busy.has(key)) {
+      throw new RegistryError("BLOB_UPLOAD_INVALID", "another request is writing to this upload");
+    }
+    this.busy.add(key);
+    try {
+      const status = await this.status(name, id);
+      if (!status) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${id} is unknown to this repository`);
+      return await fn(status);
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+}
+
+function progressKey(name: RepositoryName, id: string): string {
+  return `${name}\0${id}`;
+}

@@ -1,0 +1,76 @@
+import type { Readable, Writable } from "node:stream";
+
+/**
+ * The storage contract, modelled on distribution's storagedriver: it knows paths and bytes,
+ * never images. Paths are absolute within the store ("/docker/registry/v2/..."), use "/" and
+ * are produced by layout.ts only.
+ */
+export interface StorageDriver {
+  readonly name: string;
+  /** Whole content of a small object (links, manifests, state files). */
+  getContent(path: string): Promise<Buffer>;
+  /** Replaces the object atomically: readers see the old or the new content, never a mix. */
+  putContent(path: string, content: Buffer): Promise<void>;
+  /** Streams the object from `offset` (inclusive) to `end` (exclusive, default: its end). */
+  reader(path: string, offset?: number, end?: number): Promise<Readable>;
+  /**
+   * A writer that appends to the object (append=true resumes what an earlier writer left,
+   * possibly one of another process) or starts it empty.
+   */
+  writer(path: string, append: boolean): Promise<FileWriter>;
+  stat(path: string): Promise<FileInfo>;
+  /** Full paths of the direct children of a directory, in no particular order. */
+  list(path: string): Promise<string[]>;
+  /** Moves an object; the destination is replaced atomically. */
+  move(source: string, destination: string): Promise<void>;
+  /** Deletes an object or a whole directory tree. */
+  delete(path: string): Promise<void>;
+}
+
+export interface FileInfo {
+  path: string;
+  size: number;
+  modTime: Date;
+  isDir: boolean;
+}
+
+export interface FileWriter {
+  /** Bytes the object held before this writer appended anything. */
+  readonly startSize: number;
+  /** Where the appended bytes go; end it (or let pipeline end it) before close/commit. */
+  readonly stream: Writable;
+  /** Bytes written so far, including startSize. */
+  size(): number;
+  /** Persists what was written so that a later writer(path, true) resumes after it. */
+  close(): Promise<void>;
+  /** Makes the content durable and final: it survives a crash once this resolves. */
+  commit(): Promise<void>;
+  /** Discards the object. */
+  cancel(): Promise<void>;
+}
+
+export class PathNotFoundError extends Error {
+  constructor(readonly path: string) {
+    super(`path not found: ${path}`);
+    this.name = "PathNotFoundError";
+  }
+}
+
+export class InvalidPathError extends Error {
+  constructor(readonly path: string) {
+    super(`invalid storage path: ${path}`);
+    this.name = "InvalidPathError";
+  }
+}
+
+export function isPathNotFound(err: unknown): err is PathNotFoundError {
+  return err instanceof PathNotFoundError;
+}
+
+/** Paths are absolute, "/"-separated, and never contain "." or ".." segments or NULs. */
+export function checkPath(path: string): void {
+  if (!path.startsWith("/") || path.includes("\0") || path.includes("//")) throw new InvalidPathError(path);
+  for (const segment of path.split("/").slice(1)) {
+    if (segment === "." || segment === "..") throw new InvalidPathError(path);
+  }
+}

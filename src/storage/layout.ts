@@ -1,0 +1,85 @@
+import { digestAlgorithm, digestHex, type Digest } from "../registry/digest.js";
+import type { RepositoryName, Tag } from "../registry/names.js";
+
+/**
+ * The one place that knows where things live in the store: distribution's
+ * registry/storage/paths.go layout, so a store written by either registry serves from both.
+ *
+ *   /docker/registry/v2/blobs/<alg>/<hex[0:2]>/<hex>/data
+ *   /docker/registry/v2/repositories/<name>/_layers/<alg>/<hex>/link
+ *   /docker/registry/v2/repositories/<name>/_manifests/revisions/<alg>/<hex>/link
+ *   /docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
+ *   /docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+ *   /docker/registry/v2/repositories/<name>/_uploads/<id>/{data,startedat}
+ *
+ * Ours, beside it (distribution skips directories starting with "_" it does not know):
+ *   /docker/registry/v2/repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link
+ */
+const ROOT = "/docker/registry/v2";
+
+function digestDir(digest: Digest): string {
+  return `${digestAlgorithm(digest)}/${digestHex(digest)}`;
+}
+
+export const layout = {
+  root: ROOT,
+  repositoriesRoot: `${ROOT}/repositories`,
+  blobsRoot: `${ROOT}/blobs`,
+
+  blobDir(digest: Digest): string {
+    const hex = digestHex(digest);
+    return `${ROOT}/blobs/${digestAlgorithm(digest)}/${hex.slice(0, 2)}/${hex}`;
+  },
+  blobData(digest: Digest): string {
+    return `${layout.blobDir(digest)}/data`;
+  },
+
+  repository(name: RepositoryName): string {
+    return `${ROOT}/repositories/${name}`;
+  },
+  layerLink(name: RepositoryName, digest: Digest): string {
+    return `${layout.repository(name)}/_layers/${digestDir(digest)}/link`;
+  },
+
+  manifestsDir(name: RepositoryName): string {
+    return `${layout.repository(name)}/_manifests`;
+  },
+  revisionsDir(name: RepositoryName): string {
+    return `${layout.manifestsDir(name)}/revisions`;
+  },
+  revisionLink(name: RepositoryName, digest: Digest): string {
+    return `${layout.revisionsDir(name)}/${digestDir(digest)}/link`;
+  },
+  tagsDir(name: RepositoryName): string {
+    return `${layout.manifestsDir(name)}/tags`;
+  },
+  tagDir(name: RepositoryName, tag: Tag): string {
+    return `${layout.tagsDir(name)}/${tag}`;
+  },
+  tagCurrentLink(name: RepositoryName, tag: Tag): string {
+    return `${layout.tagDir(name, tag)}/current/link`;
+  },
+  tagIndexLink(name: RepositoryName, tag: Tag, digest: Digest): string {
+    return `${layout.tagDir(name, tag)}/index/${digestDir(digest)}/link`;
+  },
+
+  uploadsDir(name: RepositoryName): string {
+    return `${layout.repository(name)}/_uploads`;
+  },
+  uploadDir(name: RepositoryName, id: string): string {
+    return `${layout.uploadsDir(name)}/${id}`;
+  },
+  uploadData(name: RepositoryName, id: string): string {
+    return `${layout.uploadDir(name, id)}/data`;
+  },
+  uploadStartedAt(name: RepositoryName, id: string): string {
+    return `${layout.uploadDir(name, id)}/startedat`;
+  },
+
+  referrersDir(name: RepositoryName, subject: Digest): string {
+    return `${layout.repository(name)}/_referrers/${digestDir(subject)}`;
+  },
+  referrerLink(name: RepositoryName, subject: Digest, referrer: Digest): string {
+    return `${layout.referrersDir(name, subject)}/${digestDir(referrer)}/link`;
+  },
+} as const;
