@@ -14,7 +14,7 @@ interface Common {
 export type Spec =
   | (Common & { kind: "string" | "bool" | "int" | "duration" | "any" | "stringList" })
   | (Common & { kind: "enum"; values: readonly string[] })
-  | (Common & { kind: "object"; fields: Record<string, Spec>; required?: readonly string[] })
+  | (Common & { kind: "object"; fields: Record<string, Spec> })
   | (Common & { kind: "map"; value: Spec })
   | (Common & { kind: "list"; item: Spec });
 
@@ -24,15 +24,14 @@ const int = { kind: "int" } as const;
 const duration = { kind: "duration" } as const;
 const any = { kind: "any" } as const;
 const stringList = { kind: "stringList" } as const;
-const object = (fields: Record<string, Spec>, extra: Omit<Extract<Spec, { kind: "object" }>, "kind" | "fields"> = {}): Spec => ({
-  kind: "object",
-  fields,
-  ...extra,
-});
+const object = (fields: Record<string, Spec>): Spec => ({ kind: "object", fields });
 const planned = (spec: Spec, note: string): Spec => ({ ...spec, status: "planned", note });
 
 const S3_NOTE = "the s3 storage driver arrives with the storage issue";
 const OSS_NOTE = "the oss storage driver arrives with the storage issue";
+
+/** distribution's (and LAIN's) default for storage.filesystem.rootdirectory. */
+export const DEFAULT_ROOT_DIRECTORY = "/var/lib/registry";
 
 export const STORAGE_DRIVERS = ["filesystem", "inmemory", "s3", "oss"] as const;
 export const UNSUPPORTED_DRIVERS = ["azure", "gcs", "swift"] as const;
@@ -120,5 +119,4 @@ export const CONFIG_SPEC = object(
     etcd: planned(any, "the etcd overlay arrives with the auth issue"),
     cluster: planned(any, "announcing in etcd arrives with the handover issue"),
   },
-  { required: ["version", "storage"] },
 );

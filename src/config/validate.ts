@@ -1,5 +1,5 @@
 import { parseDuration } from "./duration.js";
-import { STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
+import { DEFAULT_ROOT_DIRECTORY, STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
 
 export interface Problem {
   path: string;
@@ -103,12 +103,16 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
 }
 
 function checkStorage(storage: unknown, out: Findings): void {
+  if (storage === undefined || storage === null) {
+    out.warnings.push({ path: "storage", message: `missing: using filesystem at ${DEFAULT_ROOT_DIRECTORY}` });
+    return;
+  }
   if (!isObject(storage)) return;
   const unsupported = UNSUPPORTED_DRIVERS.filter((d) => d in storage);
   for (const d of unsupported) out.errors.push({ path: `storage.${d}`, message: `the ${d} storage driver is not supported (use filesystem, s3 or oss)` });
   const drivers = STORAGE_DRIVERS.filter((d) => d in storage);
   if (drivers.length + unsupported.length === 0) {
-    out.errors.push({ path: "storage", message: `needs exactly one storage driver: ${STORAGE_DRIVERS.join(", ")}` });
+    out.warnings.push({ path: "storage", message: `no storage driver: using filesystem at ${DEFAULT_ROOT_DIRECTORY}` });
   } else if (drivers.length > 1) {
     out.errors.push({ path: "storage", message: `has ${drivers.length} storage drivers (${drivers.join(", ")}); keep exactly one` });
   }
@@ -125,13 +129,11 @@ export function validate(spec: Spec, raw: unknown): Findings {
     out.errors.push({ path: "", message: `the configuration must be a map, not ${describe(raw)}` });
     return out;
   }
-  if (spec.kind === "object") {
-    for (const key of spec.required ?? []) {
-      if (raw[key] === undefined || raw[key] === null) out.errors.push({ path: key, message: "is required" });
-    }
-  }
   walk(spec, raw, "", out);
-  if (raw.version !== undefined && String(raw.version) !== "0.1") {
+  // LAIN's README shows config fragments without a version; distribution's only version is 0.1.
+  if (raw.version === undefined || raw.version === null) {
+    out.warnings.push({ path: "version", message: "missing: assuming 0.1" });
+  } else if (String(raw.version) !== "0.1") {
     out.errors.push({ path: "version", message: `must be 0.1 (distribution's only configuration version), not ${describe(raw.version)}` });
   }
   checkStorage(raw.storage, out);

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { isPathNotFound, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, isPathNotFound, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { parseDigest, type Digest } from "./digest.js";
 import type { RepositoryName } from "./names.js";
@@ -81,8 +81,6 @@ export class RepositoryBlobs {
 
   /** Removes the repository's link only; the data goes when garbage collection finds it unused. */
   async unlink(digest: Digest): Promise<boolean> {
-    const path = layout.layerLink(this.name, digest);
-    const removed = await unlessMissing(() => this.driver.delete(path.slice(0, -"/link".length)));
-    return removed !== undefined;
+    return deleteIfPresent(this.driver, layout.layerDir(this.name, digest));
   }
 }

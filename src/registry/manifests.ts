@@ -1,5 +1,5 @@
 import type { LRUCache } from "lru-cache";
-import type { StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing, writeLink, type BlobStore, type RepositoryBlobs } from "./blobs.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
@@ -92,8 +92,7 @@ export class ManifestStore {
     const manifest = await this.get(digest);
     if (!manifest) return false;
     for (const tag of await this.tags.lookup(digest)) await this.tags.untag(tag);
-    const link = layout.revisionLink(this.name, digest);
-    await unlessMissing(() => this.driver.delete(link.slice(0, -"/link".length)));
+    await deleteIfPresent(this.driver, layout.revisionDir(this.name, digest));
     const subject = subjectOf(manifest);
     if (subject) await this.referrers.remove(subject, digest);
     return true;

@@ -1,4 +1,4 @@
-import type { StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing, writeLink } from "./blobs.js";
 import { parseDigest, type Digest } from "./digest.js";
@@ -19,8 +19,7 @@ export class ReferrerIndex {
   }
 
   async remove(subject: Digest, referrer: Digest): Promise<void> {
-    const link = layout.referrerLink(this.name, subject, referrer);
-    await unlessMissing(() => this.driver.delete(link.slice(0, -"/link".length)));
+    await deleteIfPresent(this.driver, layout.referrerDir(this.name, subject, referrer));
   }
 
   async list(subject: Digest): Promise<Digest[]> {

@@ -1,4 +1,4 @@
-import type { StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { readLink, unlessMissing, writeLink } from "./blobs.js";
 import type { Digest } from "./digest.js";
@@ -21,8 +21,7 @@ export class TagStore {
   }
 
   async untag(tag: Tag): Promise<boolean> {
-    const removed = await unlessMissing(() => this.driver.delete(layout.tagDir(this.name, tag)));
-    return removed !== undefined;
+    return deleteIfPresent(this.driver, layout.tagDir(this.name, tag));
   }
 
   /** All tags, sorted; undefined when the repository has no tag directory at all. */

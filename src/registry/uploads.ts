@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import type { StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing, type BlobDescriptor, type RepositoryBlobs } from "./blobs.js";
 import {
@@ -131,7 +131,7 @@ export class UploadStore {
 
   private async remove(name: RepositoryName, id: string): Promise<void> {
     this.progress.delete(progressKey(name, id));
-    await unlessMissing(() => this.driver.delete(layout.uploadDir(name, id)));
+    await deleteIfPresent(this.driver, layout.uploadDir(name, id));
   }
 
   /** Appends body (if any) to the upload's data and returns its new size. */

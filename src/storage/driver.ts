@@ -74,3 +74,14 @@ export function checkPath(path: string): void {
     if (segment === "." || segment === "..") throw new InvalidPathError(path);
   }
 }
+
+/** Deletes a path, answering whether it existed. */
+export async function deleteIfPresent(driver: StorageDriver, path: string): Promise<boolean> {
+  try {
+    await driver.delete(path);
+    return true;
+  } catch (err) {
+    if (isPathNotFound(err)) return false;
+    throw err;
+  }
+}

@@ -1,11 +1,10 @@
 import { resolve } from "node:path";
 import type { StorageConfig } from "../config/config.js";
+import { DEFAULT_ROOT_DIRECTORY } from "../config/schema.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem.js";
 import { InMemoryDriver } from "./inmemory.js";
 
-/** distribution's default for storage.filesystem.rootdirectory. */
-export const DEFAULT_ROOT_DIRECTORY = "/var/lib/registry";
 
 export function createDriver(storage: StorageConfig): StorageDriver {
   switch (storage.driver) {

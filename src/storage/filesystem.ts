@@ -44,7 +44,7 @@ export class FilesystemDriver implements StorageDriver {
     return join(this.rootDirectory, path);
   }
 
-  getContent(path: string): Promise<Buffer> {
+  async getContent(path: string): Promise<Buffer> {
     const file = this.resolve(path);
     return orNotFound(path, () => fsp.readFile(file));
   }

@@ -37,8 +37,11 @@ export const layout = {
   repository(name: RepositoryName): string {
     return `${ROOT}/repositories/${name}`;
   },
+  layerDir(name: RepositoryName, digest: Digest): string {
+    return `${layout.repository(name)}/_layers/${digestDir(digest)}`;
+  },
   layerLink(name: RepositoryName, digest: Digest): string {
-    return `${layout.repository(name)}/_layers/${digestDir(digest)}/link`;
+    return `${layout.layerDir(name, digest)}/link`;
   },
 
   manifestsDir(name: RepositoryName): string {
@@ -47,8 +50,11 @@ export const layout = {
   revisionsDir(name: RepositoryName): string {
     return `${layout.manifestsDir(name)}/revisions`;
   },
+  revisionDir(name: RepositoryName, digest: Digest): string {
+    return `${layout.revisionsDir(name)}/${digestDir(digest)}`;
+  },
   revisionLink(name: RepositoryName, digest: Digest): string {
-    return `${layout.revisionsDir(name)}/${digestDir(digest)}/link`;
+    return `${layout.revisionDir(name, digest)}/link`;
   },
   tagsDir(name: RepositoryName): string {
     return `${layout.manifestsDir(name)}/tags`;
@@ -79,7 +85,10 @@ export const layout = {
   referrersDir(name: RepositoryName, subject: Digest): string {
     return `${layout.repository(name)}/_referrers/${digestDir(subject)}`;
   },
+  referrerDir(name: RepositoryName, subject: Digest, referrer: Digest): string {
+    return `${layout.referrersDir(name, subject)}/${digestDir(referrer)}`;
+  },
   referrerLink(name: RepositoryName, subject: Digest, referrer: Digest): string {
-    return `${layout.referrersDir(name, subject)}/${digestDir(referrer)}/link`;
+    return `${layout.referrerDir(name, subject, referrer)}/link`;
   },
 } as const;

@@ -1,0 +1,57 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { parseConfig } from "../../src/config/load.js";
+import { startRegistry } from "../../src/cli/serve.js";
+
+export interface TestRegistry {
+  url: string;
+  /** host:port, as image references need it */
+  host: string;
+  /** The filesystem rootdirectory (absent with inmemory storage). */
+  root: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface TestRegistryOptions {
+  storage?: "filesystem" | "inmemory";
+  deleteEnabled?: boolean;
+  /** An existing rootdirectory to serve (kept on close). */
+  root?: string;
+  /** Extra YAML appended to the configuration. */
+  extraYaml?: string;
+}
+
+export async function tempDir(prefix = "lain-registry-test-"): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** A registry in this process on a free port of 127.0.0.1, with its own temporary store. */
+export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
+  const storage = options.storage ?? "filesystem";
+  const ownRoot = storage === "filesystem" && !options.root ? await tempDir() : undefined;
+  const root = options.root ?? ownRoot;
+  const yaml = [
+    "version: 0.1",
+    "storage:",
+    storage === "filesystem" ? `  filesystem:\n    rootdirectory: ${root}` : "  inmemory: {}",
+    `  delete:\n    enabled: ${options.deleteEnabled ?? true}`,
+    "http:",
+    "  addr: 127.0.0.1:0",
+    "  secret: test-secret",
+    options.extraYaml ?? "",
+  ].join("\n");
+  const loaded = parseConfig(yaml, {});
+  if (!loaded.ok) throw new Error(`test config invalid: ${JSON.stringify(loaded.errors)}`);
+  const running = await startRegistry(loaded.config, pino({ level: "silent" }));
+  return {
+    url: running.url,
+    host: running.url.replace(/^https?:\/\//, ""),
+    root,
+    async close() {
+      await running.close();
+      if (ownRoot) await rm(ownRoot, { recursive: true, force: true });
+    },
+  };
+}

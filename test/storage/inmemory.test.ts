@@ -1,0 +1,4 @@
+import { InMemoryDriver } from "../../src/storage/inmemory.js";
+import { driverContract } from "./contract.js";
+
+driverContract("inmemory", { create: async () => new InMemoryDriver() });

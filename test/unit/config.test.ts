@@ -1,0 +1,133 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseDuration } from "../../src/config/duration.js";
+import { DEFAULT_CONFIG_PATH, loadConfig, parseConfig } from "../../src/config/load.js";
+
+const EXAMPLES = join(import.meta.dirname, "../../config/examples");
+
+function paths(problems: Array<{ path: string }>): string[] {
+  return problems.map((p) => p.path);
+}
+
+describe("configuration examples", async () => {
+  const files = (await readdir(EXAMPLES)).filter((f) => f.endsWith(".yml"));
+
+  it("has the LAIN README's S3, OSS and delete examples", () => {
+    expect(files).toEqual(expect.arrayContaining(["lain-s3.yml", "lain-oss.yml", "lain-delete.yml"]));
+  });
+
+  it.each(files)("%s loads", async (file) => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, file), "utf8"), {});
+    expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+  });
+
+  it("the quick start configuration loads with no warning", async () => {
+    const loaded = await loadConfig(DEFAULT_CONFIG_PATH, {});
+    expect(loaded.ok).toBe(true);
+    expect(loaded.warnings).toEqual([]);
+    if (loaded.ok) expect(loaded.config.http.addr).toBe("127.0.0.1:5000");
+  });
+
+  it("reads the S3 example's values and warns about what is not implemented yet", async () => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, "lain-s3.yml"), "utf8"), {});
+    if (!loaded.ok) throw new Error("expected ok");
+    expect(loaded.config.storage.driver).toBe("s3");
+    expect(loaded.config.storage.parameters.bucket).toBe("test");
+    expect(loaded.config.storage.blobDescriptorCache).toBe("inmemory");
+    expect(loaded.config.http.secret).toBe("asecretforlocaldevelopment");
+    expect(paths(loaded.warnings)).toEqual(expect.arrayContaining(["storage.s3", "auth"]));
+  });
+
+  it("the delete fragment turns deletion on over the default filesystem store", async () => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, "lain-delete.yml"), "utf8"), {});
+    if (!loaded.ok) throw new Error("expected ok");
+    expect(loaded.config.storage.deleteEnabled).toBe(true);
+    expect(loaded.config.storage.driver).toBe("filesystem");
+    expect(paths(loaded.warnings)).toEqual(expect.arrayContaining(["version", "storage"]));
+  });
+});
+
+describe("validation", () => {
+  it("lists every wrong value by its key path", () => {
+    const loaded = parseConfig(
+      [
+        "version: 0.2",
+        "log: {level: loud}",
+        "storage:",
+        "  filesystem: {rootdirectory: /x}",
+        "  delete: {enabled: maybe}",
+        "http: {addr: 5, headers: {X-A: 3}}",
+        "catalog: {maxentries: many}",
+      ].join("\n"),
+      {},
+    );
+    expect(loaded.ok).toBe(false);
+    if (loaded.ok) return;
+    expect(paths(loaded.errors).sort()).toEqual(
+      ["catalog.maxentries", "http.headers.X-A", "log.level", "storage.delete.enabled", "version"].sort(),
+    );
+  });
+
+  it("refuses two storage drivers and unsupported ones", () => {
+    const two = parseConfig("version: 0.1\nstorage: {filesystem: {}, inmemory: {}}", {});
+    expect(two.ok).toBe(false);
+    const azure = parseConfig("version: 0.1\nstorage: {azure: {}}", {});
+    expect(azure.ok ? [] : paths(azure.errors)).toEqual(["storage.azure"]);
+  });
+
+  it("warns about unknown keys instead of failing", () => {
+    const loaded = parseConfig("version: 0.1\nstorage: {inmemory: {}}\nhttp: {adr: ':5000'}", {});
+    expect(loaded.ok).toBe(true);
+    expect(paths(loaded.warnings)).toContain("http.adr");
+  });
+
+  it("reports YAML syntax errors with their position", () => {
+    const loaded = parseConfig("version: 0.1\nstorage: [unclosed", {});
+    expect(loaded.ok).toBe(false);
+    if (!loaded.ok) expect(loaded.errors[0]?.path).toMatch(/line \d+/);
+  });
+});
+
+describe("REGISTRY_* environment overrides", () => {
+  const base = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n";
+
+  it("override nested keys as distribution does", () => {
+    const loaded = parseConfig(base, {
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/srv/registry",
+      REGISTRY_HTTP_ADDR: "127.0.0.1:6000",
+      REGISTRY_STORAGE_DELETE_ENABLED: "true",
+      REGISTRY_HTTP_SECRET: "0123",
+    });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.config.storage.parameters.rootdirectory).toBe("/srv/registry");
+    expect(loaded.config.http.addr).toBe("127.0.0.1:6000");
+    expect(loaded.config.storage.deleteEnabled).toBe(true);
+    expect(loaded.config.http.secret).toBe("0123");
+  });
+
+  it("REGISTRY_STORAGE switches the driver", () => {
+    const loaded = parseConfig(base, { REGISTRY_STORAGE: "inmemory" });
+    expect(loaded.ok && loaded.config.storage.driver).toBe("inmemory");
+  });
+
+  it("a wrong value from the environment is refused with its key path", () => {
+    const loaded = parseConfig(base, { REGISTRY_STORAGE_DELETE_ENABLED: "perhaps" });
+    expect(loaded.ok ? [] : paths(loaded.errors)).toEqual(["storage.delete.enabled"]);
+  });
+
+  it("warns about variables that name no key", () => {
+    const loaded = parseConfig(base, { REGISTRY_NOPE_X: "1" });
+    expect(paths(loaded.warnings)).toContain("REGISTRY_NOPE_X");
+  });
+});
+
+describe("durations", () => {
+  it("parses Go durations into milliseconds", () => {
+    expect(parseDuration("1h30m")).toBe(5_400_000);
+    expect(parseDuration("300ms")).toBe(300);
+    expect(parseDuration("2.5s")).toBe(2500);
+    expect(parseDuration("10")).toBeUndefined();
+    expect(parseDuration("soon")).toBeUndefined();
+  });
+});
