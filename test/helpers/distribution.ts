@@ -1,0 +1,33 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { freePort, startServerProcess, type ServerProcess } from "./process.js";
+
+export interface DistributionOptions {
+  root: string;
+  secret: string;
+  /** Where to write its config.yml */
+  configDir: string;
+}
+
+/** Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1 serving `root`. */
+export async function startDistribution(options: DistributionOptions): Promise<ServerProcess> {
+  const port = await freePort();
+  const config = join(options.configDir, "distribution.yml");
+  await writeFile(
+    config,
+    [
+      "version: 0.1",
+      "log: {level: warn}",
+      "storage:",
+      `  filesystem: {rootdirectory: ${options.root}}`,
+      "  delete: {enabled: true}",
+      "http:",
+      `  addr: 127.0.0.1:${port}`,
+      `  secret: ${options.secret}`,
+    ].join("\n"),
+  );
+  const env = { ...process.env };
+  // distribution panics at start when AWS_CA_BUNDLE is set (it loads it for its S3 driver).
+  delete env.AWS_CA_BUNDLE;
+  return startServerProcess("docker-registry", ["serve", config], port, env);
+}

@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { call } from "./http.js";
+
+export const CLI = new URL("../../dist/cli/main.js", import.meta.url).pathname;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls GET /v2/ until it answers (bounded), or the process exits. */
+export async function waitForRegistry(url: string, child: ChildProcess, output: () => string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output()}`);
+    try {
+      const reply = await call("GET", `${url}/v2/`);
+      if (reply.status === 200 || reply.status === 401) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms: ${output()}`);
+}
+
+export interface ServerProcess {
+  url: string;
+  host: string;
+  child: ChildProcess;
+  output(): string;
+  /** Sends a signal and waits for the process to end. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Runs a command that serves a registry on `port` and waits until it answers. */
+export async function startServerProcess(command: string, args: string[], port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+  const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  child.stdout?.on("data", (c: Buffer) => (log += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (log += c.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const output = () => log.slice(-4000);
+  await waitForRegistry(url, child, output);
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    child,
+    output,
+    stop: (signal = "SIGTERM") =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill(signal);
+      }),
+  };
+}
+
+/** lain-registry as its own process (built CLI), configured by a YAML file. */
+export async function startLainProcess(configPath: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  return startServerProcess(process.execPath, [CLI, "serve", configPath], port, {
+    ...process.env,
+    REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+    ...env,
+  });
+}
