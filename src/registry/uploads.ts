@@ -118,9 +118,12 @@ export class UploadStore {
         await this.remove(repo.name, id);
         throw new RegistryError("DIGEST_INVALID", `provided digest ${expected} does not match uploaded content ${actual}`);
       }
-      await this.driver.move(layout.uploadData(repo.name, id), layout.blobData(expected));
-      await repo.link(expected);
-      await this.remove(repo.name, id);
+      // The link may land a moment before the data: nobody has been told of the blob yet.
+      await Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(expected)), repo.link(expected)]);
+      // With its data moved, the session is already gone for status(); the leftover directory
+      // need not delay the response (upload purging collects it if this never runs).
+      this.progress.delete(progressKey(repo.name, id));
+      void deleteIfPresent(this.driver, layout.uploadDir(repo.name, id)).catch(() => undefined);
       return { digest: expected, size };
     });
   }

@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import { request } from "undici";
 
 export interface Reply {
@@ -10,7 +11,7 @@ export interface Reply {
 
 export interface RequestOptions {
   headers?: Record<string, string>;
-  body?: Buffer | string | AsyncIterable<Buffer>;
+  body?: Buffer | string | Readable;
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {

@@ -136,9 +136,11 @@ export function artifactFor(subject: Manifest, artifactType: string, payload = r
   return { manifest, config, layers: [layer] };
 }
 
-/** Monolithic blob upload: POST ?digest= with the whole body. */
+/** Uploads a blob as every registry accepts it: POST a session, then PUT the whole body with ?digest=. */
 export async function pushBlob(base: string, repo: string, item: Blob): Promise<void> {
-  const reply = await call("POST", `${base}/v2/${repo}/blobs/uploads/?digest=${item.digest}`, {
+  const location = new URL(await startUpload(base, repo));
+  location.searchParams.set("digest", item.digest);
+  const reply = await call("PUT", location.toString(), {
     headers: { "content-type": "application/octet-stream" },
     body: item.content,
   });

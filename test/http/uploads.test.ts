@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, errorCode, resolveLocation } from "../helpers/http.js";
 import { sha256, startUpload } from "../helpers/oci.js";
@@ -124,7 +125,7 @@ describe("PATCH and PUT /v2/<name>/blobs/uploads/<id>", () => {
     async function* chunks() {
       for (let i = 0; i < first.length; i += 7000) yield first.subarray(i, i + 7000);
     }
-    const patched = await call("PATCH", location, { body: chunks() });
+    const patched = await call("PATCH", location, { body: Readable.from(chunks()) });
     expect(patched.status).toBe(202);
     const all = Buffer.concat([first, last]);
     const done = await call("PUT", `${resolveLocation(base, patched.headers.location)}&digest=${sha256(all)}`, { body: last });

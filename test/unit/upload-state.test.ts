@@ -12,7 +12,7 @@ describe("upload _state token", () => {
     const token = packUploadState("s3cret", state);
     expect(unpackUploadState("other", token)).toBeUndefined();
     const raw = Buffer.from(token, "base64url");
-    raw[raw.length - 3] ^= 1;
+    raw.writeUInt8(raw.readUInt8(raw.length - 3) ^ 1, raw.length - 3);
     expect(unpackUploadState("s3cret", raw.toString("base64url"))).toBeUndefined();
     expect(unpackUploadState("s3cret", "garbage")).toBeUndefined();
   });

@@ -1,0 +1,143 @@
+import { execFile, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { request } from "undici";
+import { once } from "node:events";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+export const MiB = 1024 * 1024;
+
+export interface BlobFile {
+  path: string;
+  size: number;
+  digest: string;
+}
+
+/** A file of random bytes and its digest, written in 1 MiB chunks. */
+export async function makeBlobFile(path: string, size: number): Promise<BlobFile> {
+  const hash = createHash("sha256");
+  const out = createWriteStream(path);
+  for (let written = 0; written < size; written += MiB) {
+    const chunk = randomBytes(Math.min(MiB, size - written));
+    hash.update(chunk);
+    if (!out.write(chunk)) await once(out, "drain");
+  }
+  out.end();
+  await once(out, "finish");
+  return { path, size, digest: `sha256:${hash.digest("hex")}` };
+}
+
+/** Runs curl (a client fast enough not to be what is measured); returns time_total in seconds. */
+async function curlSeconds(args: string[], expectStatus: number): Promise<number> {
+  const { stdout } = await run("curl", ["-s", "-o", "/dev/null", "-H", "Expect:", "-w", "%{http_code} %{time_total}", ...args], {
+    timeout: 300_000,
+  });
+  const [status, seconds] = stdout.trim().split(" ");
+  if (Number(status) !== expectStatus) throw new Error(`curl ${args.join(" ")}: HTTP ${status}`);
+  return Number(seconds);
+}
+
+/** POST a session, then PUT the whole blob with ?digest= (the API's monolithic upload). Seconds of the PUT. */
+export async function pushBlob(base: string, repo: string, blob: BlobFile): Promise<number> {
+  const started = await request(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  await started.body.dump();
+  if (started.statusCode !== 202) throw new Error(`POST ${started.statusCode}`);
+  const location = new URL(String(started.headers.location), base);
+  location.searchParams.set("digest", blob.digest);
+  return curlSeconds(["-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", blob.path, location.toString()], 201);
+}
+
+/** GET the blob, discarding the bytes. Seconds. */
+export function pullBlob(base: string, repo: string, blob: BlobFile): Promise<number> {
+  return curlSeconds([`${base}/v2/${repo}/blobs/${blob.digest}`], 200);
+}
+
+/**
+ * What loopback TCP carries, MiB/s: a separate process serves `size` bytes from memory over
+ * plain HTTP and curl fetches them, so a pull can be compared with the wire's own ceiling.
+ */
+export async function loopbackMiBps(size: number): Promise<number> {
+  const script = `
+    const http = require("node:http");
+    const chunk = require("node:crypto").randomBytes(${MiB});
+    const server = http.createServer((req, res) => {
+      res.setHeader("content-length", ${size});
+      let sent = 0;
+      const pump = () => { while (sent < ${size}) { sent += chunk.length; if (!res.write(chunk)) return res.once("drain", pump); } res.end(); };
+      pump();
+    }).listen(0, "127.0.0.1", () => process.stdout.write(String(server.address().port)));`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const [line] = (await once(child.stdout, "data")) as [Buffer];
+    const url = `http://127.0.0.1:${line.toString().trim()}/`;
+    const seconds = Math.min(await curlSeconds([url], 200), await curlSeconds([url], 200));
+    return size / MiB / seconds;
+  } finally {
+    child.kill();
+  }
+}
+
+export interface WrkResult {
+  rps: number;
+  p99ms: number;
+}
+
+function toMs(value: string): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (!match) return Number.NaN;
+  const n = Number(match[1]);
+  return match[2] === "us" ? n / 1000 : match[2] === "s" ? n * 1000 : n;
+}
+
+/** wrk with `connections` keep-alive connections for `seconds`; requests/s and p99 latency. */
+export async function wrk(url: string, options: { connections: number; seconds: number; headers?: Record<string, string>; scriptDir: string }): Promise<WrkResult> {
+  const script = `${options.scriptDir}/wrk.lua`;
+  const headerLines = Object.entries(options.headers ?? {}).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`);
+  await writeFile(script, headerLines.join("\n"));
+  const { stdout } = await run("wrk", ["-t2", `-c${options.connections}`, `-d${options.seconds}s`, "--latency", "-s", script, url], {
+    timeout: (options.seconds + 30) * 1000,
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+  const p99 = /\s99%\s+([\d.]+\w+)/.exec(stdout)?.[1] ?? "";
+  const errors = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1];
+  if (errors) throw new Error(`wrk saw ${errors} error responses on ${url}`);
+  return { rps, p99ms: toMs(p99) };
+}
+
+/**
+ * ApacheBench for HEAD requests (wrk 4.1 waits for a body after a HEAD response and never
+ * completes one): `connections` keep-alive clients for `seconds`.
+ */
+export async function abHead(url: string, options: { connections: number; seconds: number }): Promise<WrkResult> {
+  const { stdout } = await run("ab", ["-i", "-k", "-q", `-c${options.connections}`, `-t${options.seconds}`, "-n", "10000000", url], {
+    timeout: (options.seconds + 30) * 1000,
+  });
+  const failed = Number(/Failed requests:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  if (failed + non2xx > 0) throw new Error(`ab saw ${failed} failed and ${non2xx} non-2xx responses on ${url}`);
+  return {
+    rps: Number(/Requests per second:\s+([\d.]+)/.exec(stdout)?.[1]),
+    p99ms: Number(/\s99%\s+(\d+)/.exec(stdout)?.[1]),
+  };
+}
+
+/** Samples a process's resident set every 20 ms while `work` runs; the peak in MiB. */
+export async function peakRssDuring(pid: number, work: () => Promise<unknown>): Promise<number> {
+  let peak = 0;
+  const sample = async () => {
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    peak = Math.max(peak, kb / 1024);
+  };
+  const timer = setInterval(() => void sample(), 20);
+  try {
+    await sample();
+    await work();
+    await sample();
+  } finally {
+    clearInterval(timer);
+  }
+  return peak;
+}
