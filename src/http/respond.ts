@@ -1,4 +1,7 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { isRecycling } from "../storage/driver.js";
 import { RegistryError } from "../registry/errors.js";
 import type { RequestContext } from "./context.js";
 
@@ -57,4 +60,36 @@ export function pageSize(url: URL): number | undefined {
 export function nextLink(path: string, last: string, n: number): string {
   const query = new URLSearchParams({ last, n: String(n) });
   return `<${path}?${query.toString()}>; rel="next"`;
+}
+
+/** Resolves when the response can take more, rejects if the client goes away first. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      res.off("drain", onDrain);
+      res.off("close", onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(Object.assign(new Error("client went away"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    res.once("drain", onDrain);
+    res.once("close", onClose);
+  });
+}
+
+/**
+ * Streams a body into the response. Chunks of a recycling reader go back to it as soon as the
+ * socket has taken them; other streams are simply piped.
+ */
+export async function streamBody(source: Readable, res: ServerResponse): Promise<void> {
+  if (!isRecycling(source)) return pipeline(source, res);
+  for await (const chunk of source) {
+    const buffer = chunk as Buffer;
+    const more = res.write(buffer, (err) => {
+      if (!err) source.release(buffer);
+    });
+    if (!more) await drained(res);
+  }
+  await new Promise<void>((resolve) => res.end(resolve));
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, close as closeFd, fdatasync, fstat, fsync, open as openFd, writev } from "node:fs";
+import { constants as fsConstants, close as closeFd, fdatasync, fstat, fsync, open as openFd, read, writev } from "node:fs";
 import { promisify } from "node:util";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -9,10 +9,13 @@ import {
   PathNotFoundError,
   type FileInfo,
   type FileWriter,
+  type RecyclingReadable,
   type StorageDriver,
 } from "./driver.js";
 
 const READ_CHUNK = 1024 * 1024;
+/** Released chunks a reader keeps for reuse: enough to cover one socket write in flight. */
+const SPARE_CHUNKS = 3;
 const openFdAsync = promisify(openFd);
 const fstatAsync = promisify(fstat);
 const fsyncAsync = promisify(fsync);
@@ -74,16 +77,9 @@ export class FilesystemDriver implements StorageDriver {
     const file = this.resolve(path);
     // Opening first makes a missing file fail here, not later in the stream; an open fd also
     // keeps reading the same bytes if the path is replaced or deleted meanwhile.
-    const handle = await orNotFound(path, () => fsp.open(file, fsConstants.O_RDONLY));
-    if (end !== undefined && end <= offset) {
-      await handle.close();
-      return Readable.from([]);
-    }
-    return handle.createReadStream({
-      start: offset,
-      ...(end === undefined ? {} : { end: end - 1 }),
-      highWaterMark: READ_CHUNK,
-    });
+    const fd = await orNotFound(path, () => openFdAsync(file, fsConstants.O_RDONLY));
+    const size = end ?? (await fstatAsync(fd)).size;
+    return new FileReader(fd, offset, size);
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
@@ -118,6 +114,42 @@ export class FilesystemDriver implements StorageDriver {
     const file = this.resolve(path);
     await orNotFound(path, () => fsp.lstat(file));
     await fsp.rm(file, { recursive: true, force: true });
+  }
+}
+
+/** Reads [position, end) of an fd in READ_CHUNK pieces, reusing the chunks released to it. */
+class FileReader extends Readable implements RecyclingReadable {
+  private readonly spare: Buffer[] = [];
+
+  constructor(
+    private readonly fd: number,
+    private position: number,
+    private readonly end: number,
+  ) {
+    super({ highWaterMark: READ_CHUNK });
+  }
+
+  release(chunk: Buffer): void {
+    if (chunk.length === READ_CHUNK && this.spare.length < SPARE_CHUNKS) this.spare.push(chunk);
+  }
+
+  override _read(): void {
+    const length = Math.min(READ_CHUNK, this.end - this.position);
+    if (length <= 0) {
+      this.push(null);
+      return;
+    }
+    const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+    read(this.fd, buffer, 0, length, this.position, (err, bytes) => {
+      if (err) return this.destroy(err);
+      if (bytes === 0) return this.destroy(new Error("file ended before its size; was it truncated?"));
+      this.position += bytes;
+      this.push(bytes === READ_CHUNK ? buffer : buffer.subarray(0, bytes));
+    });
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    closeFd(this.fd, () => callback(err));
   }
 }
 

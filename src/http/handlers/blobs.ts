@@ -1,8 +1,7 @@
-import { pipeline } from "node:stream/promises";
 import { RegistryError } from "../../registry/errors.js";
 import type { RequestContext } from "../context.js";
 import { parseRangeHeader } from "../range.js";
-import { sendEmpty } from "../respond.js";
+import { sendEmpty, streamBody } from "../respond.js";
 import { digestParam, repositoryOf, requireDeleteEnabled } from "./common.js";
 
 /** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges. */
@@ -43,7 +42,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.end();
     return;
   }
-  await pipeline(await repo.blobs.open(digest, start, end + 1), res);
+  await streamBody(await repo.blobs.open(digest, start, end + 1), res);
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */
