@@ -1,0 +1,27 @@
+# lain-registry: build with the dev toolchain, run on a slim Node LTS as a non-root user.
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY config ./config
+RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /opt/lain-registry
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/config ./config
+# The same defaults as distribution's image: the store under /var/lib/registry, port 5000.
+RUN mkdir -p /etc/lain-registry /var/lib/registry \
+ && sed -e 's|rootdirectory: ./data|rootdirectory: /var/lib/registry|' -e 's|addr: 127.0.0.1:5000|addr: :5000|' \
+      config/config.yml > /etc/lain-registry/config.yml \
+ && chown -R node:node /var/lib/registry
+USER node
+VOLUME ["/var/lib/registry"]
+EXPOSE 5000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:5000/v2/').then(r=>process.exit(r.status===200||r.status===401?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "/opt/lain-registry/dist/cli/main.js"]
+CMD ["serve", "/etc/lain-registry/config.yml"]
