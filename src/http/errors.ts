@@ -12,7 +12,7 @@ interface ErrorSpec {
  * Every error a client can see: OCI distribution-spec / Docker registry v2 codes, their HTTP
  * statuses as distribution sends them, and default messages. The only place statuses live.
  */
-export const ERRORS: Record<ErrorCode, ErrorSpec> = {
+const ERRORS: Record<ErrorCode, ErrorSpec> = {
   BLOB_UNKNOWN: { status: 404, message: "blob unknown to registry" },
   BLOB_UPLOAD_INVALID: { status: 400, message: "blob upload invalid" },
   BLOB_UPLOAD_UNKNOWN: { status: 404, message: "blob upload unknown to registry" },
@@ -39,21 +39,13 @@ export const ERRORS: Record<ErrorCode, ErrorSpec> = {
   UNKNOWN: { status: 500, message: "unknown error" },
 };
 
-export function errorStatus(code: ErrorCode): number {
-  return ERRORS[code].status;
-}
-
-export function errorBody(err: RegistryError): string {
+/** Writes a spec error response; HEAD responses carry the status and headers only. */
+export function sendError(res: ServerResponse, err: RegistryError, head = false): void {
   const spec = ERRORS[err.code];
   const entry: Record<string, unknown> = { code: spec.wire ?? err.code, message: err.message || spec.message };
   if (err.detail !== undefined) entry.detail = err.detail;
-  return JSON.stringify({ errors: [entry] });
-}
-
-/** Writes a spec error response; HEAD responses carry the status and headers only. */
-export function sendError(res: ServerResponse, err: RegistryError, head = false): void {
-  const body = errorBody(err);
-  res.statusCode = errorStatus(err.code);
+  const body = JSON.stringify({ errors: [entry] });
+  res.statusCode = spec.status;
   res.setHeader("Content-Type", "application/json; charset=utf-8");
   res.setHeader("Content-Length", Buffer.byteLength(body));
   res.end(head ? undefined : body);

@@ -45,7 +45,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
 }
 
 /** The request listener: routing, common headers, spec errors, access log. */
-export function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
+function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
   const extraHeaders = Object.entries(app.http.headers);
   return (req, res) => {
     const started = process.hrtime.bigint();
@@ -81,7 +81,7 @@ export interface RunningServer {
 }
 
 /** "host:port" or ":port" (every interface, as distribution reads http.addr). */
-export function parseListenAddress(addr: string): { host: string | undefined; port: number } {
+function parseListenAddress(addr: string): { host: string | undefined; port: number } {
   const colon = addr.lastIndexOf(":");
   const host = addr.slice(0, colon).replace(/^\[|\]$/g, "");
   const port = Number(addr.slice(colon + 1));
