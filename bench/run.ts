@@ -17,7 +17,7 @@ import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, push
 
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const ROUNDS = 3;
+const ROUNDS = 5;
 const MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 function median(values: number[]): number {
@@ -36,45 +36,73 @@ interface Measures {
   peakRssMiB: number;
 }
 
-async function measure(name: string, server: ServerProcess, blob: BlobFile, scriptDir: string): Promise<Measures> {
-  const log = (msg: string) => process.stderr.write(`[${name}] ${msg}\n`);
-  const base = server.url;
-  const pushes: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) pushes.push(blob.size / MiB / (await pushBlob(base, `bench/push${i}`, blob)));
-  log(`push ${pushes.map((v) => v.toFixed(0)).join(", ")} MiB/s`);
+interface Contender {
+  name: string;
+  server: ServerProcess;
+  measures: Partial<Measures>;
+}
 
-  const pulls: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) pulls.push(blob.size / MiB / (await pullBlob(base, "bench/push0", blob)));
-  log(`pull ${pulls.map((v) => v.toFixed(0)).join(", ")} MiB/s`);
+function log(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
 
-  const t0 = process.hrtime.bigint();
-  await Promise.all([0, 1, 2, 3].map(() => pullBlob(base, "bench/push0", blob)));
-  const pull4 = (4 * blob.size) / MiB / (Number(process.hrtime.bigint() - t0) / 1e9);
-  log(`4 concurrent pulls ${pull4.toFixed(0)} MiB/s`);
+/** Flushes dirty pages (the test blob, the previous phase) so no phase pays for another's writes. */
+function settle(): void {
+  execFileSync("sync");
+}
+
+/**
+ * Runs `round` ROUNDS times for each contender, alternating between them so that both see the
+ * same machine state, and records the median of what it returns.
+ */
+async function alternate(contenders: Contender[], key: keyof Measures, unit: string, round: (c: Contender, i: number) => Promise<number>): Promise<void> {
+  const samples = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const c of contenders) {
+      settle();
+      samples.get(c)!.push(await round(c, i));
+    }
+  }
+  for (const c of contenders) {
+    const values = samples.get(c)!;
+    c.measures[key] = median(values);
+    log(`[${c.name}] ${key}: ${values.map((v) => v.toFixed(0)).join(", ")} ${unit}`);
+  }
+}
+
+async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: string): Promise<void> {
+  const mib = blob.size / MiB;
+  await alternate(contenders, "pushMiBps", "MiB/s", async (c, i) => mib / (await pushBlob(c.server.url, `bench/push${i}`, blob)));
+  await alternate(contenders, "pullMiBps", "MiB/s", async (c) => mib / (await pullBlob(c.server.url, "bench/push0", blob)));
+  await alternate(contenders, "pull4MiBps", "MiB/s", async (c) => {
+    const t0 = process.hrtime.bigint();
+    await Promise.all([0, 1, 2, 3].map(() => pullBlob(c.server.url, "bench/push0", blob)));
+    return (4 * mib) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  });
 
   const image = randomImage({ layers: 3, layerSize: 1024 });
-  await pushImage(base, "bench/small", "latest", image);
-  const manifest = await wrk(`${base}/v2/bench/small/manifests/latest`, {
-    connections: 32, seconds: SECONDS, headers: { Accept: MANIFEST_ACCEPT }, scriptDir,
-  });
-  log(`manifest GET by tag ${manifest.rps.toFixed(0)} req/s, p99 ${manifest.p99ms} ms`);
-  const head = await abHead(`${base}/v2/bench/small/blobs/${image.layers[0]!.digest}`, { connections: 32, seconds: SECONDS });
-  log(`blob HEAD ${head.rps.toFixed(0)} req/s, p99 ${head.p99ms} ms`);
+  for (const c of contenders) await pushImage(c.server.url, "bench/small", "latest", image);
+  for (const c of contenders) {
+    settle();
+    const manifest = await wrk(`${c.server.url}/v2/bench/small/manifests/latest`, {
+      connections: 32, seconds: SECONDS, headers: { Accept: MANIFEST_ACCEPT }, scriptDir,
+    });
+    c.measures.manifestRps = manifest.rps;
+    c.measures.manifestP99ms = manifest.p99ms;
+    log(`[${c.name}] manifest GET by tag ${manifest.rps.toFixed(0)} req/s, p99 ${manifest.p99ms} ms`);
+    const head = await abHead(`${c.server.url}/v2/bench/small/blobs/${image.layers[0]!.digest}`, { connections: 32, seconds: SECONDS });
+    c.measures.headRps = head.rps;
+    c.measures.headP99ms = head.p99ms;
+    log(`[${c.name}] blob HEAD ${head.rps.toFixed(0)} req/s, p99 ${head.p99ms} ms`);
+  }
 
-  const peak = await peakRssDuring(server.child.pid ?? 0, () =>
-    Promise.all([0, 1, 2, 3].map((i) => pushBlob(base, `bench/rss${i}`, blob))),
-  );
-  log(`peak RSS during 4 concurrent pushes ${peak.toFixed(0)} MiB`);
-  return {
-    pushMiBps: median(pushes),
-    pullMiBps: median(pulls),
-    pull4MiBps: pull4,
-    manifestRps: manifest.rps,
-    manifestP99ms: manifest.p99ms,
-    headRps: head.rps,
-    headP99ms: head.p99ms,
-    peakRssMiB: peak,
-  };
+  for (const c of contenders) {
+    settle();
+    c.measures.peakRssMiB = await peakRssDuring(c.server.child.pid ?? 0, () =>
+      Promise.all([0, 1, 2, 3].map((i) => pushBlob(c.server.url, `bench/rss${i}`, blob))),
+    );
+    log(`[${c.name}] peak RSS during 4 concurrent pushes ${c.measures.peakRssMiB.toFixed(0)} MiB`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -93,8 +121,13 @@ async function main(): Promise<void> {
     await mkdir(join(work, "distribution"));
     distribution = await startDistribution({ root: join(work, "distribution"), secret: "bench", configDir: work });
 
-    const ours = await measure("lain-registry", lain, blob, work);
-    const theirs = await measure("distribution", distribution, blob, work);
+    const contenders: Contender[] = [
+      { name: "lain-registry", server: lain, measures: {} },
+      { name: "distribution", server: distribution, measures: {} },
+    ];
+    await measureAll(contenders, blob, work);
+    const ours = contenders[0]!.measures as Measures;
+    const theirs = contenders[1]!.measures as Measures;
     const ratio = (key: keyof Measures) => ours[key] / theirs[key];
     const rows: Array<[string, keyof Measures, string]> = [
       ["push 256 MiB (MiB/s)", "pushMiBps", "≥ 1.5"],
