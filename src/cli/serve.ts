@@ -1,14 +1,14 @@
 import type { RegistryConfig } from "../config/config.js";
 import { formatProblem, loadConfig } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
-import { startServer, type RunningServer } from "../http/server.js";
+import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
 import { Registry } from "../registry/registry.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
 
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
-export async function startRegistry(config: RegistryConfig, log = createLogger(config)): Promise<RunningServer> {
+export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningServer> {
   const registry = new Registry(createDriver(config.storage));
   const app: AppContext = {
     registry,
@@ -17,7 +17,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     catalogMaxEntries: config.catalog.maxEntries,
     log,
   };
-  return startServer(app);
+  return startServer(app, limits);
 }
 
 /** `lain-registry serve [config.yml]` */

@@ -10,9 +10,14 @@ import { ROUTES } from "./routes.js";
 
 const API_VERSION_HEADER = "Docker-Distribution-API-Version";
 
-/** A client that goes quiet this long mid-request (or idle on keep-alive) is disconnected. */
-const SOCKET_IDLE_MS = 5 * 60_000;
-const HEADERS_TIMEOUT_MS = 60_000;
+export interface ConnectionLimits {
+  /** A client that goes quiet this long mid-request (or idle on keep-alive) is disconnected. */
+  idleMs: number;
+  /** All request headers must arrive within this (slowloris). */
+  headersMs: number;
+}
+
+const DEFAULT_LIMITS: ConnectionLimits = { idleMs: 5 * 60_000, headersMs: 60_000 };
 
 function isClientGone(err: unknown, req: IncomingMessage): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
@@ -91,17 +96,19 @@ function parseListenAddress(addr: string): { host: string | undefined; port: num
   return { host: host === "" ? undefined : host, port };
 }
 
-export async function startServer(app: AppContext): Promise<RunningServer> {
+export async function startServer(app: AppContext, limits: ConnectionLimits = DEFAULT_LIMITS): Promise<RunningServer> {
   const listener = requestListener(app);
   const tls = app.http.tls;
+  // Node checks the headers deadline on this interval (30 s by default).
+  const options = { connectionsCheckingInterval: Math.min(limits.headersMs, 30_000) };
   const server = tls
-    ? createHttpsServer({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, listener)
-    : createHttpServer(listener);
+    ? createHttpsServer({ ...options, cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, listener)
+    : createHttpServer(options, listener);
   // Uploads may take as long as they take; idleness is what ends a connection.
   server.requestTimeout = 0;
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.headersTimeout = limits.headersMs;
   server.keepAliveTimeout = 75_000;
-  server.setTimeout(SOCKET_IDLE_MS, (socket) => socket.destroy());
+  server.setTimeout(limits.idleMs, (socket) => socket.destroy());
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Malformed requests or oversized headers: answer like node would, and never crash.
     if (!socket.writable) return socket.destroy();

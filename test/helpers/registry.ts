@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { parseConfig } from "../../src/config/load.js";
 import { startRegistry } from "../../src/cli/serve.js";
+import type { ConnectionLimits } from "../../src/http/server.js";
 
 export interface TestRegistry {
   url: string;
@@ -21,6 +22,8 @@ export interface TestRegistryOptions {
   root?: string;
   /** Extra YAML appended to the configuration. */
   extraYaml?: string;
+  /** Short connection timeouts, for tests of slow clients. */
+  limits?: ConnectionLimits;
 }
 
 export async function tempDir(prefix = "lain-registry-test-"): Promise<string> {
@@ -44,7 +47,7 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   ].join("\n");
   const loaded = parseConfig(yaml, {});
   if (!loaded.ok) throw new Error(`test config invalid: ${JSON.stringify(loaded.errors)}`);
-  const running = await startRegistry(loaded.config, pino({ level: "silent" }));
+  const running = await startRegistry(loaded.config, pino({ level: "silent" }), options.limits);
   return {
     url: running.url,
     host: running.url.replace(/^https?:\/\//, ""),
