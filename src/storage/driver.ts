@@ -18,13 +18,22 @@ export interface StorageDriver {
    * possibly one of another process) or starts it empty.
    */
   writer(path: string, append: boolean): Promise<FileWriter>;
+  /**
+   * Size and kind of an object or directory. An object a writer has closed but not committed
+   * reports the bytes written so far.
+   */
   stat(path: string): Promise<FileInfo>;
   /** Full paths of the direct children of a directory, in no particular order. */
   list(path: string): Promise<string[]>;
   /** Moves an object; the destination is replaced atomically. */
   move(source: string, destination: string): Promise<void>;
-  /** Deletes an object or a whole directory tree. */
+  /** Deletes an object or a whole directory tree, including writes not yet committed. */
   delete(path: string): Promise<void>;
+  /**
+   * A short-lived URL from which a client may fetch the object directly (GET only), for
+   * drivers whose store can serve it; undefined otherwise.
+   */
+  redirectURL?(path: string): Promise<string | undefined>;
 }
 
 /**
@@ -96,5 +105,19 @@ export async function deleteIfPresent(driver: StorageDriver, path: string): Prom
   } catch (err) {
     if (isPathNotFound(err)) return false;
     throw err;
+  }
+}
+
+/**
+ * The store failed and retrying did not help (5xx, timeouts, resets): the request gets a
+ * retryable 503 instead of hanging or a bare 500.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(
+    readonly path: string,
+    override readonly cause: unknown,
+  ) {
+    super(`storage unavailable for ${path}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = "StorageUnavailableError";
   }
 }

@@ -4,6 +4,9 @@ import { DEFAULT_ROOT_DIRECTORY } from "../config/schema.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem.js";
 import { InMemoryDriver } from "./inmemory.js";
+import { S3Driver, type S3Options } from "./s3.js";
+import { MIN_PART } from "./s3-writer.js";
+import { asBool, asInt } from "../config/validate.js";
 
 
 export function createDriver(storage: StorageConfig): StorageDriver {
@@ -14,7 +17,42 @@ export function createDriver(storage: StorageConfig): StorageDriver {
     }
     case "inmemory":
       return new InMemoryDriver();
+    case "s3":
+      return new S3Driver(s3Options(storage.parameters));
     default:
       throw new Error(`the ${storage.driver} storage driver is not available in this version; use filesystem`);
   }
+}
+
+const MiB = 1024 * 1024;
+
+function text(value: unknown): string | undefined {
+  return value === undefined || value === null || value === "" ? undefined : String(value);
+}
+
+/** storage.s3 with distribution's defaults. */
+export function s3Options(p: Record<string, unknown>): S3Options {
+  const bucket = text(p.bucket);
+  if (!bucket) throw new Error("storage.s3.bucket is required");
+  const chunkSize = asInt(p.chunksize) ?? 10 * MiB;
+  if (chunkSize < MIN_PART) throw new Error(`storage.s3.chunksize must be at least ${MIN_PART} (S3's smallest part)`);
+  return {
+    accessKey: text(p.accesskey),
+    secretKey: text(p.secretkey),
+    sessionToken: text(p.sessiontoken),
+    region: text(p.region) ?? "us-east-1",
+    regionEndpoint: text(p.regionendpoint),
+    forcePathStyle: asBool(p.forcepathstyle),
+    bucket,
+    secure: asBool(p.secure) ?? true,
+    skipVerify: asBool(p.skipverify) ?? false,
+    chunkSize,
+    rootDirectory: text(p.rootdirectory) ?? "",
+    encrypt: asBool(p.encrypt) ?? false,
+    keyId: text(p.keyid),
+    storageClass: text(p.storageclass) ?? "STANDARD",
+    multipartCopyChunkSize: asInt(p.multipartcopychunksize) ?? 32 * MiB,
+    multipartCopyMaxConcurrency: asInt(p.multipartcopymaxconcurrency) ?? 100,
+    multipartCopyThresholdSize: asInt(p.multipartcopythresholdsize) ?? 32 * MiB,
+  };
 }

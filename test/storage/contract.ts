@@ -78,6 +78,44 @@ export function driverContract(name: string, factory: DriverFactory): void {
       expect((await driver.getContent("/up/data")).equals(Buffer.concat([first, second]))).toBe(true);
     });
 
+    it("reports the size a closed writer left, and resumes through many small closes", async () => {
+      const pieces = [randomBytes(1024 * 1024), randomBytes(7 * 1024 * 1024), randomBytes(3000), randomBytes(2 * 1024 * 1024)];
+      await write(driver, "/up/many", pieces[0]!, false, "close");
+      expect((await driver.stat("/up/many")).size).toBe(pieces[0]!.length);
+      let expected = pieces[0]!.length;
+      for (const piece of pieces.slice(1, -1)) {
+        const writer = await write(driver, "/up/many", piece, true, "close");
+        expected += piece.length;
+        expect(writer.size()).toBe(expected);
+        expect((await driver.stat("/up/many")).size).toBe(expected);
+      }
+      await write(driver, "/up/many", pieces[3]!, true, "commit");
+      expect((await driver.getContent("/up/many")).equals(Buffer.concat(pieces))).toBe(true);
+    });
+
+    it("commits an empty object", async () => {
+      await write(driver, "/up/empty", Buffer.alloc(0), false, "commit");
+      expect((await driver.stat("/up/empty")).size).toBe(0);
+      expect((await driver.getContent("/up/empty")).length).toBe(0);
+    });
+
+    it("moves a large object intact", async () => {
+      const data = randomBytes(12 * 1024 * 1024 + 5);
+      await write(driver, "/big/source", data, false, "commit");
+      await driver.move("/big/source", "/big/destination");
+      expect((await driver.getContent("/big/destination")).equals(data)).toBe(true);
+      await expect(driver.stat("/big/source")).rejects.toBeInstanceOf(PathNotFoundError);
+    });
+
+    it("delete also discards a writer's unfinished data", async () => {
+      await write(driver, "/pending/data", randomBytes(1000), false, "close");
+      await driver.delete("/pending");
+      await expect(driver.stat("/pending/data")).rejects.toBeInstanceOf(PathNotFoundError);
+      const fresh = await driver.writer("/pending/data", true);
+      expect(fresh.startSize).toBe(0);
+      await fresh.cancel();
+    });
+
     it("starts over when append is false", async () => {
       await write(driver, "/up/data", Buffer.from("old content"), false, "commit");
       await write(driver, "/up/data", Buffer.from("new"), false, "commit");

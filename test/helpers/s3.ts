@@ -1,0 +1,39 @@
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { randomBytes } from "node:crypto";
+import { createS3Client, S3Driver, type S3Options } from "../../src/storage/s3.js";
+import type { S3Server } from "./rgw.js";
+
+const MiB = 1024 * 1024;
+
+/** Options for a fresh bucket on the test S3 server (small parts, so tests exercise many). */
+export function s3TestOptions(server: S3Server, bucket: string, overrides: Partial<S3Options> = {}): S3Options {
+  return {
+    accessKey: server.accessKey,
+    secretKey: server.secretKey,
+    region: server.region,
+    regionEndpoint: server.endpoint,
+    bucket,
+    secure: false,
+    skipVerify: false,
+    chunkSize: 5 * MiB,
+    rootDirectory: "/registry",
+    encrypt: false,
+    storageClass: "STANDARD",
+    multipartCopyChunkSize: 5 * MiB,
+    multipartCopyMaxConcurrency: 4,
+    multipartCopyThresholdSize: 5 * MiB,
+    ...overrides,
+  };
+}
+
+export async function createBucket(server: S3Server, prefix = "lain"): Promise<string> {
+  const bucket = `${prefix}-${randomBytes(6).toString("hex")}`;
+  const client = createS3Client(s3TestOptions(server, bucket));
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  client.destroy();
+  return bucket;
+}
+
+export async function s3TestDriver(server: S3Server, overrides: Partial<S3Options> = {}): Promise<S3Driver> {
+  return new S3Driver(s3TestOptions(server, await createBucket(server), overrides));
+}

@@ -1,0 +1,34 @@
+import { describe, expect, inject, it } from "vitest";
+import { S3Driver } from "../../src/storage/s3.js";
+import { s3TestDriver, s3TestOptions } from "../helpers/s3.js";
+import { driverContract } from "./contract.js";
+
+const server = inject("s3");
+
+describe.skipIf(!server)("s3 driver on Ceph RGW", () => {
+  if (!server) return;
+  driverContract("s3", { create: () => s3TestDriver(server) });
+
+  it("keys objects as distribution does: rootdirectory + path, no leading slash", async () => {
+    const driver = await s3TestDriver(server, { rootDirectory: "/registry/" });
+    await driver.putContent("/docker/registry/v2/x", Buffer.from("1"));
+    const bare = new S3Driver({ ...driver.options, rootDirectory: "" });
+    expect((await bare.getContent("/registry/docker/registry/v2/x")).toString()).toBe("1");
+  });
+
+  it("verify() names a missing bucket and wrong credentials", async () => {
+    await expect(new S3Driver(s3TestOptions(server, "no-such-bucket-here")).verify()).rejects.toThrow(/does not exist/);
+    const driver = await s3TestDriver(server);
+    const wrong = new S3Driver({ ...driver.options, secretKey: "wrong" });
+    await expect(wrong.verify()).rejects.toThrow(/credentials/);
+  });
+
+  it("presigns a GET URL the store serves without credentials", async () => {
+    const driver = await s3TestDriver(server);
+    await driver.putContent("/blob", Buffer.from("redirected bytes"));
+    const url = await driver.redirectURL("/blob");
+    const reply = await fetch(url!);
+    expect(reply.status).toBe(200);
+    expect(await reply.text()).toBe("redirected bytes");
+  });
+});
