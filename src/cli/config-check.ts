@@ -1,11 +1,14 @@
 import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { createDriver } from "../storage/factory.js";
 
 /**
- * `lain-registry config check [config.yml]`: validates without starting. Exit 0 when the
- * configuration is usable (warnings allowed), 1 with every problem listed by key path.
+ * `lain-registry config check [--connect] [config.yml]`: validates without starting; with
+ * --connect also tries the store. Exit 0 when the configuration is usable (warnings allowed),
+ * 1 with every problem listed by key path.
  */
-export async function configCheck(configPath: string | undefined): Promise<number> {
-  const path = configPath ?? DEFAULT_CONFIG_PATH;
+export async function configCheck(args: string[]): Promise<number> {
+  const connect = args.includes("--connect");
+  const path = args.find((a) => !a.startsWith("--")) ?? DEFAULT_CONFIG_PATH;
   const loaded = await loadConfig(path);
   for (const problem of loaded.warnings) process.stdout.write(`warning: ${formatProblem(problem)}\n`);
   if (!loaded.ok) {
@@ -13,6 +16,15 @@ export async function configCheck(configPath: string | undefined): Promise<numbe
     process.stdout.write(`${path}: ${loaded.errors.length} problem(s); the registry would not start\n`);
     return 1;
   }
-  process.stdout.write(`${path}: OK (storage: ${loaded.config.storage.driver}, listening on ${loaded.config.http.addr})\n`);
-  return 0;
+  const { storage, http } = loaded.config;
+  process.stdout.write(`${path}: OK (storage: ${storage.driver}, listening on ${http.addr})\n`);
+  if (!connect) return 0;
+  try {
+    await createDriver(storage).verify?.();
+    process.stdout.write(`storage: reachable and usable (${storage.driver})\n`);
+    return 0;
+  } catch (err) {
+    process.stdout.write(`error: storage: ${(err as Error).message}\n`);
+    return 1;
+  }
 }

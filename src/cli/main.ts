@@ -7,7 +7,9 @@ const USAGE = `lain-registry ${VERSION}: an OCI / Docker registry and pull-throu
 
 Usage:
   lain-registry serve [config.yml]          serve the registry (default config: the package's config/config.yml)
-  lain-registry config check [config.yml]   validate a configuration without starting
+  lain-registry config check [--connect] [config.yml]
+                                            validate a configuration without starting;
+                                            --connect also tries the storage (bucket, credentials)
   lain-registry --version                   print the version
   lain-registry --help                      this text
 
@@ -34,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
     case "serve":
       return serve(rest[0]);
     case "config":
-      if (rest[0] === "check") return configCheck(rest[1]);
+      if (rest[0] === "check") return configCheck(rest.slice(1));
       break;
   }
   process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);

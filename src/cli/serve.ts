@@ -3,13 +3,20 @@ import { formatProblem, loadConfig } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
+import { createDescriptorCache } from "../registry/blobs.js";
 import { Registry } from "../registry/registry.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
 
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
 export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningServer> {
-  const registry = new Registry(createDriver(config.storage));
+  const driver = createDriver(config.storage);
+  await driver.verify?.();
+  const { storage } = config;
+  const registry = new Registry(driver, {
+    redirect: !storage.redirectDisabled,
+    ...(storage.blobDescriptorCache === "inmemory" ? { cache: createDescriptorCache(storage.blobDescriptorCacheSize) } : {}),
+  });
   const app: AppContext = {
     registry,
     http: config.http,

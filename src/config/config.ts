@@ -11,6 +11,8 @@ export interface StorageConfig {
   redirectDisabled: boolean;
   /** storage.cache.blobdescriptor (or layerinfo, its old name) */
   blobDescriptorCache: "inmemory" | "redis" | undefined;
+  /** storage.cache.blobdescriptorsize: entries the in-memory cache keeps */
+  blobDescriptorCacheSize: number;
 }
 
 export interface HttpConfig {
@@ -84,6 +86,7 @@ export function toConfig(raw: Tree): RegistryConfig {
       deleteEnabled: asBool(section(storage, "delete").enabled) ?? false,
       redirectDisabled: asBool(section(storage, "redirect").disable) ?? false,
       blobDescriptorCache: (text(cache.blobdescriptor) ?? text(cache.layerinfo)) as StorageConfig["blobDescriptorCache"],
+      blobDescriptorCacheSize: asInt(cache.blobdescriptorsize) ?? 10_000,
     },
     http: {
       addr: text(http.addr) ?? ":5000",

@@ -27,7 +27,6 @@ const stringList = { kind: "stringList" } as const;
 const object = (fields: Record<string, Spec>): Spec => ({ kind: "object", fields });
 const planned = (spec: Spec, note: string): Spec => ({ ...spec, status: "planned", note });
 
-const S3_NOTE = "the s3 storage driver arrives with the storage issue";
 const OSS_NOTE = "the oss storage driver arrives with the storage issue";
 
 /** distribution's (and LAIN's) default for storage.filesystem.rootdirectory. */
@@ -39,16 +38,13 @@ export const UNSUPPORTED_DRIVERS = ["azure", "gcs", "swift"] as const;
 const storage = object({
   filesystem: object({ rootdirectory: str, maxthreads: int }),
   inmemory: any,
-  s3: planned(
-    object({
+  s3: object({
       accesskey: str, secretkey: str, region: str, regionendpoint: str, forcepathstyle: bool, bucket: str,
       secure: bool, skipverify: bool, v4auth: bool, chunksize: int, multipartcopychunksize: int,
       multipartcopymaxconcurrency: int, multipartcopythresholdsize: int, rootdirectory: str,
       encrypt: bool, keyid: str, storageclass: str, useragent: str, usedualstack: bool,
       accelerate: bool, objectacl: str, loglevel: str, sessiontoken: str,
     }),
-    S3_NOTE,
-  ),
   oss: planned(
     object({
       accesskeyid: str, accesskeysecret: str, region: str, endpoint: str, internal: any, bucket: str,

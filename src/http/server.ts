@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { RegistryError } from "../registry/errors.js";
+import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
 import { sendError } from "./errors.js";
 import { matchRoute, type RouteMatch } from "./router.js";
@@ -26,6 +27,11 @@ function isClientGone(err: unknown, req: IncomingMessage): boolean {
 
 function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   const { req, res } = ctx;
+  if (err instanceof StorageUnavailableError) {
+    app.log.warn({ err, method: req.method, url: req.url }, "storage unavailable");
+    res.setHeader("Retry-After", "5");
+    err = new RegistryError("UNAVAILABLE", "the storage backend is unavailable; retry later");
+  }
   if (err instanceof RegistryError) {
     if (res.headersSent) {
       res.destroy();

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { deleteIfPresent, isPathNotFound, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
+import { LRUCache } from "lru-cache";
 import { parseDigest, type Digest } from "./digest.js";
 import type { RepositoryName } from "./names.js";
 
@@ -31,13 +32,47 @@ export function writeLink(driver: StorageDriver, path: string, digest: Digest): 
   return driver.putContent(path, Buffer.from(digest));
 }
 
+/**
+ * storage.cache.blobdescriptor (layerinfo): blob sizes by digest, and which repositories link
+ * which blobs, so repeated HEADs and manifest checks skip the store. Like distribution's, it
+ * trusts its entries until they are evicted or this instance deletes them.
+ */
+export type DescriptorCache = LRUCache<string, number>;
+
+export function createDescriptorCache(entries: number): DescriptorCache {
+  return new LRUCache<string, number>({ max: entries });
+}
+
+export interface BlobStoreOptions {
+  cache?: DescriptorCache;
+  /** Answer blob GETs with a redirect to the store when the driver can presign URLs. */
+  redirect?: boolean;
+}
+
 /** The global, content-addressed blob data shared by all repositories. */
 export class BlobStore {
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly options: BlobStoreOptions = {},
+  ) {}
+
+  get cache(): DescriptorCache | undefined {
+    return this.options.cache;
+  }
 
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const cached = this.cache?.get(digest);
+    if (cached !== undefined) return { digest, size: cached };
     const info = await unlessMissing(() => this.driver.stat(layout.blobData(digest)));
-    return info && !info.isDir ? { digest, size: info.size } : undefined;
+    if (!info || info.isDir) return undefined;
+    this.cache?.set(digest, info.size);
+    return { digest, size: info.size };
+  }
+
+  /** A URL the client may fetch the blob from directly, when redirects are on and possible. */
+  redirectURL(digest: Digest): Promise<string | undefined> {
+    if (!this.options.redirect || !this.driver.redirectURL) return Promise.resolve(undefined);
+    return this.driver.redirectURL(layout.blobData(digest));
   }
 
   open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
@@ -65,10 +100,23 @@ export class RepositoryBlobs {
     readonly name: RepositoryName,
   ) {}
 
+  private get cacheKey(): string {
+    return `${this.name}@`;
+  }
+
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const cache = this.blobs.cache;
+    const cached = cache?.get(this.cacheKey + digest);
+    if (cached !== undefined) return { digest, size: cached };
     const link = await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest)));
     if (!link) return undefined;
-    return this.blobs.stat(digest);
+    const blob = await this.blobs.stat(digest);
+    if (blob) cache?.set(this.cacheKey + digest, blob.size);
+    return blob;
+  }
+
+  redirectURL(digest: Digest): Promise<string | undefined> {
+    return this.blobs.redirectURL(digest);
   }
 
   open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
@@ -81,6 +129,7 @@ export class RepositoryBlobs {
 
   /** Removes the repository's link only; the data goes when garbage collection finds it unused. */
   async unlink(digest: Digest): Promise<boolean> {
+    this.blobs.cache?.delete(this.cacheKey + digest);
     return deleteIfPresent(this.driver, layout.layerDir(this.name, digest));
   }
 }

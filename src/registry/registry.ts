@@ -1,6 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { StorageDriver } from "../storage/driver.js";
-import { BlobStore, RepositoryBlobs } from "./blobs.js";
+import { BlobStore, RepositoryBlobs, type BlobStoreOptions } from "./blobs.js";
 import { listRepositories, type CatalogPage } from "./catalog.js";
 import type { Digest } from "./digest.js";
 import type { Descriptor } from "./manifest-format.js";
@@ -10,7 +10,7 @@ import { ReferrerIndex } from "./referrers.js";
 import { TagStore } from "./tags.js";
 import { UploadStore } from "./uploads.js";
 
-export interface RegistryOptions {
+export interface RegistryOptions extends BlobStoreOptions {
   /** Manifests kept in memory, by digest (immutable content, so never stale). */
   manifestCacheEntries?: number;
 }
@@ -25,7 +25,7 @@ export class Registry {
     readonly driver: StorageDriver,
     options: RegistryOptions = {},
   ) {
-    this.blobs = new BlobStore(driver);
+    this.blobs = new BlobStore(driver, options);
     this.uploads = new UploadStore(driver);
     this.manifestCache = new LRUCache({
       max: options.manifestCacheEntries ?? 10_000,

@@ -34,6 +34,8 @@ export interface StorageDriver {
    * drivers whose store can serve it; undefined otherwise.
    */
   redirectURL?(path: string): Promise<string | undefined>;
+  /** Checks that the store is usable (exists, credentials work), failing with a clear message. */
+  verify?(): Promise<void>;
 }
 
 /**

@@ -48,6 +48,15 @@ export class FilesystemDriver implements StorageDriver {
     return join(this.rootDirectory, path);
   }
 
+  async verify(): Promise<void> {
+    try {
+      await fsp.mkdir(this.rootDirectory, { recursive: true });
+      await fsp.access(this.rootDirectory, fsConstants.W_OK);
+    } catch (err) {
+      throw new Error(`storage.filesystem.rootdirectory ${this.rootDirectory} is not a writable directory: ${(err as Error).message}`);
+    }
+  }
+
   async getContent(path: string): Promise<Buffer> {
     const file = this.resolve(path);
     return orNotFound(path, () => fsp.readFile(file));

@@ -37,7 +37,7 @@ describe("lain-registry CLI", () => {
     const { code, stdout } = await cli("config", "check", "config/examples/lain-s3.yml");
     expect(code).toBe(0);
     expect(stdout).toContain("OK");
-    expect(stdout).toContain("warning: storage.s3");
+    expect(stdout).toContain("warning: auth");
   });
 
   it("config check exits non-zero and lists every problem by key path", async () => {

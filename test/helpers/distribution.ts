@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { freePort, startServerProcess, type ServerProcess } from "./process.js";
 
 export interface DistributionOptions {
-  root: string;
+  /** A filesystem rootdirectory, or */
+  root?: string;
+  /** a storage driver section in YAML (an s3 section). */
+  storageYaml?: string;
   secret: string;
   /** Where to write its config.yml */
   configDir: string;
@@ -19,7 +22,7 @@ export async function startDistribution(options: DistributionOptions): Promise<S
       "version: 0.1",
       "log: {level: warn}",
       "storage:",
-      `  filesystem: {rootdirectory: ${options.root}}`,
+      options.storageYaml ?? `  filesystem: {rootdirectory: ${options.root}}`,
       "  delete: {enabled: true}",
       "http:",
       `  addr: 127.0.0.1:${port}`,

@@ -17,6 +17,8 @@ export interface TestRegistry {
 
 export interface TestRegistryOptions {
   storage?: "filesystem" | "inmemory";
+  /** A storage driver section in YAML (e.g. an s3 section), instead of `storage`. */
+  storageYaml?: string;
   deleteEnabled?: boolean;
   /** An existing rootdirectory to serve (kept on close). */
   root?: string;
@@ -33,12 +35,12 @@ export async function tempDir(prefix = "lain-registry-test-"): Promise<string> {
 /** A registry in this process on a free port of 127.0.0.1, with its own temporary store. */
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const storage = options.storage ?? "filesystem";
-  const ownRoot = storage === "filesystem" && !options.root ? await tempDir() : undefined;
+  const ownRoot = storage === "filesystem" && !options.root && !options.storageYaml ? await tempDir() : undefined;
   const root = options.root ?? ownRoot;
   const yaml = [
     "version: 0.1",
     "storage:",
-    storage === "filesystem" ? `  filesystem:\n    rootdirectory: ${root}` : "  inmemory: {}",
+    options.storageYaml ?? (storage === "filesystem" ? `  filesystem:\n    rootdirectory: ${root}` : "  inmemory: {}"),
     `  delete:\n    enabled: ${options.deleteEnabled ?? true}`,
     "http:",
     "  addr: 127.0.0.1:0",

@@ -34,6 +34,23 @@ export async function createBucket(server: S3Server, prefix = "lain"): Promise<s
   return bucket;
 }
 
+/** The storage.s3 section distribution and lain-registry both read, for a test bucket. */
+export function s3StorageYaml(server: S3Server, bucket: string, extra: Record<string, string | number | boolean> = {}): string {
+  const params: Record<string, string | number | boolean> = {
+    accesskey: server.accessKey,
+    secretkey: server.secretKey,
+    region: server.region,
+    regionendpoint: server.endpoint,
+    bucket,
+    secure: false,
+    v4auth: true,
+    chunksize: 5 * MiB,
+    rootdirectory: "/registry",
+    ...extra,
+  };
+  return ["  s3:", ...Object.entries(params).map(([k, v]) => `    ${k}: ${v}`)].join("\n");
+}
+
 export async function s3TestDriver(server: S3Server, overrides: Partial<S3Options> = {}): Promise<S3Driver> {
   return new S3Driver(s3TestOptions(server, await createBucket(server), overrides));
 }

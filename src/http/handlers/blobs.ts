@@ -25,6 +25,18 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     return;
   }
 
+  if (!ctx.head) {
+    // Bytes flow from the store (a presigned URL), not through this process.
+    const redirect = await repo.blobs.redirectURL(digest);
+    if (redirect) {
+      res.statusCode = 307;
+      res.setHeader("Location", redirect);
+      res.setHeader("Content-Length", 0);
+      res.end();
+      return;
+    }
+  }
+
   const range = parseRangeHeader(typeof req.headers.range === "string" ? req.headers.range : undefined, blob.size);
   if (range.kind === "unsatisfiable") {
     res.setHeader("Content-Range", `bytes */${blob.size}`);
