@@ -49,9 +49,9 @@ export async function pushBlob(base: string, repo: string, blob: BlobFile): Prom
   return curlSeconds(["-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", blob.path, location.toString()], 201);
 }
 
-/** GET the blob, discarding the bytes. Seconds. */
+/** GET the blob (following a redirect to the store), discarding the bytes. Seconds. */
 export function pullBlob(base: string, repo: string, blob: BlobFile): Promise<number> {
-  return curlSeconds([`${base}/v2/${repo}/blobs/${blob.digest}`], 200);
+  return curlSeconds(["-L", `${base}/v2/${repo}/blobs/${blob.digest}`], 200);
 }
 
 /**

@@ -13,11 +13,15 @@ import { startDistribution } from "../test/helpers/distribution.js";
 import { pushImage, randomImage } from "../test/helpers/oci.js";
 import { freePort, startLainProcess, type ServerProcess } from "../test/helpers/process.js";
 import { tempDir } from "../test/helpers/registry.js";
+import { RGW_TOOLS, startRgw } from "../test/helpers/rgw.js";
+import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
+import { hasTool } from "../test/helpers/tools.js";
 import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, wrk, type BlobFile } from "./load.js";
 
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = 5;
+const S3_ROUNDS = 3;
 const MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 function median(values: number[]): number {
@@ -105,6 +109,72 @@ async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: st
   }
 }
 
+interface S3Measures {
+  pushMiBps: number;
+  pullMiBps: number;
+  pullRedirectMiBps: number;
+  peakRssMiB: number;
+}
+
+/**
+ * The S3 path: both registries on one bucket of a throw-away Ceph RGW, pushing and pulling the
+ * same blob; pulls once through the registry (redirect off) and once by redirect to the store.
+ */
+async function measureS3(blob: BlobFile, work: string): Promise<Record<string, S3Measures> | undefined> {
+  if (!RGW_TOOLS.every(hasTool)) {
+    log("Ceph RGW is not installed: skipping the S3 measures");
+    return undefined;
+  }
+  const rgw = await startRgw({ memoryBytes: 10 * 1024 ** 3 });
+  const started: ServerProcess[] = [];
+  try {
+    const bucket = await createBucket(rgw, "bench");
+    const section = (redirect: boolean) => `${s3StorageYaml(rgw, bucket, { chunksize: 10 * MiB })}${redirect ? "" : "\n  redirect:\n    disable: true"}`;
+    const startPair = async (redirect: boolean): Promise<Contender[]> => {
+      const config = join(work, `lain-s3-${redirect}.yml`);
+      await writeFile(config, `version: 0.1\nlog: {level: error}\nhttp:\n  secret: bench\nstorage:\n${section(redirect)}\n`);
+      const lain = await startLainProcess(config, await freePort());
+      await mkdir(join(work, `d-${redirect}`), { recursive: true });
+      const distribution = await startDistribution({ storageYaml: section(redirect), secret: "bench", configDir: join(work, `d-${redirect}`) });
+      started.push(lain, distribution);
+      return [
+        { name: `lain-registry s3 redirect=${redirect}`, server: lain, measures: {} },
+        { name: `distribution s3 redirect=${redirect}`, server: distribution, measures: {} },
+      ];
+    };
+    const mib = blob.size / MiB;
+    const direct = await startPair(false);
+    const samples = { push: [[], []] as number[][], pull: [[], []] as number[][], redirect: [[], []] as number[][], rss: [0, 0] };
+    for (let i = 0; i < S3_ROUNDS; i++) {
+      for (const [j, c] of direct.entries()) samples.push[j]!.push(mib / (await pushBlob(c.server.url, `bench/s3-${j}-${i}`, blob)));
+    }
+    for (let i = 0; i < S3_ROUNDS; i++) {
+      for (const [j, c] of direct.entries()) samples.pull[j]!.push(mib / (await pullBlob(c.server.url, `bench/s3-${j}-0`, blob)));
+    }
+    for (const [j, c] of direct.entries()) {
+      samples.rss[j] = await peakRssDuring(c.server.child.pid ?? 0, () => pushBlob(c.server.url, `bench/s3-rss-${j}`, blob));
+    }
+    const redirecting = await startPair(true);
+    for (let i = 0; i < S3_ROUNDS; i++) {
+      for (const [j, c] of redirecting.entries()) samples.redirect[j]!.push(mib / (await pullBlob(c.server.url, `bench/s3-${j}-0`, blob)));
+    }
+    const out: Record<string, S3Measures> = {};
+    for (const [j, name] of ["lain", "distribution"].entries()) {
+      out[name] = {
+        pushMiBps: median(samples.push[j]!),
+        pullMiBps: median(samples.pull[j]!),
+        pullRedirectMiBps: median(samples.redirect[j]!),
+        peakRssMiB: samples.rss[j]!,
+      };
+      log(`[${name} s3] push ${samples.push[j]!.map((v) => v.toFixed(0)).join(", ")}; pull ${samples.pull[j]!.map((v) => v.toFixed(0)).join(", ")}; pull via redirect ${samples.redirect[j]!.map((v) => v.toFixed(0)).join(", ")} MiB/s; peak RSS ${samples.rss[j]!.toFixed(0)} MiB`);
+    }
+    return out;
+  } finally {
+    for (const s of started) await s.stop();
+    await rgw.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const work = await tempDir("lain-bench-");
   let lain: ServerProcess | undefined;
@@ -146,6 +216,18 @@ async function main(): Promise<void> {
       ),
       `pull vs loopback (${loopback.toFixed(0)} MiB/s): ${((ours.pullMiBps / loopback) * 100).toFixed(0)}% (target ≥ 80%)`,
     ];
+    const s3 = await measureS3(blob, work);
+    if (s3?.lain && s3.distribution) {
+      const s3Rows: Array<[string, keyof S3Measures]> = [
+        ["S3 push 256 MiB (MiB/s)", "pushMiBps"],
+        ["S3 pull, redirect off (MiB/s)", "pullMiBps"],
+        ["S3 pull, redirect on (MiB/s)", "pullRedirectMiBps"],
+        ["S3 peak RSS during a push (MiB)", "peakRssMiB"],
+      ];
+      for (const [label, key] of s3Rows) {
+        lines.push(`${label.padEnd(36)}${s3.lain[key].toFixed(1).padStart(10)}${s3.distribution[key].toFixed(1).padStart(14)}${(s3.lain[key] / s3.distribution[key]).toFixed(2).padStart(8)}  ${key === "peakRssMiB" ? "flat" : "≥ 1.0"}`);
+      }
+    }
     process.stdout.write(`\n${lines.join("\n")}\n`);
 
     const distributionVersion = execFileSync("docker-registry", ["--version"], { encoding: "utf8" }).trim();
@@ -158,6 +240,7 @@ async function main(): Promise<void> {
       lain: ours,
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
+      s3: s3 ?? null,
     };
     const dir = new URL("./results/", import.meta.url).pathname;
     await mkdir(dir, { recursive: true });

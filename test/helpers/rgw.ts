@@ -25,7 +25,7 @@ export const RGW_TOOLS = ["ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "m
  * A throw-away single-node Ceph cluster with the RADOS Gateway: a real S3 server that checks
  * SigV4, on 127.0.0.1, with all data in RAM (memstore). About a second to start.
  */
-export async function startRgw(): Promise<RunningRgw> {
+export async function startRgw(options: { memoryBytes?: number } = {}): Promise<RunningRgw> {
   const dir = await tempDir("lain-rgw-");
   const [port, monPort] = [await freePort(), await freePort()];
   const conf = join(dir, "ceph.conf");
@@ -68,7 +68,7 @@ export async function startRgw(): Promise<RunningRgw> {
       "mon data avail warn = 1",
       "mon data avail crit = 1",
       "osd objectstore = memstore",
-      "memstore device bytes = 4294967296",
+      `memstore device bytes = ${options.memoryBytes ?? 4 * 1024 ** 3}`,
       // Without tcp_nodelay small GETs wait ~40 ms (Nagle against delayed ACK).
       `rgw frontends = beast endpoint=127.0.0.1:${port} tcp_nodelay=1`,
       "rgw thread pool size = 32",
