@@ -4,8 +4,8 @@ import { DEFAULT_ROOT_DIRECTORY } from "../config/schema.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem.js";
 import { InMemoryDriver } from "./inmemory.js";
-import { S3Driver, type S3Options } from "./s3.js";
-import { MIN_PART } from "./s3-writer.js";
+import { ObjectStoreDriver } from "./object-store-driver.js";
+import { S3_MIN_PART, S3Store, type S3Options } from "./s3.js";
 import { asBool, asInt } from "../config/validate.js";
 
 
@@ -18,7 +18,7 @@ export function createDriver(storage: StorageConfig): StorageDriver {
     case "inmemory":
       return new InMemoryDriver();
     case "s3":
-      return new S3Driver(s3Options(storage.parameters));
+      return s3Driver(s3Options(storage.parameters));
     default:
       throw new Error(`the ${storage.driver} storage driver is not available in this version; use filesystem`);
   }
@@ -30,12 +30,22 @@ function text(value: unknown): string | undefined {
   return value === undefined || value === null || value === "" ? undefined : String(value);
 }
 
+export function s3Driver(options: S3Options): ObjectStoreDriver {
+  return new ObjectStoreDriver(new S3Store(options), {
+    rootDirectory: options.rootDirectory,
+    partSize: options.chunkSize,
+    copyThreshold: options.multipartCopyThresholdSize,
+    copyChunk: options.multipartCopyChunkSize,
+    copyConcurrency: options.multipartCopyMaxConcurrency,
+  });
+}
+
 /** storage.s3 with distribution's defaults. */
 export function s3Options(p: Record<string, unknown>): S3Options {
   const bucket = text(p.bucket);
   if (!bucket) throw new Error("storage.s3.bucket is required");
   const chunkSize = asInt(p.chunksize) ?? 10 * MiB;
-  if (chunkSize < MIN_PART) throw new Error(`storage.s3.chunksize must be at least ${MIN_PART} (S3's smallest part)`);
+  if (chunkSize < S3_MIN_PART) throw new Error(`storage.s3.chunksize must be at least ${S3_MIN_PART} (S3's smallest part)`);
   return {
     accessKey: text(p.accesskey),
     secretKey: text(p.secretkey),

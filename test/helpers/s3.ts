@@ -1,6 +1,8 @@
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
-import { createS3Client, S3Driver, type S3Options } from "../../src/storage/s3.js";
+import { s3Driver } from "../../src/storage/factory.js";
+import type { ObjectStoreDriver } from "../../src/storage/object-store-driver.js";
+import { createS3Client, type S3Options } from "../../src/storage/s3.js";
 import type { S3Server } from "./rgw.js";
 
 const MiB = 1024 * 1024;
@@ -51,6 +53,6 @@ export function s3StorageYaml(server: S3Server, bucket: string, extra: Record<st
   return ["  s3:", ...Object.entries(params).map(([k, v]) => `    ${k}: ${v}`)].join("\n");
 }
 
-export async function s3TestDriver(server: S3Server, overrides: Partial<S3Options> = {}): Promise<S3Driver> {
-  return new S3Driver(s3TestOptions(server, await createBucket(server), overrides));
+export async function s3TestDriver(server: S3Server, overrides: Partial<S3Options> = {}): Promise<ObjectStoreDriver> {
+  return s3Driver(s3TestOptions(server, await createBucket(server), overrides));
 }

@@ -1,5 +1,6 @@
 import { describe, expect, inject, it } from "vitest";
-import { S3Driver } from "../../src/storage/s3.js";
+import { s3Driver } from "../../src/storage/factory.js";
+import { S3Store } from "../../src/storage/s3.js";
 import { s3TestDriver, s3TestOptions } from "../helpers/s3.js";
 import { driverContract } from "./contract.js";
 
@@ -12,14 +13,14 @@ describe.skipIf(!server)("s3 driver on Ceph RGW", () => {
   it("keys objects as distribution does: rootdirectory + path, no leading slash", async () => {
     const driver = await s3TestDriver(server, { rootDirectory: "/registry/" });
     await driver.putContent("/docker/registry/v2/x", Buffer.from("1"));
-    const bare = new S3Driver({ ...driver.options, rootDirectory: "" });
+    const bare = s3Driver({ ...(driver.store as S3Store).options, rootDirectory: "" });
     expect((await bare.getContent("/registry/docker/registry/v2/x")).toString()).toBe("1");
   });
 
   it("verify() names a missing bucket and wrong credentials", async () => {
-    await expect(new S3Driver(s3TestOptions(server, "no-such-bucket-here")).verify()).rejects.toThrow(/does not exist/);
+    await expect(s3Driver(s3TestOptions(server, "no-such-bucket-here")).verify()).rejects.toThrow(/does not exist/);
     const driver = await s3TestDriver(server);
-    const wrong = new S3Driver({ ...driver.options, secretKey: "wrong" });
+    const wrong = s3Driver({ ...(driver.store as S3Store).options, secretKey: "wrong" });
     await expect(wrong.verify()).rejects.toThrow(/credentials/);
   });
 
