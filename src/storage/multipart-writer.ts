@@ -33,6 +33,8 @@ export class MultipartWriter implements FileWriter {
   private written = 0;
   /** The object at the key holds bytes that are pending here and in no part yet. */
   private objectHoldsPending = false;
+  /** The part being sent while the next one fills (one at a time, so parts stay in order). */
+  private sending: Promise<void> = Promise.resolve();
   private done = false;
 
   private constructor(
@@ -50,7 +52,13 @@ export class MultipartWriter implements FileWriter {
         this.pendingSize += chunk.length;
         this.written += chunk.length;
         if (this.pendingSize < partSize) return callback();
-        this.flushPart().then(() => callback(), callback);
+        // Wait for the previous part, then send this one while the next fills: memory stays
+        // at two parts, and receiving never waits for the store's round trip.
+        this.sending.then(() => {
+          this.sending = this.flushPart();
+          this.sending.catch(() => undefined);
+          callback();
+        }, callback);
       },
     });
   }
@@ -69,7 +77,12 @@ export class MultipartWriter implements FileWriter {
     }
     const size = (await store.head(key))?.size ?? 0;
     const writer = new MultipartWriter(store, key, partSize, existing ?? (await store.createUpload(key)), [], size);
-    if (size > 0) await writer.continueFromObject(size);
+    const head = size > 0 ? await writer.continueFromObject(size) : undefined;
+    if (head) {
+      writer.pending.push(head);
+      writer.pendingSize = head.length;
+      writer.objectHoldsPending = true;
+    }
     return writer;
   }
 
@@ -77,15 +90,15 @@ export class MultipartWriter implements FileWriter {
     return this.startSize + this.written;
   }
 
-  /** Takes the object now at the key as the start of the (new, empty) upload. */
-  private async continueFromObject(size: number): Promise<void> {
+  /**
+   * Takes the object now at the key as the start of the (new, empty) upload: copied into part 1
+   * when large enough, else returned to lead the next part (and the object kept until then).
+   */
+  private async continueFromObject(size: number): Promise<Buffer | undefined> {
     if (size < this.store.minPart) {
       const head = await this.store.readAll(this.key);
       if (!head) throw new Error(`${this.key} vanished while its upload was resumed`);
-      this.pending.unshift(head);
-      this.pendingSize += head.length;
-      this.objectHoldsPending = true;
-      return;
+      return head;
     }
     for (let start = 0; start < size; start += MAX_COPY_PART) {
       const end = Math.min(size, start + MAX_COPY_PART) - 1;
@@ -94,28 +107,38 @@ export class MultipartWriter implements FileWriter {
       this.parts.push({ number, etag, size: end - start + 1 });
     }
     await this.store.deleteMany([this.key]);
+    return undefined;
   }
 
   /** Sends what is pending as the next part (after making sure it may follow the last one). */
   private async flushPart(): Promise<void> {
+    const body = Buffer.concat(this.pending, this.pendingSize);
+    this.pending = [];
+    this.pendingSize = 0;
+    const holdsObject = this.objectHoldsPending;
+    this.objectHoldsPending = false;
     const last = this.parts[this.parts.length - 1];
     if (last && last.size < this.store.minPart) {
       const size = sumParts(this.parts);
       await this.store.completeUpload(this.key, this.uploadId, this.parts);
       this.uploadId = await this.store.createUpload(this.key);
       this.parts = [];
-      await this.continueFromObject(size);
+      const head = await this.continueFromObject(size);
+      if (head) {
+        // The object is small: its bytes lead this part, and it goes once the part is stored.
+        await this.sendPart(Buffer.concat([head, body]));
+        await this.store.deleteMany([this.key]);
+        return;
+      }
     }
-    const body = Buffer.concat(this.pending, this.pendingSize);
+    await this.sendPart(body);
+    if (holdsObject) await this.store.deleteMany([this.key]);
+  }
+
+  private async sendPart(body: Buffer): Promise<void> {
     const number = this.parts.length + 1;
     const etag = await this.store.uploadPart(this.key, this.uploadId, number, body);
     this.parts.push({ number, etag, size: body.length });
-    this.pending = [];
-    this.pendingSize = 0;
-    if (this.objectHoldsPending) {
-      this.objectHoldsPending = false;
-      await this.store.deleteMany([this.key]);
-    }
   }
 
   private async endStream(): Promise<void> {
@@ -130,6 +153,7 @@ export class MultipartWriter implements FileWriter {
     if (this.done) return;
     this.done = true;
     await this.endStream();
+    await this.sending;
     // Pending bytes that all came from the object are already persisted there.
     if (this.pendingSize > 0 && this.written > 0) await this.flushPart();
   }
@@ -138,6 +162,7 @@ export class MultipartWriter implements FileWriter {
     if (this.done) return;
     this.done = true;
     await this.endStream();
+    await this.sending;
     if (this.pendingSize > 0 || this.parts.length === 0) await this.flushPart();
     await this.store.completeUpload(this.key, this.uploadId, this.parts);
   }
@@ -145,6 +170,7 @@ export class MultipartWriter implements FileWriter {
   async cancel(): Promise<void> {
     this.done = true;
     this.stream.destroy();
+    await this.sending.catch(() => undefined);
     await this.store.abortUpload(this.key, this.uploadId).catch((err: unknown) => {
       if (this.store.classify(err) !== "missing") throw err;
     });
