@@ -27,7 +27,6 @@ const stringList = { kind: "stringList" } as const;
 const object = (fields: Record<string, Spec>): Spec => ({ kind: "object", fields });
 const planned = (spec: Spec, note: string): Spec => ({ ...spec, status: "planned", note });
 
-const OSS_NOTE = "the oss storage driver arrives with the storage issue";
 
 /** distribution's (and LAIN's) default for storage.filesystem.rootdirectory. */
 export const DEFAULT_ROOT_DIRECTORY = "/var/lib/registry";
@@ -45,13 +44,10 @@ const storage = object({
       encrypt: bool, keyid: str, storageclass: str, useragent: str, usedualstack: bool,
       accelerate: bool, objectacl: str, loglevel: str, sessiontoken: str,
     }),
-  oss: planned(
-    object({
-      accesskeyid: str, accesskeysecret: str, region: str, endpoint: str, internal: any, bucket: str,
-      encrypt: bool, encryptionkeyid: str, secure: bool, chunksize: int, rootdirectory: str,
-    }),
-    OSS_NOTE,
-  ),
+  oss: object({
+    accesskeyid: str, accesskeysecret: str, region: str, endpoint: str, internal: any, cname: bool, bucket: str,
+    encrypt: bool, encryptionkeyid: str, secure: bool, chunksize: int, rootdirectory: str,
+  }),
   delete: object({ enabled: bool }),
   redirect: object({ disable: bool }),
   cache: object({

@@ -5,6 +5,7 @@ import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem.js";
 import { InMemoryDriver } from "./inmemory.js";
 import { ObjectStoreDriver } from "./object-store-driver.js";
+import { OssStore, type OssOptions } from "./oss.js";
 import { S3_MIN_PART, S3Store, type S3Options } from "./s3.js";
 import { asBool, asInt } from "../config/validate.js";
 
@@ -19,6 +20,8 @@ export function createDriver(storage: StorageConfig): StorageDriver {
       return new InMemoryDriver();
     case "s3":
       return s3Driver(s3Options(storage.parameters));
+    case "oss":
+      return ossDriver(ossOptions(storage.parameters));
     default:
       throw new Error(`the ${storage.driver} storage driver is not available in this version; use filesystem`);
   }
@@ -64,5 +67,40 @@ export function s3Options(p: Record<string, unknown>): S3Options {
     multipartCopyChunkSize: asInt(p.multipartcopychunksize) ?? 32 * MiB,
     multipartCopyMaxConcurrency: asInt(p.multipartcopymaxconcurrency) ?? 100,
     multipartCopyThresholdSize: asInt(p.multipartcopythresholdsize) ?? 32 * MiB,
+  };
+}
+
+export function ossDriver(options: OssOptions): ObjectStoreDriver {
+  // distribution's oss driver copies objects whole; OSS copies up to 1 GiB in one request.
+  return new ObjectStoreDriver(new OssStore(options), {
+    rootDirectory: options.rootDirectory,
+    partSize: options.chunkSize,
+    copyThreshold: 1024 * MiB,
+    copyChunk: 64 * MiB,
+    copyConcurrency: 8,
+  });
+}
+
+/** storage.oss with distribution's defaults (chunksize 10 MiB, at least 5 MiB). */
+export function ossOptions(p: Record<string, unknown>): OssOptions {
+  const bucket = text(p.bucket);
+  const accessKeyId = text(p.accesskeyid);
+  const accessKeySecret = text(p.accesskeysecret);
+  if (!bucket || !accessKeyId || !accessKeySecret) throw new Error("storage.oss needs bucket, accesskeyid and accesskeysecret");
+  const chunkSize = asInt(p.chunksize) ?? 10 * MiB;
+  if (chunkSize < 5 * MiB) throw new Error("storage.oss.chunksize must be at least 5242880");
+  return {
+    accessKeyId,
+    accessKeySecret,
+    region: text(p.region) ?? "oss-cn-hangzhou",
+    endpoint: text(p.endpoint),
+    // The LAIN README's sample puts a placeholder sentence here; only a real boolean turns it on.
+    internal: asBool(p.internal) ?? false,
+    cname: asBool(p.cname) ?? false,
+    bucket,
+    encrypt: asBool(p.encrypt) ?? false,
+    secure: asBool(p.secure) ?? true,
+    chunkSize,
+    rootDirectory: text(p.rootdirectory) ?? "",
   };
 }

@@ -49,7 +49,8 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   ].join("\n");
   const loaded = parseConfig(yaml, {});
   if (!loaded.ok) throw new Error(`test config invalid: ${JSON.stringify(loaded.errors)}`);
-  const running = await startRegistry(loaded.config, pino({ level: "silent" }), options.limits);
+  // LAIN_TEST_LOG=debug shows what a test's registry logs.
+  const running = await startRegistry(loaded.config, pino({ level: process.env.LAIN_TEST_LOG ?? "silent" }), options.limits);
   return {
     url: running.url,
     host: running.url.replace(/^https?:\/\//, ""),

@@ -143,6 +143,11 @@ export function driverContract(name: string, factory: DriverFactory): void {
       await driver.move("/from", "/to/x");
       expect((await driver.getContent("/to/x")).toString()).toBe("payload");
       await expect(driver.stat("/from")).rejects.toBeInstanceOf(PathNotFoundError);
+      // A move must leave nothing behind that changes later writes (ali-oss once did).
+      await driver.putContent("/after-move", Buffer.from("independent"));
+      await write(driver, "/after-move-upload", Buffer.from("uploaded"), false, "commit");
+      expect((await driver.getContent("/after-move")).toString()).toBe("independent");
+      expect((await driver.getContent("/after-move-upload")).toString()).toBe("uploaded");
     });
 
     it("deletes a whole tree", async () => {
