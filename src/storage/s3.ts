@@ -51,9 +51,17 @@ function status(err: unknown): number {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
 }
 
+function readCaBundle(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`AWS_CA_BUNDLE=${path} cannot be read: ${(err as Error).message}`);
+  }
+}
+
 export function createS3Client(options: S3Options): S3Client {
   // distribution's Go SDK honours AWS_CA_BUNDLE; the JS SDK does not, so the driver does.
-  const caBundle = process.env.AWS_CA_BUNDLE;
+  const caBundle = process.env.AWS_CA_BUNDLE ? readCaBundle(process.env.AWS_CA_BUNDLE) : undefined;
   const agent = { keepAlive: true, maxSockets: 128 };
   const endpoint =
     options.regionEndpoint && !/^https?:\/\//.test(options.regionEndpoint)
@@ -75,7 +83,7 @@ export function createS3Client(options: S3Options): S3Client {
       : {}),
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agent),
-      httpsAgent: new HttpsAgent({ ...agent, rejectUnauthorized: !options.skipVerify, ...(caBundle ? { ca: readFileSync(caBundle) } : {}) }),
+      httpsAgent: new HttpsAgent({ ...agent, rejectUnauthorized: !options.skipVerify, ...(caBundle ? { ca: caBundle } : {}) }),
       connectionTimeout: 10_000,
       requestTimeout: 120_000,
     }),

@@ -90,6 +90,28 @@ describe.skipIf(!available)("lain-registry on S3 (Ceph RGW)", () => {
     await expectPulls(redirecting.host, "s3/by-distribution:v1", [image], "d2l");
   });
 
+  it("a push with a wrong digest leaves no object and no unfinished multipart upload", async () => {
+    const { S3Client, ListMultipartUploadsCommand, ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+    const client = new S3Client({
+      region: server!.region,
+      endpoint: server!.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: server!.accessKey, secretAccessKey: server!.secretKey },
+    });
+    const start = await call("POST", `${direct.url}/v2/s3/debris/blobs/uploads/`);
+    const location = new URL(start.headers.location!, direct.url);
+    const data = Buffer.alloc(12 * 1024 * 1024, 3);
+    expect((await call("PATCH", location.toString(), { body: data })).status).toBe(202);
+    const reply = await call("PUT", `${location.toString()}&digest=${sha256("not this")}`);
+    expect(reply.status).toBe(400);
+    const prefix = "registry/docker/registry/v2/repositories/s3/debris/_uploads/";
+    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    expect((objects.Contents ?? []).map((o) => o.Key)).toEqual([]);
+    client.destroy();
+  });
+
   it("distribution serves what lain-registry pushed into the bucket", async () => {
     const image = randomImage({ layers: 2, layerSize: 7 * 1024 * 1024 });
     await pushLayout("l2d", [{ tag: "v1", image }], direct.host, "s3/by-lain:v1");
