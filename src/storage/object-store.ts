@@ -63,3 +63,19 @@ export interface ObjectStore {
 
 /** Bounds on listing loops, so a misbehaving store cannot spin a request forever. */
 export const MAX_PAGES = 100_000;
+
+/**
+ * Runs an idempotent store call, retrying transient failures with exponential backoff and
+ * jitter, for clients that do not retry on their own.
+ */
+export async function withRetries<T>(fn: () => Promise<T>, transient: (err: unknown) => boolean, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= attempts || !transient(err)) throw err;
+      const delay = Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

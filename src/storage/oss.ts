@@ -1,6 +1,6 @@
 import OSS from "ali-oss";
 import type { Readable } from "node:stream";
-import { MAX_PAGES, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
+import { MAX_PAGES, withRetries, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
 
 /** storage.oss as the LAIN registry README documents it (distribution's oss driver). */
 export interface OssOptions {
@@ -63,6 +63,11 @@ export class OssStore implements ObjectStore {
     this.encryption = options.encrypt ? { "x-oss-server-side-encryption": "AES256" } : {};
   }
 
+  /** Every call to OSS is idempotent here; ali-oss retries neither stream bodies nor 5xx. */
+  private send<T>(fn: (client: OSS) => Promise<T>): Promise<T> {
+    return withRetries(() => fn(this.client), (err) => this.classify(err) === "unavailable");
+  }
+
   /** Headers for a new object. A fresh object every time: ali-oss writes into the one it gets. */
   private objectHeaders(): Record<string, string> {
     return { ...this.encryption };
@@ -77,7 +82,7 @@ export class OssStore implements ObjectStore {
 
   async verify(): Promise<void> {
     try {
-      await this.client.list({ "max-keys": 1 }, {});
+      await this.send((c) => c.list({ "max-keys": 1 }, {}));
     } catch (err) {
       const e = err as OssError;
       const why =
@@ -90,7 +95,7 @@ export class OssStore implements ObjectStore {
 
   async head(key: string): Promise<StoredObject | undefined> {
     try {
-      const { res } = await this.client.head(key);
+      const { res } = await this.send((c) => c.head(key));
       const headers = res.headers as Record<string, string>;
       return { size: Number(headers["content-length"] ?? 0), modTime: new Date(headers["last-modified"] ?? 0) };
     } catch (err) {
@@ -101,13 +106,13 @@ export class OssStore implements ObjectStore {
 
   async read(key: string, start: number, end: number | undefined): Promise<Readable> {
     const headers = start > 0 || end !== undefined ? { Range: `bytes=${start}-${end === undefined ? "" : end - 1}` } : {};
-    const { stream } = await this.client.getStream(key, { headers });
+    const { stream } = await this.send((c) => c.getStream(key, { headers }));
     return stream as Readable;
   }
 
   async readAll(key: string): Promise<Buffer | undefined> {
     try {
-      const { content } = await this.client.get(key);
+      const { content } = await this.send((c) => c.get(key));
       return Buffer.from(content as Buffer);
     } catch (err) {
       if (this.classify(err) === "missing") return undefined;
@@ -116,13 +121,12 @@ export class OssStore implements ObjectStore {
   }
 
   async write(key: string, content: Buffer): Promise<void> {
-    await this.client.put(key, content, { headers: this.objectHeaders() });
+    await this.send((c) => c.put(key, content, { headers: this.objectHeaders() }));
   }
 
   async list(prefix: string, delimiter: string | undefined, token: string | undefined): Promise<ListPage> {
-    const res = await this.client.list(
-      { prefix, "max-keys": 1000, ...(delimiter ? { delimiter } : {}), ...(token ? { marker: token } : {}) },
-      {},
+    const res = await this.send((c) =>
+      c.list({ prefix, "max-keys": 1000, ...(delimiter ? { delimiter } : {}), ...(token ? { marker: token } : {}) }, {}),
     );
     return {
       objects: (res.objects ?? []).map((o) => o.name),
@@ -132,41 +136,36 @@ export class OssStore implements ObjectStore {
   }
 
   async copy(from: string, to: string): Promise<void> {
-    await this.client.copy(to, from, { headers: this.objectHeaders() });
+    await this.send((c) => c.copy(to, from, { headers: this.objectHeaders() }));
   }
 
   async deleteMany(keys: string[]): Promise<void> {
-    await this.client.deleteMulti(keys, { quiet: true });
+    await this.send((c) => c.deleteMulti(keys, { quiet: true }));
   }
 
   async createUpload(key: string): Promise<string> {
-    const { uploadId } = await this.client.initMultipartUpload(key, { headers: this.objectHeaders() });
+    const { uploadId } = await this.send((c) => c.initMultipartUpload(key, { headers: this.objectHeaders() }));
     return uploadId;
   }
 
   async uploadPart(key: string, uploadId: string, number: number, body: Buffer): Promise<string> {
-    const { etag } = await this.client.uploadPart(key, uploadId, number, body, 0, body.length, {});
+    const { etag } = await this.send((c) => c.uploadPart(key, uploadId, number, body, 0, body.length, {}));
     return etag;
   }
 
   async copyPart(key: string, uploadId: string, number: number, source: string, start: number, end: number): Promise<string> {
-    const { etag } = await this.client.uploadPartCopy(
-      key,
-      uploadId,
-      number,
-      `${start}-${end}`,
-      { sourceKey: source, sourceBucketName: this.options.bucket },
-      {},
+    const { etag } = await this.send((c) =>
+      c.uploadPartCopy(key, uploadId, number, `${start}-${end}`, { sourceKey: source, sourceBucketName: this.options.bucket }, {}),
     );
     return etag;
   }
 
   async completeUpload(key: string, uploadId: string, parts: PartInfo[]): Promise<void> {
-    await this.client.completeMultipartUpload(key, uploadId, parts.map((p) => ({ number: p.number, etag: p.etag })));
+    await this.send((c) => c.completeMultipartUpload(key, uploadId, parts.map((p) => ({ number: p.number, etag: p.etag }))));
   }
 
   async abortUpload(key: string, uploadId: string): Promise<void> {
-    await this.client.abortMultipartUpload(key, uploadId);
+    await this.send((c) => c.abortMultipartUpload(key, uploadId));
   }
 
   async listUploads(prefix: string): Promise<UploadRef[]> {
@@ -174,12 +173,13 @@ export class OssStore implements ObjectStore {
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const res = await this.client.listUploads({
+      const query = {
         prefix,
         "max-uploads": 1000,
         ...(keyMarker ? { "key-marker": keyMarker } : {}),
         ...(uploadIdMarker ? { "upload-id-marker": uploadIdMarker } : {}),
-      });
+      };
+      const res = await this.send((c) => c.listUploads(query));
       for (const u of res.uploads ?? []) out.push({ key: u.name, id: u.uploadId, initiated: new Date(u.initiated) });
       if (!res.isTruncated) break;
       keyMarker = res.nextKeyMarker;
@@ -194,7 +194,7 @@ export class OssStore implements ObjectStore {
     for (let page = 0; page < MAX_PAGES; page++) {
       const query = { "max-parts": 1000, ...(marker ? { "part-number-marker": marker } : {}) } as OSS.ListPartsQuery;
       // ali-oss hands back the XML as parsed (strings, and a lone part not in a list), not as typed.
-      const res = (await this.client.listParts(key, uploadId, query)) as unknown as RawPartsPage;
+      const res = (await this.send((c) => c.listParts(key, uploadId, query))) as unknown as RawPartsPage;
       const found = res.parts === undefined ? [] : Array.isArray(res.parts) ? res.parts : [res.parts];
       for (const p of found) parts.push({ number: Number(p.PartNumber), etag: p.ETag, size: Number(p.Size) });
       if (String(res.isTruncated) !== "true") break;

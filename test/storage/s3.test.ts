@@ -24,6 +24,24 @@ describe.skipIf(!server)("s3 driver on Ceph RGW", () => {
     await expect(wrong.verify()).rejects.toThrow(/credentials/);
   });
 
+  it("takes credentials from the standard AWS environment when the config has none", async () => {
+    const driver = await s3TestDriver(server);
+    const { accessKey: _a, secretKey: _s, ...withoutKeys } = (driver.store as S3Store).options;
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = server.accessKey;
+    process.env.AWS_SECRET_ACCESS_KEY = server.secretKey;
+    try {
+      const fromEnvironment = s3Driver(withoutKeys);
+      await fromEnvironment.putContent("/from-env", Buffer.from("signed with environment credentials"));
+      expect((await driver.getContent("/from-env")).toString()).toBe("signed with environment credentials");
+    } finally {
+      for (const [name, value] of [["AWS_ACCESS_KEY_ID", saved.id], ["AWS_SECRET_ACCESS_KEY", saved.secret]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it("presigns a GET URL the store serves without credentials", async () => {
     const driver = await s3TestDriver(server);
     await driver.putContent("/blob", Buffer.from("redirected bytes"));
