@@ -62,6 +62,8 @@ export class OssTestServer {
   private readonly uploads = new Map<string, Upload>();
   /** Requests refused for their signature, so tests can see the check at work. */
   rejected = 0;
+  /** The next requests to answer 503, as an overloaded OSS does. */
+  failNext = 0;
 
   private constructor(
     private readonly options: OssServerOptions,
@@ -99,6 +101,10 @@ export class OssTestServer {
       const body = Buffer.concat(chunks);
       const url = new URL(req.url ?? "/", "http://oss.invalid");
       const key = decodeURIComponent(url.pathname.slice(1));
+      if (this.failNext > 0) {
+        this.failNext--;
+        throw new OssError(503, "ServiceUnavailable", "Please reduce your request rate.");
+      }
       this.authenticate(req, url, key, body);
       this.route(req, res, url, key, body);
     } catch (err) {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StorageUnavailableError } from "../../src/storage/driver.js";
 import { ossDriver } from "../../src/storage/factory.js";
 import type { OssOptions } from "../../src/storage/oss.js";
 import { OssTestServer } from "../helpers/oss-server.js";
@@ -73,6 +74,17 @@ describe("oss driver against a signature-checking OSS server", () => {
     expect(await ok.text()).toBe("straight from the store");
     const tampered = await fetch(url!.replace("presigned", "presignee"));
     expect(tampered.status).toBe(403);
+  });
+
+  it("retries requests OSS answers with 503, and reports a persistent outage as unavailable", async () => {
+    const driver = ossDriver(options(server, bucket));
+    server.failNext = 2;
+    await driver.putContent("/after-503", Buffer.from("made it"));
+    expect((await driver.getContent("/after-503")).toString()).toBe("made it");
+    expect(server.failNext).toBe(0);
+    server.failNext = 1000;
+    await expect(driver.getContent("/after-503")).rejects.toBeInstanceOf(StorageUnavailableError);
+    server.failNext = 0;
   });
 
   it("a cancelled writer leaves no unfinished upload behind", async () => {
