@@ -37,6 +37,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const { config } = loaded;
   const log = createLogger(config);
   for (const problem of loaded.warnings) log.warn({ key: problem.path }, formatProblem(problem));
+  if (config.storage.blobDescriptorCache === "redis") {
+    log.warn("storage.cache.blobdescriptor: redis is not supported; running without a descriptor cache");
+  }
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one; instances sharing this store cannot continue each other's uploads");
   }

@@ -1,23 +1,11 @@
-import { execFile } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
-import { CLI, freePort, startLainProcess } from "../helpers/process.js";
+import { freePort, runCli, startLainProcess } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
 
-const run = promisify(execFile);
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe("lain-registry CLI", () => {
   let work: string;
@@ -28,13 +16,13 @@ describe("lain-registry CLI", () => {
 
   it("--version prints the package version", async () => {
     const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-    const { code, stdout } = await cli("--version");
+    const { code, stdout } = await runCli("--version");
     expect(code).toBe(0);
     expect(stdout.trim()).toBe(`lain-registry ${pkg.version}`);
   });
 
   it("config check exits 0 for a good configuration", async () => {
-    const { code, stdout } = await cli("config", "check", "config/examples/lain-s3.yml");
+    const { code, stdout } = await runCli("config", "check", "config/examples/lain-s3.yml");
     expect(code).toBe(0);
     expect(stdout).toContain("OK");
     expect(stdout).toContain("warning: auth");
@@ -43,7 +31,7 @@ describe("lain-registry CLI", () => {
   it("config check exits non-zero and lists every problem by key path", async () => {
     const bad = join(work, "bad.yml");
     await writeFile(bad, "version: 0.1\nstorage:\n  filesystem: {rootdirectory: /x}\n  delete: {enabled: sometimes}\nhttp: {addr: [1]}\nlog: {level: chatty}\n");
-    const { code, stdout } = await cli("config", "check", bad);
+    const { code, stdout } = await runCli("config", "check", bad);
     expect(code).toBe(1);
     expect(stdout).toContain("error: storage.delete.enabled:");
     expect(stdout).toContain("error: http.addr:");
@@ -52,7 +40,7 @@ describe("lain-registry CLI", () => {
   });
 
   it("config check fails for a missing file", async () => {
-    const { code, stdout } = await cli("config", "check", join(work, "nope.yml"));
+    const { code, stdout } = await runCli("config", "check", join(work, "nope.yml"));
     expect(code).toBe(1);
     expect(stdout).toContain("cannot read");
   });
@@ -60,13 +48,13 @@ describe("lain-registry CLI", () => {
   it("serve refuses a bad configuration with exit code 2", async () => {
     const bad = join(work, "bad-serve.yml");
     await writeFile(bad, "version: 0.1\nstorage: {filesystem: {}, inmemory: {}}\n");
-    const { code, stderr } = await cli("serve", bad);
+    const { code, stderr } = await runCli("serve", bad);
     expect(code).toBe(2);
     expect(stderr).toContain("storage");
   });
 
   it("an unknown command exits 2 with the usage", async () => {
-    const { code, stderr } = await cli("frobnicate");
+    const { code, stderr } = await runCli("frobnicate");
     expect(code).toBe(2);
     expect(stderr).toContain("Usage:");
   });

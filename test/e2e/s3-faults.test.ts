@@ -1,27 +1,15 @@
-import { execFile } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { FlakyProxy } from "../helpers/flaky-proxy.js";
 import { call, errorCode } from "../helpers/http.js";
 import { pushImage, randomImage } from "../helpers/oci.js";
-import { CLI } from "../helpers/process.js";
+import { runCli } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml } from "../helpers/s3.js";
 
 const server = inject("s3");
-const run = promisify(execFile);
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe.skipIf(!server)("S3 faults and bad configuration", () => {
   let proxy: FlakyProxy;
@@ -71,19 +59,19 @@ describe.skipIf(!server)("S3 faults and bad configuration", () => {
   it("config check --connect says when the bucket is missing or the credentials are wrong", async () => {
     const good = join(work, "good.yml");
     await writeFile(good, `version: 0.1\nstorage:\n${s3StorageYaml(server!, bucket)}\n`);
-    const ok = await cli("config", "check", "--connect", good);
+    const ok = await runCli("config", "check", "--connect", good);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain("storage: reachable");
 
     const missing = join(work, "missing.yml");
     await writeFile(missing, `version: 0.1\nstorage:\n${s3StorageYaml(server!, "no-such-bucket")}\n`);
-    const noBucket = await cli("config", "check", "--connect", missing);
+    const noBucket = await runCli("config", "check", "--connect", missing);
     expect(noBucket.code).toBe(1);
     expect(noBucket.stdout).toContain("does not exist");
 
     const wrong = join(work, "wrong.yml");
     await writeFile(wrong, `version: 0.1\nstorage:\n${s3StorageYaml({ ...server!, secretKey: "wrong" }, bucket)}\n`);
-    const badKey = await cli("config", "check", "--connect", wrong);
+    const badKey = await runCli("config", "check", "--connect", wrong);
     expect(badKey.code).toBe(1);
     expect(badKey.stdout).toContain("credentials");
   });
@@ -91,7 +79,7 @@ describe.skipIf(!server)("S3 faults and bad configuration", () => {
   it("serve refuses to start on a missing bucket, saying so", async () => {
     const missing = join(work, "serve-missing.yml");
     await writeFile(missing, `version: 0.1\nhttp: {addr: "127.0.0.1:0"}\nstorage:\n${s3StorageYaml(server!, "no-such-bucket")}\n`);
-    const result = await cli("serve", missing);
+    const result = await runCli("serve", missing);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("does not exist");
   });

@@ -1,8 +1,20 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { promisify } from "node:util";
 import { createServer } from "node:net";
 import { call } from "./http.js";
 
 export const CLI = new URL("../../dist/cli/main.js", import.meta.url).pathname;
+
+/** Runs the built CLI to completion: its exit code and output. */
+export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
