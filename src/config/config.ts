@@ -31,11 +31,17 @@ export interface HttpConfig {
   tls: { certificate: string; key: string } | undefined;
 }
 
+export interface AuthConfig {
+  token?: { realm: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string };
+  htpasswd?: { realm: string; path: string };
+}
+
 export interface RegistryConfig {
   log: { level: LogLevel; formatter: string; fields: Record<string, unknown>; accessLogDisabled: boolean };
   storage: StorageConfig;
   http: HttpConfig;
   catalog: { maxEntries: number };
+  auth: AuthConfig;
   /** The parsed document, for sections that later features read. */
   raw: Record<string, unknown>;
 }
@@ -63,6 +69,23 @@ function normalizePrefix(prefix: string | undefined): string {
 }
 
 const DRIVERS = ["filesystem", "inmemory", "s3", "oss"];
+
+function authConfig(auth: Tree): AuthConfig {
+  const token = section(auth, "token");
+  const htpasswd = section(auth, "htpasswd");
+  if (token.realm) {
+    return {
+      token: {
+        realm: String(token.realm),
+        service: String(token.service),
+        issuer: String(token.issuer),
+        ...(token.rootcertbundle ? { rootCertBundle: String(token.rootcertbundle) } : {}),
+        ...(token.jwks ? { jwks: String(token.jwks) } : {}),
+      },
+    };
+  }
+  return htpasswd.path ? { htpasswd: { realm: String(htpasswd.realm), path: String(htpasswd.path) } } : {};
+}
 
 /** Builds the typed configuration from a raw document that passed validation. */
 export function toConfig(raw: Tree): RegistryConfig {
@@ -100,6 +123,7 @@ export function toConfig(raw: Tree): RegistryConfig {
       tls: tls.certificate && tls.key ? { certificate: String(tls.certificate), key: String(tls.key) } : undefined,
     },
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
+    auth: authConfig(section(raw, "auth")),
     raw,
   };
 }

@@ -96,7 +96,16 @@ export const CONFIG_SPEC = object(
     }),
     loglevel: { kind: "enum", values: ["error", "warn", "info", "debug"] },
     storage,
-    auth: planned(any, "authentication arrives with the auth issue: requests are NOT authenticated yet"),
+    auth: object({
+      token: object({
+        realm: str, service: str, issuer: str, rootcertbundle: str, jwks: str,
+        autoredirect: planned(bool, "autoredirect is not implemented: the realm is used as configured"),
+        autoredirectpath: planned(str, "autoredirect is not implemented"),
+        signingalgorithms: planned(stringList, "the allowed algorithms are fixed (asymmetric only)"),
+      }),
+      htpasswd: object({ realm: str, path: str }),
+      silly: planned(any, "the silly access controller is for testing and not implemented"),
+    }),
     middleware: planned(any, "middleware is not implemented"),
     reporting: planned(any, "bugsnag and newrelic reporting are not implemented"),
     http,

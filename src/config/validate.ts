@@ -122,6 +122,25 @@ function checkStorage(storage: unknown, out: Findings): void {
   }
 }
 
+function checkAuth(auth: unknown, out: Findings): void {
+  if (!isObject(auth)) return;
+  const methods = ["token", "htpasswd"].filter((m) => isObject(auth[m]));
+  if (methods.length > 1) out.errors.push({ path: "auth", message: `has ${methods.join(" and ")}; distribution allows one access controller` });
+  const token = auth.token;
+  if (isObject(token)) {
+    for (const key of ["realm", "service", "issuer"]) {
+      if (!token[key]) out.errors.push({ path: `auth.token.${key}`, message: "is required" });
+    }
+    if (!token.rootcertbundle && !token.jwks) out.errors.push({ path: "auth.token", message: "needs rootcertbundle or jwks to verify tokens" });
+  }
+  const htpasswd = auth.htpasswd;
+  if (isObject(htpasswd)) {
+    for (const key of ["realm", "path"]) {
+      if (!htpasswd[key]) out.errors.push({ path: `auth.htpasswd.${key}`, message: "is required" });
+    }
+  }
+}
+
 /** Every problem of a raw (parsed YAML) configuration, each with its key path. */
 export function validate(spec: Spec, raw: unknown): Findings {
   const out: Findings = { errors: [], warnings: [] };
@@ -137,5 +156,6 @@ export function validate(spec: Spec, raw: unknown): Findings {
     out.errors.push({ path: "version", message: `must be 0.1 (distribution's only configuration version), not ${describe(raw.version)}` });
   }
   checkStorage(raw.storage, out);
+  checkAuth(raw.auth, out);
   return out;
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import type { Authenticator } from "../auth/authenticator.js";
 import type { HttpConfig, StorageConfig } from "../config/config.js";
 import type { Registry } from "../registry/registry.js";
 
@@ -10,6 +11,8 @@ export interface AppContext {
   storage: StorageConfig;
   catalogMaxEntries: number;
   log: Logger;
+  /** Absent: no authentication (distribution without an auth section). */
+  auth?: Authenticator;
 }
 
 export interface RequestContext {

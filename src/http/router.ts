@@ -2,6 +2,7 @@ import { parseDigest } from "../registry/digest.js";
 import { RegistryError } from "../registry/errors.js";
 import { isRepositoryName, isTag } from "../registry/names.js";
 import { isUploadId } from "../registry/uploads.js";
+import type { Access } from "../auth/access.js";
 import type { Handler } from "./context.js";
 
 export type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
@@ -10,10 +11,12 @@ export interface Route {
   /** Matched against the path after the prefix; named groups become params. */
   pattern: RegExp;
   methods: Partial<Record<Method, Handler>>;
+  /** The scopes a request needs (Docker token auth), checked before the handler runs. */
+  access: (method: Method, params: Record<string, string>, url: URL) => Access[];
 }
 
 export type RouteMatch =
-  | { kind: "found"; handler: Handler; params: Record<string, string> }
+  | { kind: "found"; handler: Handler; params: Record<string, string>; required: Access[] }
   | { kind: "error"; error: RegistryError; allow?: string };
 
 /** Rejects parameters outside their grammars before any handler (or storage path) sees them. */
@@ -40,7 +43,7 @@ function checkParams(params: Record<string, string>): RegistryError | undefined 
   return undefined;
 }
 
-export function matchRoute(routes: readonly Route[], method: string, path: string): RouteMatch {
+export function matchRoute(routes: readonly Route[], method: string, url: URL, path: string): RouteMatch {
   for (const route of routes) {
     const match = route.pattern.exec(path);
     if (!match) continue;
@@ -54,7 +57,7 @@ export function matchRoute(routes: readonly Route[], method: string, path: strin
     }
     const params = { ...(match.groups ?? {}) };
     const error = checkParams(params);
-    return error ? { kind: "error", error } : { kind: "found", handler, params };
+    return error ? { kind: "error", error } : { kind: "found", handler, params, required: route.access(method as Method, params, url) };
   }
   return { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${path}`) };
 }

@@ -3,25 +3,47 @@ import { deleteBlob, getBlob } from "./handlers/blobs.js";
 import { listCatalog, listReferrers, listTags } from "./handlers/lists.js";
 import { deleteManifest, getManifest, putManifest } from "./handlers/manifests.js";
 import { cancelUpload, completeUpload, getUploadStatus, patchUpload, startUpload } from "./handlers/uploads.js";
-import type { Route } from "./router.js";
+import type { Access } from "../auth/access.js";
+import type { Method, Route } from "./router.js";
+
+const none = (): Access[] => [];
+
+/** Actions on the route's repository, by method. */
+function repository(actions: Partial<Record<Method, string[]>>): Route["access"] {
+  return (method, params) => [{ type: "repository", name: params.name ?? "", actions: actions[method] ?? [] }];
+}
+
+/** Uploads need pull and push; a cross-repository mount also needs pull on the source. */
+const uploadAccess: Route["access"] = (method, params, url) => {
+  const own = repository({ [method]: ["pull", "push"] })(method, params, url);
+  const from = url.searchParams.get("from");
+  return method === "POST" && url.searchParams.has("mount") && from ? [...own, { type: "repository", name: from, actions: ["pull"] }] : own;
+};
 
 /**
  * The Docker Registry HTTP API v2 / OCI distribution-spec endpoints. Names may contain "/",
  * so each pattern anchors on what follows the name; the router checks every grammar.
  */
 export const ROUTES: readonly Route[] = [
-  { pattern: /^\/v2\/?$/, methods: { GET: apiBase, HEAD: apiBase } },
-  { pattern: /^\/v2\/_catalog$/, methods: { GET: listCatalog } },
-  { pattern: /^\/v2\/(?<name>.+)\/tags\/list$/, methods: { GET: listTags } },
+  // Authentication without a scope: how clients discover the realm.
+  { pattern: /^\/v2\/?$/, methods: { GET: apiBase, HEAD: apiBase }, access: none },
+  { pattern: /^\/v2\/_catalog$/, methods: { GET: listCatalog }, access: () => [{ type: "registry", name: "catalog", actions: ["*"] }] },
+  { pattern: /^\/v2\/(?<name>.+)\/tags\/list$/, methods: { GET: listTags }, access: repository({ GET: ["pull"] }) },
   {
     pattern: /^\/v2\/(?<name>.+)\/manifests\/(?<reference>[^/]+)$/,
     methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
+    access: repository({ GET: ["pull"], HEAD: ["pull"], PUT: ["pull", "push"], DELETE: ["delete"] }),
   },
-  { pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload } },
+  { pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload }, access: uploadAccess },
   {
     pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads\/(?<upload>[^/]+)$/,
     methods: { GET: getUploadStatus, PATCH: patchUpload, PUT: completeUpload, DELETE: cancelUpload },
+    access: uploadAccess,
   },
-  { pattern: /^\/v2\/(?<name>.+)\/blobs\/(?<digest>[^/]+)$/, methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
-  { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: listReferrers } },
+  {
+    pattern: /^\/v2\/(?<name>.+)\/blobs\/(?<digest>[^/]+)$/,
+    methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob },
+    access: repository({ GET: ["pull"], HEAD: ["pull"], DELETE: ["delete"] }),
+  },
+  { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: listReferrers }, access: repository({ GET: ["pull"] }) },
 ];

@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Access } from "../auth/access.js";
+import type { AuthDecision } from "../auth/authenticator.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
@@ -55,6 +57,12 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   sendError(res, new RegistryError("UNKNOWN", "internal error; see the registry log"), ctx.head);
 }
 
+/** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
+async function authorize(app: AppContext, req: IncomingMessage, required: Access[]): Promise<AuthDecision> {
+  if (!app.auth) return { ok: true, user: undefined };
+  return app.auth.authorize(req.headers.authorization, required);
+}
+
 /** The request listener: routing, common headers, spec errors, access log. */
 function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
   const extraHeaders = Object.entries(app.http.headers);
@@ -72,7 +80,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
 
     const prefix = app.http.prefix;
     const match: RouteMatch = url.pathname.startsWith(prefix)
-      ? matchRoute(ROUTES, method, url.pathname.slice(prefix.length))
+      ? matchRoute(ROUTES, method, url, url.pathname.slice(prefix.length))
       : { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${url.pathname}`) };
     if (match.kind === "error") {
       if (match.allow) res.setHeader("Allow", match.allow);
@@ -80,7 +88,14 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
       return;
     }
     ctx.params = match.params;
-    match.handler(ctx).catch((err: unknown) => fail(app, ctx, err));
+    const { handler, required } = match;
+    authorize(app, req, required)
+      .then(async (decision) => {
+        if (decision.ok) return handler(ctx);
+        res.setHeader("WWW-Authenticate", decision.challenge);
+        throw new RegistryError(decision.code, decision.message, decision.detail);
+      })
+      .catch((err: unknown) => fail(app, ctx, err));
   };
 }
 

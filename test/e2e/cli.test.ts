@@ -25,7 +25,7 @@ describe("lain-registry CLI", () => {
     const { code, stdout } = await runCli("config", "check", "config/examples/lain-s3.yml");
     expect(code).toBe(0);
     expect(stdout).toContain("OK");
-    expect(stdout).toContain("warning: auth");
+    expect(stdout).toContain("warning: storage.maintenance.uploadpurging");
   });
 
   it("config check exits non-zero and lists every problem by key path", async () => {

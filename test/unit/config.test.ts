@@ -36,7 +36,8 @@ describe("configuration examples", async () => {
     expect(loaded.config.storage.parameters.bucket).toBe("test");
     expect(loaded.config.storage.blobDescriptorCache).toBe("inmemory");
     expect(loaded.config.http.secret).toBe("asecretforlocaldevelopment");
-    expect(paths(loaded.warnings)).toContain("auth");
+    expect(loaded.config.auth.token).toMatchObject({ issuer: "auth server", service: "lain.local", rootCertBundle: "/lain/app/auth/server.pem" });
+    expect(paths(loaded.warnings)).toContain("storage.maintenance.uploadpurging");
     expect(paths(loaded.warnings)).not.toContain("storage.s3");
   });
 
@@ -75,6 +76,15 @@ describe("validation", () => {
     expect(two.ok).toBe(false);
     const azure = parseConfig("version: 0.1\nstorage: {azure: {}}", {});
     expect(azure.ok ? [] : paths(azure.errors)).toEqual(["storage.azure"]);
+  });
+
+  it("checks the auth section: one access controller, with its required keys", () => {
+    const both = parseConfig("version: 0.1\nstorage: {inmemory: {}}\nauth:\n  token: {realm: r, service: s, issuer: i, rootcertbundle: /b}\n  htpasswd: {realm: r, path: /p}", {});
+    expect(both.ok ? [] : paths(both.errors)).toEqual(["auth"]);
+    const incomplete = parseConfig("version: 0.1\nstorage: {inmemory: {}}\nauth:\n  token: {realm: r}", {});
+    expect(incomplete.ok ? [] : paths(incomplete.errors).sort()).toEqual(["auth.token", "auth.token.issuer", "auth.token.service"]);
+    const htpasswd = parseConfig("version: 0.1\nstorage: {inmemory: {}}\nauth:\n  htpasswd: {realm: r, path: /etc/htpasswd}", {});
+    expect(htpasswd.ok && htpasswd.config.auth).toEqual({ htpasswd: { realm: "r", path: "/etc/htpasswd" } });
   });
 
   it("warns about unknown keys instead of failing", () => {

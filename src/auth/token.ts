@@ -1,0 +1,170 @@
+import { createPublicKey, X509Certificate, type JsonWebKey, type KeyObject } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { calculateJwkThumbprint, decodeProtectedHeader, jwtVerify, type JWK } from "jose";
+import { isGranted, scopeParameter, type Access } from "./access.js";
+import type { AuthDecision, Authenticator } from "./authenticator.js";
+import { libtrustKeyId } from "./libtrust.js";
+
+/** auth.token, as distribution reads it. */
+export interface TokenConfig {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM bundle of the certificates whose keys may sign tokens. */
+  rootCertBundle?: string;
+  /** A JWK set file, as an alternative to the bundle. */
+  jwks?: string;
+}
+
+/** Asymmetric algorithms only: no "none", and no HMAC that a public key could be abused as. */
+const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+/** distribution allows this much clock skew on exp and nbf. */
+const LEEWAY_SECONDS = 60;
+
+interface Claims {
+  access?: unknown;
+  sub?: string;
+}
+
+class TokenError extends Error {}
+
+function isAccessList(value: unknown): value is Access[] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (a) =>
+        typeof a === "object" && a !== null && typeof (a as Access).type === "string" && typeof (a as Access).name === "string" &&
+        Array.isArray((a as Access).actions) && (a as Access).actions.every((x) => typeof x === "string"),
+    )
+  );
+}
+
+async function readConfigured(path: string, key: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new Error(`${key} ${path} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+function pemCertificates(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((block) => new X509Certificate(block));
+}
+
+/**
+ * Docker token authentication (distribution's token access controller): tokens from the realm,
+ * signed by a key the registry trusts, naming this service and granting the needed scopes.
+ */
+export class TokenAuthenticator implements Authenticator {
+  private constructor(
+    readonly config: TokenConfig,
+    private readonly roots: X509Certificate[],
+    /** Trusted keys by libtrust key id, RFC 7638 thumbprint and JWK set kid. */
+    private readonly keys: Map<string, KeyObject>,
+  ) {}
+
+  static async create(config: TokenConfig): Promise<TokenAuthenticator> {
+    const roots = config.rootCertBundle ? pemCertificates(await readConfigured(config.rootCertBundle, "auth.token.rootcertbundle")) : [];
+    if (config.rootCertBundle && roots.length === 0) throw new Error(`auth.token.rootcertbundle ${config.rootCertBundle} holds no certificate`);
+    const keys = new Map<string, KeyObject>();
+    const trust = async (key: KeyObject, kid?: string) => {
+      keys.set(libtrustKeyId(key), key);
+      keys.set(await calculateJwkThumbprint(key.export({ format: "jwk" }) as JWK), key);
+      if (kid) keys.set(kid, key);
+    };
+    for (const root of roots) await trust(root.publicKey);
+    if (config.jwks) {
+      const set = JSON.parse(await readConfigured(config.jwks, "auth.token.jwks")) as { keys?: JWK[] };
+      for (const jwk of set.keys ?? []) await trust(createPublicKey({ key: jwk as JsonWebKey, format: "jwk" }), jwk.kid);
+    }
+    if (keys.size === 0) throw new Error("auth.token needs rootcertbundle or jwks: no key could sign a token");
+    return new TokenAuthenticator(config, roots, keys);
+  }
+
+  private challenge(required: Access[], error?: string): string {
+    const parts = [`realm="${this.config.realm}"`, `service="${this.config.service}"`];
+    if (required.length > 0) parts.push(`scope="${scopeParameter(required)}"`);
+    if (error) parts.push(`error="${error}"`);
+    return `Bearer ${parts.join(",")}`;
+  }
+
+  /** The x5c chain must end in a certificate of the bundle (or be one). */
+  private keyFromChain(x5c: string[]): KeyObject {
+    const chain = x5c.map((der) => new X509Certificate(Buffer.from(der, "base64")));
+    const now = Date.now();
+    for (const cert of chain) {
+      if (Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) < now) throw new TokenError("a certificate of the x5c chain is not valid now");
+    }
+    for (let i = 0; i < chain.length - 1; i++) {
+      if (!chain[i]!.verify(chain[i + 1]!.publicKey)) throw new TokenError("the x5c chain is broken");
+    }
+    const top = chain[chain.length - 1]!;
+    const anchored = this.roots.some((root) => root.fingerprint256 === top.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey)));
+    if (!anchored) throw new TokenError("the x5c chain does not lead to a trusted certificate");
+    return chain[0]!.publicKey;
+  }
+
+  private async signingKey(token: string): Promise<KeyObject> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new TokenError("malformed token");
+    }
+    if (!header.alg || !ALGORITHMS.includes(header.alg)) throw new TokenError(`signing algorithm ${header.alg ?? "none"} is not allowed`);
+    if (Array.isArray(header.x5c) && header.x5c.length > 0) return this.keyFromChain(header.x5c);
+    if (header.jwk) {
+      // An embedded key counts only when it is one of ours.
+      const embedded = createPublicKey({ key: header.jwk as JsonWebKey, format: "jwk" });
+      const trusted = this.keys.get(libtrustKeyId(embedded));
+      if (!trusted) throw new TokenError("the token's embedded key is not trusted");
+      return trusted;
+    }
+    const trusted = header.kid ? this.keys.get(header.kid) : undefined;
+    if (!trusted) throw new TokenError(`no trusted key with id ${header.kid ?? "(none)"}`);
+    return trusted;
+  }
+
+  private async verify(token: string): Promise<{ subject: string | undefined; grants: Access[] }> {
+    const key = await this.signingKey(token);
+    try {
+      const { payload } = await jwtVerify<Claims>(token, key, {
+        algorithms: ALGORITHMS,
+        issuer: this.config.issuer,
+        audience: this.config.service,
+        clockTolerance: LEEWAY_SECONDS,
+      });
+      const grants = payload.access ?? [];
+      if (!isAccessList(grants)) throw new TokenError("the token's access claim is malformed");
+      return { subject: payload.sub, grants };
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      throw new TokenError(`token rejected: ${(err as Error).message}`);
+    }
+  }
+
+  async authorize(authorization: string | undefined, required: Access[]): Promise<AuthDecision> {
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
+    if (!match) {
+      return { ok: false, challenge: this.challenge(required), code: "UNAUTHORIZED", message: "authentication required", detail: required };
+    }
+    let verified: { subject: string | undefined; grants: Access[] };
+    try {
+      verified = await this.verify(match[1]!);
+    } catch (err) {
+      return { ok: false, challenge: this.challenge(required, "invalid_token"), code: "UNAUTHORIZED", message: (err as Error).message, detail: required };
+    }
+    const missing = required.filter((need) => !isGranted(verified.grants, need));
+    if (missing.length > 0) {
+      return {
+        ok: false,
+        challenge: this.challenge(required, "insufficient_scope"),
+        code: "UNAUTHORIZED",
+        message: "the token does not grant the access this request needs",
+        detail: missing,
+      };
+    }
+    return { ok: true, user: verified.subject };
+  }
+}
