@@ -1,7 +1,5 @@
-import type { Authenticator } from "../auth/authenticator.js";
-import { HtpasswdAuthenticator } from "../auth/htpasswd.js";
-import { TokenAuthenticator } from "../auth/token.js";
-import type { AuthConfig, RegistryConfig } from "../config/config.js";
+import type { RegistryConfig } from "../config/config.js";
+import { setupAuth } from "./auth-setup.js";
 import { formatProblem, loadConfig } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
@@ -10,12 +8,6 @@ import { createDescriptorCache } from "../registry/blobs.js";
 import { Registry } from "../registry/registry.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
-
-async function createAuthenticator(auth: AuthConfig): Promise<Authenticator | undefined> {
-  if (auth.token) return TokenAuthenticator.create(auth.token);
-  if (auth.htpasswd) return new HtpasswdAuthenticator(auth.htpasswd);
-  return undefined;
-}
 
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
 export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningServer> {
@@ -26,16 +18,23 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     redirect: !storage.redirectDisabled,
     ...(storage.blobDescriptorCache === "inmemory" ? { cache: createDescriptorCache(storage.blobDescriptorCacheSize) } : {}),
   });
-  const auth = await createAuthenticator(config.auth);
+  const auth = await setupAuth(config, log);
   const app: AppContext = {
-    ...(auth ? { auth } : {}),
+    auth: auth.authenticator,
     registry,
     http: config.http,
     storage: config.storage,
     catalogMaxEntries: config.catalog.maxEntries,
     log,
   };
-  return startServer(app, limits);
+  const running = await startServer(app, limits);
+  return {
+    ...running,
+    close: async () => {
+      auth.close();
+      await running.close();
+    },
+  };
 }
 
 /** `lain-registry serve [config.yml]` */

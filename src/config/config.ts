@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { EtcdConfig } from "./etcd-overlay.js";
 import { asBool, asInt } from "./validate.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -42,6 +43,8 @@ export interface RegistryConfig {
   http: HttpConfig;
   catalog: { maxEntries: number };
   auth: AuthConfig;
+  /** The etcd overlay of auth settings; absent without an `etcd` section. */
+  etcd: EtcdConfig | undefined;
   /** The parsed document, for sections that later features read. */
   raw: Record<string, unknown>;
 }
@@ -69,6 +72,27 @@ function normalizePrefix(prefix: string | undefined): string {
 }
 
 const DRIVERS = ["filesystem", "inmemory", "s3", "oss"];
+
+function etcdConfig(value: unknown): EtcdConfig | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const etcd = value as Tree;
+  const endpoints = etcd.endpoints;
+  const config: EtcdConfig = {
+    endpoints: Array.isArray(endpoints) ? endpoints.map(String) : typeof endpoints === "string" ? endpoints.split(",") : ["http://127.0.0.1:2379"],
+    authKey: text(etcd.authkey) ?? "/lain/config/auth/registry",
+  };
+  const caFile = text(etcd.cafile);
+  const certFile = text(etcd.certfile);
+  const keyFile = text(etcd.keyfile);
+  const username = text(etcd.username);
+  const password = text(etcd.password);
+  if (caFile) config.caFile = caFile;
+  if (certFile) config.certFile = certFile;
+  if (keyFile) config.keyFile = keyFile;
+  if (username) config.username = username;
+  if (password) config.password = password;
+  return config;
+}
 
 function authConfig(auth: Tree): AuthConfig {
   const token = section(auth, "token");
@@ -124,6 +148,7 @@ export function toConfig(raw: Tree): RegistryConfig {
     },
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
     auth: authConfig(section(raw, "auth")),
+    etcd: etcdConfig(raw.etcd),
     raw,
   };
 }

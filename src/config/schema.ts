@@ -117,7 +117,9 @@ export const CONFIG_SPEC = object(
     validation: planned(any, "manifest URL validation is not configurable yet"),
     // Schema 1 is refused outright, which is what these settings ask for.
     compatibility: object({ schema1: object({ signingkeyfile: str, enabled: bool, disablesignaturestore: bool }) }),
-    etcd: planned(any, "the etcd overlay arrives with the auth issue"),
+    etcd: object({
+      endpoints: stringList, authkey: str, cafile: str, certfile: str, keyfile: str, username: str, password: str,
+    }),
     cluster: planned(any, "announcing in etcd arrives with the handover issue"),
   },
 );

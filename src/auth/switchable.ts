@@ -1,0 +1,23 @@
+import type { Access } from "./access.js";
+import type { AuthDecision, Authenticator } from "./authenticator.js";
+
+/**
+ * The authenticator of the moment, replaced when settings change (the etcd overlay). A request
+ * asks whichever one is current when it starts, and is decided by that one alone.
+ */
+export class SwitchableAuthenticator implements Authenticator {
+  constructor(private current: Authenticator | undefined) {}
+
+  replace(next: Authenticator | undefined): void {
+    this.current = next;
+  }
+
+  get active(): Authenticator | undefined {
+    return this.current;
+  }
+
+  authorize(authorization: string | undefined, required: Access[]): Promise<AuthDecision> {
+    const current = this.current;
+    return current ? current.authorize(authorization, required) : Promise.resolve({ ok: true, user: undefined });
+  }
+}

@@ -1,0 +1,57 @@
+import type { Logger } from "pino";
+import type { Authenticator } from "../auth/authenticator.js";
+import { HtpasswdAuthenticator } from "../auth/htpasswd.js";
+import { SwitchableAuthenticator } from "../auth/switchable.js";
+import { TokenAuthenticator, type TokenConfig } from "../auth/token.js";
+import type { AuthConfig, RegistryConfig } from "../config/config.js";
+import { EtcdAuthOverlay, type EtcdAuthValue } from "../config/etcd-overlay.js";
+
+async function fromFile(auth: AuthConfig): Promise<Authenticator | undefined> {
+  if (auth.token) return TokenAuthenticator.create(auth.token);
+  if (auth.htpasswd) return new HtpasswdAuthenticator(auth.htpasswd);
+  return undefined;
+}
+
+/** The etcd value over auth.token: etcd's fields win, the file fills the rest (the cert bundle). */
+function overlaid(file: AuthConfig["token"], value: EtcdAuthValue): TokenConfig {
+  const realm = value.realm ?? file?.realm;
+  const service = value.service ?? file?.service;
+  const issuer = value.issuer ?? file?.issuer;
+  if (!realm || !service || !issuer) throw new Error("realm, service and issuer are all needed (in etcd or in auth.token)");
+  const rootCertBundle = value.rootcertbundle ?? file?.rootCertBundle;
+  const jwks = file?.jwks;
+  return { realm, service, issuer, ...(rootCertBundle ? { rootCertBundle } : {}), ...(jwks ? { jwks } : {}) };
+}
+
+export interface AuthSetup {
+  authenticator: SwitchableAuthenticator;
+  overlay: EtcdAuthOverlay | undefined;
+  close(): void;
+}
+
+/**
+ * Auth as configured in the file and, with an `etcd` section, as the LAIN console sets it in
+ * etcd: the key's value applies to new requests within seconds of a change; deleting the key
+ * returns to the file's settings; an unusable value keeps the last good ones.
+ */
+export async function setupAuth(config: RegistryConfig, log: Logger): Promise<AuthSetup> {
+  const file = await fromFile(config.auth);
+  const authenticator = new SwitchableAuthenticator(file);
+  if (!config.etcd) return { authenticator, overlay: undefined, close: () => undefined };
+  const overlay = new EtcdAuthOverlay(
+    config.etcd,
+    async (value) => {
+      if (value === null) {
+        authenticator.replace(file);
+        log.info({ key: config.etcd?.authKey }, file ? "etcd auth key absent: using the file's auth settings" : "etcd auth key absent: auth off");
+        return;
+      }
+      const token = overlaid(config.auth.token, value);
+      authenticator.replace(await TokenAuthenticator.create(token));
+      log.info({ key: config.etcd?.authKey, realm: token.realm, service: token.service, issuer: token.issuer }, "token auth settings from etcd applied");
+    },
+    (message) => log.error(message),
+  );
+  overlay.start();
+  return { authenticator, overlay, close: () => overlay.close() };
+}

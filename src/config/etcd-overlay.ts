@@ -1,0 +1,134 @@
+import { Etcd3, type IOptions } from "etcd3";
+import { readFileSync } from "node:fs";
+
+/** The `etcd` section (ours): where the LAIN cluster keeps the registry's auth settings. */
+export interface EtcdConfig {
+  endpoints: string[];
+  /** The key the console writes; default /lain/config/auth/registry. */
+  authKey: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  username?: string;
+  password?: string;
+}
+
+/** What `etcdctl set /lain/config/auth/registry '{...}'` holds. */
+export interface EtcdAuthValue {
+  realm?: string;
+  issuer?: string;
+  service?: string;
+  rootcertbundle?: string;
+}
+
+export interface OverlayState {
+  connected: boolean;
+  /** The last problem: etcd unreachable, or a value that could not be used. */
+  lastError: string | undefined;
+}
+
+const RETRY_MS = 2000;
+
+function parseValue(text: string): EtcdAuthValue {
+  const value = JSON.parse(text) as unknown;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the value is not a JSON object");
+  const out: EtcdAuthValue = {};
+  for (const key of ["realm", "issuer", "service", "rootcertbundle"] as const) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || v === "") throw new Error(`${key} must be a non-empty string`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * Watches the auth key and reports every value it takes (null when deleted). A value that
+ * is not valid JSON is reported as an error, never as "deleted": the registry must not fall
+ * open because someone wrote garbage or etcd hiccuped.
+ */
+export class EtcdAuthOverlay {
+  readonly state: OverlayState = { connected: false, lastError: undefined };
+  private readonly client: Etcd3;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: EtcdConfig,
+    private readonly onValue: (value: EtcdAuthValue | null) => Promise<void>,
+    private readonly onError: (message: string) => void,
+  ) {
+    const options: IOptions = { hosts: config.endpoints, dialTimeout: 3000 };
+    if (config.caFile) {
+      options.credentials = {
+        rootCertificate: readFileSync(config.caFile),
+        ...(config.keyFile ? { privateKey: readFileSync(config.keyFile) } : {}),
+        ...(config.certFile ? { certChain: readFileSync(config.certFile) } : {}),
+      };
+    }
+    if (config.username && config.password) options.auth = { username: config.username, password: config.password };
+    this.client = new Etcd3(options);
+  }
+
+  /** Starts watching; when etcd is down it keeps retrying in the background. */
+  start(): void {
+    void this.connect();
+  }
+
+  private fail(message: string): void {
+    this.state.lastError = message;
+    this.onError(message);
+  }
+
+  private async apply(text: string | null): Promise<void> {
+    if (text === null) return this.onValue(null);
+    let value: EtcdAuthValue;
+    try {
+      value = parseValue(text);
+    } catch (err) {
+      return this.fail(`${this.config.authKey} holds an invalid value (${(err as Error).message}); keeping the last good auth settings`);
+    }
+    try {
+      await this.onValue(value);
+      this.state.lastError = undefined;
+    } catch (err) {
+      this.fail(`${this.config.authKey} could not be applied (${(err as Error).message}); keeping the last good auth settings`);
+    }
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const current = await this.client.get(this.config.authKey).exec();
+      // Watch from just after what was read, so no change falls between the two.
+      const watcher = await this.client
+        .watch()
+        .key(this.config.authKey)
+        .startRevision(String(Number(current.header.revision) + 1))
+        .create();
+      watcher.on("put", (kv) => void this.apply(kv.value.toString("utf8")));
+      watcher.on("delete", () => void this.apply(null));
+      watcher.on("disconnected", () => {
+        this.state.connected = false;
+        this.fail("lost the etcd connection; keeping the current auth settings");
+      });
+      // After a reconnect the watch resumes; read the key too, in case it changed meanwhile.
+      watcher.on("connected", () => {
+        this.state.connected = true;
+        void this.client.get(this.config.authKey).string().then((v) => this.apply(v), () => undefined);
+      });
+      this.state.connected = true;
+      await this.apply(current.kvs[0]?.value.toString("utf8") ?? null);
+    } catch (err) {
+      this.state.connected = false;
+      this.fail(`etcd at ${this.config.endpoints.join(",")} is unreachable (${(err as Error).message}); retrying`);
+      if (!this.stopped) this.retry = setTimeout(() => void this.connect(), RETRY_MS);
+    }
+  }
+
+  close(): void {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.client.close();
+  }
+}
