@@ -2,6 +2,7 @@
 import { VERSION } from "../version.js";
 import { configCheck } from "./config-check.js";
 import { serve } from "./serve.js";
+import { tokenCommand } from "./token.js";
 
 const USAGE = `lain-registry ${VERSION}: an OCI / Docker registry and pull-through mirror
 
@@ -10,6 +11,8 @@ Usage:
   lain-registry config check [--connect] [config.yml]
                                             validate a configuration without starting;
                                             --connect also tries the storage (bucket, credentials)
+  lain-registry token issue --key KEY.pem --issuer I --service S --sub WHO --scope repository:NAME:pull,push [--ttl 1h]
+                                            print a signed registry token (for installs without an auth server)
   lain-registry --version                   print the version
   lain-registry --help                      this text
 
@@ -38,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
     case "config":
       if (rest[0] === "check") return configCheck(rest.slice(1));
       break;
+    case "token":
+      return tokenCommand(rest);
   }
   process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
   return 2;
