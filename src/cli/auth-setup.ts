@@ -25,8 +25,13 @@ function overlaid(file: AuthConfig["token"], value: EtcdAuthValue): TokenConfig 
 
 export interface AuthSetup {
   authenticator: SwitchableAuthenticator;
-  overlay: EtcdAuthOverlay | undefined;
+  /** For GET /health: which auth is in force, from where, and how etcd stands. */
+  health(): Record<string, unknown>;
   close(): void;
+}
+
+function mode(authenticator: Authenticator | undefined): string {
+  return authenticator instanceof TokenAuthenticator ? "token" : authenticator instanceof HtpasswdAuthenticator ? "htpasswd" : "none";
 }
 
 /**
@@ -37,21 +42,32 @@ export interface AuthSetup {
 export async function setupAuth(config: RegistryConfig, log: Logger): Promise<AuthSetup> {
   const file = await fromFile(config.auth);
   const authenticator = new SwitchableAuthenticator(file);
-  if (!config.etcd) return { authenticator, overlay: undefined, close: () => undefined };
+  let source = "file";
+  const auth = () => ({ mode: mode(authenticator.active), source });
+  if (!config.etcd) return { authenticator, health: () => ({ auth: auth() }), close: () => undefined };
   const overlay = new EtcdAuthOverlay(
     config.etcd,
     async (value) => {
       if (value === null) {
         authenticator.replace(file);
+        source = "file";
         log.info({ key: config.etcd?.authKey }, file ? "etcd auth key absent: using the file's auth settings" : "etcd auth key absent: auth off");
         return;
       }
       const token = overlaid(config.auth.token, value);
       authenticator.replace(await TokenAuthenticator.create(token));
+      source = "etcd";
       log.info({ key: config.etcd?.authKey, realm: token.realm, service: token.service, issuer: token.issuer }, "token auth settings from etcd applied");
     },
     (message) => log.error(message),
   );
   overlay.start();
-  return { authenticator, overlay, close: () => overlay.close() };
+  return {
+    authenticator,
+    health: () => ({
+      auth: auth(),
+      etcd: { key: config.etcd?.authKey, connected: overlay.state.connected, ...(overlay.state.lastError ? { error: overlay.state.lastError } : {}) },
+    }),
+    close: () => overlay.close(),
+  };
 }

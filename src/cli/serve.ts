@@ -21,6 +21,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const auth = await setupAuth(config, log);
   const app: AppContext = {
     auth: auth.authenticator,
+    health: auth.health,
     registry,
     http: config.http,
     storage: config.storage,

@@ -13,6 +13,8 @@ export interface AppContext {
   log: Logger;
   /** Absent: no authentication (distribution without an auth section). */
   auth?: Authenticator;
+  /** What GET /health reports beyond "up". */
+  health?: () => Record<string, unknown>;
 }
 
 export interface RequestContext {

@@ -7,16 +7,22 @@ import type { Handler } from "./context.js";
 
 export type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
 
+/** The scopes a request needs, from its method, route parameters and query. */
+export type AccessRule = (method: Method, params: Record<string, string>, url: URL) => Access[];
+
 export interface Route {
   /** Matched against the path after the prefix; named groups become params. */
   pattern: RegExp;
   methods: Partial<Record<Method, Handler>>;
-  /** The scopes a request needs (Docker token auth), checked before the handler runs. */
-  access: (method: Method, params: Record<string, string>, url: URL) => Access[];
+  /**
+   * The scopes a request needs (Docker token auth), checked before the handler runs; "public"
+   * routes (health) need no authentication at all.
+   */
+  access: AccessRule | "public";
 }
 
 export type RouteMatch =
-  | { kind: "found"; handler: Handler; params: Record<string, string>; required: Access[] }
+  | { kind: "found"; handler: Handler; params: Record<string, string>; required: Access[] | "public" }
   | { kind: "error"; error: RegistryError; allow?: string };
 
 /** Rejects parameters outside their grammars before any handler (or storage path) sees them. */
@@ -57,7 +63,8 @@ export function matchRoute(routes: readonly Route[], method: string, url: URL, p
     }
     const params = { ...(match.groups ?? {}) };
     const error = checkParams(params);
-    return error ? { kind: "error", error } : { kind: "found", handler, params, required: route.access(method as Method, params, url) };
+    const required = route.access === "public" ? "public" : route.access(method as Method, params, url);
+    return error ? { kind: "error", error } : { kind: "found", handler, params, required };
   }
   return { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${path}`) };
 }

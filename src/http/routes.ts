@@ -1,20 +1,20 @@
-import { apiBase } from "./handlers/base.js";
+import { apiBase, health } from "./handlers/base.js";
 import { deleteBlob, getBlob } from "./handlers/blobs.js";
 import { listCatalog, listReferrers, listTags } from "./handlers/lists.js";
 import { deleteManifest, getManifest, putManifest } from "./handlers/manifests.js";
 import { cancelUpload, completeUpload, getUploadStatus, patchUpload, startUpload } from "./handlers/uploads.js";
 import type { Access } from "../auth/access.js";
-import type { Method, Route } from "./router.js";
+import type { AccessRule, Method, Route } from "./router.js";
 
 const none = (): Access[] => [];
 
 /** Actions on the route's repository, by method. */
-function repository(actions: Partial<Record<Method, string[]>>): Route["access"] {
+function repository(actions: Partial<Record<Method, string[]>>): AccessRule {
   return (method, params) => [{ type: "repository", name: params.name ?? "", actions: actions[method] ?? [] }];
 }
 
 /** Uploads need pull and push; a cross-repository mount also needs pull on the source. */
-const uploadAccess: Route["access"] = (method, params, url) => {
+const uploadAccess: AccessRule = (method, params, url) => {
   const own = repository({ [method]: ["pull", "push"] })(method, params, url);
   const from = url.searchParams.get("from");
   return method === "POST" && url.searchParams.has("mount") && from ? [...own, { type: "repository", name: from, actions: ["pull"] }] : own;
@@ -25,6 +25,8 @@ const uploadAccess: Route["access"] = (method, params, url) => {
  * so each pattern anchors on what follows the name; the router checks every grammar.
  */
 export const ROUTES: readonly Route[] = [
+  // For load balancers and operators: never authenticated, never touches a blob.
+  { pattern: /^\/health$/, methods: { GET: health, HEAD: health }, access: "public" },
   // Authentication without a scope: how clients discover the realm.
   { pattern: /^\/v2\/?$/, methods: { GET: apiBase, HEAD: apiBase }, access: none },
   { pattern: /^\/v2\/_catalog$/, methods: { GET: listCatalog }, access: () => [{ type: "registry", name: "catalog", actions: ["*"] }] },

@@ -58,8 +58,8 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
 }
 
 /** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
-async function authorize(app: AppContext, req: IncomingMessage, required: Access[]): Promise<AuthDecision> {
-  if (!app.auth) return { ok: true, user: undefined };
+async function authorize(app: AppContext, req: IncomingMessage, required: Access[] | "public"): Promise<AuthDecision> {
+  if (!app.auth || required === "public") return { ok: true, user: undefined };
   return app.auth.authorize(req.headers.authorization, required);
 }
 

@@ -64,9 +64,13 @@ describe.skipIf(!available)("auth settings that follow etcd live", () => {
     expect((await call("GET", `${registry.url}/v2/`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
-  it("garbage written to the key keeps the last good settings", async () => {
+  it("garbage written to the key keeps the last good settings, and /health shows the error", async () => {
     await client.put(KEY).value("{not json");
-    await new Promise((r) => setTimeout(r, 1500));
+    await eventually(async () => (await call("GET", `${registry.url}/health`)).json<{ status: string }>().status === "degraded");
+    const health = (await call("GET", `${registry.url}/health`)).json<{ auth: unknown; etcd: { error: string; connected: boolean } }>();
+    expect(health.auth).toEqual({ mode: "token", source: "etcd" });
+    expect(health.etcd.connected).toBe(true);
+    expect(health.etcd.error).toContain("invalid value");
     expect(await status()).toBe(401);
     await client.put(KEY).value(JSON.stringify({ realm: 42 }));
     await new Promise((r) => setTimeout(r, 1000));
@@ -83,6 +87,8 @@ describe.skipIf(!available)("auth settings that follow etcd live", () => {
   it("etcdctl rm turns auth off again", async () => {
     await client.delete().key(KEY);
     await eventually(async () => (await status()) === 200);
+    const health = (await call("GET", `${registry.url}/health`)).json<{ status: string; auth: unknown }>();
+    expect(health).toMatchObject({ status: "ok", auth: { mode: "none", source: "file" } });
   });
 
   it("does not fall open while etcd is down, and keeps following the key after a restart", async () => {

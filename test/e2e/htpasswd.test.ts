@@ -32,6 +32,9 @@ describe.skipIf(!hasTool("skopeo"))("htpasswd auth (auth.htpasswd)", () => {
     expect(reply.status).toBe(401);
     expect(reply.headers["www-authenticate"]).toBe('Basic realm="lain-registry"');
     expect(errorCode(reply)).toBe("UNAUTHORIZED");
+    const health = await call("GET", `${registry.url}/health`);
+    expect(health.status).toBe(200);
+    expect(health.json()).toMatchObject({ auth: { mode: "htpasswd", source: "file" } });
   });
 
   it("skopeo pushes and pulls with the right credentials", async () => {

@@ -105,3 +105,11 @@ describe("bad input gets its spec error and changes nothing", () => {
     expect(reply.headers["docker-distribution-api-version"]).toBe("registry/2.0");
   });
 });
+
+describe("GET /health", () => {
+  it("answers without authentication and reports the auth mode", async () => {
+    const reply = await call("GET", `${base}/health`);
+    expect(reply.status).toBe(200);
+    expect(reply.json()).toEqual({ status: "ok", auth: { mode: "none", source: "file" } });
+  });
+});
