@@ -13,5 +13,6 @@ export type AuthDecision =
 
 /** Decides a request from its Authorization header and the access it needs; no storage I/O. */
 export interface Authenticator {
-  authorize(authorization: string | undefined, required: Access[]): Promise<AuthDecision>;
+  /** `origin` is the registry's own base URL as the client reached it ("https://host"). */
+  authorize(authorization: string | undefined, required: Access[], origin: string): Promise<AuthDecision>;
 }

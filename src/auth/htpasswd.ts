@@ -38,7 +38,7 @@ export class HtpasswdAuthenticator implements Authenticator {
     return { ok: false, challenge: `Basic realm="${this.config.realm}"`, code: "UNAUTHORIZED", message, detail: required };
   }
 
-  async authorize(authorization: string | undefined, required: Access[]): Promise<AuthDecision> {
+  async authorize(authorization: string | undefined, required: Access[], _origin: string): Promise<AuthDecision> {
     const match = /^Basic\s+(\S+)$/i.exec(authorization ?? "");
     if (!match) return this.refuse(required, "authentication required");
     const decoded = Buffer.from(match[1]!, "base64").toString("utf8");

@@ -16,8 +16,8 @@ export class SwitchableAuthenticator implements Authenticator {
     return this.current;
   }
 
-  authorize(authorization: string | undefined, required: Access[]): Promise<AuthDecision> {
+  authorize(authorization: string | undefined, required: Access[], origin: string): Promise<AuthDecision> {
     const current = this.current;
-    return current ? current.authorize(authorization, required) : Promise.resolve({ ok: true, user: undefined });
+    return current ? current.authorize(authorization, required, origin) : Promise.resolve({ ok: true, user: undefined });
   }
 }

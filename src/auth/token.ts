@@ -14,6 +14,11 @@ export interface TokenConfig {
   rootCertBundle?: string;
   /** A JWK set file, as an alternative to the bundle. */
   jwks?: string;
+  /**
+   * distribution's autoredirect: the realm is the registry's own host plus this path (the
+   * auth server sits behind the same name), whatever `realm` says.
+   */
+  autoRedirectPath?: string;
 }
 
 /** Asymmetric algorithms only: no "none", and no HMAC that a public key could be abused as. */
@@ -82,8 +87,9 @@ export class TokenAuthenticator implements Authenticator {
     return new TokenAuthenticator(config, roots, keys);
   }
 
-  private challenge(required: Access[], error?: string): string {
-    const parts = [`realm="${this.config.realm}"`, `service="${this.config.service}"`];
+  private challenge(required: Access[], origin: string, error?: string): string {
+    const realm = this.config.autoRedirectPath === undefined ? this.config.realm : `${origin}${this.config.autoRedirectPath}`;
+    const parts = [`realm="${realm}"`, `service="${this.config.service}"`];
     if (required.length > 0) parts.push(`scope="${scopeParameter(required)}"`);
     if (error) parts.push(`error="${error}"`);
     return `Bearer ${parts.join(",")}`;
@@ -144,22 +150,22 @@ export class TokenAuthenticator implements Authenticator {
     }
   }
 
-  async authorize(authorization: string | undefined, required: Access[]): Promise<AuthDecision> {
+  async authorize(authorization: string | undefined, required: Access[], origin: string): Promise<AuthDecision> {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
     if (!match) {
-      return { ok: false, challenge: this.challenge(required), code: "UNAUTHORIZED", message: "authentication required", detail: required };
+      return { ok: false, challenge: this.challenge(required, origin), code: "UNAUTHORIZED", message: "authentication required", detail: required };
     }
     let verified: { subject: string | undefined; grants: Access[] };
     try {
       verified = await this.verify(match[1]!);
     } catch (err) {
-      return { ok: false, challenge: this.challenge(required, "invalid_token"), code: "UNAUTHORIZED", message: (err as Error).message, detail: required };
+      return { ok: false, challenge: this.challenge(required, origin, "invalid_token"), code: "UNAUTHORIZED", message: (err as Error).message, detail: required };
     }
     const missing = required.filter((need) => !isGranted(verified.grants, need));
     if (missing.length > 0) {
       return {
         ok: false,
-        challenge: this.challenge(required, "insufficient_scope"),
+        challenge: this.challenge(required, origin, "insufficient_scope"),
         code: "UNAUTHORIZED",
         message: "the token does not grant the access this request needs",
         detail: missing,

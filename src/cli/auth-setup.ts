@@ -20,7 +20,15 @@ function overlaid(file: AuthConfig["token"], value: EtcdAuthValue): TokenConfig 
   if (!realm || !service || !issuer) throw new Error("realm, service and issuer are all needed (in etcd or in auth.token)");
   const rootCertBundle = value.rootcertbundle ?? file?.rootCertBundle;
   const jwks = file?.jwks;
-  return { realm, service, issuer, ...(rootCertBundle ? { rootCertBundle } : {}), ...(jwks ? { jwks } : {}) };
+  const autoRedirectPath = file?.autoRedirectPath;
+  return {
+    realm,
+    service,
+    issuer,
+    ...(rootCertBundle ? { rootCertBundle } : {}),
+    ...(jwks ? { jwks } : {}),
+    ...(autoRedirectPath !== undefined ? { autoRedirectPath } : {}),
+  };
 }
 
 export interface AuthSetup {

@@ -33,7 +33,7 @@ export interface HttpConfig {
 }
 
 export interface AuthConfig {
-  token?: { realm: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string };
+  token?: { realm: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string; autoRedirectPath?: string };
   htpasswd?: { realm: string; path: string };
 }
 
@@ -105,6 +105,8 @@ function authConfig(auth: Tree): AuthConfig {
         issuer: String(token.issuer),
         ...(token.rootcertbundle ? { rootCertBundle: String(token.rootcertbundle) } : {}),
         ...(token.jwks ? { jwks: String(token.jwks) } : {}),
+        // distribution's default path for autoredirect
+        ...(asBool(token.autoredirect) ? { autoRedirectPath: text(token.autoredirectpath) ?? "/auth/token" } : {}),
       },
     };
   }

@@ -99,8 +99,8 @@ export const CONFIG_SPEC = object(
     auth: object({
       token: object({
         realm: str, service: str, issuer: str, rootcertbundle: str, jwks: str,
-        autoredirect: planned(bool, "autoredirect is not implemented: the realm is used as configured"),
-        autoredirectpath: planned(str, "autoredirect is not implemented"),
+        autoredirect: bool,
+        autoredirectpath: str,
         signingalgorithms: planned(stringList, "the allowed algorithms are fixed (asymmetric only)"),
       }),
       htpasswd: object({ realm: str, path: str }),

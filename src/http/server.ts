@@ -9,6 +9,7 @@ import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
 import { sendError } from "./errors.js";
 import { matchRoute, type RouteMatch } from "./router.js";
+import { originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
 
 const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -60,7 +61,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
 /** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
 async function authorize(app: AppContext, req: IncomingMessage, required: Access[] | "public"): Promise<AuthDecision> {
   if (!app.auth || required === "public") return { ok: true, user: undefined };
-  return app.auth.authorize(req.headers.authorization, required);
+  return app.auth.authorize(req.headers.authorization, required, originOf(app.http, req));
 }
 
 /** The request listener: routing, common headers, spec errors, access log. */

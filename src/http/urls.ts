@@ -12,10 +12,15 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
  */
 export function baseUrl(http: HttpConfig, req: IncomingMessage): string {
   if (http.relativeUrls) return http.prefix;
-  if (http.host) return `${http.host}${http.prefix}`;
+  return `${originOf(http, req)}${http.prefix}`;
+}
+
+/** scheme://host the client used (X-Forwarded-* behind a proxy), without the route prefix. */
+export function originOf(http: HttpConfig, req: IncomingMessage): string {
+  if (http.host) return http.host;
   const proto = firstHeader(req.headers["x-forwarded-proto"]) ?? (http.tls ? "https" : "http");
   const host = firstHeader(req.headers["x-forwarded-host"]) ?? req.headers.host ?? "localhost";
-  return `${proto}://${host}${http.prefix}`;
+  return `${proto}://${host}`;
 }
 
 export function blobUrl(base: string, name: string, digest: string): string {

@@ -13,6 +13,7 @@ import {
   selfSignedIdentity,
   signToken,
   startTokenServer,
+  writeJwks,
   type SigningIdentity,
   type TokenServer,
 } from "../helpers/token-issuer.js";
@@ -134,6 +135,40 @@ describe.skipIf(!available)("Docker token auth (auth.token)", () => {
     expect(parseScope("repository:reg.local:5000/team/app:pull,push")).toEqual({ type: "repository", name: "reg.local:5000/team/app", actions: ["pull", "push"] });
     expect(parseScope("registry:catalog:*")).toEqual({ type: "registry", name: "catalog", actions: ["*"] });
     expect(parseScope("repository:nope")).toBeUndefined();
+  });
+
+  it("allows 60 s of clock skew on exp, as distribution does", async () => {
+    const justExpired = await token(repoAccess("team/app", ["pull"]), { expiresIn: -30 });
+    expect((await get("/v2/team/app/tags/list", justExpired)).status).toBe(200);
+  });
+
+  it("verifies with keys of a JWK set (auth.token.jwks), by their kid", async () => {
+    const jwksPath = join(work, "jwks.json");
+    await writeJwks(jwksPath, [{ ...(stranger.certificate.publicKey.export({ format: "jwk" }) as JWK), kid: "ci-key-1", use: "sig" }]);
+    const withJwks = await startTestRegistry({
+      extraYaml: `auth:\n  token:\n    realm: ${realm.realm}\n    service: ${SERVICE}\n    issuer: "${ISSUER}"\n    jwks: ${jwksPath}`,
+    });
+    try {
+      const good = await token(repoAccess("team/app", ["pull"]), { header: { kid: "ci-key-1" } }, stranger.key);
+      const wrongKey = await token(repoAccess("team/app", ["pull"]), { header: { kid: "ci-key-1" } }, console.key);
+      const at = (bearer: string) => call("GET", `${withJwks.url}/v2/team/app/tags/list`, { headers: { authorization: `Bearer ${bearer}` } });
+      expect((await at(good)).status).not.toBe(401);
+      expect((await at(wrongKey)).status).toBe(401);
+    } finally {
+      await withJwks.close();
+    }
+  });
+
+  it("with autoredirect, the realm is the registry's own host plus autoredirectpath", async () => {
+    const redirecting = await startTestRegistry({
+      extraYaml: `auth:\n  token:\n    realm: https://ignored.example/token\n    service: ${SERVICE}\n    issuer: "${ISSUER}"\n    rootcertbundle: ${console.certPath}\n    autoredirect: true\n    autoredirectpath: /auth/token`,
+    });
+    try {
+      const reply = await call("GET", `${redirecting.url}/v2/`, { headers: { "x-forwarded-proto": "https", "x-forwarded-host": "registry.lain.local" } });
+      expect(reply.headers["www-authenticate"]).toBe(`Bearer realm="https://registry.lain.local/auth/token",service="${SERVICE}"`);
+    } finally {
+      await redirecting.close();
+    }
   });
 
   it("a cross-repository mount needs pull on the source too", async () => {
