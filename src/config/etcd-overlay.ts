@@ -49,7 +49,8 @@ function parseValue(text: string): EtcdAuthValue {
  */
 export class EtcdAuthOverlay {
   readonly state: OverlayState = { connected: false, lastError: undefined };
-  private readonly client: Etcd3;
+  private readonly options: IOptions;
+  private client: Etcd3 | undefined;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
 
@@ -58,16 +59,15 @@ export class EtcdAuthOverlay {
     private readonly onValue: (value: EtcdAuthValue | null) => Promise<void>,
     private readonly onError: (message: string) => void,
   ) {
-    const options: IOptions = { hosts: config.endpoints, dialTimeout: 3000 };
+    this.options = { hosts: config.endpoints, dialTimeout: 3000 };
     if (config.caFile) {
-      options.credentials = {
+      this.options.credentials = {
         rootCertificate: readFileSync(config.caFile),
         ...(config.keyFile ? { privateKey: readFileSync(config.keyFile) } : {}),
         ...(config.certFile ? { certChain: readFileSync(config.certFile) } : {}),
       };
     }
-    if (config.username && config.password) options.auth = { username: config.username, password: config.password };
-    this.client = new Etcd3(options);
+    if (config.username && config.password) this.options.auth = { username: config.username, password: config.password };
   }
 
   /** Starts watching; when etcd is down it keeps retrying in the background. */
@@ -96,12 +96,24 @@ export class EtcdAuthOverlay {
     }
   }
 
+  /** Tries again soon with a fresh client (the library's own backoff can wait far longer). */
+  private reconnectSoon(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.connect();
+    }, RETRY_MS);
+  }
+
   private async connect(): Promise<void> {
     if (this.stopped) return;
+    this.client?.close();
+    const client = new Etcd3(this.options);
+    this.client = client;
     try {
-      const current = await this.client.get(this.config.authKey).exec();
+      const current = await client.get(this.config.authKey).exec();
       // Watch from just after what was read, so no change falls between the two.
-      const watcher = await this.client
+      const watcher = await client
         .watch()
         .key(this.config.authKey)
         .startRevision(String(Number(current.header.revision) + 1))
@@ -109,26 +121,23 @@ export class EtcdAuthOverlay {
       watcher.on("put", (kv) => void this.apply(kv.value.toString("utf8")));
       watcher.on("delete", () => void this.apply(null));
       watcher.on("disconnected", () => {
+        if (this.client !== client) return;
         this.state.connected = false;
         this.fail("lost the etcd connection; keeping the current auth settings");
-      });
-      // After a reconnect the watch resumes; read the key too, in case it changed meanwhile.
-      watcher.on("connected", () => {
-        this.state.connected = true;
-        void this.client.get(this.config.authKey).string().then((v) => this.apply(v), () => undefined);
+        this.reconnectSoon();
       });
       this.state.connected = true;
       await this.apply(current.kvs[0]?.value.toString("utf8") ?? null);
     } catch (err) {
       this.state.connected = false;
       this.fail(`etcd at ${this.config.endpoints.join(",")} is unreachable (${(err as Error).message}); retrying`);
-      if (!this.stopped) this.retry = setTimeout(() => void this.connect(), RETRY_MS);
+      this.reconnectSoon();
     }
   }
 
   close(): void {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
-    this.client.close();
+    this.client?.close();
   }
 }

@@ -79,9 +79,12 @@ export class ObjectStoreDriver implements StorageDriver {
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
     const key = this.key(path);
-    const size = (await this.stat(path)).size;
-    const stop = Math.min(end ?? size, size);
-    if (stop <= offset) return Readable.from([]);
+    // Callers that know the size (blob GETs) pass `end`: no HEAD round trip then.
+    const stop = end ?? (await this.stat(path)).size;
+    if (stop <= offset) {
+      await this.stat(path);
+      return Readable.from([]);
+    }
     return this.call(path, () => this.store.read(key, offset, stop));
   }
 
