@@ -67,6 +67,7 @@ async function authorize(app: AppContext, req: IncomingMessage, required: Access
 /** The request listener: routing, common headers, spec errors, access log. */
 function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
   const extraHeaders = Object.entries(app.http.headers);
+  const debug = app.log.isLevelEnabled("debug");
   return (req, res) => {
     const started = process.hrtime.bigint();
     res.setHeader(API_VERSION_HEADER, "registry/2.0");
@@ -74,10 +75,12 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://registry.invalid");
     const ctx: RequestContext = { app, req, res, url, params: {}, head: method === "HEAD" };
-    res.on("finish", () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      app.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
-    });
+    if (debug) {
+      res.on("finish", () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        app.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
+      });
+    }
 
     const prefix = app.http.prefix;
     const match: RouteMatch = url.pathname.startsWith(prefix)
