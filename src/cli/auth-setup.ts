@@ -4,7 +4,7 @@ import { HtpasswdAuthenticator } from "../auth/htpasswd.js";
 import { SwitchableAuthenticator } from "../auth/switchable.js";
 import { TokenAuthenticator, type TokenConfig } from "../auth/token.js";
 import type { AuthConfig, RegistryConfig } from "../config/config.js";
-import { EtcdAuthOverlay, type EtcdAuthValue } from "../config/etcd-overlay.js";
+import type { EtcdAuthValue } from "../config/etcd-overlay.js";
 
 async function fromFile(auth: AuthConfig): Promise<Authenticator | undefined> {
   if (auth.token) return TokenAuthenticator.create(auth.token);
@@ -53,6 +53,8 @@ export async function setupAuth(config: RegistryConfig, log: Logger): Promise<Au
   let source = "file";
   const auth = () => ({ mode: mode(authenticator.active), source });
   if (!config.etcd) return { authenticator, health: () => ({ auth: auth() }), close: () => undefined };
+  // etcd3 (and gRPC) load only for an `etcd` section.
+  const { EtcdAuthOverlay } = await import("../config/etcd-overlay.js");
   const overlay = new EtcdAuthOverlay(
     config.etcd,
     async (value) => {

@@ -20,7 +20,7 @@ export async function configCheck(args: string[]): Promise<number> {
   process.stdout.write(`${path}: OK (storage: ${storage.driver}, listening on ${http.addr})\n`);
   if (!connect) return 0;
   try {
-    await createDriver(storage).verify?.();
+    await (await createDriver(storage)).verify?.();
     process.stdout.write(`storage: reachable and usable (${storage.driver})\n`);
     return 0;
   } catch (err) {

@@ -11,7 +11,7 @@ import { VERSION } from "../version.js";
 
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
 export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningServer> {
-  const driver = createDriver(config.storage);
+  const driver = await createDriver(config.storage);
   await driver.verify?.();
   const { storage } = config;
   const registry = new Registry(driver, {

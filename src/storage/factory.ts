@@ -5,12 +5,16 @@ import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem.js";
 import { InMemoryDriver } from "./inmemory.js";
 import { ObjectStoreDriver } from "./object-store-driver.js";
-import { OssStore, type OssOptions } from "./oss.js";
-import { S3_MIN_PART, S3Store, type S3Options } from "./s3.js";
+import { S3_MIN_PART } from "./object-store.js";
+import type { OssOptions } from "./oss.js";
+import type { S3Options } from "./s3.js";
 import { asBool, asInt } from "../config/validate.js";
 
 
-export function createDriver(storage: StorageConfig): StorageDriver {
+/**
+ * The configured driver. The S3 and OSS SDKs (~45 MiB of memory) load only when configured.
+ */
+export async function createDriver(storage: StorageConfig): Promise<StorageDriver> {
   switch (storage.driver) {
     case "filesystem": {
       const root = storage.parameters.rootdirectory;
@@ -33,7 +37,8 @@ function text(value: unknown): string | undefined {
   return value === undefined || value === null || value === "" ? undefined : String(value);
 }
 
-export function s3Driver(options: S3Options): ObjectStoreDriver {
+export async function s3Driver(options: S3Options): Promise<ObjectStoreDriver> {
+  const { S3Store } = await import("./s3.js");
   return new ObjectStoreDriver(new S3Store(options), {
     rootDirectory: options.rootDirectory,
     partSize: options.chunkSize,
@@ -70,7 +75,8 @@ export function s3Options(p: Record<string, unknown>): S3Options {
   };
 }
 
-export function ossDriver(options: OssOptions): ObjectStoreDriver {
+export async function ossDriver(options: OssOptions): Promise<ObjectStoreDriver> {
+  const { OssStore } = await import("./oss.js");
   // distribution's oss driver copies objects whole; OSS copies up to 1 GiB in one request.
   return new ObjectStoreDriver(new OssStore(options), {
     rootDirectory: options.rootDirectory,

@@ -61,6 +61,11 @@ export interface ObjectStore {
   classify(err: unknown): ErrorKind;
 }
 
+/** S3's smallest part, except the last one of an upload. */
+export const S3_MIN_PART = 5 * 1024 * 1024;
+/** OSS's smallest part, except the last one of an upload. */
+export const OSS_MIN_PART = 100 * 1024;
+
 /** Bounds on listing loops, so a misbehaving store cannot spin a request forever. */
 export const MAX_PAGES = 100_000;
 

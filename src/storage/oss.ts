@@ -1,6 +1,6 @@
 import OSS from "ali-oss";
 import type { Readable } from "node:stream";
-import { MAX_PAGES, withRetries, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
+import { MAX_PAGES, OSS_MIN_PART, withRetries, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
 
 /** storage.oss as the LAIN registry README documents it (distribution's oss driver). */
 export interface OssOptions {
@@ -20,8 +20,6 @@ export interface OssOptions {
   rootDirectory: string;
 }
 
-/** OSS's smallest part, except the last one of an upload. */
-export const OSS_MIN_PART = 100 * 1024;
 
 interface RawPartsPage {
   parts?: RawPart | RawPart[];

@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
-import { MAX_PAGES, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
+import { MAX_PAGES, S3_MIN_PART, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
 
 /** storage.s3 as distribution documents it. */
 export interface S3Options {
@@ -44,8 +44,6 @@ export interface S3Options {
   multipartCopyThresholdSize: number;
 }
 
-/** S3's smallest part, except the last one of an upload. */
-export const S3_MIN_PART = 5 * 1024 * 1024;
 
 function status(err: unknown): number {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;

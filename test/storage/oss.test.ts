@@ -29,7 +29,7 @@ async function freshDriver(overrides: Partial<OssOptions> = {}) {
   const bucket = `lain-${servers.length}`;
   const server = await OssTestServer.start({ bucket, ...CREDENTIALS });
   servers.push(server);
-  return { server, bucket, driver: ossDriver(options(server, bucket, overrides)) };
+  return { server, bucket, driver: await ossDriver(options(server, bucket, overrides)) };
 }
 
 afterAll(async () => {
@@ -46,14 +46,14 @@ describe("oss driver against a signature-checking OSS server", () => {
   });
 
   it("keys objects as distribution's oss driver does: rootdirectory + path", async () => {
-    const driver = ossDriver(options(server, bucket));
+    const driver = await ossDriver(options(server, bucket));
     await driver.putContent("/docker/registry/v2/repositories/a/_layers/x/link", Buffer.from("l"));
     expect(server.keys()).toContain("registry/docker/registry/v2/repositories/a/_layers/x/link");
   });
 
   it("the server refuses a wrong secret, and verify() says the credentials are wrong", async () => {
     const before = server.rejected;
-    const wrong = ossDriver(options(server, bucket, { accessKeySecret: "not-the-secret" }));
+    const wrong = await ossDriver(options(server, bucket, { accessKeySecret: "not-the-secret" }));
     await expect(wrong.verify()).rejects.toThrow(/credentials/);
     await expect(wrong.putContent("/x", Buffer.from("no"))).rejects.toThrow(/signature/i);
     expect(server.rejected).toBeGreaterThan(before);
@@ -61,12 +61,12 @@ describe("oss driver against a signature-checking OSS server", () => {
   });
 
   it("a request signed for another bucket does not verify", async () => {
-    const other = ossDriver(options(server, "another-bucket"));
+    const other = await ossDriver(options(server, "another-bucket"));
     await expect(other.verify()).rejects.toThrow(/credentials|SignatureDoesNotMatch/);
   });
 
   it("presigns GET URLs the server accepts without other credentials, and refuses when tampered", async () => {
-    const driver = ossDriver(options(server, bucket));
+    const driver = await ossDriver(options(server, bucket));
     await driver.putContent("/presigned", Buffer.from("straight from the store"));
     const url = await driver.redirectURL("/presigned");
     const ok = await fetch(url!);
@@ -77,7 +77,7 @@ describe("oss driver against a signature-checking OSS server", () => {
   });
 
   it("retries requests OSS answers with 503, and reports a persistent outage as unavailable", async () => {
-    const driver = ossDriver(options(server, bucket));
+    const driver = await ossDriver(options(server, bucket));
     server.failNext = 2;
     await driver.putContent("/after-503", Buffer.from("made it"));
     expect((await driver.getContent("/after-503")).toString()).toBe("made it");
@@ -88,7 +88,7 @@ describe("oss driver against a signature-checking OSS server", () => {
   });
 
   it("a cancelled writer leaves no unfinished upload behind", async () => {
-    const driver = ossDriver(options(server, bucket));
+    const driver = await ossDriver(options(server, bucket));
     const writer = await driver.writer("/cancel/me", false);
     writer.stream.write(Buffer.alloc(1000));
     await writer.cancel();

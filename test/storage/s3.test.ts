@@ -13,14 +13,14 @@ describe.skipIf(!server)("s3 driver on Ceph RGW", () => {
   it("keys objects as distribution does: rootdirectory + path, no leading slash", async () => {
     const driver = await s3TestDriver(server, { rootDirectory: "/registry/" });
     await driver.putContent("/docker/registry/v2/x", Buffer.from("1"));
-    const bare = s3Driver({ ...(driver.store as S3Store).options, rootDirectory: "" });
+    const bare = await s3Driver({ ...(driver.store as S3Store).options, rootDirectory: "" });
     expect((await bare.getContent("/registry/docker/registry/v2/x")).toString()).toBe("1");
   });
 
   it("verify() names a missing bucket and wrong credentials", async () => {
-    await expect(s3Driver(s3TestOptions(server, "no-such-bucket-here")).verify()).rejects.toThrow(/does not exist/);
+    await expect((await s3Driver(s3TestOptions(server, "no-such-bucket-here"))).verify()).rejects.toThrow(/does not exist/);
     const driver = await s3TestDriver(server);
-    const wrong = s3Driver({ ...(driver.store as S3Store).options, secretKey: "wrong" });
+    const wrong = await s3Driver({ ...(driver.store as S3Store).options, secretKey: "wrong" });
     await expect(wrong.verify()).rejects.toThrow(/credentials/);
   });
 
@@ -31,7 +31,7 @@ describe.skipIf(!server)("s3 driver on Ceph RGW", () => {
     process.env.AWS_ACCESS_KEY_ID = server.accessKey;
     process.env.AWS_SECRET_ACCESS_KEY = server.secretKey;
     try {
-      const fromEnvironment = s3Driver(withoutKeys);
+      const fromEnvironment = await s3Driver(withoutKeys);
       await fromEnvironment.putContent("/from-env", Buffer.from("signed with environment credentials"));
       expect((await driver.getContent("/from-env")).toString()).toBe("signed with environment credentials");
     } finally {
