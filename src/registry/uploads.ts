@@ -120,10 +120,9 @@ export class UploadStore {
       }
       // The link may land a moment before the data: nobody has been told of the blob yet.
       await Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(expected)), repo.link(expected)]);
-      // With its data moved, the session is already gone for status(); the leftover directory
-      // need not delay the response (upload purging collects it if this never runs).
-      this.progress.delete(progressKey(repo.name, id));
-      void deleteIfPresent(this.driver, layout.uploadDir(repo.name, id)).catch(() => undefined);
+      // With its data moved, the session is already gone for status(); removing the leftover
+      // directory need not delay the response (upload purging collects it if this never runs).
+      void this.remove(repo.name, id).catch(() => undefined);
       return { digest: expected, size };
     });
   }

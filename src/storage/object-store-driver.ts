@@ -98,9 +98,9 @@ export class ObjectStoreDriver implements StorageDriver {
     return this.call(path, async () => {
       const object = await this.store.head(key);
       if (object) return { path, size: object.size, modTime: object.modTime, isDir: false };
-      const page = await this.store.list(`${key}/`, undefined, undefined);
+      // A miss is common (every "does this layer exist?" of a push): ask both questions at once.
+      const [page, upload] = await Promise.all([this.store.list(`${key}/`, undefined, undefined), findUpload(this.store, key)]);
       if (page.objects.length > 0 || page.prefixes.length > 0) return { path, size: 0, modTime: new Date(0), isDir: true };
-      const upload = await findUpload(this.store, key);
       if (upload) return { path, size: sumParts(await this.store.listParts(key, upload)), modTime: new Date(), isDir: false };
       throw new PathNotFoundError(path);
     });

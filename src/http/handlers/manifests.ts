@@ -1,8 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { isDigest, type Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
-import type { StoredManifest } from "../../registry/manifests.js";
-import { MANIFEST_MAX_BYTES } from "../../registry/manifests.js";
+import { MANIFEST_MAX_BYTES, type StoredManifest } from "../../registry/manifests.js";
 import { isIndexType, MANIFEST_MEDIA_TYPES } from "../../registry/media-types.js";
 import type { Tag } from "../../registry/names.js";
 import type { Repository } from "../../registry/registry.js";
