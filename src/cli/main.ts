@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { VERSION } from "../version.js";
 import { configCheck } from "./config-check.js";
+import { mirrorCommand } from "./mirror.js";
 import { serve } from "./serve.js";
 import { tokenCommand } from "./token.js";
 
@@ -11,6 +12,8 @@ Usage:
   lain-registry config check [--connect] [config.yml]
                                             validate a configuration without starting;
                                             --connect also tries the storage (bucket, credentials)
+  lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...
+                                            fetch images from the proxy.remoteurl peer into the store
   lain-registry token issue --key KEY.pem --issuer I --service S --sub WHO --scope repository:NAME:pull,push [--ttl 1h]
                                             print a signed registry token (for installs without an auth server)
   lain-registry --version                   print the version
@@ -19,7 +22,8 @@ Usage:
 REGISTRY_* environment variables override configuration keys as in distribution,
 e.g. REGISTRY_HTTP_ADDR=:5000 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry.
 
-Exit codes: 0 success, 1 invalid configuration (config check), 2 usage error or refused configuration (serve).
+Exit codes: 0 success, 1 invalid configuration (config check) or a reference that could not be
+prefetched (mirror prefetch), 2 usage error or refused configuration.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -43,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       break;
     case "token":
       return tokenCommand(rest);
+    case "mirror":
+      return mirrorCommand(rest);
   }
   process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
   return 2;

@@ -5,19 +5,44 @@ import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
 import { createDescriptorCache } from "../registry/blobs.js";
-import { Registry } from "../registry/registry.js";
+import type { Logger } from "pino";
+import { MirrorRegistry } from "../proxy/mirror.js";
+import { PrefetchLoop } from "../proxy/prefetch.js";
+import { parseReference, type Reference } from "../registry/names.js";
+import { Registry, type RegistryOptions } from "../registry/registry.js";
+import type { StorageDriver } from "../storage/driver.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
+
+export function registryOptions({ storage }: RegistryConfig): RegistryOptions {
+  return {
+    redirect: !storage.redirectDisabled,
+    ...(storage.blobDescriptorCache === "inmemory" ? { cache: createDescriptorCache(storage.blobDescriptorCacheSize) } : {}),
+  };
+}
+
+/** The registry a configuration asks for: a mirror when it has a proxy section. */
+function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger): Registry {
+  const options = registryOptions(config);
+  return config.proxy ? new MirrorRegistry(driver, options, config.proxy, log) : new Registry(driver, options);
+}
+
+/** Starts proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */
+function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefined {
+  const { prefetch, ttlMs } = registry.config;
+  if (prefetch.length === 0) return undefined;
+  // Validation has checked every entry's grammar.
+  const references = prefetch.map((text) => ({ text, ref: parseReference(text) as Reference }));
+  const loop = new PrefetchLoop(registry, references, Math.max(ttlMs, 10_000), log);
+  loop.start();
+  return loop;
+}
 
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
 export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningServer> {
   const driver = await createDriver(config.storage);
   await driver.verify?.();
-  const { storage } = config;
-  const registry = new Registry(driver, {
-    redirect: !storage.redirectDisabled,
-    ...(storage.blobDescriptorCache === "inmemory" ? { cache: createDescriptorCache(storage.blobDescriptorCacheSize) } : {}),
-  });
+  const registry = createRegistry(config, driver, log);
   const auth = await setupAuth(config, log);
   const app: AppContext = {
     auth: auth.authenticator,
@@ -29,11 +54,14 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     log,
   };
   const running = await startServer(app, limits);
+  const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
   return {
     ...running,
     close: async () => {
+      prefetching?.stop();
       auth.close();
       await running.close();
+      await registry.close();
     },
   };
 }
@@ -55,7 +83,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     log.warn("http.secret is not set: generated one; instances sharing this store cannot continue each other's uploads");
   }
   const running = await startRegistry(config, log);
-  log.info({ version: VERSION, url: running.url, storage: config.storage.driver }, "lain-registry listening");
+  log.info({ version: VERSION, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrl }, "lain-registry listening");
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

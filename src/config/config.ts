@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { EtcdConfig } from "./etcd-overlay.js";
+import { parseDuration } from "./duration.js";
 import { asBool, asInt } from "./validate.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -37,6 +38,22 @@ export interface AuthConfig {
   htpasswd?: { realm: string; path: string };
 }
 
+export interface ProxyConfig {
+  remoteUrl: string;
+  username: string | undefined;
+  password: string | undefined;
+  /** How long a tag fetched from the peer is served before the peer is asked again. */
+  ttlMs: number;
+  /** Repository name prefixes to mirror; empty: every repository. */
+  namespaces: string[];
+  /** References (name:tag, name@digest) the mirror keeps cached. */
+  prefetch: string[];
+  maxConnections: number;
+  /** Where blobs being fetched are spooled for concurrent readers; default the system's temp dir. */
+  spoolDir: string | undefined;
+  timeouts: { connectMs: number; responseMs: number; idleMs: number };
+}
+
 export interface RegistryConfig {
   log: { level: LogLevel; formatter: string; fields: Record<string, unknown>; accessLogDisabled: boolean };
   storage: StorageConfig;
@@ -45,6 +62,8 @@ export interface RegistryConfig {
   auth: AuthConfig;
   /** The etcd overlay of auth settings; absent without an `etcd` section. */
   etcd: EtcdConfig | undefined;
+  /** Pull through from a peer registry; absent without a `proxy` section. */
+  proxy: ProxyConfig | undefined;
   /** The parsed document, for sections that later features read. */
   raw: Record<string, unknown>;
 }
@@ -73,12 +92,16 @@ function normalizePrefix(prefix: string | undefined): string {
 
 const DRIVERS = ["filesystem", "inmemory", "s3", "oss"];
 
+function list(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : typeof value === "string" ? value.split(",").filter((v) => v !== "") : [];
+}
+
 function etcdConfig(value: unknown): EtcdConfig | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const etcd = value as Tree;
-  const endpoints = etcd.endpoints;
+  const endpoints = list(etcd.endpoints);
   const config: EtcdConfig = {
-    endpoints: Array.isArray(endpoints) ? endpoints.map(String) : typeof endpoints === "string" ? endpoints.split(",") : ["http://127.0.0.1:2379"],
+    endpoints: endpoints.length > 0 ? endpoints : ["http://127.0.0.1:2379"],
     authKey: text(etcd.authkey) ?? "/lain/config/auth/registry",
   };
   const caFile = text(etcd.cafile);
@@ -111,6 +134,31 @@ function authConfig(auth: Tree): AuthConfig {
     };
   }
   return htpasswd.path ? { htpasswd: { realm: String(htpasswd.realm), path: String(htpasswd.path) } } : {};
+}
+
+function durationMs(value: unknown, fallback: number): number {
+  return value === undefined || value === null ? fallback : (parseDuration(value as string | number) ?? fallback);
+}
+
+function proxyConfig(value: unknown): ProxyConfig | undefined {
+  if (typeof value !== "object" || value === null || !(value as Tree).remoteurl) return undefined;
+  const proxy = value as Tree;
+  const timeouts = section(proxy, "timeouts");
+  return {
+    remoteUrl: String(proxy.remoteurl).replace(/\/+$/, ""),
+    username: text(proxy.username),
+    password: text(proxy.password),
+    ttlMs: durationMs(proxy.ttl, 60_000),
+    namespaces: list(proxy.namespaces).map((ns) => ns.replace(/\/+$/, "")),
+    prefetch: list(proxy.prefetch),
+    maxConnections: asInt(proxy.maxconnections) ?? 32,
+    spoolDir: text(proxy.spooldir),
+    timeouts: {
+      connectMs: durationMs(timeouts.connect, 5_000),
+      responseMs: durationMs(timeouts.response, 30_000),
+      idleMs: durationMs(timeouts.idle, 60_000),
+    },
+  };
 }
 
 /** Builds the typed configuration from a raw document that passed validation. */
@@ -151,6 +199,7 @@ export function toConfig(raw: Tree): RegistryConfig {
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
     auth: authConfig(section(raw, "auth")),
     etcd: etcdConfig(raw.etcd),
+    proxy: proxyConfig(raw.proxy),
     raw,
   };
 }

@@ -112,7 +112,12 @@ export const CONFIG_SPEC = object(
     notifications: planned(any, "notifications arrive with the operations issue"),
     redis: planned(any, "redis is not used"),
     health: planned(any, "health checks arrive with the handover issue"),
-    proxy: planned(any, "the pull-through mirror arrives with the mirror issue"),
+    // distribution's remoteurl, username, password, ttl; the rest are lain-registry's own.
+    proxy: object({
+      remoteurl: str, username: str, password: str, ttl: duration,
+      namespaces: stringList, prefetch: stringList, maxconnections: int, spooldir: str,
+      timeouts: object({ connect: duration, response: duration, idle: duration }),
+    }),
     catalog: object({ maxentries: int }),
     validation: planned(any, "manifest URL validation is not configurable yet"),
     // Schema 1 is refused outright, which is what these settings ask for.

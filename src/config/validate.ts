@@ -1,3 +1,4 @@
+import { parseReference } from "../registry/names.js";
 import { parseDuration } from "./duration.js";
 import { DEFAULT_ROOT_DIRECTORY, STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
 
@@ -141,6 +142,26 @@ function checkAuth(auth: unknown, out: Findings): void {
   }
 }
 
+function checkProxy(proxy: unknown, out: Findings): void {
+  if (!isObject(proxy)) return;
+  const url = proxy.remoteurl;
+  if (!url) {
+    out.errors.push({ path: "proxy.remoteurl", message: "is required: the URL of the registry to pull through from" });
+  } else if (!URL.canParse(String(url)) || !/^https?:$/.test(new URL(String(url)).protocol)) {
+    out.errors.push({ path: "proxy.remoteurl", message: `must be an http:// or https:// URL, not ${describe(url)}` });
+  }
+  if (Array.isArray(proxy.prefetch)) {
+    proxy.prefetch.forEach((entry, i) => {
+      if (!parseReference(String(entry))) {
+        out.errors.push({ path: `proxy.prefetch.${i}`, message: `must be repository:tag or repository@digest, not ${describe(entry)}` });
+      }
+    });
+  }
+  if (proxy.maxconnections !== undefined && Number(proxy.maxconnections) < 1) {
+    out.errors.push({ path: "proxy.maxconnections", message: "must be at least 1" });
+  }
+}
+
 /** Every problem of a raw (parsed YAML) configuration, each with its key path. */
 export function validate(spec: Spec, raw: unknown): Findings {
   const out: Findings = { errors: [], warnings: [] };
@@ -157,5 +178,6 @@ export function validate(spec: Spec, raw: unknown): Findings {
   }
   checkStorage(raw.storage, out);
   checkAuth(raw.auth, out);
+  checkProxy(raw.proxy, out);
   return out;
 }

@@ -1,7 +1,7 @@
 import type { LRUCache } from "lru-cache";
 import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing, writeLink, type BlobStore, type RepositoryBlobs } from "./blobs.js";
+import { unlessMissing, writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
@@ -26,6 +26,22 @@ export interface PutResult {
   info: ManifestInfo;
 }
 
+/** What a pushed manifest names but this store lacks may be found elsewhere (a mirror's peer). */
+export interface ReferenceFallback {
+  /** Makes the blob present in the repository, answering its descriptor; undefined if it cannot. */
+  missingBlob(digest: Digest): Promise<BlobDescriptor | undefined>;
+  /** Makes the manifest present in the repository, answering whether it could. */
+  missingManifest(digest: Digest): Promise<boolean>;
+}
+
+export interface PutOptions {
+  /**
+   * Whether every blob and child manifest the manifest names must be present (a push). A mirror
+   * caching what its peer already accepted stores manifests before their blobs.
+   */
+  checkReferences: boolean;
+}
+
 /**
  * A repository's manifests: content lives in the global blob store, membership in
  * `_manifests/revisions`, names in the tag store.
@@ -38,6 +54,7 @@ export class ManifestStore {
     private readonly tags: TagStore,
     private readonly referrers: ReferrerIndex,
     private readonly cache: ManifestCache,
+    private readonly fallback: ReferenceFallback,
   ) {}
 
   private get name() {
@@ -67,7 +84,7 @@ export class ManifestStore {
     return digest ? this.get(digest) : undefined;
   }
 
-  async put(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+  async put(reference: Tag | Digest, content: Buffer, contentType: string | undefined, options: PutOptions = { checkReferences: true }): Promise<PutResult> {
     if (content.length > MANIFEST_MAX_BYTES) {
       throw new RegistryError("MANIFEST_TOO_BIG", `manifest is larger than ${MANIFEST_MAX_BYTES} bytes`);
     }
@@ -77,7 +94,7 @@ export class ManifestStore {
     if (byDigest && digest !== reference) {
       throw new RegistryError("DIGEST_INVALID", `manifest digest ${digest} does not match reference ${reference}`);
     }
-    await this.checkReferences(info);
+    if (options.checkReferences) await this.checkReferences(info);
 
     if (!(await this.blobs.stat(digest))) await this.blobs.putContent(digest, content);
     await writeLink(this.driver, layout.revisionLink(this.name, digest), digest);
@@ -101,7 +118,7 @@ export class ManifestStore {
   private async checkReferences(info: ManifestInfo): Promise<void> {
     const missing = (await Promise.all([
       ...info.blobs.map(async (d) => ((await this.blobMatches(d)) ? undefined : d)),
-      ...info.children.map(async (d) => ((await this.exists(d.digest)) ? undefined : d)),
+      ...info.children.map(async (d) => ((await this.exists(d.digest)) || (await this.fallback.missingManifest(d.digest)) ? undefined : d)),
     ])).filter((d): d is Descriptor => d !== undefined);
     const first = missing[0];
     if (first) {
@@ -112,7 +129,7 @@ export class ManifestStore {
   }
 
   private async blobMatches(descriptor: Descriptor): Promise<boolean> {
-    const blob = await this.repoBlobs.stat(descriptor.digest);
+    const blob = (await this.repoBlobs.stat(descriptor.digest)) ?? (await this.fallback.missingBlob(descriptor.digest));
     if (!blob) return false;
     if (blob.size !== descriptor.size) {
       throw new RegistryError(

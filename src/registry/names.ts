@@ -1,3 +1,5 @@
+import { isDigest, type Digest } from "./digest.js";
+
 /**
  * Grammars from the OCI distribution-spec ("Pulling manifests"): repository names, tags and
  * references. Nothing outside these grammars reaches the storage layout, which is what keeps
@@ -19,4 +21,24 @@ export function isRepositoryName(value: string): value is RepositoryName {
 
 export function isTag(value: string): value is Tag {
   return TAG_PATTERN.test(value);
+}
+
+export interface Reference {
+  name: RepositoryName;
+  /** A tag or a digest. */
+  reference: Tag | Digest;
+}
+
+/** "name:tag" or "name@digest" (no registry host: references are within this registry). */
+export function parseReference(value: string): Reference | undefined {
+  const at = value.indexOf("@");
+  if (at >= 0) {
+    const name = value.slice(0, at);
+    const digest = value.slice(at + 1);
+    return isRepositoryName(name) && isDigest(digest) ? { name, reference: digest } : undefined;
+  }
+  const colon = value.lastIndexOf(":");
+  const name = colon >= 0 ? value.slice(0, colon) : "";
+  const tag = value.slice(colon + 1);
+  return colon >= 0 && isRepositoryName(name) && isTag(tag) ? { name, reference: tag } : undefined;
 }

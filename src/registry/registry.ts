@@ -1,11 +1,12 @@
+import type { Readable } from "node:stream";
 import { LRUCache } from "lru-cache";
 import type { StorageDriver } from "../storage/driver.js";
-import { BlobStore, RepositoryBlobs, type BlobStoreOptions } from "./blobs.js";
+import { BlobStore, RepositoryBlobs, type BlobDescriptor, type BlobStoreOptions } from "./blobs.js";
 import { listRepositories, type CatalogPage } from "./catalog.js";
 import type { Digest } from "./digest.js";
 import type { Descriptor } from "./manifest-format.js";
-import { ManifestStore, subjectOf, type ManifestCache, type StoredManifest } from "./manifests.js";
-import type { RepositoryName } from "./names.js";
+import { ManifestStore, subjectOf, type ManifestCache, type ReferenceFallback, type StoredManifest } from "./manifests.js";
+import type { RepositoryName, Tag } from "./names.js";
 import { ReferrerIndex } from "./referrers.js";
 import { TagStore } from "./tags.js";
 import { UploadStore } from "./uploads.js";
@@ -19,7 +20,7 @@ export interface RegistryOptions extends BlobStoreOptions {
 export class Registry {
   readonly blobs: BlobStore;
   readonly uploads: UploadStore;
-  private readonly manifestCache: ManifestCache;
+  protected readonly manifestCache: ManifestCache;
 
   constructor(
     readonly driver: StorageDriver,
@@ -41,9 +42,31 @@ export class Registry {
   catalog(limit: number, last?: string): Promise<CatalogPage> {
     return listRepositories(this.driver, limit, last);
   }
+
+  /** Releases what the registry holds beyond its store (a mirror's connections). */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
-export class Repository {
+/** A blob a GET can serve: its size, its bytes from an offset, or a URL to send the client to. */
+export interface BlobContent extends BlobDescriptor {
+  open(start: number, end: number): Promise<Readable>;
+  redirectURL(): Promise<string | undefined>;
+}
+
+export interface ManifestLookup {
+  manifest: StoredManifest;
+  /** Why a cached copy is served although it may be out of date (a mirror whose peer is down). */
+  stale?: string;
+}
+
+/**
+ * One repository. The read methods (blobs, manifests, tags, referrers) are what the HTTP layer
+ * calls; a mirror overrides them to consult its peer, and the missing-reference hooks to fetch
+ * what a pushed manifest names but this store lacks.
+ */
+export class Repository implements ReferenceFallback {
   readonly blobs: RepositoryBlobs;
   readonly tags: TagStore;
   readonly referrerIndex: ReferrerIndex;
@@ -53,17 +76,55 @@ export class Repository {
     this.blobs = new RepositoryBlobs(driver, blobStore, name);
     this.tags = new TagStore(driver, name);
     this.referrerIndex = new ReferrerIndex(driver, name);
-    this.manifests = new ManifestStore(driver, blobStore, this.blobs, this.tags, this.referrerIndex, cache);
+    this.manifests = new ManifestStore(driver, blobStore, this.blobs, this.tags, this.referrerIndex, cache, this);
+  }
+
+  statBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
+    return this.blobs.stat(digest);
+  }
+
+  async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
+    const blob = await this.blobs.stat(digest);
+    return blob && this.storedBlob(blob);
+  }
+
+  /** A blob of this store as BlobContent. */
+  protected storedBlob(blob: BlobDescriptor): BlobContent {
+    return {
+      ...blob,
+      open: (start, end) => this.blobs.open(blob.digest, start, end),
+      redirectURL: () => this.blobs.redirectURL(blob.digest),
+    };
+  }
+
+  async manifest(reference: Tag | Digest): Promise<ManifestLookup | undefined> {
+    const manifest = await this.manifests.resolve(reference);
+    return manifest && { manifest };
+  }
+
+  /** All tags, sorted; undefined when the repository is unknown. */
+  listTags(): Promise<Tag[] | undefined> {
+    return this.tags.list();
   }
 
   /** The descriptors of the manifests whose subject is `subject`, for the referrers API. */
   async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const found = await this.referrerDescriptors(subject);
+    return found.filter((d) => artifactType === undefined || d.artifactType === artifactType);
+  }
+
+  protected async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {
     const digests = await this.referrerIndex.list(subject);
     const manifests = await Promise.all(digests.map((d) => this.manifests.get(d)));
-    return manifests
-      .filter((m): m is StoredManifest => m !== undefined && subjectOf(m) === subject)
-      .map(referrerDescriptor)
-      .filter((d) => artifactType === undefined || d.artifactType === artifactType);
+    return manifests.filter((m): m is StoredManifest => m !== undefined && subjectOf(m) === subject).map(referrerDescriptor);
+  }
+
+  missingBlob(_digest: Digest): Promise<BlobDescriptor | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  missingManifest(_digest: Digest): Promise<boolean> {
+    return Promise.resolve(false);
   }
 }
 

@@ -1,8 +1,8 @@
 import { randomUUID, type Hash } from "node:crypto";
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import type { Readable, Writable } from "node:stream";
+import { finished, pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, type FileWriter, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing, type BlobDescriptor, type RepositoryBlobs } from "./blobs.js";
 import {
@@ -16,6 +16,15 @@ import {
 } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import type { RepositoryName } from "./names.js";
+
+/** Where a caller that verifies the bytes itself writes a blob (see UploadStore.receive). */
+export interface BlobSink {
+  readonly stream: Writable;
+  /** Makes the written bytes the repository's blob `digest`, which the caller has verified. */
+  commit(digest: Digest): Promise<void>;
+  /** Discards what was written. */
+  abort(): Promise<void>;
+}
 
 export interface UploadStatus {
   id: string;
@@ -65,13 +74,40 @@ export class UploadStore {
   }
 
   async create(name: RepositoryName): Promise<UploadStatus> {
-    const id = randomUUID();
-    const startedAt = new Date();
-    await this.driver.putContent(layout.uploadStartedAt(name, id), Buffer.from(startedAt.toISOString()));
-    const writer = await this.driver.writer(layout.uploadData(name, id), false);
+    const { id, startedAt, writer } = await this.begin(name);
     await writer.close();
     this.progress.set(progressKey(name, id), { algorithm: DEFAULT_ALGORITHM, hash: newHash(DEFAULT_ALGORITHM), offset: 0 });
     return { id, name, size: 0, startedAt };
+  }
+
+  /**
+   * Stores a blob whose bytes the caller hashes and verifies itself as they pass (a mirror
+   * filling its cache). It is an ordinary upload session until commit, so a crash leaves only
+   * what upload purging removes.
+   */
+  async receive(repo: RepositoryBlobs): Promise<BlobSink> {
+    const { id, writer } = await this.begin(repo.name);
+    return {
+      stream: writer.stream,
+      commit: async (digest) => {
+        writer.stream.end();
+        await finished(writer.stream);
+        await writer.commit();
+        await this.promote(repo, id, digest);
+      },
+      abort: async () => {
+        writer.stream.destroy();
+        await writer.cancel().catch(() => undefined);
+        await this.remove(repo.name, id);
+      },
+    };
+  }
+
+  private async begin(name: RepositoryName): Promise<{ id: string; startedAt: Date; writer: FileWriter }> {
+    const id = randomUUID();
+    const startedAt = new Date();
+    await this.driver.putContent(layout.uploadStartedAt(name, id), Buffer.from(startedAt.toISOString()));
+    return { id, startedAt, writer: await this.driver.writer(layout.uploadData(name, id), false) };
   }
 
   async status(name: RepositoryName, id: string): Promise<UploadStatus | undefined> {
@@ -118,13 +154,18 @@ export class UploadStore {
         await this.remove(repo.name, id);
         throw new RegistryError("DIGEST_INVALID", `provided digest ${expected} does not match uploaded content ${actual}`);
       }
-      // The link may land a moment before the data: nobody has been told of the blob yet.
-      await Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(expected)), repo.link(expected)]);
-      // With its data moved, the session is already gone for status(); removing the leftover
-      // directory need not delay the response (upload purging collects it if this never runs).
-      void this.remove(repo.name, id).catch(() => undefined);
+      await this.promote(repo, id, expected);
       return { digest: expected, size };
     });
+  }
+
+  /** Moves a verified upload's data into place as the blob and links it into the repository. */
+  private async promote(repo: RepositoryBlobs, id: string, digest: Digest): Promise<void> {
+    // The link may land a moment before the data: nobody has been told of the blob yet.
+    await Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(digest)), repo.link(digest)]);
+    // With its data moved, the session is already gone for status(); removing the leftover
+    // directory need not delay the response (upload purging collects it if this never runs).
+    void this.remove(repo.name, id).catch(() => undefined);
   }
 
   cancel(name: RepositoryName, id: string): Promise<void> {

@@ -1,3 +1,4 @@
+import type { BlobDescriptor } from "../../registry/blobs.js";
 import { RegistryError } from "../../registry/errors.js";
 import type { RequestContext } from "../context.js";
 import { parseRangeHeader } from "../range.js";
@@ -8,7 +9,9 @@ import { digestParam, repositoryOf, requireDeleteEnabled } from "./common.js";
 export async function getBlob(ctx: RequestContext): Promise<void> {
   const digest = digestParam(ctx);
   const repo = repositoryOf(ctx);
-  const blob = await repo.blobs.stat(digest);
+  // A HEAD needs only the size: a mirror asks its peer instead of fetching the blob.
+  const content = ctx.head ? undefined : await repo.fetchBlob(digest);
+  const blob: BlobDescriptor | undefined = ctx.head ? await repo.statBlob(digest) : content;
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to repository ${repo.name}`, { digest });
 
   const { req, res } = ctx;
@@ -25,9 +28,9 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     return;
   }
 
-  if (!ctx.head) {
+  if (content) {
     // Bytes flow from the store (a presigned URL), not through this process.
-    const redirect = await repo.blobs.redirectURL(digest);
+    const redirect = await content.redirectURL();
     if (redirect) {
       res.statusCode = 307;
       res.setHeader("Location", redirect);
@@ -50,11 +53,11 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.statusCode = 200;
   }
   res.setHeader("Content-Length", end - start + 1);
-  if (ctx.head || blob.size === 0) {
+  if (!content || blob.size === 0) {
     res.end();
     return;
   }
-  await streamBody(await repo.blobs.open(digest, start, end + 1), res);
+  await streamBody(await content.open(start, end + 1), res);
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */

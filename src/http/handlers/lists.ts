@@ -7,7 +7,7 @@ import { digestParam, repositoryOf } from "./common.js";
 /** GET /v2/<name>/tags/list?n=&last= */
 export async function listTags(ctx: RequestContext): Promise<void> {
   const repo = repositoryOf(ctx);
-  const all = await repo.tags.list();
+  const all = await repo.listTags();
   if (!all) throw new RegistryError("NAME_UNKNOWN", `repository ${repo.name} is not known to this registry`, { name: repo.name });
   const n = pageSize(ctx.url);
   const last = ctx.url.searchParams.get("last");

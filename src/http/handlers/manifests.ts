@@ -36,8 +36,8 @@ async function negotiate(repo: Repository, manifest: StoredManifest, accepts: st
     const entry = index.manifests?.find(
       (m) => m.platform?.os === "linux" && m.platform.architecture === "amd64" && known.includes(m.mediaType ?? ""),
     );
-    const child = entry?.digest && isDigest(entry.digest) ? await repo.manifests.get(entry.digest) : undefined;
-    if (child) return child;
+    const child = entry?.digest && isDigest(entry.digest) ? await repo.manifest(entry.digest) : undefined;
+    if (child) return child.manifest;
   }
   throw new RegistryError("MANIFEST_UNKNOWN", `the manifest is ${manifest.mediaType}, which the Accept header does not allow`, {
     mediaType: manifest.mediaType,
@@ -48,11 +48,13 @@ async function negotiate(repo: Repository, manifest: StoredManifest, accepts: st
 export async function getManifest(ctx: RequestContext): Promise<void> {
   const repo = repositoryOf(ctx);
   const reference = ctx.params.reference as Tag | Digest;
-  const found = await repo.manifests.resolve(reference);
+  const found = await repo.manifest(reference);
   if (!found) {
     throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to repository ${repo.name}`, { reference });
   }
-  const manifest = await negotiate(repo, found, acceptedTypes(ctx.req), !isDigest(reference));
+  // RFC 9111 warn-code 110: served from a cache that could not be revalidated.
+  if (found.stale) ctx.res.setHeader("Warning", `110 - "Response is Stale: ${found.stale.replace(/["\\\r\n]/g, "'")}"`);
+  const manifest = await negotiate(repo, found.manifest, acceptedTypes(ctx.req), !isDigest(reference));
   ctx.res.setHeader("Docker-Content-Digest", manifest.digest);
   ctx.res.setHeader("ETag", `"${manifest.digest}"`);
   if (ctx.req.headers["if-none-match"] === `"${manifest.digest}"`) {

@@ -1,0 +1,60 @@
+import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { createLogger } from "../log.js";
+import { MirrorRegistry } from "../proxy/mirror.js";
+import { prefetch } from "../proxy/prefetch.js";
+import { parseReference } from "../registry/names.js";
+import { createDriver } from "../storage/factory.js";
+import { registryOptions } from "./serve.js";
+
+function formatBytes(bytes: number): string {
+  const KiB = 1024;
+  const MiB = KiB * KiB;
+  return bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / KiB).toFixed(1)} KiB`;
+}
+
+/**
+ * `lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...`: fetches images
+ * from the peer into the mirror's store (safe while the mirror serves: blobs land by atomic
+ * rename). Exit 0 when every reference is cached, 1 when one failed, 2 on a usage error.
+ */
+export async function mirrorCommand(args: string[]): Promise<number> {
+  const [subcommand, ...rest] = args;
+  const configAt = rest.indexOf("--config");
+  const configPath = configAt >= 0 ? rest[configAt + 1] : DEFAULT_CONFIG_PATH;
+  const references = rest.filter((_, i) => i !== configAt && i !== configAt + 1);
+  if (subcommand !== "prefetch" || !configPath || references.length === 0) {
+    process.stderr.write("usage: lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...\n");
+    return 2;
+  }
+  const loaded = await loadConfig(configPath);
+  if (!loaded.ok) {
+    for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
+    return 2;
+  }
+  const { config } = loaded;
+  const invalid = references.filter((r) => !parseReference(r));
+  if (!config.proxy || invalid.length > 0) {
+    process.stderr.write(config.proxy ? `not name:tag or name@digest: ${invalid.join(" ")}\n` : `${configPath} has no proxy section\n`);
+    return 2;
+  }
+  const driver = await createDriver(config.storage);
+  await driver.verify?.();
+  const registry = new MirrorRegistry(driver, registryOptions(config), config.proxy, createLogger(config));
+  let failed = 0;
+  try {
+    for (const text of references) {
+      try {
+        const report = await prefetch(registry, parseReference(text)!);
+        const fetched = report.fetchedBytes > 0 ? `fetched ${formatBytes(report.fetchedBytes)}` : "already cached";
+        const stale = report.stale ? ` (stale: ${report.stale})` : "";
+        process.stdout.write(`${text} ${report.digest}: ${report.manifests} manifest(s), ${report.blobs} blob(s), ${fetched}${stale}\n`);
+      } catch (err) {
+        failed++;
+        process.stdout.write(`${text}: failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    }
+  } finally {
+    await registry.close();
+  }
+  return failed > 0 ? 1 : 0;
+}

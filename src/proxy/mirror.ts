@@ -1,0 +1,268 @@
+import { tmpdir } from "node:os";
+import { LRUCache } from "lru-cache";
+import type { Logger } from "pino";
+import type { ProxyConfig } from "../config/config.js";
+import type { BlobDescriptor, BlobStore } from "../registry/blobs.js";
+import { compareRepositoryNames, type CatalogPage } from "../registry/catalog.js";
+import { isDigest, type Digest } from "../registry/digest.js";
+import { RegistryError } from "../registry/errors.js";
+import type { Descriptor } from "../registry/manifest-format.js";
+import type { ManifestCache, StoredManifest } from "../registry/manifests.js";
+import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
+import { Registry, Repository, type BlobContent, type ManifestLookup, type RegistryOptions } from "../registry/registry.js";
+import type { StorageDriver } from "../storage/driver.js";
+import { BlobFill } from "./blob-fill.js";
+import { Coalescer } from "./coalesce.js";
+import { Spool } from "./spool.js";
+import { UpstreamError, UpstreamRegistry, type UpstreamManifest } from "./upstream.js";
+
+/** Turns a failure of the peer into the error a client sees: it names the peer. */
+function upstreamFailure(err: unknown): unknown {
+  if (!(err instanceof UpstreamError)) return err;
+  return new RegistryError(err.status === 401 || err.status === 403 ? "DENIED" : "UNAVAILABLE", err.message);
+}
+
+async function orUpstreamFailure<T>(task: Promise<T>): Promise<T> {
+  try {
+    return await task;
+  } catch (err) {
+    throw upstreamFailure(err);
+  }
+}
+
+/**
+ * A full registry that also pulls through from a peer: what it lacks in a mirrored repository it
+ * fetches, serves while caching, and serves locally ever after. Pushes and deletes stay local.
+ */
+export class MirrorRegistry extends Registry {
+  readonly upstream: UpstreamRegistry;
+  readonly fills = new Coalescer<BlobFill | undefined>();
+  readonly manifestFetches = new Coalescer<StoredManifest | undefined>();
+  /** When each tag was last confirmed with the peer (in memory: a restart revalidates once). */
+  readonly validatedTags = new LRUCache<string, number>({ max: 100_000 });
+  readonly spoolDir: string;
+
+  constructor(
+    driver: StorageDriver,
+    options: RegistryOptions,
+    readonly config: ProxyConfig,
+    readonly log: Logger,
+  ) {
+    super(driver, options);
+    this.upstream = new UpstreamRegistry(config);
+    this.spoolDir = config.spoolDir ?? tmpdir();
+  }
+
+  /** proxy.namespaces: the repositories pulled through (all when none are listed). */
+  isMirrored(name: string): boolean {
+    const namespaces = this.config.namespaces;
+    return namespaces.length === 0 || namespaces.some((ns) => name === ns || name.startsWith(`${ns}/`));
+  }
+
+  override repository(name: RepositoryName): Repository {
+    if (!this.isMirrored(name)) return super.repository(name);
+    return new MirroredRepository(this.driver, this.blobs, name, this.manifestCache, this);
+  }
+
+  /** Local and upstream pages merged: each holds the first `limit` after `last`, so the union's first `limit` are right. */
+  override async catalog(limit: number, last?: string): Promise<CatalogPage> {
+    const local = await super.catalog(limit, last);
+    let remote: { repositories: string[]; more: boolean } = { repositories: [], more: false };
+    try {
+      remote = await this.upstream.catalog(limit, last);
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      this.log.debug({ err: err.message }, "mirror: upstream catalog unavailable; listing local repositories");
+    }
+    const mirrored = remote.repositories.filter((n): n is RepositoryName => isRepositoryName(n) && this.isMirrored(n));
+    const names = [...new Set([...local.repositories, ...mirrored])].sort(compareRepositoryNames);
+    return { repositories: names.slice(0, limit), more: local.more || remote.more || names.length > limit };
+  }
+
+  override close(): Promise<void> {
+    return this.upstream.close();
+  }
+}
+
+export class MirroredRepository extends Repository {
+  constructor(
+    driver: StorageDriver,
+    blobStore: BlobStore,
+    name: RepositoryName,
+    cache: ManifestCache,
+    private readonly mirror: MirrorRegistry,
+  ) {
+    super(driver, blobStore, name, cache);
+  }
+
+  private get upstream(): UpstreamRegistry {
+    return this.mirror.upstream;
+  }
+
+  override async statBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const local = await super.statBlob(digest);
+    if (local) return local;
+    const remote = await orUpstreamFailure(this.upstream.statBlob(this.name, digest));
+    return remote.kind === "found" ? { digest, size: remote.size } : undefined;
+  }
+
+  override async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
+    const local = (await super.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await super.fetchBlob(digest) : undefined);
+    if (local) return local;
+    const fill = await this.fill(digest);
+    if (!fill) return undefined;
+    return { digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) };
+  }
+
+  /** Fetches a blob into the store without a client (a pushed manifest names it, or prefetch). */
+  async cacheBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const fill = await this.fill(digest);
+    if (!fill) return undefined;
+    await fill.done;
+    if (fill.error) throw upstreamFailure(fill.error);
+    return this.blobs.stat(digest);
+  }
+
+  override async missingBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
+    try {
+      return await this.cacheBlob(digest);
+    } catch (err) {
+      if (!(err instanceof RegistryError)) throw err;
+      this.mirror.log.warn({ digest, err: err.message }, "mirror: a pushed manifest names a blob the upstream could not provide");
+      return undefined;
+    }
+  }
+
+  override async missingManifest(digest: Digest): Promise<boolean> {
+    return (await this.cacheManifest(digest).catch(() => undefined)) !== undefined;
+  }
+
+  /**
+   * The blob's data is in the store for another repository: one HEAD to the peer decides whether
+   * this repository has it too, instead of fetching it again.
+   */
+  private async adoptStored(digest: Digest): Promise<boolean> {
+    if (!(await this.mirror.blobs.stat(digest))) return false;
+    const remote = await this.upstream.statBlob(this.name, digest).catch(() => undefined);
+    if (remote?.kind !== "found") return false;
+    await this.blobs.link(digest);
+    return true;
+  }
+
+  private fill(digest: Digest): Promise<BlobFill | undefined> {
+    return this.mirror.fills.run(
+      `${this.name}@${digest}`,
+      () => orUpstreamFailure(this.startFill(digest)),
+      (fill) => fill?.joinable ?? Promise.resolve(),
+    );
+  }
+
+  private async startFill(digest: Digest): Promise<BlobFill | undefined> {
+    const remote = await this.upstream.fetchBlob(this.name, digest);
+    if (remote.kind === "missing") return undefined;
+    let spool: Spool;
+    try {
+      spool = await Spool.create(this.mirror.spoolDir);
+    } catch (err) {
+      remote.body.destroy();
+      throw err;
+    }
+    const sink = await this.mirror.uploads.receive(this.blobs).catch((err: unknown) => {
+      this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
+      return undefined;
+    });
+    return new BlobFill({ digest, size: remote.size, body: remote.body }, spool, sink, this.mirror.log);
+  }
+
+  private async openFilling(fill: BlobFill, start: number, end: number) {
+    const reader = fill.reader(start, end);
+    if (reader) return reader;
+    // The fill ended between lookup and open: its bytes are in the store now, unless caching failed.
+    if (await this.blobs.stat(fill.digest)) return this.blobs.open(fill.digest, start, end);
+    throw new RegistryError("UNAVAILABLE", `blob ${fill.digest} was fetched from upstream ${this.upstream.url} but not cached; retry`);
+  }
+
+  override async manifest(reference: Tag | Digest): Promise<ManifestLookup | undefined> {
+    if (!isDigest(reference)) return this.taggedManifest(reference);
+    const manifest = (await this.manifests.get(reference)) ?? (await orUpstreamFailure(this.cacheManifest(reference)));
+    return manifest && { manifest };
+  }
+
+  /**
+   * A tag is served from the store while its last confirmation is younger than proxy.ttl; after
+   * that a HEAD asks the peer where it points. A peer that cannot answer gets the cached copy
+   * served, marked stale.
+   */
+  private async taggedManifest(tag: Tag): Promise<ManifestLookup | undefined> {
+    const localDigest = await this.tags.resolve(tag);
+    const local = localDigest && (await this.manifests.get(localDigest));
+    const validated = this.mirror.validatedTags.get(this.tagKey(tag));
+    if (local && validated !== undefined && Date.now() - validated < this.mirror.config.ttlMs) return { manifest: local };
+    try {
+      const manifest = await this.mirror.manifestFetches.run(this.tagKey(tag), () => this.revalidate(tag, local || undefined));
+      return manifest && { manifest };
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      if (local) return { manifest: local, stale: err.message };
+      throw upstreamFailure(err);
+    }
+  }
+
+  private tagKey(tag: Tag): string {
+    return `${this.name}:${tag}`;
+  }
+
+  private async revalidate(tag: Tag, local: StoredManifest | undefined): Promise<StoredManifest | undefined> {
+    let current: StoredManifest | undefined;
+    if (local) {
+      const head = await this.upstream.headManifest(this.name, tag);
+      // A tag only this store has was pushed here: it stays.
+      if (head.kind === "missing" || head.digest === local.digest) current = local;
+      else if (head.digest) current = (await this.manifests.get(head.digest)) ?? (await this.cacheManifest(head.digest));
+      if (current && current !== local) await this.tags.tag(tag, current.digest);
+    }
+    if (!current) {
+      const remote = await this.upstream.fetchManifest(this.name, tag);
+      if (remote.kind === "missing") return local;
+      current = await this.store(tag, remote);
+    }
+    this.mirror.validatedTags.set(this.tagKey(tag), Date.now());
+    return current;
+  }
+
+  private cacheManifest(digest: Digest): Promise<StoredManifest | undefined> {
+    return this.mirror.manifestFetches.run(`${this.name}@${digest}`, async () => {
+      const remote = await this.upstream.fetchManifest(this.name, digest);
+      return remote.kind === "found" ? this.store(digest, remote) : undefined;
+    });
+  }
+
+  /** Stores what the peer sent (already checked against its digest); its blobs come when asked for. */
+  private async store(reference: Tag | Digest, remote: UpstreamManifest): Promise<StoredManifest> {
+    const { digest, info } = await this.manifests.put(reference, remote.content, remote.mediaType, { checkReferences: false });
+    return { digest, mediaType: info.mediaType, content: remote.content };
+  }
+
+  override async listTags(): Promise<Tag[] | undefined> {
+    const local = await super.listTags();
+    let remote: string[] | undefined;
+    try {
+      remote = await this.upstream.tags(this.name);
+    } catch (err) {
+      if (local && err instanceof UpstreamError) return local;
+      throw upstreamFailure(err);
+    }
+    if (!remote) return local;
+    return [...new Set([...(local ?? []), ...remote.filter(isTag)])].sort();
+  }
+
+  protected override async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {
+    const local = await super.referrerDescriptors(subject);
+    const remote = await this.upstream.referrers(this.name, subject).catch((err: unknown) => {
+      if (!(err instanceof UpstreamError)) throw err;
+      return [];
+    });
+    const known = new Set(local.map((d) => d.digest));
+    return [...local, ...remote.filter((d) => !known.has(d.digest))];
+  }
+}

@@ -1,0 +1,265 @@
+import type { Readable } from "node:stream";
+import { Agent, interceptors, type Dispatcher } from "undici";
+import type { ProxyConfig } from "../config/config.js";
+import { digestAlgorithm, digestOf, isDigest, type Digest } from "../registry/digest.js";
+import type { Descriptor } from "../registry/manifest-format.js";
+import { MANIFEST_MAX_BYTES } from "../registry/manifests.js";
+import { baseMediaType, MANIFEST_MEDIA_TYPES } from "../registry/media-types.js";
+import type { RepositoryName, Tag } from "../registry/names.js";
+import { UpstreamAuth } from "./upstream-auth.js";
+
+/** The peer could not answer: unreachable, timed out, 5xx, refused our credentials, or lied. */
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    /** The peer's status when it answered; undefined when it could not be reached. */
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = "UpstreamError";
+  }
+}
+
+export type Found<T> = ({ kind: "found" } & T) | { kind: "missing" };
+
+export interface UpstreamManifest {
+  digest: Digest;
+  mediaType: string | undefined;
+  content: Buffer;
+}
+
+/** Tag lists and catalogs are followed through at most this many Link pages. */
+const MAX_PAGES = 100;
+const ACCEPT_MANIFESTS = MANIFEST_MEDIA_TYPES.join(", ");
+/** Token endpoints answer small JSON documents; anything bigger is not one. */
+const MAX_TOKEN_RESPONSE = 1024 * 1024;
+
+interface Sent {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+}
+
+function header(headers: Sent["headers"], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Reads a response body up to `limit` bytes, failing on more. */
+async function readLimited(body: Readable, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      throw new UpstreamError(`${what} is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The peer registry, spoken to over the Docker Registry HTTP API v2 with a bounded connection
+ * pool. Expected outcomes (found, missing) are values; everything else is an UpstreamError whose
+ * message names the peer.
+ */
+export class UpstreamRegistry {
+  readonly url: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly agent: Agent;
+  private readonly auth: UpstreamAuth;
+
+  constructor(config: ProxyConfig) {
+    this.url = config.remoteUrl;
+    this.agent = new Agent({
+      connections: config.maxConnections,
+      connectTimeout: config.timeouts.connectMs,
+      headersTimeout: config.timeouts.responseMs,
+      bodyTimeout: config.timeouts.idleMs,
+    });
+    // Peers on object storage redirect blob GETs to presigned URLs; undici drops Authorization
+    // when a redirect leaves the peer's origin.
+    this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
+    const credentials = config.username !== undefined ? { username: config.username, password: config.password ?? "" } : undefined;
+    this.auth = new UpstreamAuth(credentials, (url, basic) => this.fetchToken(url, basic));
+  }
+
+  /** A path of the peer's API, under the remote URL's own path (a peer behind a prefix). */
+  private api(path: string): string {
+    return `${new URL(this.url).pathname.replace(/\/$/, "")}${path}`;
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+
+  /** GET a blob: its size and a stream of its bytes, which the caller must consume or destroy. */
+  async fetchBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number; body: Readable }>> {
+    const res = await this.send("GET", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name));
+    if (res.status === 404) return missing(res);
+    await this.expect(res, 200, `blob ${digest}`);
+    const size = Number(header(res.headers, "content-length"));
+    if (!Number.isSafeInteger(size) || size < 0) {
+      res.body.destroy();
+      throw new UpstreamError(`upstream ${this.url} sent blob ${digest} without a Content-Length`);
+    }
+    return { kind: "found", size, body: res.body };
+  }
+
+  async statBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number }>> {
+    const res = await this.send("HEAD", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name));
+    if (res.status === 404) return missing(res);
+    await this.expect(res, 200, `blob ${digest}`);
+    await res.body.dump();
+    const size = Number(header(res.headers, "content-length"));
+    if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError(`upstream ${this.url} answered HEAD of ${digest} without a size`);
+    return { kind: "found", size };
+  }
+
+  /** GET a manifest, checking its content against the digest asked for or announced. */
+  async fetchManifest(name: RepositoryName, reference: Tag | Digest): Promise<Found<UpstreamManifest>> {
+    const res = await this.send("GET", this.api(`/v2/${name}/manifests/${reference}`), pullScope(name), { accept: ACCEPT_MANIFESTS });
+    if (res.status === 404) return missing(res);
+    await this.expect(res, 200, `manifest ${name}:${reference}`);
+    const content = await readLimited(res.body, MANIFEST_MAX_BYTES, `upstream ${this.url}'s manifest ${name}:${reference}`);
+    const announced = header(res.headers, "docker-content-digest");
+    const expected = isDigest(reference) ? reference : announced && isDigest(announced) ? announced : undefined;
+    const digest = digestOf(content, expected ? digestAlgorithm(expected) : "sha256");
+    if (expected && digest !== expected) {
+      throw new UpstreamError(`upstream ${this.url} sent manifest ${name}:${reference} whose content is ${digest}, not ${expected}`);
+    }
+    return { kind: "found", digest, mediaType: baseMediaType(header(res.headers, "content-type")), content };
+  }
+
+  /** HEAD a manifest: the digest a tag points at now, without its content. */
+  async headManifest(name: RepositoryName, reference: Tag | Digest): Promise<Found<{ digest: Digest | undefined }>> {
+    const res = await this.send("HEAD", this.api(`/v2/${name}/manifests/${reference}`), pullScope(name), { accept: ACCEPT_MANIFESTS });
+    if (res.status === 404) return missing(res);
+    await this.expect(res, 200, `manifest ${name}:${reference}`);
+    await res.body.dump();
+    const announced = header(res.headers, "docker-content-digest");
+    return { kind: "found", digest: announced && isDigest(announced) ? announced : undefined };
+  }
+
+  /** Every tag of a repository (following Link pages); undefined when the peer does not know it. */
+  async tags(name: RepositoryName): Promise<string[] | undefined> {
+    const tags: string[] = [];
+    let path: string | undefined = this.api(`/v2/${name}/tags/list`);
+    for (let page = 0; path && page < MAX_PAGES; page++) {
+      const res = await this.send("GET", path, pullScope(name));
+      if (res.status === 404) {
+        await res.body.dump();
+        return page === 0 ? undefined : tags;
+      }
+      await this.expect(res, 200, `tags of ${name}`);
+      const json = (await this.json(res)) as { tags?: unknown };
+      if (Array.isArray(json.tags)) tags.push(...json.tags.filter((t): t is string => typeof t === "string"));
+      path = nextPage(header(res.headers, "link"));
+    }
+    return tags;
+  }
+
+  /** One catalog page after `last`. */
+  async catalog(n: number, last: string | undefined): Promise<{ repositories: string[]; more: boolean }> {
+    const query = new URLSearchParams({ n: String(n) });
+    if (last !== undefined) query.set("last", last);
+    const res = await this.send("GET", this.api(`/v2/_catalog?${query}`), "registry:catalog:*");
+    await this.expect(res, 200, "the catalog");
+    const json = (await this.json(res)) as { repositories?: unknown };
+    const repositories = Array.isArray(json.repositories) ? json.repositories.filter((r): r is string => typeof r === "string") : [];
+    return { repositories, more: nextPage(header(res.headers, "link")) !== undefined };
+  }
+
+  /** The referrers the peer knows; none when it has no referrers API (distribution 2.x). */
+  async referrers(name: RepositoryName, subject: Digest): Promise<Descriptor[]> {
+    const res = await this.send("GET", this.api(`/v2/${name}/referrers/${subject}`), pullScope(name));
+    if (res.status === 404) {
+      await res.body.dump();
+      return [];
+    }
+    await this.expect(res, 200, `referrers of ${subject}`);
+    const json = (await this.json(res)) as { manifests?: unknown };
+    return Array.isArray(json.manifests) ? (json.manifests as Descriptor[]).filter((d) => typeof d?.digest === "string" && isDigest(d.digest)) : [];
+  }
+
+  /** Sends a request for a path of the peer (with its query), answering a 401 challenge once with the credentials it asks for. */
+  private async send(method: "GET" | "HEAD", path: string, scope: string, extra: Record<string, string> = {}): Promise<Sent> {
+    for (let attempt = 0; ; attempt++) {
+      const authorization = await this.auth.header(scope);
+      const headers = authorization ? { ...extra, authorization } : extra;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.dispatcher.request({ origin: this.url, path, method, headers });
+      } catch (err) {
+        throw new UpstreamError(`upstream ${this.url} is unreachable: ${describeFailure(err)}`);
+      }
+      const sent = { status: res.statusCode, headers: res.headers, body: res.body };
+      if (res.statusCode !== 401 || attempt > 0) return sent;
+      await res.body.dump();
+      if (!this.auth.learn(header(res.headers, "www-authenticate"), scope, authorization)) return sent;
+    }
+  }
+
+  private async expect(res: Sent, status: number, what: string): Promise<void> {
+    if (res.status === status) return;
+    const detail = (await readLimited(res.body, 64 * 1024, "error body").catch(() => Buffer.alloc(0))).toString("utf8").slice(0, 200);
+    const reason =
+      res.status === 401 || res.status === 403
+        ? "refused our credentials (proxy.username / proxy.password)"
+        : `answered ${res.status}${detail ? `: ${detail}` : ""}`;
+    throw new UpstreamError(`upstream ${this.url} ${reason} for ${what}`, res.status);
+  }
+
+  private async json(res: Sent): Promise<unknown> {
+    const body = await readLimited(res.body, 16 * 1024 * 1024, `upstream ${this.url}'s response`);
+    try {
+      return JSON.parse(body.toString("utf8"));
+    } catch {
+      throw new UpstreamError(`upstream ${this.url} sent a response that is not JSON`);
+    }
+  }
+
+  private async fetchToken(url: URL, basic: string | undefined): Promise<{ token: string; expiresInSeconds: number }> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: "GET", headers: basic ? { authorization: basic } : {} });
+    } catch (err) {
+      throw new UpstreamError(`token realm ${url.origin}${url.pathname} of upstream ${this.url} is unreachable: ${describeFailure(err)}`);
+    }
+    const body = await readLimited(res.body, MAX_TOKEN_RESPONSE, "token response");
+    if (res.statusCode !== 200) {
+      throw new UpstreamError(`token realm ${url.origin}${url.pathname} of upstream ${this.url} answered ${res.statusCode}`, res.statusCode);
+    }
+    const json = JSON.parse(body.toString("utf8")) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    const token = typeof json.token === "string" ? json.token : typeof json.access_token === "string" ? json.access_token : undefined;
+    if (!token) throw new UpstreamError(`token realm of upstream ${this.url} answered without a token`);
+    // Docker token spec: without expires_in a token lasts 60 seconds.
+    const expiresInSeconds = typeof json.expires_in === "number" && json.expires_in > 0 ? json.expires_in : 60;
+    return { token, expiresInSeconds };
+  }
+}
+
+function pullScope(name: RepositoryName): string {
+  return `repository:${name}:pull`;
+}
+
+async function missing(res: Sent): Promise<{ kind: "missing" }> {
+  await res.body.dump();
+  return { kind: "missing" };
+}
+
+/** The path and query of a Link: <...>; rel="next" header. */
+function nextPage(link: string | undefined): string | undefined {
+  const target = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined;
+  if (!target) return undefined;
+  const url = new URL(target, "http://upstream.invalid");
+  return `${url.pathname}${url.search}`;
+}
+
+function describeFailure(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}

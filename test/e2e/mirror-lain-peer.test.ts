@@ -1,0 +1,199 @@
+import bcrypt from "bcryptjs";
+import { rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { libtrustKeyId } from "../../src/auth/libtrust.js";
+import { CountingProxy } from "../helpers/counting-proxy.js";
+import { call } from "../helpers/http.js";
+import { artifactFor, indexOf, pushImage, pushManifest, randomImage, sha256 } from "../helpers/oci.js";
+import { freePort, runCli, startLainProcess } from "../helpers/process.js";
+import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
+import { skopeo } from "../helpers/skopeo.js";
+import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
+import { hasTool } from "../helpers/tools.js";
+
+const available = hasTool("skopeo") && hasTool("openssl");
+
+function mirrorYaml(remoteurl: string, extra: string[] = []): string {
+  return ["proxy:", `  remoteurl: ${remoteurl}`, ...extra.map((line) => `  ${line}`)].join("\n");
+}
+
+describe.skipIf(!available)("mirror of a lain-registry peer", () => {
+  let work: string;
+
+  beforeAll(async () => {
+    work = await tempDir("lain-mirror-peer-");
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("merges the peer's referrers with its own", async () => {
+    const peer = await startTestRegistry();
+    const mirror = await startTestRegistry({ extraYaml: mirrorYaml(peer.url) });
+    try {
+      const image = randomImage({ layers: 1 });
+      await pushImage(peer.url, "lain/signed", "v1", image);
+      const upstreamSignature = artifactFor(image.manifest, "application/vnd.example.signature");
+      await pushImage(peer.url, "lain/signed", upstreamSignature.manifest.digest, upstreamSignature);
+      const localSbom = artifactFor(image.manifest, "application/spdx+json");
+      await pushImage(mirror.url, "lain/signed", localSbom.manifest.digest, localSbom);
+
+      const all = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}`);
+      const digests = all.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest);
+      expect(digests.sort()).toEqual([upstreamSignature.manifest.digest, localSbom.manifest.digest].sort());
+      const filtered = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}?artifactType=application/vnd.example.signature`);
+      expect(filtered.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest)).toEqual([upstreamSignature.manifest.digest]);
+    } finally {
+      await mirror.close();
+      await peer.close();
+    }
+  });
+
+  it("pulls from a peer behind htpasswd with proxy.username and proxy.password (basic)", async () => {
+    const file = join(work, "htpasswd");
+    await writeFile(file, `mirror:${bcrypt.hashSync("s3cret", 5)}\n`);
+    const peer = await startTestRegistry({ extraYaml: `auth:\n  htpasswd:\n    realm: peer\n    path: ${file}` });
+    const proxy = await CountingProxy.start(peer.url);
+    const image = randomImage({ layers: 2 });
+    const good = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url, ["username: mirror", "password: s3cret"]) });
+    const wrong = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url, ["username: mirror", "password: guess"]) });
+    try {
+      const basic = `Basic ${Buffer.from("mirror:s3cret").toString("base64")}`;
+      for (const item of [image.config, ...image.layers]) {
+        const start = await call("POST", `${peer.url}/v2/lain/private/blobs/uploads/`, { headers: { authorization: basic } });
+        const location = new URL(start.headers.location!, peer.url);
+        location.searchParams.set("digest", item.digest);
+        expect((await call("PUT", location.toString(), { headers: { authorization: basic }, body: item.content })).status).toBe(201);
+      }
+      const put = await call("PUT", `${peer.url}/v2/lain/private/manifests/v1`, {
+        headers: { authorization: basic, "content-type": image.manifest.mediaType },
+        body: image.manifest.content,
+      });
+      expect(put.status).toBe(201);
+
+      const out = join(work, "basic-out");
+      await skopeo("copy", `docker://${good.host}/lain/private:v1`, `oci:${out}:v1`);
+      expect(sha256(await skopeo("inspect", "--raw", `docker://${good.host}/lain/private:v1`))).toBe(image.manifest.digest);
+
+      const refused = await call("GET", `${wrong.url}/v2/lain/private/manifests/v1`);
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain("refused our credentials");
+    } finally {
+      await good.close();
+      await wrong.close();
+      await proxy.close();
+      await peer.close();
+    }
+  });
+
+  describe("a peer behind Docker token auth (bearer)", () => {
+    let realm: TokenServer;
+    let peer: TestRegistry;
+
+    beforeAll(async () => {
+      const identity = await selfSignedIdentity(work, "auth");
+      realm = await startTokenServer({
+        key: identity.key,
+        header: { kid: libtrustKeyId(identity.certificate.publicKey) },
+        issuer: "auth",
+        policy: (user) => (user === "mirror" ? ["pull", "push", "*"] : []),
+      });
+      peer = await startTestRegistry({
+        extraYaml: `auth:\n  token:\n    realm: ${realm.realm}\n    service: peer\n    issuer: auth\n    rootcertbundle: ${identity.certPath}`,
+      });
+    });
+    afterAll(async () => {
+      await peer?.close();
+      await realm?.close();
+    });
+
+    it("does the token dance with the peer's realm and reuses a token per scope until it expires", async () => {
+      const mirror = await startTestRegistry({ extraYaml: mirrorYaml(peer.url, ["username: mirror", "password: any"]) });
+      try {
+        const images = ["amd64", "arm64"].map((architecture) => randomImage({ architecture, layers: 2 }));
+        const index = indexOf(images);
+        // Pushed straight into the peer's store through a second, unauthenticated registry on it.
+        const writer = await startTestRegistry({ root: (peer as TestRegistry).root! });
+        try {
+          for (const image of images) await pushImage(writer.url, "lain/tokened", image.manifest.digest, image);
+          await pushManifest(writer.url, "lain/tokened", "v1", index);
+        } finally {
+          await writer.close();
+        }
+        const out = join(work, "token-out");
+        await skopeo("copy", "--all", `docker://${mirror.host}/lain/tokened:v1`, `oci:${out}:v1`);
+        expect(sha256(await skopeo("inspect", "--raw", `docker://${mirror.host}/lain/tokened:v1`))).toBe(index.digest);
+        const asked = realm.requests.filter((r) => r.scopes.includes("repository:lain/tokened:pull"));
+        expect(asked.length).toBe(1);
+        expect(asked[0]!.user).toBe("mirror");
+      } finally {
+        await mirror.close();
+      }
+    });
+  });
+
+  it("prefetches with `lain-registry mirror prefetch`, then serves the image with the peer gone", async () => {
+    const peer = await startTestRegistry();
+    const root = await tempDir("lain-mirror-prefetch-");
+    const images = ["amd64", "arm64"].map((architecture) => randomImage({ architecture, layers: 2 }));
+    const index = indexOf(images);
+    for (const image of images) await pushImage(peer.url, "lain/registry", image.manifest.digest, image);
+    await pushManifest(peer.url, "lain/registry", "v2.0", index);
+    const config = join(work, "prefetch.yml");
+    await writeFile(config, ["version: 0.1", `storage: {filesystem: {rootdirectory: ${root}}}`, "http: {addr: 127.0.0.1:0, secret: s}", mirrorYaml(peer.url)].join("\n"));
+
+    const first = await runCli("mirror", "prefetch", "--config", config, "lain/registry:v2.0");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`^lain/registry:v2.0 ${index.digest}: 3 manifest\\(s\\), 6 blob\\(s\\), fetched \\d+\\.\\d KiB`));
+    const again = await runCli("mirror", "prefetch", "--config", config, "lain/registry:v2.0");
+    expect(again.stdout).toContain("already cached");
+    const unknown = await runCli("mirror", "prefetch", "--config", config, "lain/nothing:v1");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toContain(`unknown to upstream ${peer.url}`);
+    expect((await runCli("mirror", "prefetch", "--config", config, "not a reference")).code).toBe(2);
+
+    await peer.close();
+    const mirror = await startTestRegistry({ root, extraYaml: mirrorYaml(peer.url) });
+    try {
+      const out = join(work, "prefetched");
+      await skopeo("copy", "--all", `docker://${mirror.host}/lain/registry:v2.0`, `oci:${out}:v2.0`);
+      expect(sha256(await skopeo("inspect", "--raw", `docker://${mirror.host}/lain/registry:v2.0`))).toBe(index.digest);
+    } finally {
+      await mirror.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps proxy.prefetch references warm from the start, in a serving process", async () => {
+    const peer = await startTestRegistry();
+    const image = randomImage({ layers: 3 });
+    await pushImage(peer.url, "lain/registry", "v3", image);
+    const root = await tempDir("lain-mirror-warm-");
+    const port = await freePort();
+    const config = join(work, "warm.yml");
+    await writeFile(
+      config,
+      ["version: 0.1", `storage: {filesystem: {rootdirectory: ${root}}}`, "http: {secret: s}", mirrorYaml(peer.url, ["prefetch: [lain/registry:v3]"])].join("\n"),
+    );
+    const mirror = await startLainProcess(config, port);
+    try {
+      const cached = async () => {
+        const present = await Promise.all(
+          [image.config, ...image.layers].map((b) =>
+            stat(join(root, "docker/registry/v2/blobs/sha256", b.digest.slice(7, 9), b.digest.slice(7), "data")).then(() => true, () => false),
+          ),
+        );
+        return present.every(Boolean);
+      };
+      await expect.poll(cached, { timeout: 10_000 }).toBe(true);
+      await peer.close();
+      const out = join(work, "warm-out");
+      await skopeo("copy", `docker://${mirror.host}/lain/registry:v3`, `oci:${out}:v3`);
+      expect(sha256(await skopeo("inspect", "--raw", `docker://${mirror.host}/lain/registry:v3`))).toBe(image.manifest.digest);
+    } finally {
+      await mirror.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,353 @@
+import { createHash, randomBytes } from "node:crypto";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CountingProxy } from "../helpers/counting-proxy.js";
+import { startDistribution } from "../helpers/distribution.js";
+import { call, errorCode } from "../helpers/http.js";
+import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, type Image } from "../helpers/oci.js";
+import type { ServerProcess } from "../helpers/process.js";
+import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
+import { skopeo } from "../helpers/skopeo.js";
+import { hasTool } from "../helpers/tools.js";
+
+const available = hasTool("skopeo") && hasTool("docker-registry");
+const MiB = 1024 * 1024;
+
+function mirrorYaml(remoteurl: string, extra = ""): string {
+  return ["proxy:", `  remoteurl: ${remoteurl}`, "  ttl: 1h", "  timeouts: {connect: 2s, response: 10s, idle: 5s}", extra].join("\n");
+}
+
+async function expectSameImage(layout: string, image: Image): Promise<void> {
+  for (const item of [image.manifest, image.config, ...image.layers]) {
+    const file = join(layout, "blobs", "sha256", item.digest.slice("sha256:".length));
+    expect((await readFile(file)).equals(item.content)).toBe(true);
+  }
+}
+
+/** Reads a response to its end, answering the bytes' sha256 and count, or the error that broke it. */
+async function download(url: string, headers: Record<string, string> = {}): Promise<{ status: number; length: number; digest: string; declared: number; error?: string }> {
+  const res = await fetch(url, { headers });
+  const hash = createHash("sha256");
+  let length = 0;
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      length += chunk.length;
+    }
+  } catch (err) {
+    return { status: res.status, length, digest: "", declared: Number(res.headers.get("content-length")), error: String(err) };
+  }
+  return { status: res.status, length, digest: `sha256:${hash.digest("hex")}`, declared: Number(res.headers.get("content-length")) };
+}
+
+/** Blob data files under a store root. */
+async function storedBlobs(root: string): Promise<string[]> {
+  const dir = join(root, "docker/registry/v2/blobs/sha256");
+  const prefixes = await readdir(dir).catch(() => [] as string[]);
+  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
+  return all.flat().map((hex) => `sha256:${hex}`);
+}
+
+async function uploadsLeft(root: string, repo: string): Promise<string[]> {
+  return readdir(join(root, "docker/registry/v2/repositories", repo, "_uploads")).catch(() => []);
+}
+
+describe.skipIf(!available)("mirror: pulling through from Debian's docker-registry", () => {
+  let work: string;
+  let peerRoot: string;
+  let peer: ServerProcess;
+  let proxy: CountingProxy;
+  let mirror: TestRegistry;
+
+  async function startPeer(): Promise<void> {
+    peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
+    proxy.target = peer.url;
+  }
+
+  beforeAll(async () => {
+    work = await tempDir("lain-mirror-");
+    peerRoot = await tempDir("lain-mirror-peer-");
+    peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
+    proxy = await CountingProxy.start(peer.url);
+    mirror = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url) });
+  });
+  afterAll(async () => {
+    await mirror?.close();
+    await proxy?.close();
+    await peer?.stop();
+    await rm(work, { recursive: true, force: true });
+    await rm(peerRoot, { recursive: true, force: true });
+  });
+  afterEach(() => {
+    proxy.tamper = {};
+  });
+
+  it("pulls a single-platform image with skopeo, then serves it again without asking the peer for blobs", async () => {
+    const image = randomImage({ layers: 3, layerSize: 300_000 });
+    await pushImage(peer.url, "lain/single", "v1", image);
+
+    const out = join(work, "single-1");
+    await skopeo("copy", `docker://${mirror.host}/lain/single:v1`, `oci:${out}:v1`);
+    await expectSameImage(out, image);
+    const blobGets = () => proxy.count("GET", /^\/v2\/lain\/single\/blobs\//);
+    expect(blobGets()).toBe(4);
+
+    await skopeo("copy", `docker://${mirror.host}/lain/single:v1`, `oci:${join(work, "single-2")}:v1`);
+    await expectSameImage(join(work, "single-2"), image);
+    expect(blobGets()).toBe(4);
+    expect(await storedBlobs(mirror.root!)).toEqual(expect.arrayContaining([image.config.digest, ...image.layers.map((l) => l.digest)]));
+  });
+
+  it("pulls a multi-arch index with --all, and gives a client that cannot take an index its linux/amd64 image", async () => {
+    const images = ["amd64", "arm64"].map((architecture) => randomImage({ architecture, layers: 1 }));
+    const index = indexOf(images);
+    for (const image of images) await pushImage(peer.url, "lain/multi", image.manifest.digest, image);
+    await pushManifest(peer.url, "lain/multi", "v1", index);
+
+    expect(sha256(await skopeo("inspect", "--raw", `docker://${mirror.host}/lain/multi:v1`))).toBe(index.digest);
+    const out = join(work, "multi");
+    await skopeo("copy", "--all", `docker://${mirror.host}/lain/multi:v1`, `oci:${out}:v1`);
+    for (const image of images) await expectSameImage(out, image);
+    // A client that cannot take an index gets, by tag, the linux/amd64 image (fetched on demand).
+    const amd = await call("GET", `${mirror.url}/v2/lain/multi/manifests/v1`, { headers: { accept: images[0]!.manifest.mediaType } });
+    expect(amd.headers["docker-content-digest"]).toBe(images[0]!.manifest.digest);
+  });
+
+  it("pulls an OCI artifact by digest", async () => {
+    const image = randomImage({ layers: 1 });
+    await pushImage(peer.url, "lain/art", "v1", image);
+    const sbom = artifactFor(image.manifest, "application/spdx+json");
+    await pushImage(peer.url, "lain/art", sbom.manifest.digest, sbom);
+
+    const raw = await skopeo("inspect", "--raw", `docker://${mirror.host}/lain/art@${sbom.manifest.digest}`);
+    expect(sha256(raw)).toBe(sbom.manifest.digest);
+    const layer = await download(`${mirror.url}/v2/lain/art/blobs/${sbom.layers[0]!.digest}`);
+    expect(layer.digest).toBe(sbom.layers[0]!.digest);
+    // Cached with its subject indexed: the referrers API finds it although distribution 2.8 has none.
+    const referrers = await call("GET", `${mirror.url}/v2/lain/art/referrers/${image.manifest.digest}`);
+    expect(referrers.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest)).toEqual([sbom.manifest.digest]);
+  });
+
+  it("makes exactly one upstream GET for 8 concurrent cold pulls of one 64 MiB blob, late joiners included", async () => {
+    const big = { mediaType: "application/octet-stream", content: randomBytes(64 * MiB), digest: "" };
+    big.digest = sha256(big.content);
+    await pushBlob(peer.url, "lain/big", big);
+    const url = `${mirror.url}/v2/lain/big/blobs/${big.digest}`;
+    // A slow peer, so the late joiners arrive while the first pull is mid-blob.
+    proxy.tamper = { delayMs: 1 };
+    let lateJoiners: Promise<Awaited<ReturnType<typeof download>>[]> | undefined;
+    const joined = new Promise<void>((resolve) => {
+      proxy.tamper.onBytes = (count) => {
+        if (count < 8 * MiB || lateJoiners) return;
+        lateJoiners = Promise.all(Array.from({ length: 7 }, () => download(url)));
+        resolve();
+      };
+    });
+    const first = download(url);
+    await joined;
+    const results = [await first, ...(await lateJoiners!)];
+    for (const result of results) {
+      expect(result).toMatchObject({ status: 200, length: 64 * MiB, digest: big.digest });
+    }
+    expect(proxy.count("GET", new RegExp(`/blobs/${big.digest}`))).toBe(1);
+  });
+
+  it("serves a range of a blob while it is being filled", async () => {
+    const content = randomBytes(16 * MiB);
+    const digest = sha256(content);
+    await pushBlob(peer.url, "lain/range", { mediaType: "application/octet-stream", content, digest });
+    proxy.tamper = { delayMs: 2 };
+    const url = `${mirror.url}/v2/lain/range/blobs/${digest}`;
+    const whole = download(url);
+    const part = await call("GET", url, { headers: { range: "bytes=1000-2999" } });
+    expect(part.status).toBe(206);
+    expect(part.headers["content-range"]).toBe(`bytes 1000-2999/${content.length}`);
+    expect(part.body.equals(content.subarray(1000, 3000))).toBe(true);
+    expect((await whole).digest).toBe(digest);
+    expect(proxy.count("GET", new RegExp(`/blobs/${digest}`))).toBe(1);
+  });
+
+  it("answers a HEAD for an uncached blob with one upstream HEAD and no GET", async () => {
+    const content = randomBytes(100_000);
+    const digest = sha256(content);
+    await pushBlob(peer.url, "lain/head", { mediaType: "application/octet-stream", content, digest });
+    const head = await call("HEAD", `${mirror.url}/v2/lain/head/blobs/${digest}`);
+    expect(head.status).toBe(200);
+    expect(head.headers["content-length"]).toBe(String(content.length));
+    expect(proxy.count("GET", new RegExp(`/blobs/${digest}`))).toBe(0);
+    expect(proxy.count("HEAD", new RegExp(`/blobs/${digest}`))).toBe(1);
+  });
+
+  it("breaks the transfer when the peer dies mid-blob, caches nothing, and fetches again once the peer is back", async () => {
+    const content = randomBytes(32 * MiB);
+    const digest = sha256(content);
+    await pushBlob(peer.url, "lain/dies", { mediaType: "application/octet-stream", content, digest });
+    const dying = peer;
+    proxy.tamper = { delayMs: 1, onBytes: (count) => count > 4 * MiB && void dying.stop("SIGKILL") };
+    const broken = await download(`${mirror.url}/v2/lain/dies/blobs/${digest}`);
+    expect(broken.declared).toBe(content.length);
+    expect(broken.error ?? (broken.length < content.length ? "short" : undefined)).toBeDefined();
+    await dying.stop("SIGKILL");
+    expect(await storedBlobs(mirror.root!)).not.toContain(digest);
+    await expect.poll(() => uploadsLeft(mirror.root!, "lain/dies"), { timeout: 5000 }).toEqual([]);
+
+    proxy.tamper = {};
+    await startPeer();
+    const retried = await download(`${mirror.url}/v2/lain/dies/blobs/${digest}`);
+    expect(retried).toMatchObject({ status: 200, length: content.length, digest });
+    expect(proxy.count("GET", new RegExp(`/blobs/${digest}`))).toBe(2);
+  });
+
+  it("refuses bytes that do not match the digest: the transfer breaks before its last byte and nothing is cached", async () => {
+    const content = randomBytes(4 * MiB);
+    const digest = sha256(content);
+    await pushBlob(peer.url, "lain/lies", { mediaType: "application/octet-stream", content, digest });
+    proxy.tamper = { corrupt: true };
+    const lied = await download(`${mirror.url}/v2/lain/lies/blobs/${digest}`);
+    expect(lied.length).toBeLessThan(content.length);
+    expect(await storedBlobs(mirror.root!)).not.toContain(digest);
+
+    proxy.tamper = {};
+    expect(await download(`${mirror.url}/v2/lain/lies/blobs/${digest}`)).toMatchObject({ status: 200, digest });
+  });
+
+  it("keeps a pushed image local (not forwarded) and accepts a manifest whose base layers only the peer has", async () => {
+    const base = randomImage({ layers: 2 });
+    await pushImage(peer.url, "lain/app", "base", base);
+    const own = randomImage({ layers: 1 });
+    // A pushing client skips the base layer: a HEAD on the mirror says it exists (upstream).
+    expect((await call("HEAD", `${mirror.url}/v2/lain/app/blobs/${base.layers[0]!.digest}`)).status).toBe(200);
+    await pushBlob(mirror.url, "lain/app", own.config);
+    await pushBlob(mirror.url, "lain/app", own.layers[0]!);
+    const manifest = JSON.parse(own.manifest.content.toString()) as { layers: unknown[] };
+    manifest.layers = [
+      { mediaType: base.layers[0]!.mediaType, digest: base.layers[0]!.digest, size: base.layers[0]!.content.length },
+      ...manifest.layers,
+    ];
+    const content = Buffer.from(JSON.stringify(manifest));
+    const put = await call("PUT", `${mirror.url}/v2/lain/app/manifests/mine`, {
+      headers: { "content-type": own.manifest.mediaType },
+      body: content,
+    });
+    expect(put.status).toBe(201);
+    expect(await storedBlobs(mirror.root!)).toContain(base.layers[0]!.digest);
+    expect((await call("GET", `${peer.url}/v2/lain/app/manifests/mine`)).status).toBe(404);
+    expect((await call("GET", `${mirror.url}/v2/lain/app/manifests/mine`)).body.equals(content)).toBe(true);
+    const tags = await call("GET", `${mirror.url}/v2/lain/app/tags/list`);
+    expect(tags.json<{ tags: string[] }>().tags).toEqual(["base", "mine"]);
+  });
+
+  it("accepts containerd's ?ns= parameter on mirror requests", async () => {
+    const image = randomImage({ layers: 1 });
+    await pushImage(peer.url, "lain/ns", "v1", image);
+    const manifest = await call("GET", `${mirror.url}/v2/lain/ns/manifests/v1?ns=registry.lain.local`, { headers: { accept: image.manifest.mediaType } });
+    expect(manifest.status).toBe(200);
+    const blob = await download(`${mirror.url}/v2/lain/ns/blobs/${image.layers[0]!.digest}?ns=registry.lain.local`);
+    expect(blob.digest).toBe(image.layers[0]!.digest);
+  });
+
+  it("keeps serving what it cached when the peer is down (stale tags say so), and names the peer on a miss", async () => {
+    const image = randomImage({ layers: 2 });
+    await pushImage(peer.url, "lain/survivor", "v1", image);
+    const short = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url).replace("ttl: 1h", "ttl: 1ms") });
+    try {
+      await skopeo("copy", `docker://${short.host}/lain/survivor:v1`, `oci:${join(work, "survivor-1")}:v1`);
+      await peer.stop("SIGKILL");
+
+      const out = join(work, "survivor-2");
+      await skopeo("copy", `docker://${short.host}/lain/survivor:v1`, `oci:${out}:v1`);
+      await expectSameImage(out, image);
+      const stale = await call("GET", `${short.url}/v2/lain/survivor/manifests/v1`, { headers: { accept: image.manifest.mediaType } });
+      expect(stale.status).toBe(200);
+      expect(stale.headers.warning).toMatch(/^110 - "Response is Stale: upstream http:\/\/127\.0\.0\.1:\d+ is unreachable/);
+
+      const miss = await call("GET", `${short.url}/v2/lain/survivor/manifests/v2`);
+      expect(miss.status).toBe(503);
+      expect(errorCode(miss)).toBe("UNAVAILABLE");
+      expect(miss.text).toContain(proxy.url);
+    } finally {
+      await short.close();
+      await startPeer();
+    }
+  });
+
+  it("revalidates a tag with a HEAD once ttl has passed and follows it when it moved", async () => {
+    const short = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url).replace("ttl: 1h", "ttl: 0s") });
+    try {
+      const first = randomImage({ layers: 1 });
+      await pushImage(peer.url, "lain/moving", "latest", first);
+      const get = () => call("GET", `${short.url}/v2/lain/moving/manifests/latest`, { headers: { accept: first.manifest.mediaType } });
+      expect((await get()).headers["docker-content-digest"]).toBe(first.manifest.digest);
+      expect((await get()).headers["docker-content-digest"]).toBe(first.manifest.digest);
+      expect(proxy.count("GET", /\/lain\/moving\/manifests\/latest$/)).toBe(1);
+      expect(proxy.count("HEAD", /\/lain\/moving\/manifests\/latest$/)).toBe(1);
+
+      const second = randomImage({ layers: 1 });
+      await pushImage(peer.url, "lain/moving", "latest", second);
+      expect((await get()).headers["docker-content-digest"]).toBe(second.manifest.digest);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it("lists tags merged from the peer and its own pushes", async () => {
+    const image = randomImage({ layers: 1 });
+    await pushImage(peer.url, "lain/tags", "from-peer", image);
+    await pushImage(mirror.url, "lain/tags", "from-mirror", randomImage({ layers: 1 }));
+    const tags = await call("GET", `${mirror.url}/v2/lain/tags/tags/list`);
+    expect(tags.json<{ tags: string[] }>().tags).toEqual(["from-mirror", "from-peer"]);
+    const page = await call("GET", `${mirror.url}/v2/lain/tags/tags/list?n=1`);
+    expect(page.json<{ tags: string[] }>().tags).toEqual(["from-mirror"]);
+    expect(page.headers.link).toContain("last=from-mirror");
+  });
+
+  it("merges the peer's catalog with its own repositories", async () => {
+    const catalog = await call("GET", `${mirror.url}/v2/_catalog`);
+    const names = catalog.json<{ repositories: string[] }>().repositories;
+    expect(names).toEqual(expect.arrayContaining(["lain/single", "lain/multi", "lain/tags", "lain/app"]));
+    expect(names).toEqual([...names].sort());
+  });
+});
+
+describe.skipIf(!available)("mirror: disk full while caching", () => {
+  let work: string;
+  let store: string;
+  let peer: TestRegistry;
+  let mirror: TestRegistry;
+  let mounted = false;
+
+  beforeAll(async () => {
+    work = await tempDir("lain-mirror-full-");
+    store = join(work, "store");
+    peer = await startTestRegistry();
+    const { execFileSync } = await import("node:child_process");
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(store);
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", store]);
+      mounted = true;
+    } catch (err) {
+      if (process.env.REQUIRE_INTEGRATION === "1") throw err;
+    }
+    mirror = await startTestRegistry({ root: store, extraYaml: mirrorYaml(peer.url, `  spooldir: ${work}`) });
+  });
+  afterAll(async () => {
+    await mirror?.close();
+    await peer?.close();
+    if (mounted) (await import("node:child_process")).execFileSync("umount", [store]);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("still streams the blob to the client, and keeps nothing of it", async (ctx) => {
+    if (!mounted) ctx.skip();
+    const content = randomBytes(24 * MiB);
+    const digest = sha256(content);
+    await pushBlob(peer.url, "lain/full", { mediaType: "application/octet-stream", content, digest });
+    const got = await download(`${mirror.url}/v2/lain/full/blobs/${digest}`);
+    expect(got).toMatchObject({ status: 200, length: content.length, digest });
+    expect(await storedBlobs(store)).not.toContain(digest);
+    await expect.poll(() => uploadsLeft(store, "lain/full"), { timeout: 5000 }).toEqual([]);
+    expect((await stat(store)).isDirectory()).toBe(true);
+  });
+});

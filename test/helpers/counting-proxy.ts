@@ -1,0 +1,96 @@
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Transform, type TransformCallback } from "node:stream";
+
+export interface Seen {
+  method: string;
+  path: string;
+  status: number;
+}
+
+/** What the proxy does to blob bodies passing through (GET /v2/.../blobs/<digest>). */
+export interface BlobTampering {
+  /** Flip one byte in the middle. */
+  corrupt?: boolean;
+  /** Called as bytes pass, with the count so far (e.g. to kill the peer mid-transfer). */
+  onBytes?: (count: number) => void;
+  /** Hold each chunk this long (a slow peer). */
+  delayMs?: number;
+}
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a real registry: it records every request the mirror
+ * makes to its peer (to prove coalescing) and can tamper with blob bodies.
+ */
+export class CountingProxy {
+  readonly seen: Seen[] = [];
+  tamper: BlobTampering = {};
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    /** The registry behind the proxy; a test may point it at a restarted peer. */
+    public target: string,
+  ) {}
+
+  static async start(target: string): Promise<CountingProxy> {
+    let proxy: CountingProxy | undefined;
+    const server = createServer((req, res) => proxy?.forward(req, res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    proxy = new CountingProxy(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, target);
+    return proxy;
+  }
+
+  /** Requests seen for one method whose path matches. */
+  count(method: string, path: RegExp): number {
+    return this.seen.filter((s) => s.method === method && path.test(s.path)).length;
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse): void {
+    const { hostname, port } = new URL(this.target);
+    const upstream = request({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (reply) => {
+      this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 });
+      res.writeHead(reply.statusCode ?? 502, reply.headers);
+      const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && reply.statusCode === 200;
+      const body = isBlob ? reply.pipe(this.tamperer(Number(reply.headers["content-length"] ?? 0))) : reply;
+      body.pipe(res);
+      reply.on("error", () => res.destroy());
+      reply.on("aborted", () => res.destroy());
+      reply.on("close", () => {
+        if (!reply.complete) res.destroy();
+      });
+    });
+    upstream.on("error", () => {
+      this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: 0 });
+      res.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  private tamperer(size: number): Transform {
+    const tamper = this.tamper;
+    let count = 0;
+    let flipped = false;
+    return new Transform({
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        const start = count;
+        count += chunk.length;
+        if (tamper.corrupt && !flipped && count > size / 2) {
+          const copy = Buffer.from(chunk);
+          const at = Math.max(0, Math.floor(size / 2) - start);
+          copy[at] = (copy[at] ?? 0) ^ 0xff;
+          chunk = copy;
+          flipped = true;
+        }
+        tamper.onBytes?.(count);
+        if (tamper.delayMs) setTimeout(() => callback(null, chunk), tamper.delayMs);
+        else callback(null, chunk);
+      },
+    });
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
