@@ -16,6 +16,7 @@ import { tempDir } from "../test/helpers/registry.js";
 import { RGW_TOOLS, startRgw } from "../test/helpers/rgw.js";
 import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
+import { measureMirror } from "./mirror.js";
 import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, wrk, type BlobFile } from "./load.js";
 
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
@@ -216,6 +217,17 @@ async function main(): Promise<void> {
       ),
       `pull vs loopback (${loopback.toFixed(0)} MiB/s): ${((ours.pullMiBps / loopback) * 100).toFixed(0)}% (target ≥ 80%)`,
     ];
+    const mirror = await measureMirror(distribution, lain, "bench/push0", blob, work, log);
+    const mirrorRows: Array<[string, number, number, string]> = [
+      ["mirror cold pull vs the peer direct", mirror.coldMiBps, mirror.peerMiBps, "≥ 0.9"],
+      ["mirror cold pull vs distribution proxy", mirror.coldMiBps, mirror.distributionColdMiBps, ""],
+      ["mirror warm pull vs a local pull", mirror.warmMiBps, mirror.localMiBps, "≥ 0.95"],
+    ];
+    lines.push(`${"mirror (MiB/s)".padEnd(36)}${"lain".padStart(10)}${"other".padStart(14)}${"ratio".padStart(8)}`);
+    for (const [label, a, b, target] of mirrorRows) {
+      lines.push(`${label.padEnd(36)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(14)}${(a / b).toFixed(2).padStart(8)}  ${target}`);
+    }
+    lines.push(`8 concurrent cold pulls of one blob: ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target < 150)`);
     const s3 = await measureS3(blob, work);
     if (s3?.lain && s3.distribution) {
       const s3Rows: Array<[string, keyof S3Measures]> = [
@@ -240,6 +252,7 @@ async function main(): Promise<void> {
       lain: ours,
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
+      mirror,
       s3: s3 ?? null,
     };
     const dir = new URL("./results/", import.meta.url).pathname;

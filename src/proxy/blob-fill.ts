@@ -1,11 +1,13 @@
-import { Readable, type Writable } from "node:stream";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { digestAlgorithm, hashToDigest, newHash, type Digest } from "../registry/digest.js";
 import type { BlobSink } from "../registry/uploads.js";
+import { Signal } from "./signal.js";
 import type { Spool } from "./spool.js";
 import { UpstreamError } from "./upstream.js";
 
-/** Readers take the spool's bytes in pieces of at most this size. */
+/** Readers take the spool's bytes from its file in pieces of at most this size. */
 const READ_CHUNK = 1024 * 1024;
 
 export interface FillSource {
@@ -30,11 +32,9 @@ export class BlobFill {
   /** Settles when joining makes no sense any more: the fill failed, or it is done. */
   readonly joinable: Promise<void>;
   private endJoining!: () => void;
-  private written = 0;
   private verified = false;
   private failure: Error | undefined;
-  private changed!: Promise<void>;
-  private wake!: () => void;
+  private readonly progress = new Signal();
 
   constructor(
     source: FillSource,
@@ -44,7 +44,6 @@ export class BlobFill {
   ) {
     this.digest = source.digest;
     this.size = source.size;
-    this.arm();
     this.joinable = new Promise((resolve) => (this.endJoining = resolve));
     // The spool stays open to joiners until the store has its copy (or gave up on it).
     this.done = this.run(source.body, sink).finally(() => {
@@ -77,7 +76,7 @@ export class BlobFill {
         } else if (this.failure) {
           throw this.failure;
         } else {
-          await this.changed;
+          await this.progress.wait();
         }
       }
     } finally {
@@ -87,82 +86,57 @@ export class BlobFill {
 
   /** Readers may have everything once verified, and all but the last byte before. */
   private visible(): number {
-    return this.verified ? this.written : Math.max(0, Math.min(this.written, this.size - 1));
-  }
-
-  private arm(): void {
-    this.changed = new Promise((resolve) => (this.wake = resolve));
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.arm();
-    wake();
+    const received = this.spool.length;
+    return this.verified ? received : Math.max(0, Math.min(received, this.size - 1));
   }
 
   private async run(body: Readable, sink: BlobSink | undefined): Promise<void> {
-    let storeError: unknown;
-    sink?.stream.on("error", (err) => (storeError ??= err));
+    // The store copies from the spool at its own pace: a slow disk never slows the clients.
+    const stored = sink ? this.store(sink) : undefined;
     try {
-      await this.receive(body, sink && (() => (storeError === undefined ? sink.stream : undefined)));
+      await this.receive(body);
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
-      this.notify();
+      this.progress.notify();
       this.endJoining();
       body.destroy();
-      await sink?.abort().catch(() => undefined);
       this.log.warn({ digest: this.digest, err: this.failure.message }, "mirror: fetching a blob from upstream failed; nothing cached");
-      return;
     }
-    if (!sink) return;
-    if (storeError === undefined) {
-      try {
-        await sink.commit(this.digest);
-        return;
-      } catch (err) {
-        storeError = err;
-      }
-    }
-    // Clients got their bytes from the spool; the store just does not keep a copy this time.
-    await sink.abort().catch(() => undefined);
-    this.log.warn({ digest: this.digest, err: String(storeError) }, "mirror: could not cache a blob (served it uncached)");
+    await stored;
   }
 
-  /** Copies the peer's bytes to the spool and the store, then verifies them. */
-  private async receive(body: Readable, store: (() => Writable | undefined) | undefined): Promise<void> {
+  /** Copies the verified bytes into the store; on any failure the store keeps nothing. */
+  private async store(sink: BlobSink): Promise<void> {
+    const reader = this.reader(0, this.size);
+    try {
+      if (!reader) throw new Error("spool closed before the store copy began");
+      await pipeline(reader, sink.stream);
+      await sink.commit(this.digest);
+    } catch (err) {
+      await sink.abort().catch(() => undefined);
+      // Clients got their bytes from the spool; the store just does not keep a copy this time.
+      if (!this.failure) this.log.warn({ digest: this.digest, err: String(err) }, "mirror: could not cache a blob (served it uncached)");
+    }
+  }
+
+  /** Copies the peer's bytes to the spool, then verifies them. */
+  private async receive(body: Readable): Promise<void> {
     const hash = newHash(digestAlgorithm(this.digest));
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (this.written + chunk.length > this.size) {
+      if (this.spool.length + chunk.length > this.size) {
         throw new UpstreamError(`upstream sent more than the ${this.size} bytes it announced for blob ${this.digest}`);
       }
       hash.update(chunk);
-      await this.spool.append(chunk, this.written);
-      this.written += chunk.length;
-      this.notify();
-      const stream = store?.();
-      if (stream && !stream.write(chunk)) await drained(stream);
+      const appended = this.spool.append(chunk);
+      this.progress.notify();
+      await appended;
     }
-    if (this.written !== this.size) {
-      throw new UpstreamError(`upstream ended blob ${this.digest} after ${this.written} of ${this.size} bytes`);
+    if (this.spool.length !== this.size) {
+      throw new UpstreamError(`upstream ended blob ${this.digest} after ${this.spool.length} of ${this.size} bytes`);
     }
     const actual = hashToDigest(digestAlgorithm(this.digest), hash);
     if (actual !== this.digest) throw new UpstreamError(`upstream sent bytes whose digest is ${actual} for blob ${this.digest}`);
     this.verified = true;
-    this.notify();
+    this.progress.notify();
   }
-}
-
-/** Waits until a stream wants more, or can take nothing more (failed or closed). */
-function drained(stream: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("error", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("error", done);
-    stream.on("close", done);
-  });
 }

@@ -17,9 +17,4 @@ export class Coalescer<T> {
     task.then(until).then(release, release);
     return task;
   }
-
-  /** Whether a task for the key is running (its result not yet settled or released). */
-  has(key: string): boolean {
-    return this.running.has(key);
-  }
 }

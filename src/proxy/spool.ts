@@ -1,13 +1,33 @@
+import { randomUUID } from "node:crypto";
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
+import { Signal } from "./signal.js";
+
+/** The newest bytes stay in memory up to this much, so readers keeping up never touch the disk. */
+const TAIL_BYTES = 4 * 1024 * 1024;
+/** Appending waits when this much is not in the file yet (a disk slower than the network). */
+const MAX_UNWRITTEN = 16 * 1024 * 1024;
+
+interface Piece {
+  start: number;
+  chunk: Buffer;
+}
 
 /**
  * A temporary file that a blob fill appends to and its readers read back from at their own pace,
- * so a late or slow reader never holds the fetch back and no blob is held in memory. The file is
- * unlinked as soon as it is open: nothing is left behind, even after a kill -9.
+ * so a late or slow reader never holds the fetch back and no blob is held in memory: only its
+ * newest few MiB, which readers that keep up take from memory. Writes are batched, one in flight.
+ * The file is unlinked as soon as it is open: nothing is left behind, even after a kill -9.
  */
 export class Spool {
+  /** Bytes appended. */
+  length = 0;
+  /** Bytes in the file. */
+  private persisted = 0;
+  private readonly tail: Piece[] = [];
+  private writing = false;
+  private writeError: Error | undefined;
+  private readonly progress = new Signal();
   private readers = 0;
   private finished = false;
   private closed = false;
@@ -21,20 +41,76 @@ export class Spool {
     return new Spool(file);
   }
 
-  async append(chunk: Buffer, position: number): Promise<void> {
-    for (let done = 0; done < chunk.length; ) {
-      const { bytesWritten } = await this.file.write(chunk, done, chunk.length - done, position + done);
-      done += bytesWritten;
-    }
+  /** Appends a chunk (which must not change afterwards); waits only when the file lags far behind. */
+  async append(chunk: Buffer): Promise<void> {
+    this.tail.push({ start: this.length, chunk });
+    this.length += chunk.length;
+    this.write();
+    while (!this.writeError && this.length - this.persisted > MAX_UNWRITTEN) await this.progress.wait();
+    if (this.writeError) throw this.writeError;
   }
 
-  async read(position: number, length: number): Promise<Buffer> {
+  /** Up to `max` bytes at `position` (< length): from memory when recent, else from the file. */
+  async read(position: number, max: number): Promise<Buffer> {
+    const piece = this.pieceAt(position);
+    if (piece) {
+      const offset = position - piece.start;
+      return piece.chunk.subarray(offset, offset + Math.min(max, piece.chunk.length - offset));
+    }
+    const length = Math.min(max, this.persisted - position);
     const buffer = Buffer.allocUnsafe(length);
     const { bytesRead } = await this.file.read(buffer, 0, length, position);
     return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
   }
 
-  /** A reader starts using the file (`release` when done); false when the file is already closed. */
+  private pieceAt(position: number): Piece | undefined {
+    let low = 0;
+    let high = this.tail.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      const piece = this.tail[mid]!;
+      if (position < piece.start) high = mid - 1;
+      else if (position >= piece.start + piece.chunk.length) low = mid + 1;
+      else return piece;
+    }
+    return undefined;
+  }
+
+  /** Writes everything not yet in the file in one writev; the next batch starts when it is done. */
+  private write(): void {
+    if (this.writing || this.writeError || this.persisted === this.length) return;
+    const pending = this.tail
+      .filter((p) => p.start + p.chunk.length > this.persisted)
+      .map((p) => (p.start < this.persisted ? p.chunk.subarray(this.persisted - p.start) : p.chunk));
+    this.writing = true;
+    this.file.writev(pending, this.persisted).then(
+      ({ bytesWritten }) => {
+        this.persisted += bytesWritten;
+        this.writing = false;
+        this.evict();
+        this.progress.notify();
+        this.write();
+      },
+      (err: unknown) => {
+        this.writeError = err instanceof Error ? err : new Error(String(err));
+        this.writing = false;
+        this.progress.notify();
+      },
+    );
+  }
+
+  /** Drops the oldest pieces that are in the file while the tail is over its size. */
+  private evict(): void {
+    let bytes = this.length - (this.tail[0]?.start ?? this.length);
+    while (this.tail.length > 0 && bytes > TAIL_BYTES) {
+      const oldest = this.tail[0]!;
+      if (oldest.start + oldest.chunk.length > this.persisted) return;
+      this.tail.shift();
+      bytes -= oldest.chunk.length;
+    }
+  }
+
+  /** A reader starts using the spool (`release` when done); false when it is already closed. */
   retain(): boolean {
     if (this.closed) return false;
     this.readers++;
@@ -55,6 +131,7 @@ export class Spool {
   private closeIfUnused(): void {
     if (!this.finished || this.readers > 0 || this.closed) return;
     this.closed = true;
+    this.tail.length = 0;
     void this.file.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID, type Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
-import { finished, pipeline } from "node:stream/promises";
+import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
 import { deleteIfPresent, type FileWriter, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
@@ -19,6 +19,7 @@ import type { RepositoryName } from "./names.js";
 
 /** Where a caller that verifies the bytes itself writes a blob (see UploadStore.receive). */
 export interface BlobSink {
+  /** Where the bytes go; end it (or let pipeline end it) before commit. */
   readonly stream: Writable;
   /** Makes the written bytes the repository's blob `digest`, which the caller has verified. */
   commit(digest: Digest): Promise<void>;
@@ -90,8 +91,6 @@ export class UploadStore {
     return {
       stream: writer.stream,
       commit: async (digest) => {
-        writer.stream.end();
-        await finished(writer.stream);
         await writer.commit();
         await this.promote(repo, id, digest);
       },

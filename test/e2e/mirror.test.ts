@@ -212,6 +212,23 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     expect(await download(`${mirror.url}/v2/lain/lies/blobs/${digest}`)).toMatchObject({ status: 200, digest });
   });
 
+  it("gives up on a peer that stalls longer than proxy.timeouts.idle: broken transfer, nothing cached", async () => {
+    const content = randomBytes(2 * MiB);
+    const digest = sha256(content);
+    await pushBlob(peer.url, "lain/slow", { mediaType: "application/octet-stream", content, digest });
+    const impatient = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url).replace("idle: 5s", "idle: 300ms") });
+    try {
+      proxy.tamper = { delayMs: 1500 };
+      const stalled = await download(`${impatient.url}/v2/lain/slow/blobs/${digest}`);
+      expect(stalled.length).toBeLessThan(content.length);
+      expect(await storedBlobs(impatient.root!)).not.toContain(digest);
+      proxy.tamper = {};
+      expect(await download(`${impatient.url}/v2/lain/slow/blobs/${digest}`)).toMatchObject({ status: 200, digest });
+    } finally {
+      await impatient.close();
+    }
+  });
+
   it("keeps a pushed image local (not forwarded) and accepts a manifest whose base layers only the peer has", async () => {
     const base = randomImage({ layers: 2 });
     await pushImage(peer.url, "lain/app", "base", base);

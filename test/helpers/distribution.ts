@@ -10,12 +10,14 @@ export interface DistributionOptions {
   secret: string;
   /** Where to write its config.yml */
   configDir: string;
+  /** More configuration, e.g. a proxy section. */
+  extraYaml?: string;
 }
 
 /** Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1 serving `root`. */
 export async function startDistribution(options: DistributionOptions): Promise<ServerProcess> {
   const port = await freePort();
-  const config = join(options.configDir, "distribution.yml");
+  const config = join(options.configDir, `distribution-${port}.yml`);
   await writeFile(
     config,
     [
@@ -27,6 +29,7 @@ export async function startDistribution(options: DistributionOptions): Promise<S
       "http:",
       `  addr: 127.0.0.1:${port}`,
       `  secret: ${options.secret}`,
+      options.extraYaml ?? "",
     ].join("\n"),
   );
   const env = { ...process.env };

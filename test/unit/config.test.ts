@@ -50,6 +50,46 @@ describe("configuration examples", async () => {
   });
 });
 
+describe("proxy (the mirror)", () => {
+  it("takes distribution's proxy section as is, with defaults for the rest", () => {
+    const loaded = parseConfig("version: 0.1\nproxy:\n  remoteurl: https://primary.lain.local/\n  username: u\n  password: p\n  ttl: 168h", {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.warnings.filter((w) => w.path.startsWith("proxy"))).toEqual([]);
+    expect(loaded.config.proxy).toEqual({
+      remoteUrl: "https://primary.lain.local",
+      username: "u",
+      password: "p",
+      ttlMs: 168 * 3_600_000,
+      namespaces: [],
+      prefetch: [],
+      maxConnections: 32,
+      spoolDir: undefined,
+      timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
+    });
+  });
+
+  it("reads the mirror example's extensions", async () => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, "mirror.yml"), "utf8"), {});
+    if (!loaded.ok) throw new Error("expected ok");
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.config.proxy).toMatchObject({ ttlMs: 300_000, namespaces: ["lain", "library"], prefetch: ["lain/registry:latest", "lain/webrouter:latest"] });
+  });
+
+  it("refuses a proxy without a usable remoteurl, bad prefetch references and a zero pool", () => {
+    const loaded = parseConfig("version: 0.1\nproxy:\n  remoteurl: ftp://x\n  prefetch: [lain/app, 'lain/app:v1', 'Bad:v1']\n  maxconnections: 0\n  ttl: soon", {});
+    expect(loaded.ok).toBe(false);
+    if (loaded.ok) return;
+    expect(paths(loaded.errors).sort()).toEqual(["proxy.maxconnections", "proxy.prefetch.0", "proxy.prefetch.2", "proxy.remoteurl", "proxy.ttl"]);
+    const missing = parseConfig("version: 0.1\nproxy: {username: u}", {});
+    expect(missing.ok ? [] : paths(missing.errors)).toEqual(["proxy.remoteurl"]);
+  });
+
+  it("takes REGISTRY_PROXY_REMOTEURL from the environment", () => {
+    const loaded = parseConfig("version: 0.1", { REGISTRY_PROXY_REMOTEURL: "http://127.0.0.1:5001" });
+    expect(loaded.ok && loaded.config.proxy?.remoteUrl).toBe("http://127.0.0.1:5001");
+  });
+});
+
 describe("validation", () => {
   it("lists every wrong value by its key path", () => {
     const loaded = parseConfig(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { digestOf, parseDigest } from "../../src/registry/digest.js";
-import { isRepositoryName, isTag } from "../../src/registry/names.js";
+import { isRepositoryName, isTag, parseReference } from "../../src/registry/names.js";
 import { compareRepositoryNames } from "../../src/registry/catalog.js";
 
 describe("digest grammar", () => {
@@ -58,5 +58,20 @@ describe("tag grammar", () => {
 describe("catalog order", () => {
   it("sorts path-aware as distribution does: a < a/b < a-c", () => {
     expect(["a-c", "a/b", "a"].sort(compareRepositoryNames)).toEqual(["a", "a/b", "a-c"]);
+  });
+});
+
+describe("references (name:tag, name@digest)", () => {
+  const digest = `sha256:${"a".repeat(64)}`;
+
+  it("splits at the last colon, so a name with a port-like part stays whole", () => {
+    expect(parseReference("lain/registry:v2.0")).toEqual({ name: "lain/registry", reference: "v2.0" });
+    expect(parseReference(`lain/app@${digest}`)).toEqual({ name: "lain/app", reference: digest });
+  });
+
+  it("refuses references without a tag or digest, and bad parts", () => {
+    for (const bad of ["lain/app", "Lain/app:v1", "lain/app:", "lain/app:.v1", "lain/app@sha256:short", ":v1", `@${digest}`]) {
+      expect(parseReference(bad), bad).toBeUndefined();
+    }
   });
 });
