@@ -60,27 +60,26 @@ export class BlobFill {
   /** Bytes [start, end) as they arrive; undefined when the fill is over and its spool gone. */
   reader(start: number, end: number): Readable | undefined {
     if (!this.spool.retain()) return undefined;
-    return Readable.from(this.follow(start, end), { objectMode: false });
+    const stream = Readable.from(this.follow(start, end), { objectMode: false });
+    // On "close", not in the generator: a stream destroyed before its first read never runs it.
+    stream.once("close", () => this.spool.release());
+    return stream;
   }
 
   private async *follow(start: number, end: number): AsyncGenerator<Buffer> {
-    try {
-      let position = start;
-      while (position < end) {
-        const available = Math.min(this.visible(), end);
-        if (position < available) {
-          const chunk = await this.spool.read(position, Math.min(available - position, READ_CHUNK));
-          if (chunk.length === 0) throw new Error(`spool of ${this.digest} ended early at ${position}`);
-          position += chunk.length;
-          yield chunk;
-        } else if (this.failure) {
-          throw this.failure;
-        } else {
-          await this.progress.wait();
-        }
+    let position = start;
+    while (position < end) {
+      const available = Math.min(this.visible(), end);
+      if (position < available) {
+        const chunk = await this.spool.read(position, Math.min(available - position, READ_CHUNK));
+        if (chunk.length === 0) throw new Error(`spool of ${this.digest} ended early at ${position}`);
+        position += chunk.length;
+        yield chunk;
+      } else if (this.failure) {
+        throw this.failure;
+      } else {
+        await this.progress.wait();
       }
-    } finally {
-      this.spool.release();
     }
   }
 
@@ -91,8 +90,8 @@ export class BlobFill {
   }
 
   private async run(body: Readable, sink: BlobSink | undefined): Promise<void> {
-    // The store copies from the spool at its own pace: a slow disk never slows the clients.
-    const stored = sink ? this.store(sink) : undefined;
+    // The reader for the store's copy is taken now, so the spool keeps every byte for it.
+    const reader = sink && this.reader(0, this.size);
     try {
       await this.receive(body);
     } catch (err) {
@@ -102,17 +101,19 @@ export class BlobFill {
       body.destroy();
       this.log.warn({ digest: this.digest, err: this.failure.message }, "mirror: fetching a blob from upstream failed; nothing cached");
     }
-    await stored;
+    // The store copies from the spool once the peer's transfer is over: on a machine of few
+    // cores, copying (and syncing) alongside it would take the clients' pace down to the disk's.
+    if (sink) await this.store(sink, reader);
   }
 
   /** Copies the verified bytes into the store; on any failure the store keeps nothing. */
-  private async store(sink: BlobSink): Promise<void> {
-    const reader = this.reader(0, this.size);
+  private async store(sink: BlobSink, reader: Readable | undefined): Promise<void> {
     try {
-      if (!reader) throw new Error("spool closed before the store copy began");
+      if (!reader || this.failure) throw this.failure ?? new Error("spool closed before the store copy began");
       await pipeline(reader, sink.stream);
       await sink.commit(this.digest);
     } catch (err) {
+      reader?.destroy();
       await sink.abort().catch(() => undefined);
       // Clients got their bytes from the spool; the store just does not keep a copy this time.
       if (!this.failure) this.log.warn({ digest: this.digest, err: String(err) }, "mirror: could not cache a blob (served it uncached)");
