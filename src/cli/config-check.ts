@@ -1,9 +1,10 @@
 import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { UpstreamRegistry } from "../proxy/upstream.js";
 import { createDriver } from "../storage/factory.js";
 
 /**
  * `lain-registry config check [--connect] [config.yml]`: validates without starting; with
- * --connect also tries the store. Exit 0 when the configuration is usable (warnings allowed),
+ * --connect also tries the store, and the mirror's peer. Exit 0 when the configuration is usable (warnings allowed),
  * 1 with every problem listed by key path.
  */
 export async function configCheck(args: string[]): Promise<number> {
@@ -19,12 +20,25 @@ export async function configCheck(args: string[]): Promise<number> {
   const { storage, http } = loaded.config;
   process.stdout.write(`${path}: OK (storage: ${storage.driver}, listening on ${http.addr})\n`);
   if (!connect) return 0;
+  let failed = false;
   try {
     await (await createDriver(storage)).verify?.();
     process.stdout.write(`storage: reachable and usable (${storage.driver})\n`);
-    return 0;
   } catch (err) {
     process.stdout.write(`error: storage: ${(err as Error).message}\n`);
-    return 1;
+    failed = true;
   }
+  const { proxy } = loaded.config;
+  if (proxy) {
+    const upstream = new UpstreamRegistry(proxy);
+    try {
+      process.stdout.write(`proxy: ${await upstream.check()}\n`);
+    } catch (err) {
+      process.stdout.write(`error: proxy: ${(err as Error).message}\n`);
+      failed = true;
+    } finally {
+      await upstream.close();
+    }
+  }
+  return failed ? 1 : 0;
 }

@@ -134,7 +134,13 @@ export class MirroredRepository extends Repository {
   }
 
   override async missingManifest(digest: Digest): Promise<boolean> {
-    return (await this.cacheManifest(digest).catch(() => undefined)) !== undefined;
+    try {
+      return (await this.cacheManifest(digest)) !== undefined;
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      this.mirror.log.warn({ digest, err: err.message }, "mirror: a pushed index names a manifest the upstream could not provide");
+      return false;
+    }
   }
 
   /**

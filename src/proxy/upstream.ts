@@ -95,6 +95,14 @@ export class UpstreamRegistry {
     return this.agent.close();
   }
 
+  /** GET /v2/ with the configured credentials: what the peer answers, for `config check --connect`. */
+  async check(): Promise<string> {
+    const res = await this.send("GET", this.api("/v2/"), "");
+    await this.expect(res, 200, "the API check /v2/");
+    await res.body.dump();
+    return `upstream ${this.url} answers the registry API`;
+  }
+
   /** GET a blob: its size and a stream of its bytes, which the caller must consume or destroy. */
   async fetchBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number; body: Readable }>> {
     const res = await this.send("GET", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name));

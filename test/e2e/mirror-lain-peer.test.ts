@@ -79,6 +79,19 @@ describe.skipIf(!available)("mirror of a lain-registry peer", () => {
       const refused = await call("GET", `${wrong.url}/v2/lain/private/manifests/v1`);
       expect(refused.status).toBe(403);
       expect(refused.text).toContain("refused our credentials");
+
+      // `config check --connect` tries the peer with the configured credentials.
+      const check = async (password: string) => {
+        const file = join(work, `check-${password}.yml`);
+        await writeFile(file, ["version: 0.1", `storage: {filesystem: {rootdirectory: ${work}/check-store}}`, mirrorYaml(peer.url, ["username: mirror", `password: ${password}`])].join("\n"));
+        return runCli("config", "check", "--connect", file);
+      };
+      const ok = await check("s3cret");
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain(`proxy: upstream ${peer.url} answers the registry API`);
+      const bad = await check("guess");
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain("error: proxy: upstream");
     } finally {
       await good.close();
       await wrong.close();
