@@ -90,7 +90,7 @@ export class BlobFill {
   }
 
   private async run(body: Readable, sink: BlobSink | undefined): Promise<void> {
-    // The reader for the store's copy is taken now, so the spool keeps every byte for it.
+    // The store's reader is taken now, so the spool stays open for its copy.
     const reader = sink && this.reader(0, this.size);
     try {
       await this.receive(body);

@@ -153,6 +153,19 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     expect(proxy.count("GET", new RegExp(`/blobs/${big.digest}`))).toBe(1);
   });
 
+  it("links a blob it already holds for another repository after one HEAD, instead of fetching it again", async () => {
+    const content = randomBytes(MiB);
+    const digest = sha256(content);
+    for (const repo of ["lain/first", "lain/second"]) await pushBlob(peer.url, repo, { mediaType: "application/octet-stream", content, digest });
+    expect((await download(`${mirror.url}/v2/lain/first/blobs/${digest}`)).digest).toBe(digest);
+    await expect.poll(async () => (await storedBlobs(mirror.root!)).includes(digest)).toBe(true);
+    expect((await download(`${mirror.url}/v2/lain/second/blobs/${digest}`)).digest).toBe(digest);
+    expect(proxy.count("GET", new RegExp(`/blobs/${digest}`))).toBe(1);
+    expect(proxy.count("HEAD", new RegExp(`/lain/second/blobs/${digest}`))).toBe(1);
+    // A repository the peer does not have the blob in gets nothing from the other's copy.
+    expect((await call("GET", `${mirror.url}/v2/lain/third/blobs/${digest}`)).status).toBe(404);
+  });
+
   it("serves a range of a blob while it is being filled", async () => {
     const content = randomBytes(16 * MiB);
     const digest = sha256(content);
