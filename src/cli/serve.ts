@@ -5,6 +5,7 @@ import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
 import { createDescriptorCache } from "../registry/blobs.js";
+import { StoreProbe } from "../cluster/store-probe.js";
 import type { Logger } from "pino";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
@@ -38,15 +39,31 @@ function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefin
   return loop;
 }
 
+/** How long a withdrawn instance keeps taking new requests: the load balancer reloads meanwhile. */
+const WITHDRAW_SETTLE_MS = 2000;
+
+export interface RunningRegistry extends RunningServer {
+  /**
+   * Stops as an upgrade wants it (SIGTERM): withdraws the etcd registration, refuses new upload
+   * sessions, keeps serving a moment for the load balancer to notice, then lets requests in
+   * flight finish within the grace period (cluster.drain, else http.draintimeout).
+   */
+  drain(): Promise<void>;
+}
+
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
-export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningServer> {
+export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningRegistry> {
   const driver = await createDriver(config.storage);
   await driver.verify?.();
   const registry = createRegistry(config, driver, log);
   const auth = await setupAuth(config, log);
+  const probe = new StoreProbe(driver);
+  const lifecycle = { draining: false };
+  const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   const app: AppContext = {
     auth: auth.authenticator,
-    health: auth.health,
+    health: async () => ({ storage: await probe.check(), ...auth.health(), ...(announcer ? { cluster: announcer.health() } : {}) }),
+    lifecycle,
     registry,
     http: config.http,
     storage: config.storage,
@@ -54,16 +71,35 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     log,
   };
   const running = await startServer(app, limits);
+  announcer?.start();
   const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
+  const stop = async (graceMs: number) => {
+    prefetching?.stop();
+    await announcer?.withdraw();
+    auth.close();
+    await running.close(graceMs);
+    await registry.close();
+  };
   return {
     ...running,
-    close: async () => {
-      prefetching?.stop();
-      auth.close();
-      await running.close();
-      await registry.close();
+    close: () => stop(0),
+    drain: async () => {
+      lifecycle.draining = true;
+      const graceMs = config.cluster?.drainMs ?? config.http.drainTimeoutMs;
+      if (announcer) {
+        await announcer.withdraw();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(WITHDRAW_SETTLE_MS, graceMs)));
+      }
+      await stop(Math.max(0, graceMs - WITHDRAW_SETTLE_MS));
     },
   };
+}
+
+/** The etcd registration of a `cluster` section (etcd3 loads only then). */
+async function announce(config: RegistryConfig, log: Logger, healthy: () => Promise<boolean>) {
+  if (!config.cluster || !config.etcd) return undefined;
+  const { Announcer } = await import("../cluster/announce.js");
+  return new Announcer(config.etcd, config.cluster, healthy, log);
 }
 
 /** `lain-registry serve [config.yml]` */
@@ -87,12 +123,13 @@ export async function serve(configPath: string | undefined): Promise<number> {
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log.info({ signal }, "shutting down");
+      log.info({ signal }, "draining, then shutting down");
       resolve();
     };
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
-  await running.close();
+  await running.drain();
+  log.info("stopped");
   return 0;
 }

@@ -31,6 +31,8 @@ export interface HttpConfig {
   relativeUrls: boolean;
   headers: Record<string, string[]>;
   tls: { certificate: string; key: string } | undefined;
+  /** http.draintimeout: how long a stopping server waits for requests in flight (0: none). */
+  drainTimeoutMs: number;
 }
 
 export interface AuthConfig {
@@ -54,6 +56,18 @@ export interface ProxyConfig {
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
 }
 
+export interface ClusterConfig {
+  role: "primary" | "mirror";
+  /** The URL the load balancer should use for this instance. */
+  advertise: string;
+  /** Where instances register, one key each. */
+  prefix: string;
+  /** How long a SIGTERM'd instance keeps serving what is in flight. */
+  drainMs: number;
+  /** The registration's lease: a crashed instance vanishes this long after its last keepalive. */
+  leaseSeconds: number;
+}
+
 export interface RegistryConfig {
   log: { level: LogLevel; formatter: string; fields: Record<string, unknown>; accessLogDisabled: boolean };
   storage: StorageConfig;
@@ -62,6 +76,8 @@ export interface RegistryConfig {
   auth: AuthConfig;
   /** The etcd overlay of auth settings; absent without an `etcd` section. */
   etcd: EtcdConfig | undefined;
+  /** Announce in etcd; absent without a `cluster` section. */
+  cluster: ClusterConfig | undefined;
   /** Pull through from a peer registry; absent without a `proxy` section. */
   proxy: ProxyConfig | undefined;
   /** The parsed document, for sections that later features read. */
@@ -161,6 +177,20 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
   };
 }
 
+function clusterConfig(raw: Tree): ClusterConfig | undefined {
+  const cluster = raw.cluster;
+  if (typeof cluster !== "object" || cluster === null) return undefined;
+  const c = cluster as Tree;
+  const http = section(raw, "http");
+  return {
+    role: text(c.role) === "mirror" || (c.role === undefined && raw.proxy) ? "mirror" : "primary",
+    advertise: String(c.advertise).replace(/\/+$/, ""),
+    prefix: (text(c.prefix) ?? "/lain/registry/instances").replace(/\/+$/, ""),
+    drainMs: durationMs(c.drain ?? http.draintimeout, 30_000),
+    leaseSeconds: Math.max(2, Math.round(durationMs(c.ttl, 5_000) / 1000)),
+  };
+}
+
 /** Builds the typed configuration from a raw document that passed validation. */
 export function toConfig(raw: Tree): RegistryConfig {
   const log = section(raw, "log");
@@ -195,11 +225,13 @@ export function toConfig(raw: Tree): RegistryConfig {
       relativeUrls: asBool(http.relativeurls) ?? false,
       headers: headers(section(http, "headers")),
       tls: tls.certificate && tls.key ? { certificate: String(tls.certificate), key: String(tls.key) } : undefined,
+      drainTimeoutMs: durationMs(http.draintimeout, 0),
     },
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
     auth: authConfig(section(raw, "auth")),
     etcd: etcdConfig(raw.etcd),
     proxy: proxyConfig(raw.proxy),
+    cluster: clusterConfig(raw),
     raw,
   };
 }

@@ -29,6 +29,20 @@ export interface OverlayState {
 
 const RETRY_MS = 2000;
 
+/** Client options from the `etcd` section: endpoints, TLS files, user and password. */
+export function etcdClientOptions(config: EtcdConfig): IOptions {
+  const options: IOptions = { hosts: config.endpoints, dialTimeout: 3000 };
+  if (config.caFile) {
+    options.credentials = {
+      rootCertificate: readFileSync(config.caFile),
+      ...(config.keyFile ? { privateKey: readFileSync(config.keyFile) } : {}),
+      ...(config.certFile ? { certChain: readFileSync(config.certFile) } : {}),
+    };
+  }
+  if (config.username && config.password) options.auth = { username: config.username, password: config.password };
+  return options;
+}
+
 function parseValue(text: string): EtcdAuthValue {
   const value = JSON.parse(text) as unknown;
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the value is not a JSON object");
@@ -59,15 +73,7 @@ export class EtcdAuthOverlay {
     private readonly onValue: (value: EtcdAuthValue | null) => Promise<void>,
     private readonly onError: (message: string) => void,
   ) {
-    this.options = { hosts: config.endpoints, dialTimeout: 3000 };
-    if (config.caFile) {
-      this.options.credentials = {
-        rootCertificate: readFileSync(config.caFile),
-        ...(config.keyFile ? { privateKey: readFileSync(config.keyFile) } : {}),
-        ...(config.certFile ? { certChain: readFileSync(config.certFile) } : {}),
-      };
-    }
-    if (config.username && config.password) this.options.auth = { username: config.username, password: config.password };
+    this.options = etcdClientOptions(config);
   }
 
   /** Starts watching; when etcd is down it keeps retrying in the background. */

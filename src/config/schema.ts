@@ -69,7 +69,7 @@ const http = object({
   prefix: str,
   secret: str,
   relativeurls: bool,
-  draintimeout: planned(duration, "drain on shutdown arrives with the handover issue"),
+  draintimeout: duration,
   tls: object({
     certificate: str,
     key: str,
@@ -125,6 +125,7 @@ export const CONFIG_SPEC = object(
     etcd: object({
       endpoints: stringList, authkey: str, cafile: str, certfile: str, keyfile: str, username: str, password: str,
     }),
-    cluster: planned(any, "announcing in etcd arrives with the handover issue"),
+    // Ours: announce this instance in etcd for the load balancer's upstream file.
+    cluster: object({ role: { kind: "enum", values: ["primary", "mirror"] }, advertise: str, prefix: str, drain: duration, ttl: duration }),
   },
 );

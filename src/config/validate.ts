@@ -142,6 +142,17 @@ function checkAuth(auth: unknown, out: Findings): void {
   }
 }
 
+function checkCluster(raw: Record<string, unknown>, out: Findings): void {
+  const cluster = raw.cluster;
+  if (!isObject(cluster)) return;
+  if (!isObject(raw.etcd)) out.errors.push({ path: "cluster", message: "needs an etcd section: instances announce themselves in etcd" });
+  const advertise = cluster.advertise;
+  if (!advertise) out.errors.push({ path: "cluster.advertise", message: "is required: the URL the load balancer should use for this instance" });
+  else if (!URL.canParse(String(advertise)) || !/^https?:$/.test(new URL(String(advertise)).protocol)) {
+    out.errors.push({ path: "cluster.advertise", message: `must be an http:// or https:// URL, not ${describe(advertise)}` });
+  }
+}
+
 function checkProxy(proxy: unknown, out: Findings): void {
   if (!isObject(proxy)) return;
   const url = proxy.remoteurl;
@@ -179,5 +190,6 @@ export function validate(spec: Spec, raw: unknown): Findings {
   checkStorage(raw.storage, out);
   checkAuth(raw.auth, out);
   checkProxy(raw.proxy, out);
+  checkCluster(raw, out);
   return out;
 }

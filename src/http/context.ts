@@ -13,8 +13,10 @@ export interface AppContext {
   log: Logger;
   /** Absent: no authentication (distribution without an auth section). */
   auth?: Authenticator;
-  /** What GET /health reports beyond "up". */
-  health?: () => Record<string, unknown>;
+  /** What GET /health reports beyond "up"; a part with `error` makes the status "degraded". */
+  health?: () => Promise<Record<string, unknown>>;
+  /** Set when the instance is stopping: new upload sessions are refused, /health answers 503. */
+  lifecycle: { draining: boolean };
 }
 
 export interface RequestContext {

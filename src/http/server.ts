@@ -107,7 +107,11 @@ export interface RunningServer {
   server: Server;
   /** "http://127.0.0.1:5000" (or the unix socket path) */
   url: string;
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections; requests in flight get up to `graceMs` to finish (idle
+   * keep-alive connections close at once), then every connection is cut.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** "host:port" or ":port" (every interface, as distribution reads http.addr). */
@@ -157,10 +161,15 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
   return {
     server,
     url,
-    close: () =>
+    close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+        if (graceMs === 0) server.closeAllConnections();
       }),
   };
 }

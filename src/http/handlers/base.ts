@@ -7,11 +7,14 @@ export async function apiBase(ctx: RequestContext): Promise<void> {
 }
 
 /**
- * GET /health: the registry is up, and how its settings stand (auth, etcd). "degraded" when
- * something needs an operator's look, yet requests are still served.
+ * GET /health: the registry is up, and how its store and settings stand (storage, auth, etcd,
+ * cluster). "degraded" (200) when something needs an operator's look yet requests are served;
+ * 503 when the load balancer should send nothing new: draining, or the store unreachable.
  */
 export async function health(ctx: RequestContext): Promise<void> {
-  const details = ctx.app.health?.() ?? {};
+  const details = (await ctx.app.health?.()) ?? {};
   const degraded = Object.values(details).some((d) => typeof d === "object" && d !== null && (d as { error?: unknown }).error);
-  sendJson(ctx, 200, { status: degraded ? "degraded" : "ok", ...details });
+  const storage = details.storage as { reachable?: boolean } | undefined;
+  const down = ctx.app.lifecycle.draining ? "draining" : storage?.reachable === false ? "unavailable" : undefined;
+  sendJson(ctx, down ? 503 : 200, { status: down ?? (degraded ? "degraded" : "ok"), draining: ctx.app.lifecycle.draining, ...details });
 }

@@ -59,6 +59,11 @@ function checkState(ctx: RequestContext): void {
  * upload (?digest= with the body), or a new session.
  */
 export async function startUpload(ctx: RequestContext): Promise<void> {
+  if (ctx.app.lifecycle.draining) {
+    // Sessions already running may finish; a new one belongs on an instance that stays.
+    ctx.res.setHeader("Retry-After", "1");
+    throw new RegistryError("UNAVAILABLE", "this registry instance is shutting down; retry and another instance will take the upload");
+  }
   const repo = repositoryOf(ctx);
   const { registry } = ctx.app;
   const mount = queryDigest(ctx, "mount");
