@@ -3,6 +3,7 @@ import { VERSION } from "../version.js";
 import { configCheck } from "./config-check.js";
 import { mirrorCommand } from "./mirror.js";
 import { serve } from "./serve.js";
+import { upstreamsCommand } from "./upstreams.js";
 import { tokenCommand } from "./token.js";
 
 const USAGE = `lain-registry ${VERSION}: an OCI / Docker registry and pull-through mirror
@@ -14,6 +15,8 @@ Usage:
                                             --connect also tries the storage (bucket, credentials)
   lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...
                                             fetch images from the proxy.remoteurl peer into the store
+  lain-registry upstreams [config.yml] --out FILE [--reload CMD] [--name registry]
+                                            keep an nginx upstream file in step with the instances in etcd
   lain-registry token issue --key KEY.pem --issuer I --service S --sub WHO --scope repository:NAME:pull,push [--ttl 1h]
                                             print a signed registry token (for installs without an auth server)
   lain-registry --version                   print the version
@@ -49,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return tokenCommand(rest);
     case "mirror":
       return mirrorCommand(rest);
+    case "upstreams":
+      return upstreamsCommand(rest);
   }
   process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
   return 2;

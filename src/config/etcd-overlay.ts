@@ -1,4 +1,4 @@
-import { Etcd3, type IOptions } from "etcd3";
+import { Etcd3, type IOptions, type Watcher } from "etcd3";
 import { readFileSync } from "node:fs";
 
 /** The `etcd` section (ours): where the LAIN cluster keeps the registry's auth settings. */
@@ -28,6 +28,14 @@ export interface OverlayState {
 }
 
 const RETRY_MS = 2000;
+
+/**
+ * Ends a watch before its client closes: with a watch still open, a closed client leaves a
+ * socket behind whenever another client exists in the process, and the process never exits.
+ */
+export function cancelWatch(watcher: Watcher | undefined): void {
+  void watcher?.cancel().catch(() => undefined);
+}
 
 /** Client options from the `etcd` section: endpoints, TLS files, user and password. */
 export function etcdClientOptions(config: EtcdConfig): IOptions {
@@ -65,6 +73,7 @@ export class EtcdAuthOverlay {
   readonly state: OverlayState = { connected: false, lastError: undefined };
   private readonly options: IOptions;
   private client: Etcd3 | undefined;
+  private watcher: Watcher | undefined;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
 
@@ -113,6 +122,7 @@ export class EtcdAuthOverlay {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
+    cancelWatch(this.watcher);
     this.client?.close();
     const client = new Etcd3(this.options);
     this.client = client;
@@ -124,6 +134,7 @@ export class EtcdAuthOverlay {
         .key(this.config.authKey)
         .startRevision(String(Number(current.header.revision) + 1))
         .create();
+      this.watcher = watcher;
       watcher.on("put", (kv) => void this.apply(kv.value.toString("utf8")));
       watcher.on("delete", () => void this.apply(null));
       watcher.on("disconnected", () => {
@@ -144,6 +155,7 @@ export class EtcdAuthOverlay {
   close(): void {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
+    cancelWatch(this.watcher);
     this.client?.close();
   }
 }

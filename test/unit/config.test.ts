@@ -90,6 +90,20 @@ describe("proxy (the mirror)", () => {
   });
 });
 
+describe("cluster (etcd announce)", () => {
+  it("reads the section with its defaults; the role follows a proxy section when not given", () => {
+    const loaded = parseConfig("version: 0.1\netcd: {endpoints: [http://127.0.0.1:2379]}\nproxy: {remoteurl: http://p}\ncluster: {advertise: 'http://10.0.0.5:5000/'}", {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.warnings.filter((w) => w.path.startsWith("cluster"))).toEqual([]);
+    expect(loaded.config.cluster).toEqual({ role: "mirror", advertise: "http://10.0.0.5:5000", prefix: "/lain/registry/instances", drainMs: 30_000, leaseSeconds: 5 });
+  });
+
+  it("needs etcd and an advertise URL", () => {
+    const loaded = parseConfig("version: 0.1\ncluster: {role: primary, advertise: '10.0.0.5:5000'}", {});
+    expect(loaded.ok ? [] : paths(loaded.errors).sort()).toEqual(["cluster", "cluster.advertise"]);
+  });
+});
+
 describe("validation", () => {
   it("lists every wrong value by its key path", () => {
     const loaded = parseConfig(

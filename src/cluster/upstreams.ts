@@ -1,0 +1,149 @@
+import { execFile } from "node:child_process";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { Etcd3, type Watcher } from "etcd3";
+import type { Logger } from "pino";
+import { cancelWatch, etcdClientOptions, type EtcdConfig } from "../config/etcd-overlay.js";
+import type { Registration } from "./announce.js";
+
+const RETRY_MS = 2000;
+
+function isRegistration(value: unknown): value is Registration {
+  const r = value as Partial<Registration> | null;
+  return typeof r?.address === "string" && URL.canParse(r.address) && (r.role === "primary" || r.role === "mirror");
+}
+
+/**
+ * The nginx upstream block for the registered instances: primaries as servers, mirrors as
+ * backups (nginx sends to them only when every primary has failed). With no primary, the
+ * mirrors serve as the servers. Sorted, so the same instances always give the same text.
+ */
+export function renderUpstream(name: string, registrations: Registration[]): string | undefined {
+  const hosts = (role: Registration["role"]) => [...new Set(registrations.filter((r) => r.role === role).map((r) => new URL(r.address).host))].sort();
+  const primaries = hosts("primary");
+  const mirrors = hosts("mirror");
+  if (primaries.length + mirrors.length === 0) return undefined;
+  const lines = primaries.length > 0
+    ? [...primaries.map((h) => `    server ${h} max_fails=1 fail_timeout=5s;`), ...mirrors.map((h) => `    server ${h} backup;`)]
+    : mirrors.map((h) => `    server ${h} max_fails=1 fail_timeout=5s;`);
+  return `# written by lain-registry upstreams from etcd; do not edit\nupstream ${name} {\n${lines.join("\n")}\n    keepalive 32;\n}\n`;
+}
+
+export interface UpstreamFileOptions {
+  etcd: EtcdConfig;
+  prefix: string;
+  out: string;
+  /** The upstream's name in the block. */
+  name: string;
+  /** Shell command run after the file changed (e.g. "nginx -s reload"). */
+  reload: string | undefined;
+  log: Logger;
+}
+
+/**
+ * Watches the registrations under the prefix and keeps the upstream file in step: written
+ * atomically (temp file and rename), the reload command run only when the content changed.
+ * Without etcd, or with no instance registered, the last file stays: an empty upstream would
+ * take the registry down for every client.
+ */
+export class UpstreamFile {
+  private client: Etcd3 | undefined;
+  private watcher: Watcher | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: UpstreamFileOptions) {}
+
+  start(): void {
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    cancelWatch(this.watcher);
+    this.client?.close();
+    const client = new Etcd3(etcdClientOptions(this.options.etcd));
+    this.client = client;
+    const prefix = `${this.options.prefix}/`;
+    try {
+      const current = await client.getAll().prefix(prefix).exec();
+      const watcher = await client.watch().prefix(prefix).startRevision(String(Number(current.header.revision) + 1)).create();
+      this.watcher = watcher;
+      const refresh = () => void this.refresh(client, prefix);
+      watcher.on("put", refresh);
+      watcher.on("delete", refresh);
+      watcher.on("disconnected", () => {
+        if (this.client !== client) return;
+        this.options.log.warn("upstreams: lost etcd; keeping the last upstream file");
+        this.reconnectSoon();
+      });
+      this.update(current.kvs.map((kv) => kv.value.toString("utf8")));
+    } catch (err) {
+      this.options.log.warn({ err: (err as Error).message }, "upstreams: etcd unreachable; keeping the last upstream file, retrying");
+      this.reconnectSoon();
+    }
+  }
+
+  private async refresh(client: Etcd3, prefix: string): Promise<void> {
+    try {
+      const all = await client.getAll().prefix(prefix).strings();
+      this.update(Object.values(all));
+    } catch (err) {
+      this.options.log.warn({ err: (err as Error).message }, "upstreams: reading the registrations failed; keeping the last upstream file");
+    }
+  }
+
+  private reconnectSoon(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.connect();
+    }, RETRY_MS);
+  }
+
+  private update(values: string[]): void {
+    const registrations = values.flatMap((text) => {
+      try {
+        const value = JSON.parse(text) as unknown;
+        return isRegistration(value) ? [value] : [];
+      } catch {
+        return [];
+      }
+    });
+    const content = renderUpstream(this.options.name, registrations);
+    if (content === undefined) {
+      this.options.log.warn("upstreams: no instance registered; keeping the last upstream file");
+      return;
+    }
+    // One write at a time, in order: the last registrations seen are the ones on disk.
+    this.writing = this.writing
+      .then(() => this.write(content))
+      .catch((err: unknown) => this.options.log.error({ err: (err as Error).message }, "upstreams: writing the upstream file failed"));
+  }
+
+  private async write(content: string): Promise<void> {
+    const { out, reload, log } = this.options;
+    const existing = await readFile(out, "utf8").catch(() => undefined);
+    if (existing === content) return;
+    const temp = `${out}.tmp-${process.pid}`;
+    await writeFile(temp, content);
+    await rename(temp, out);
+    log.info({ out, servers: content.split("\n").filter((l) => l.includes("server ")).length }, "upstreams: upstream file written");
+    if (!reload) return;
+    await new Promise<void>((resolve) => {
+      execFile("/bin/sh", ["-c", reload], { timeout: 30_000 }, (err, _stdout, stderr) => {
+        if (err) log.error({ command: reload, err: err.message, stderr }, "upstreams: the reload command failed");
+        resolve();
+      });
+    });
+  }
+
+  /** Waits for the writes in progress (tests, shutdown). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    cancelWatch(this.watcher);
+    this.client?.close();
+    await this.writing;
+  }
+}

@@ -1,0 +1,245 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Etcd3 } from "etcd3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
+import { call } from "../helpers/http.js";
+import { pushImage, randomImage, type Image } from "../helpers/oci.js";
+import { CLI, freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
+import { tempDir } from "../helpers/registry.js";
+import { hasTool } from "../helpers/tools.js";
+
+const available = hasTool("etcd") && hasTool("nginx");
+const PREFIX = "/lain/registry/instances";
+
+interface PullStats {
+  pulls: number;
+  failures: Array<{ at: number; what: string }>;
+  wrongBytes: number;
+}
+
+/** Pulls images through nginx in a loop (bounded in count and time) until told to stop. */
+function pullLoop(base: string, images: Array<{ repo: string; image: Image }>) {
+  const stats: PullStats = { pulls: 0, failures: [], wrongBytes: 0 };
+  let stopped = false;
+  const done = (async () => {
+    const deadline = Date.now() + 120_000;
+    for (let i = 0; i < 20_000 && !stopped && Date.now() < deadline; i++) {
+      const { repo, image } = images[i % images.length]!;
+      try {
+        const manifest = await call("GET", `${base}/v2/${repo}/manifests/latest`, { headers: { accept: image.manifest.mediaType } });
+        if (manifest.status !== 200) throw new Error(`manifest ${manifest.status}`);
+        if (!manifest.body.equals(image.manifest.content)) stats.wrongBytes++;
+        for (const blob of [image.config, ...image.layers]) {
+          const reply = await call("GET", `${base}/v2/${repo}/blobs/${blob.digest}`);
+          if (reply.status !== 200) throw new Error(`blob ${reply.status}`);
+          if (`sha256:${createHash("sha256").update(reply.body).digest("hex")}` !== blob.digest) stats.wrongBytes++;
+        }
+        stats.pulls++;
+      } catch (err) {
+        stats.failures.push({ at: Date.now(), what: String(err) });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  })();
+  return {
+    stats,
+    stop: async () => {
+      stopped = true;
+      await done;
+      return stats;
+    },
+  };
+}
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, drain", () => {
+  let work: string;
+  let etcd: RunningEtcd;
+  let store: string;
+  let upstreamFile: string;
+  let nginxConf: string;
+  let nginx: ChildProcess;
+  let watcher: ChildProcess;
+  let front: string;
+  const instances: ServerProcess[] = [];
+  const images: Array<{ repo: string; image: Image }> = [
+    { repo: "lain/registry", image: randomImage({ layers: 2, layerSize: 200_000 }) },
+    { repo: "lain/app", image: randomImage({ layers: 1, layerSize: 50_000 }) },
+  ];
+
+  async function startInstance(name: string, role: "primary" | "mirror", extra: string[] = []): Promise<ServerProcess> {
+    const port = await freePort();
+    const config = join(work, `${name}.yml`);
+    const root = role === "primary" ? store : join(work, `${name}-store`);
+    await writeFile(
+      config,
+      [
+        "version: 0.1",
+        "log: {level: warn}",
+        `storage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}`,
+        "http: {secret: shared-secret}",
+        `etcd: {endpoints: ["${etcd.endpoint}"]}`,
+        `cluster: {role: ${role}, advertise: "http://127.0.0.1:${port}", ttl: 2s, drain: 5s}`,
+        ...extra,
+      ].join("\n"),
+    );
+    const instance = await startLainProcess(config, port);
+    instances.push(instance);
+    return instance;
+  }
+
+  const upstreamServers = async () => (await readFile(upstreamFile, "utf8").catch(() => "")).split("\n").filter((l) => l.includes("server "));
+
+  beforeAll(async () => {
+    work = await tempDir("lain-handover-");
+    store = join(work, "primary-store");
+    etcd = await startEtcd();
+    upstreamFile = join(work, "registry.upstreams");
+    front = `http://127.0.0.1:${await freePort()}`;
+    nginxConf = join(work, "nginx.conf");
+    for (const dir of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) await mkdir(join(work, dir));
+    const snippet = await readFile(new URL("../../config/nginx/registry.conf", import.meta.url), "utf8");
+    await writeFile(
+      nginxConf,
+      [
+        "worker_processes 1;",
+        `pid ${join(work, "nginx.pid")};`,
+        `error_log ${join(work, "nginx-error.log")} warn;`,
+        "events {}",
+        "http {",
+        "  access_log off;",
+        ...["body", "proxy", "fastcgi", "uwsgi", "scgi"].map((d) => `  ${d === "body" ? "client_body" : d}_temp_path ${join(work, d)};`),
+        `  include ${upstreamFile};`,
+        "  server {",
+        `    listen ${new URL(front).host};`,
+        snippet.replace(/^/gm, "    "),
+        "  }",
+        "}",
+      ].join("\n"),
+    );
+  });
+  afterAll(async () => {
+    watcher?.kill("SIGTERM");
+    nginx?.kill("SIGTERM");
+    for (const instance of instances) await instance.stop("SIGKILL");
+    await etcd?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("registers each instance with address, role and version on a lease", async () => {
+    const primary = await startInstance("primary-a", "primary");
+    for (const { repo, image } of images) await pushImage(primary.url, repo, "latest", image);
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await until(async () => (await client.getAll().prefix(`${PREFIX}/`).keys()).length === 1, "the registration");
+      const [value] = Object.values(await client.getAll().prefix(`${PREFIX}/`).json());
+      expect(value).toMatchObject({ address: primary.url, role: "primary", version: expect.any(String) });
+      const health = await call("GET", `${primary.url}/health`);
+      expect(health.json()).toMatchObject({ status: "ok", storage: { reachable: true }, cluster: { registered: true, role: "primary" } });
+    } finally {
+      client.close();
+    }
+  });
+
+  it("writes the nginx upstream file from etcd (mirrors as backup) and nginx serves through it", async () => {
+    await startInstance("mirror", "mirror", [
+      "proxy:",
+      `  remoteurl: ${instances[0]!.url}`,
+      `  prefetch: [${images.map((i) => `${i.repo}:latest`).join(", ")}]`,
+    ]);
+    const reloads = join(work, "reloads");
+    watcher = spawn(process.execPath, [CLI, "upstreams", join(work, "primary-a.yml"), "--out", upstreamFile, "--reload", `echo reload >> ${reloads}; nginx -c ${nginxConf} -s reload 2>/dev/null || true`], {
+      stdio: "ignore",
+    });
+    await until(async () => (await upstreamServers()).length === 2, "two servers in the upstream file");
+    const servers = await upstreamServers();
+    expect(servers.filter((l) => l.includes("backup"))).toHaveLength(1);
+    expect(servers.find((l) => !l.includes("backup"))).toContain(new URL(instances[0]!.url).host);
+    nginx = spawn("nginx", ["-c", nginxConf, "-g", "daemon off;"], { stdio: "ignore" });
+    await until(async () => (await call("GET", `${front}/v2/`).catch(() => undefined))?.status === 200, "nginx");
+    const loop = pullLoop(front, images);
+    await until(async () => loop.stats.pulls >= 3, "pulls through nginx");
+    expect(await loop.stop()).toMatchObject({ failures: [], wrongBytes: 0 });
+    // The mirror holds every prefetched blob: it can serve them without the primary.
+    const mirrorRoot = join(work, "mirror-store");
+    await until(async () => {
+      const held = await Promise.all(
+        images.flatMap(({ image }) => [image.config, ...image.layers]).map((b) =>
+          stat(join(mirrorRoot, "docker/registry/v2/blobs/sha256", b.digest.slice(7, 9), b.digest.slice(7), "data")).then(() => true, () => false),
+        ),
+      );
+      return held.every(Boolean);
+    }, "the mirror's prefetch");
+    expect((await readFile(reloads, "utf8")).trim().split("\n").length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("scenario 1, upgrade: start the new primary, SIGTERM the old one: no pull fails", async () => {
+    const loop = pullLoop(front, images);
+    await until(async () => loop.stats.pulls >= 3, "pulls before the upgrade");
+    const next = await startInstance("primary-b", "primary");
+    await until(async () => (await upstreamServers()).some((l) => l.includes(new URL(next.url).host)), "the new primary in the upstream file");
+    const old = instances[0]!;
+    const stopping = old.stop("SIGTERM");
+    // While it drains, the old primary says so and refuses new upload sessions, retryably.
+    await until(async () => (await call("GET", `${old.url}/health`)).status === 503, "the old primary draining", 5000);
+    const refused = await call("POST", `${old.url}/v2/lain/app/blobs/uploads/`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers["retry-after"]).toBe("1");
+    await stopping;
+    expect(old.child.exitCode).toBe(0);
+    await until(async () => !(await upstreamServers()).some((l) => l.includes(new URL(old.url).host)), "the old primary gone from the file");
+    const pullsAfter = loop.stats.pulls;
+    await until(async () => loop.stats.pulls >= pullsAfter + 3, "pulls after the upgrade");
+    const stats = await loop.stop();
+    expect(stats.wrongBytes).toBe(0);
+    expect(stats.failures).toEqual([]);
+  });
+
+  it("scenario 2, crash: kill -9 the primary, the mirror (backup) serves, a new primary takes over", async () => {
+    const loop = pullLoop(front, images);
+    await until(async () => loop.stats.pulls >= 3, "pulls before the crash");
+    const crashed = instances[instances.length - 1]!;
+    const killedAt = Date.now();
+    await crashed.stop("SIGKILL");
+    await until(async () => !(await upstreamServers()).some((l) => l.includes(new URL(crashed.url).host)), "the lease to expire", 15_000);
+    const replacement = await startInstance("primary-c", "primary");
+    await until(async () => (await upstreamServers()).some((l) => l.includes(new URL(replacement.url).host)), "the replacement in the file");
+    const pullsAfter = loop.stats.pulls;
+    await until(async () => loop.stats.pulls >= pullsAfter + 3, "pulls after the replacement");
+    const stats = await loop.stop();
+    const window = stats.failures.length > 0 ? stats.failures[stats.failures.length - 1]!.at - killedAt : 0;
+    process.stderr.write(`handover scenario 2: ${stats.pulls} pulls, ${stats.failures.length} failed, failure window ${window} ms ${JSON.stringify(stats.failures)}\n`);
+    expect(stats.wrongBytes).toBe(0);
+  });
+
+  it("scenario 3: etcd restarted mid-way: the upstream file is never emptied, registrations come back", async () => {
+    const loop = pullLoop(front, images);
+    await until(async () => loop.stats.pulls >= 3, "pulls before the etcd restart");
+    const before = await upstreamServers();
+    await etcd.kill();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await upstreamServers()).toEqual(before);
+    await etcd.restart();
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await until(async () => (await client.getAll().prefix(`${PREFIX}/`).keys()).length === 2, "both registrations back", 20_000);
+    } finally {
+      client.close();
+    }
+    expect((await upstreamServers()).length).toBe(2);
+    const stats = await loop.stop();
+    expect(stats.wrongBytes).toBe(0);
+    expect(stats.failures).toEqual([]);
+  });
+});
