@@ -37,6 +37,8 @@ async function orUpstreamFailure<T>(task: Promise<T>): Promise<T> {
 export class MirrorRegistry extends Registry {
   readonly upstream: UpstreamRegistry;
   readonly fills = new Coalescer<BlobFill | undefined>();
+  /** Fills in progress; closing waits for them to clean up what they wrote. */
+  readonly filling = new Set<Promise<void>>();
   readonly manifestFetches = new Coalescer<StoredManifest | undefined>();
   /** When each tag was last confirmed with the peer (in memory: a restart revalidates once). */
   readonly validatedTags = new LRUCache<string, number>({ max: 100_000 });
@@ -79,8 +81,10 @@ export class MirrorRegistry extends Registry {
     return { repositories: names.slice(0, limit), more: local.more || remote.more || names.length > limit };
   }
 
-  override close(): Promise<void> {
-    return this.upstream.close();
+  /** Cuts the connections to the peer (fills in progress fail and discard what they wrote). */
+  override async close(): Promise<void> {
+    await this.upstream.close();
+    await Promise.allSettled([...this.filling]);
   }
 }
 
@@ -177,7 +181,10 @@ export class MirroredRepository extends Repository {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
       return undefined;
     });
-    return new BlobFill({ digest, size: remote.size, body: remote.body }, spool, sink, this.mirror.log);
+    const fill = new BlobFill({ digest, size: remote.size, body: remote.body }, spool, sink, this.mirror.log);
+    this.mirror.filling.add(fill.done);
+    void fill.done.then(() => this.mirror.filling.delete(fill.done));
+    return fill;
   }
 
   private async openFilling(fill: BlobFill, start: number, end: number) {
