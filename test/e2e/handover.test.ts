@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
@@ -207,13 +207,26 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     const next = await startInstance("primary-b", "primary");
     await until(async () => (await upstreamServers()).some((l) => l.includes(new URL(next.url).host)), "the new primary in the upstream file");
     const old = instances[0]!;
+    // An upload running on the old primary when it is told to stop.
+    const content = randomBytes(512 * 1024);
+    const digest = `sha256:${createHash("sha256").update(content).digest("hex")}`;
+    const session = await call("POST", `${old.url}/v2/lain/app/blobs/uploads/`);
+    expect(session.status).toBe(202);
+    const upload = new URL(session.headers.location!, old.url);
+    expect((await call("PATCH", upload.toString(), { body: content.subarray(0, 256 * 1024) })).status).toBe(202);
     const stopping = old.stop("SIGTERM");
     // While it drains, the old primary says so and refuses new upload sessions, retryably.
     await until(async () => (await call("GET", `${old.url}/health`)).status === 503, "the old primary draining", 5000);
     const refused = await call("POST", `${old.url}/v2/lain/app/blobs/uploads/`);
     expect(refused.status).toBe(503);
     expect(refused.headers["retry-after"]).toBe("1");
+    const rest = await call("PATCH", upload.toString(), { body: content.subarray(256 * 1024) });
+    const done = new URL(rest.headers.location!, old.url);
+    done.searchParams.set("digest", digest);
+    expect((await call("PUT", done.toString())).status).toBe(201);
     await stopping;
+    // The finished upload is in the shared store: the new primary serves it.
+    expect((await call("HEAD", `${front}/v2/lain/app/blobs/${digest}`)).status).toBe(200);
     expect(old.child.exitCode).toBe(0);
     await until(async () => !(await upstreamServers()).some((l) => l.includes(new URL(old.url).host)), "the old primary gone from the file");
     const pullsAfter = loop.stats.pulls;
