@@ -6,6 +6,7 @@ import { startServer, type ConnectionLimits, type RunningServer } from "../http/
 import { createLogger } from "../log.js";
 import { createDescriptorCache } from "../registry/blobs.js";
 import { StoreProbe } from "../cluster/store-probe.js";
+import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
@@ -73,8 +74,11 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const running = await startServer(app, limits);
   announcer?.start();
   const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
+  const { uploadPurging } = config.storage;
+  const stopPurging = uploadPurging.enabled && !config.storage.readOnly ? schedulePurging(driver, uploadPurging, log) : undefined;
   const stop = async (graceMs: number) => {
     prefetching?.stop();
+    stopPurging?.();
     await announcer?.withdraw();
     auth.close();
     await running.close(graceMs);

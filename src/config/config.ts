@@ -15,6 +15,10 @@ export interface StorageConfig {
   blobDescriptorCache: "inmemory" | "redis" | undefined;
   /** storage.cache.blobdescriptorsize: entries the in-memory cache keeps */
   blobDescriptorCacheSize: number;
+  /** storage.maintenance.uploadpurging, with distribution's defaults (on, 168h, every 24h). */
+  uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
+  /** storage.maintenance.readonly.enabled: every write is refused. */
+  readOnly: boolean;
 }
 
 export interface HttpConfig {
@@ -198,6 +202,8 @@ export function toConfig(raw: Tree): RegistryConfig {
   const http = section(raw, "http");
   const driver = DRIVERS.find((d) => d in storage) ?? "filesystem";
   const cache = section(storage, "cache");
+  const maintenance = section(storage, "maintenance");
+  const purging = section(maintenance, "uploadpurging");
   const tls = section(http, "tls");
   const secret = text(http.secret);
   return {
@@ -214,6 +220,13 @@ export function toConfig(raw: Tree): RegistryConfig {
       redirectDisabled: asBool(section(storage, "redirect").disable) ?? false,
       blobDescriptorCache: (text(cache.blobdescriptor) ?? text(cache.layerinfo)) as StorageConfig["blobDescriptorCache"],
       blobDescriptorCacheSize: asInt(cache.blobdescriptorsize) ?? 10_000,
+      uploadPurging: {
+        enabled: asBool(purging.enabled) ?? true,
+        ageMs: durationMs(purging.age, 168 * 3_600_000),
+        intervalMs: durationMs(purging.interval, 24 * 3_600_000),
+        dryRun: asBool(purging.dryrun) ?? false,
+      },
+      readOnly: asBool(section(maintenance, "readonly").enabled) ?? false,
     },
     http: {
       addr: text(http.addr) ?? ":5000",

@@ -56,8 +56,8 @@ const storage = object({
     blobdescriptorsize: int,
   }),
   maintenance: object({
-    uploadpurging: planned(object({ enabled: bool, age: duration, interval: duration, dryrun: bool }), "upload purging arrives with the GC issue"),
-    readonly: planned(object({ enabled: bool }), "read-only mode arrives with the GC issue"),
+    uploadpurging: object({ enabled: bool, age: duration, interval: duration, dryrun: bool }),
+    readonly: object({ enabled: bool }),
   }),
   tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
 });

@@ -93,6 +93,10 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     }
     ctx.params = match.params;
     const { handler, required } = match;
+    if (app.storage.readOnly && method !== "GET" && method !== "HEAD") {
+      fail(app, ctx, new RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly): pulls work, pushes and deletes do not"));
+      return;
+    }
     authorize(app, req, required)
       .then(async (decision) => {
         if (decision.ok) return handler(ctx);
