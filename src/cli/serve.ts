@@ -1,5 +1,6 @@
 import type { RegistryConfig } from "../config/config.js";
 import { setupAuth } from "./auth-setup.js";
+import { followReadOnly } from "./read-only.js";
 import { formatProblem, loadConfig } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
@@ -58,13 +59,20 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   await driver.verify?.();
   const registry = createRegistry(config, driver, log);
   const auth = await setupAuth(config, log);
+  const readOnly = await followReadOnly(config, log);
   const probe = new StoreProbe(driver);
   const lifecycle = { draining: false };
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   const app: AppContext = {
     auth: auth.authenticator,
-    health: async () => ({ storage: await probe.check(), ...auth.health(), ...(announcer ? { cluster: announcer.health() } : {}) }),
+    health: async () => ({
+      storage: await probe.check(),
+      readonly: readOnly.state,
+      ...auth.health(),
+      ...(announcer ? { cluster: announcer.health() } : {}),
+    }),
     lifecycle,
+    readOnly: readOnly.state,
     registry,
     http: config.http,
     storage: config.storage,
@@ -75,12 +83,13 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   announcer?.start();
   const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
   const { uploadPurging } = config.storage;
-  const stopPurging = uploadPurging.enabled && !config.storage.readOnly ? schedulePurging(driver, uploadPurging, log) : undefined;
+  const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused: () => readOnly.state.enabled }, log) : undefined;
   const stop = async (graceMs: number) => {
     prefetching?.stop();
     stopPurging?.();
     await announcer?.withdraw();
     auth.close();
+    readOnly.close();
     await running.close(graceMs);
     await registry.close();
   };

@@ -1,11 +1,9 @@
 import { execFile } from "node:child_process";
 import { readFile, rename, writeFile } from "node:fs/promises";
-import { Etcd3, type Watcher } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import type { Logger } from "pino";
-import { cancelWatch, etcdClientOptions, type EtcdConfig } from "../config/etcd-overlay.js";
+import { EtcdSession, type EtcdConfig } from "../config/etcd-key.js";
 import type { Registration } from "./announce.js";
-
-const RETRY_MS = 2000;
 
 function isRegistration(value: unknown): value is Registration {
   const r = value as Partial<Registration> | null;
@@ -46,41 +44,37 @@ export interface UpstreamFileOptions {
  * take the registry down for every client.
  */
 export class UpstreamFile {
-  private client: Etcd3 | undefined;
-  private watcher: Watcher | undefined;
-  private retry: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private readonly session: EtcdSession;
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: UpstreamFileOptions) {}
+  constructor(private readonly options: UpstreamFileOptions) {
+    this.session = new EtcdSession(options.etcd, () => void this.connect());
+  }
 
   start(): void {
     void this.connect();
   }
 
   private async connect(): Promise<void> {
-    if (this.stopped) return;
-    cancelWatch(this.watcher);
-    this.client?.close();
-    const client = new Etcd3(etcdClientOptions(this.options.etcd));
-    this.client = client;
+    const client = this.session.renew();
+    if (!client) return;
     const prefix = `${this.options.prefix}/`;
     try {
       const current = await client.getAll().prefix(prefix).exec();
       const watcher = await client.watch().prefix(prefix).startRevision(String(Number(current.header.revision) + 1)).create();
-      this.watcher = watcher;
+      this.session.watching(watcher);
       const refresh = () => void this.refresh(client, prefix);
       watcher.on("put", refresh);
       watcher.on("delete", refresh);
       watcher.on("disconnected", () => {
-        if (this.client !== client) return;
+        if (!this.session.isCurrent(client)) return;
         this.options.log.warn("upstreams: lost etcd; keeping the last upstream file");
-        this.reconnectSoon();
+        this.session.retrySoon();
       });
       this.update(current.kvs.map((kv) => kv.value.toString("utf8")));
     } catch (err) {
       this.options.log.warn({ err: (err as Error).message }, "upstreams: etcd unreachable; keeping the last upstream file, retrying");
-      this.reconnectSoon();
+      this.session.retrySoon();
     }
   }
 
@@ -91,14 +85,6 @@ export class UpstreamFile {
     } catch (err) {
       this.options.log.warn({ err: (err as Error).message }, "upstreams: reading the registrations failed; keeping the last upstream file");
     }
-  }
-
-  private reconnectSoon(): void {
-    if (this.stopped || this.retry) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      void this.connect();
-    }, RETRY_MS);
   }
 
   private update(values: string[]): void {
@@ -140,10 +126,7 @@ export class UpstreamFile {
 
   /** Waits for the writes in progress (tests, shutdown). */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.retry);
-    cancelWatch(this.watcher);
-    this.client?.close();
+    this.session.close();
     await this.writing;
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { EtcdConfig } from "./etcd-overlay.js";
+import type { EtcdConfig } from "./etcd-key.js";
 import { parseDuration } from "./duration.js";
 import { asBool, asInt } from "./validate.js";
 
@@ -123,6 +123,7 @@ function etcdConfig(value: unknown): EtcdConfig | undefined {
   const config: EtcdConfig = {
     endpoints: endpoints.length > 0 ? endpoints : ["http://127.0.0.1:2379"],
     authKey: text(etcd.authkey) ?? "/lain/config/auth/registry",
+    readOnlyKey: text(etcd.readonlykey) ?? "/lain/config/registry/readonly",
   };
   const caFile = text(etcd.cafile);
   const certFile = text(etcd.certfile);

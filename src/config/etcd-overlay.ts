@@ -1,17 +1,4 @@
-import { Etcd3, type IOptions, type Watcher } from "etcd3";
-import { readFileSync } from "node:fs";
-
-/** The `etcd` section (ours): where the LAIN cluster keeps the registry's auth settings. */
-export interface EtcdConfig {
-  endpoints: string[];
-  /** The key the console writes; default /lain/config/auth/registry. */
-  authKey: string;
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-  username?: string;
-  password?: string;
-}
+import { EtcdKeyWatch, type EtcdConfig } from "./etcd-key.js";
 
 /** What `etcdctl set /lain/config/auth/registry '{...}'` holds. */
 export interface EtcdAuthValue {
@@ -25,30 +12,6 @@ export interface OverlayState {
   connected: boolean;
   /** The last problem: etcd unreachable, or a value that could not be used. */
   lastError: string | undefined;
-}
-
-const RETRY_MS = 2000;
-
-/**
- * Ends a watch before its client closes: with a watch still open, a closed client leaves a
- * socket behind whenever another client exists in the process, and the process never exits.
- */
-export function cancelWatch(watcher: Watcher | undefined): void {
-  void watcher?.cancel().catch(() => undefined);
-}
-
-/** Client options from the `etcd` section: endpoints, TLS files, user and password. */
-export function etcdClientOptions(config: EtcdConfig): IOptions {
-  const options: IOptions = { hosts: config.endpoints, dialTimeout: 3000 };
-  if (config.caFile) {
-    options.credentials = {
-      rootCertificate: readFileSync(config.caFile),
-      ...(config.keyFile ? { privateKey: readFileSync(config.keyFile) } : {}),
-      ...(config.certFile ? { certChain: readFileSync(config.certFile) } : {}),
-    };
-  }
-  if (config.username && config.password) options.auth = { username: config.username, password: config.password };
-  return options;
 }
 
 function parseValue(text: string): EtcdAuthValue {
@@ -70,28 +33,28 @@ function parseValue(text: string): EtcdAuthValue {
  * open because someone wrote garbage or etcd hiccuped.
  */
 export class EtcdAuthOverlay {
-  readonly state: OverlayState = { connected: false, lastError: undefined };
-  private readonly options: IOptions;
-  private client: Etcd3 | undefined;
-  private watcher: Watcher | undefined;
-  private stopped = false;
-  private retry: NodeJS.Timeout | undefined;
+  private lastError: string | undefined;
+  private readonly watch: EtcdKeyWatch;
 
   constructor(
-    private readonly config: EtcdConfig,
+    config: EtcdConfig,
     private readonly onValue: (value: EtcdAuthValue | null) => Promise<void>,
     private readonly onError: (message: string) => void,
   ) {
-    this.options = etcdClientOptions(config);
+    this.watch = new EtcdKeyWatch(config, config.authKey, (text) => this.apply(text), (message) => this.fail(message));
+  }
+
+  get state(): OverlayState {
+    return { connected: this.watch.connected, lastError: this.lastError };
   }
 
   /** Starts watching; when etcd is down it keeps retrying in the background. */
   start(): void {
-    void this.connect();
+    this.watch.start();
   }
 
   private fail(message: string): void {
-    this.state.lastError = message;
+    this.lastError = message;
     this.onError(message);
   }
 
@@ -101,61 +64,17 @@ export class EtcdAuthOverlay {
     try {
       value = parseValue(text);
     } catch (err) {
-      return this.fail(`${this.config.authKey} holds an invalid value (${(err as Error).message}); keeping the last good auth settings`);
+      return this.fail(`${this.watch.key} holds an invalid value (${(err as Error).message}); keeping the last good auth settings`);
     }
     try {
       await this.onValue(value);
-      this.state.lastError = undefined;
+      this.lastError = undefined;
     } catch (err) {
-      this.fail(`${this.config.authKey} could not be applied (${(err as Error).message}); keeping the last good auth settings`);
-    }
-  }
-
-  /** Tries again soon with a fresh client (the library's own backoff can wait far longer). */
-  private reconnectSoon(): void {
-    if (this.stopped || this.retry) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      void this.connect();
-    }, RETRY_MS);
-  }
-
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
-    cancelWatch(this.watcher);
-    this.client?.close();
-    const client = new Etcd3(this.options);
-    this.client = client;
-    try {
-      const current = await client.get(this.config.authKey).exec();
-      // Watch from just after what was read, so no change falls between the two.
-      const watcher = await client
-        .watch()
-        .key(this.config.authKey)
-        .startRevision(String(Number(current.header.revision) + 1))
-        .create();
-      this.watcher = watcher;
-      watcher.on("put", (kv) => void this.apply(kv.value.toString("utf8")));
-      watcher.on("delete", () => void this.apply(null));
-      watcher.on("disconnected", () => {
-        if (this.client !== client) return;
-        this.state.connected = false;
-        this.fail("lost the etcd connection; keeping the current auth settings");
-        this.reconnectSoon();
-      });
-      this.state.connected = true;
-      await this.apply(current.kvs[0]?.value.toString("utf8") ?? null);
-    } catch (err) {
-      this.state.connected = false;
-      this.fail(`etcd at ${this.config.endpoints.join(",")} is unreachable (${(err as Error).message}); retrying`);
-      this.reconnectSoon();
+      this.fail(`${this.watch.key} could not be applied (${(err as Error).message}); keeping the last good auth settings`);
     }
   }
 
   close(): void {
-    this.stopped = true;
-    if (this.retry) clearTimeout(this.retry);
-    cancelWatch(this.watcher);
-    this.client?.close();
+    this.watch.close();
   }
 }

@@ -123,7 +123,7 @@ export const CONFIG_SPEC = object(
     // Schema 1 is refused outright, which is what these settings ask for.
     compatibility: object({ schema1: object({ signingkeyfile: str, enabled: bool, disablesignaturestore: bool }) }),
     etcd: object({
-      endpoints: stringList, authkey: str, cafile: str, certfile: str, keyfile: str, username: str, password: str,
+      endpoints: stringList, authkey: str, readonlykey: str, cafile: str, certfile: str, keyfile: str, username: str, password: str,
     }),
     // Ours: announce this instance in etcd for the load balancer's upstream file.
     cluster: object({ role: { kind: "enum", values: ["primary", "mirror"] }, advertise: str, prefix: str, drain: duration, ttl: duration }),

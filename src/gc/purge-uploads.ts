@@ -56,16 +56,18 @@ export async function purgeUploads(driver: StorageDriver, options: PurgeOptions,
   return report;
 }
 
-/** Runs the purge at start and then every interval, logging what it did. */
-export function schedulePurging(driver: StorageDriver, options: PurgeOptions & { intervalMs: number }, log: Logger): () => void {
+/** Runs the purge at start and then every interval (skipping runs while `paused`), logging what it did. */
+export function schedulePurging(driver: StorageDriver, options: PurgeOptions & { intervalMs: number; paused: () => boolean }, log: Logger): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const run = async () => {
-    try {
-      const report = await purgeUploads(driver, options);
-      log.info({ purged: report.purged.length, kept: report.kept, dryRun: options.dryRun, sessions: report.purged.slice(0, 20) }, "upload purging done");
-    } catch (err) {
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, "upload purging failed; retrying next interval");
+    if (!options.paused()) {
+      try {
+        const report = await purgeUploads(driver, options);
+        log.info({ purged: report.purged.length, kept: report.kept, dryRun: options.dryRun, sessions: report.purged.slice(0, 20) }, "upload purging done");
+      } catch (err) {
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, "upload purging failed; retrying next interval");
+      }
     }
     if (stopped) return;
     timer = setTimeout(() => void run(), options.intervalMs);

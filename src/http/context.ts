@@ -17,6 +17,8 @@ export interface AppContext {
   health?: () => Promise<Record<string, unknown>>;
   /** Set when the instance is stopping: new upload sessions are refused, /health answers 503. */
   lifecycle: { draining: boolean };
+  /** Read-only mode, as the file or etcd sets it now: writes answer 405 UNSUPPORTED. */
+  readOnly: { enabled: boolean };
 }
 
 export interface RequestContext {

@@ -93,7 +93,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     }
     ctx.params = match.params;
     const { handler, required } = match;
-    if (app.storage.readOnly && method !== "GET" && method !== "HEAD") {
+    if (app.readOnly.enabled && method !== "GET" && method !== "HEAD") {
       fail(app, ctx, new RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly): pulls work, pushes and deletes do not"));
       return;
     }

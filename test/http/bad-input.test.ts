@@ -107,9 +107,9 @@ describe("bad input gets its spec error and changes nothing", () => {
 });
 
 describe("GET /health", () => {
-  it("answers without authentication and reports the store, draining and the auth mode", async () => {
+  it("answers without authentication and reports the store, draining, read-only mode and the auth mode", async () => {
     const reply = await call("GET", `${base}/health`);
     expect(reply.status).toBe(200);
-    expect(reply.json()).toEqual({ status: "ok", draining: false, storage: { reachable: true }, auth: { mode: "none", source: "file" } });
+    expect(reply.json()).toEqual({ status: "ok", draining: false, storage: { reachable: true }, readonly: { enabled: false, source: "file" }, auth: { mode: "none", source: "file" } });
   });
 });

@@ -174,7 +174,7 @@ describe("REGISTRY_* environment overrides", () => {
   it("configure the etcd overlay like every other key", () => {
     const loaded = parseConfig(base, { REGISTRY_ETCD_ENDPOINTS: "http://10.0.0.1:2379,http://10.0.0.2:2379", REGISTRY_ETCD_AUTHKEY: "/custom/key" });
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
-    expect(loaded.config.etcd).toEqual({ endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], authKey: "/custom/key" });
+    expect(loaded.config.etcd).toEqual({ endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], authKey: "/custom/key", readOnlyKey: "/lain/config/registry/readonly" });
     const none = parseConfig(base, {});
     expect(none.ok && none.config.etcd).toBeUndefined();
   });

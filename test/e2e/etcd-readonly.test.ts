@@ -1,0 +1,51 @@
+import { Etcd3 } from "etcd3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
+import { call, errorCode } from "../helpers/http.js";
+import { startTestRegistry, type TestRegistry } from "../helpers/registry.js";
+import { hasTool } from "../helpers/tools.js";
+
+const KEY = "/lain/config/registry/readonly";
+
+describe.skipIf(!hasTool("etcd"))("read-only mode switched through etcd", () => {
+  let etcd: RunningEtcd;
+  let client: Etcd3;
+  let registry: TestRegistry;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    client = new Etcd3({ hosts: etcd.endpoint });
+    registry = await startTestRegistry({ extraYaml: `etcd:\n  endpoints: ["${etcd.endpoint}"]` });
+  });
+  afterAll(async () => {
+    await registry?.close();
+    client?.close();
+    await etcd?.stop();
+  });
+
+  const startUpload = () => call("POST", `${registry.url}/v2/lain/app/blobs/uploads/`);
+  const health = async () => (await call("GET", `${registry.url}/health`)).json<{ readonly: { enabled: boolean; source: string } }>().readonly;
+
+  it("turns writes off with `etcdctl put <key> true`, ignores garbage, and turns them back on when the key goes", async () => {
+    expect((await startUpload()).status).toBe(202);
+    await client.put(KEY).value("true");
+    await expect.poll(async () => (await startUpload()).status, { timeout: 5000 }).toBe(405);
+    const refused = await startUpload();
+    expect(errorCode(refused)).toBe("UNSUPPORTED");
+    expect(await health()).toEqual({ enabled: true, source: "etcd" });
+    // Reads keep working.
+    expect((await call("GET", `${registry.url}/v2/`)).status).toBe(200);
+
+    await client.put(KEY).value("perhaps");
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await startUpload()).status).toBe(405);
+
+    await client.put(KEY).value('{"enabled": false}');
+    await expect.poll(async () => (await startUpload()).status, { timeout: 5000 }).toBe(202);
+    await client.put(KEY).value("true");
+    await expect.poll(async () => (await startUpload()).status, { timeout: 5000 }).toBe(405);
+    await client.delete().key(KEY);
+    await expect.poll(async () => (await startUpload()).status, { timeout: 5000 }).toBe(202);
+    expect(await health()).toEqual({ enabled: false, source: "file" });
+  });
+});
