@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { VERSION } from "../version.js";
 import { configCheck } from "./config-check.js";
+import { garbageCollectCommand } from "./garbage-collect.js";
 import { mirrorCommand } from "./mirror.js";
 import { serve } from "./serve.js";
 import { upstreamsCommand } from "./upstreams.js";
@@ -17,6 +18,8 @@ Usage:
                                             fetch images from the proxy.remoteurl peer into the store
   lain-registry upstreams [config.yml] --out FILE [--reload CMD] [--name registry]
                                             keep an nginx upstream file in step with the instances in etcd
+  lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay 1h] [--settle 5s]
+                                            remove unreferenced blobs; safe while the registry serves
   lain-registry token issue --key KEY.pem --issuer I --service S --sub WHO --scope repository:NAME:pull,push [--ttl 1h]
                                             print a signed registry token (for installs without an auth server)
   lain-registry --version                   print the version
@@ -54,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
       return mirrorCommand(rest);
     case "upstreams":
       return upstreamsCommand(rest);
+    case "garbage-collect":
+      return garbageCollectCommand(rest);
   }
   process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
   return 2;

@@ -4,13 +4,8 @@ import { MirrorRegistry } from "../proxy/mirror.js";
 import { prefetch } from "../proxy/prefetch.js";
 import { parseReference } from "../registry/names.js";
 import { createDriver } from "../storage/factory.js";
+import { formatBytes } from "./format.js";
 import { registryOptions } from "./serve.js";
-
-function formatBytes(bytes: number): string {
-  const KiB = 1024;
-  const MiB = KiB * KiB;
-  return bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / KiB).toFixed(1)} KiB`;
-}
 
 /**
  * `lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...`: fetches images

@@ -36,6 +36,8 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
     err = new RegistryError("UNAVAILABLE", "the storage backend is unavailable; retry later");
   }
   if (err instanceof RegistryError) {
+    // Every UNAVAILABLE is worth retrying; say when, unless the thrower already did.
+    if (err.code === "UNAVAILABLE" && !res.headersSent && !res.hasHeader("Retry-After")) res.setHeader("Retry-After", "5");
     if (res.headersSent) {
       res.destroy();
       return;

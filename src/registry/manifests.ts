@@ -7,6 +7,7 @@ import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
 import type { Tag } from "./names.js";
 import type { ReferrerIndex } from "./referrers.js";
+import { refuseDuringSweep } from "./sweep-guard.js";
 import type { TagStore } from "./tags.js";
 
 export interface StoredManifest {
@@ -94,6 +95,7 @@ export class ManifestStore {
     if (byDigest && digest !== reference) {
       throw new RegistryError("DIGEST_INVALID", `manifest digest ${digest} does not match reference ${reference}`);
     }
+    await refuseDuringSweep(this.driver);
     if (options.checkReferences) await this.checkReferences(info);
 
     if (!(await this.blobs.stat(digest))) await this.blobs.putContent(digest, content);

@@ -25,6 +25,8 @@ export const layout = {
   root: ROOT,
   repositoriesRoot: `${ROOT}/repositories`,
   blobsRoot: `${ROOT}/blobs`,
+  /** Ours: present while garbage collection sweeps (distribution ignores it). */
+  gcSweepMarker: `${ROOT}/_gc/sweeping`,
 
   blobDir(digest: Digest): string {
     const hex = digestHex(digest);
@@ -37,8 +39,11 @@ export const layout = {
   repository(name: RepositoryName): string {
     return `${ROOT}/repositories/${name}`;
   },
+  layersDir(name: RepositoryName): string {
+    return `${layout.repository(name)}/_layers`;
+  },
   layerDir(name: RepositoryName, digest: Digest): string {
-    return `${layout.repository(name)}/_layers/${digestDir(digest)}`;
+    return `${layout.layersDir(name)}/${digestDir(digest)}`;
   },
   layerLink(name: RepositoryName, digest: Digest): string {
     return `${layout.layerDir(name, digest)}/link`;

@@ -1,5 +1,6 @@
 import { parseDigest, type Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
+import { refuseDuringSweep } from "../../registry/sweep-guard.js";
 import { isRepositoryName, type RepositoryName } from "../../registry/names.js";
 import { packUploadState, unpackUploadState } from "../../registry/upload-state.js";
 import type { UploadStatus } from "../../registry/uploads.js";
@@ -71,6 +72,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   if (mount && from !== null) {
     if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
     if (await registry.repository(from as RepositoryName).blobs.stat(mount)) {
+      await refuseDuringSweep(registry.driver);
       await repo.blobs.link(mount);
       sendBlobCreated(ctx, repo.name, mount);
       return;

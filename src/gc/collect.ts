@@ -1,0 +1,197 @@
+import { listRepositories } from "../registry/catalog.js";
+import { isDigest, parseDigest, type Digest } from "../registry/digest.js";
+import type { RepositoryName } from "../registry/names.js";
+import { Registry } from "../registry/registry.js";
+import { readLink, unlessMissing } from "../registry/blobs.js";
+import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+
+export interface CollectOptions {
+  /** Report what would go; change nothing. */
+  dryRun: boolean;
+  /** Also delete manifests no tag reaches (never an index's children or a kept manifest's referrers). */
+  deleteUntagged: boolean;
+  /** Blobs and links younger than this are never swept: pushes in progress are safe. */
+  delayMs: number;
+  /** How long the sweep marker stands before the second mark, so manifest puts already under way land first. */
+  settleMs: number;
+  progress?: (phase: string, counts: Record<string, number>) => void;
+}
+
+export interface CollectReport {
+  repositories: number;
+  manifests: number;
+  blobsKept: number;
+  blobsDeleted: Digest[];
+  bytesFreed: number;
+  /** name@digest of the untagged manifests deleted. */
+  manifestsDeleted: string[];
+}
+
+interface ManifestRefs {
+  blobs: Digest[];
+  children: Digest[];
+  subject: Digest | undefined;
+}
+
+function digestsOf(values: unknown, field = "digest"): Digest[] {
+  if (!Array.isArray(values)) return [];
+  return values.map((v) => (v as Record<string, unknown> | null)?.[field]).filter((d): d is Digest => typeof d === "string" && isDigest(d));
+}
+
+/** What a manifest references, read leniently: a sweep must keep even what a push would refuse. */
+function refsOf(content: Buffer): ManifestRefs {
+  try {
+    const json = JSON.parse(content.toString("utf8")) as Record<string, unknown>;
+    const config = digestsOf([json.config]);
+    const subject = digestsOf([json.subject])[0];
+    // Schema 1 (fsLayers[].blobSum) is refused on push but may sit in an old store.
+    return { blobs: [...config, ...digestsOf(json.layers), ...digestsOf(json.fsLayers, "blobSum")], children: digestsOf(json.manifests), subject };
+  } catch {
+    return { blobs: [], children: [], subject: undefined };
+  }
+}
+
+/** Digests of the links below `dir/<algorithm>/<hex>/link` (revisions, layers). */
+async function linkedDigests(driver: StorageDriver, dir: string): Promise<Digest[]> {
+  const out: Digest[] = [];
+  for (const algorithmDir of (await unlessMissing(() => driver.list(dir))) ?? []) {
+    const algorithm = algorithmDir.slice(algorithmDir.lastIndexOf("/") + 1);
+    for (const entry of (await unlessMissing(() => driver.list(algorithmDir))) ?? []) {
+      const parsed = parseDigest(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
+      if (parsed.ok) out.push(parsed.digest);
+    }
+  }
+  return out;
+}
+
+/**
+ * Marks what the store must keep: every blob a linked manifest references (config, layers, an
+ * index's children), the manifests themselves, and blobs linked into a repository within the
+ * delay (a push or mount whose manifest has not arrived yet). With deleteUntagged, only
+ * manifests reachable from a tag (through indexes) and, transitively, their referrers are kept.
+ */
+async function mark(registry: Registry, options: CollectOptions, cutoff: number, report: CollectReport): Promise<{ keep: Set<Digest>; untagged: Array<{ name: RepositoryName; digest: Digest }> }> {
+  const driver = registry.driver;
+  const keep = new Set<Digest>();
+  const untagged: Array<{ name: RepositoryName; digest: Digest }> = [];
+  const { repositories } = await listRepositories(driver, Number.MAX_SAFE_INTEGER);
+  report.repositories = repositories.length;
+  report.manifests = 0;
+  for (const name of repositories) {
+    const repo = registry.repository(name);
+    // A deleted manifest may leave its directory behind (distribution removes only the link).
+    const listed = await linkedDigests(driver, layout.revisionsDir(name));
+    const linked = await Promise.all(listed.map((d) => readLink(driver, layout.revisionLink(name, d))));
+    const revisions = listed.filter((d, i) => linked[i] === d);
+    const refs = new Map<Digest, ManifestRefs>();
+    for (const digest of revisions) {
+      const content = await registry.blobs.getContent(digest);
+      if (content) refs.set(digest, refsOf(content));
+    }
+    report.manifests += revisions.length;
+    let kept: Set<Digest>;
+    if (!options.deleteUntagged) kept = new Set(revisions);
+    else {
+      const tags = (await repo.tags.list()) ?? [];
+      const roots = (await Promise.all(tags.map((t) => repo.tags.resolve(t)))).filter((d): d is Digest => d !== undefined);
+      kept = closure(roots, refs);
+      for (const digest of revisions) if (!kept.has(digest)) untagged.push({ name, digest });
+    }
+    for (const digest of kept) {
+      keep.add(digest);
+      for (const blob of refs.get(digest)?.blobs ?? []) keep.add(blob);
+    }
+    for (const digest of await linkedDigests(driver, layout.layersDir(name))) {
+      if (keep.has(digest)) continue;
+      const link = await unlessMissing(() => driver.stat(layout.layerLink(name, digest)));
+      if (link && link.modTime.getTime() > cutoff) keep.add(digest);
+    }
+    options.progress?.("mark", { repositories: report.repositories, manifests: report.manifests, marked: keep.size });
+  }
+  return { keep, untagged };
+}
+
+/** Tagged manifests, their children (through nested indexes), and referrers of anything kept. */
+function closure(roots: Digest[], refs: Map<Digest, ManifestRefs>): Set<Digest> {
+  const kept = new Set<Digest>();
+  const visit = (digest: Digest) => {
+    if (kept.has(digest)) return;
+    kept.add(digest);
+    for (const child of refs.get(digest)?.children ?? []) visit(child);
+  };
+  roots.forEach(visit);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [digest, r] of refs) {
+      if (!kept.has(digest) && r.subject && kept.has(r.subject)) {
+        visit(digest);
+        grew = true;
+      }
+    }
+  }
+  return kept;
+}
+
+/** Every blob in the store, with its size and age. */
+async function* storedBlobs(driver: StorageDriver): AsyncGenerator<{ digest: Digest; size: number; modTime: number }> {
+  for (const algorithmDir of (await unlessMissing(() => driver.list(layout.blobsRoot))) ?? []) {
+    const algorithm = algorithmDir.slice(algorithmDir.lastIndexOf("/") + 1);
+    for (const prefix of (await unlessMissing(() => driver.list(algorithmDir))) ?? []) {
+      for (const entry of (await unlessMissing(() => driver.list(prefix))) ?? []) {
+        const parsed = parseDigest(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
+        if (!parsed.ok) continue;
+        const info = await unlessMissing(() => driver.stat(layout.blobData(parsed.digest)));
+        if (info && !info.isDir) yield { digest: parsed.digest, size: info.size, modTime: info.modTime.getTime() };
+      }
+    }
+  }
+}
+
+/**
+ * distribution's garbage collection on the same layout, safe while the registry serves: mark,
+ * raise the sweep marker (manifest puts and mounts are refused, retryably), wait for puts under
+ * way, mark again, sweep unmarked blobs older than the delay, lower the marker.
+ */
+export async function collectGarbage(driver: StorageDriver, options: CollectOptions, now = () => Date.now()): Promise<CollectReport> {
+  const registry = new Registry(driver);
+  const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
+  const cutoff = now() - options.delayMs;
+  if (options.dryRun) {
+    const { keep, untagged } = await mark(registry, options, cutoff, report);
+    await sweep(driver, keep, cutoff, true, report, options);
+    report.manifestsDeleted = untagged.map((u) => `${u.name}@${u.digest}`);
+    return report;
+  }
+  const first = await mark(registry, options, cutoff, report);
+  for (const { name, digest } of first.untagged) {
+    if ((await registry.repository(name).manifests.delete(digest)) || (await deleteIfPresent(driver, layout.revisionDir(name, digest)))) {
+      report.manifestsDeleted.push(`${name}@${digest}`);
+    }
+  }
+  await driver.putContent(layout.gcSweepMarker, Buffer.from(new Date(now()).toISOString()));
+  const refresh = setInterval(() => void driver.putContent(layout.gcSweepMarker, Buffer.from(new Date(now()).toISOString())).catch(() => undefined), 60_000);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, options.settleMs));
+    const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report);
+    await sweep(driver, keep, cutoff, false, report, options);
+  } finally {
+    clearInterval(refresh);
+    await deleteIfPresent(driver, layout.gcSweepMarker);
+  }
+  return report;
+}
+
+async function sweep(driver: StorageDriver, keep: Set<Digest>, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
+  let seen = 0;
+  for await (const blob of storedBlobs(driver)) {
+    seen++;
+    if (keep.has(blob.digest) || blob.modTime > cutoff) {
+      report.blobsKept++;
+    } else if (dryRun || (await deleteIfPresent(driver, layout.blobDir(blob.digest)))) {
+      report.blobsDeleted.push(blob.digest);
+      report.bytesFreed += blob.size;
+    }
+    if (seen % 500 === 0) options.progress?.("sweep", { blobs: seen, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
+  }
+}

@@ -1,0 +1,27 @@
+import { isPathNotFound, type StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+import { RegistryError } from "./errors.js";
+
+/** A marker not refreshed for this long is a leftover of a collector that died. */
+export const MARKER_STALE_MS = 5 * 60_000;
+
+/** Whether a garbage collector (this process or another on the same store) is sweeping now. */
+export async function sweepInProgress(driver: StorageDriver, now = Date.now()): Promise<boolean> {
+  try {
+    const info = await driver.stat(layout.gcSweepMarker);
+    return now - info.modTime.getTime() < MARKER_STALE_MS;
+  } catch (err) {
+    if (isPathNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Refuses, retryably, what could make a blob the collector is about to delete referenced again
+ * (a manifest put, a mount): the client tries again after the sweep and nothing is lost.
+ */
+export async function refuseDuringSweep(driver: StorageDriver): Promise<void> {
+  if (await sweepInProgress(driver)) {
+    throw new RegistryError("UNAVAILABLE", "garbage collection is sweeping this store; retry in a few seconds");
+  }
+}

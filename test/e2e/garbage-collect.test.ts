@@ -1,0 +1,175 @@
+import { execFile } from "node:child_process";
+import { cp, readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectGarbage } from "../../src/gc/collect.js";
+import { FilesystemDriver } from "../../src/storage/filesystem.js";
+import { startDistribution } from "../helpers/distribution.js";
+import { call } from "../helpers/http.js";
+import { pushBlob, pushImage, randomImage, sha256, type Image } from "../helpers/oci.js";
+import { runCli } from "../helpers/process.js";
+import { startTestRegistry, tempDir } from "../helpers/registry.js";
+import { hasTool } from "../helpers/tools.js";
+
+const run = promisify(execFile);
+const available = hasTool("docker-registry");
+
+async function blobsIn(root: string): Promise<string[]> {
+  const dir = join(root, "docker/registry/v2/blobs/sha256");
+  const prefixes = await readdir(dir).catch(() => [] as string[]);
+  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
+  return all.flat().map((hex) => `sha256:${hex}`).sort();
+}
+
+const digestsOf = (image: Image) => [image.manifest.digest, image.config.digest, ...image.layers.map((l) => l.digest)];
+
+describe.skipIf(!available)("garbage-collect removes what distribution's garbage-collect removes", () => {
+  let work: string;
+  let store: string;
+  const images: Record<string, Image> = {};
+
+  beforeAll(async () => {
+    work = await tempDir("lain-gc-");
+    store = join(work, "store");
+    // The store is made by distribution itself.
+    const distribution = await startDistribution({ root: store, secret: "gc", configDir: work });
+    try {
+      const base = randomImage({ layers: 2 });
+      images.kept = randomImage({ layers: 2 });
+      images.retagged = randomImage({ layers: 1 });
+      images.deleted = { ...randomImage({ layers: 1 }) };
+      // Shares a layer with the deleted image: that layer must stay.
+      images.sharing = randomImage({ layers: 1 });
+      images.sharing.layers.push(images.deleted.layers[0]!);
+      const manifest = JSON.parse(images.sharing.manifest.content.toString()) as { layers: unknown[] };
+      manifest.layers.push({ mediaType: images.deleted.layers[0]!.mediaType, digest: images.deleted.layers[0]!.digest, size: images.deleted.layers[0]!.content.length });
+      const content = Buffer.from(JSON.stringify(manifest));
+      images.sharing.manifest = { ...images.sharing.manifest, content, digest: sha256(content) };
+      images.base = base;
+
+      await pushImage(distribution.url, "lain/app", "v1", images.retagged);
+      await pushImage(distribution.url, "lain/app", "v1", images.kept); // v1 moves: "retagged" is untagged now
+      await pushImage(distribution.url, "lain/app", "v2", images.deleted);
+      await pushImage(distribution.url, "lain/other", "v1", images.sharing);
+      await pushImage(distribution.url, "lain/base", "latest", base);
+      expect((await call("DELETE", `${distribution.url}/v2/lain/app/manifests/${images.deleted.manifest.digest}`)).status).toBe(202);
+      // An upload nobody referenced.
+      const orphan = Buffer.from("orphan blob");
+      await pushBlob(distribution.url, "lain/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
+    } finally {
+      await distribution.stop();
+    }
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  async function both(flags: string[]): Promise<{ distribution: string[]; lain: string[] }> {
+    const tag = flags.join("") || "plain";
+    const [theirs, ours] = [join(work, `d-${tag}`), join(work, `l-${tag}`)];
+    await cp(store, theirs, { recursive: true });
+    await cp(store, ours, { recursive: true });
+    const config = join(work, `d-${tag}.yml`);
+    await writeFile(config, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${theirs}}}\n`);
+    const env = { ...process.env };
+    delete env.AWS_CA_BUNDLE;
+    await run("docker-registry", ["garbage-collect", ...flags, config], { env });
+    const lainConfig = join(work, `l-${tag}.yml`);
+    await writeFile(lainConfig, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${ours}}}\n`);
+    const result = await runCli("garbage-collect", lainConfig, ...flags, "--delay", "0s", "--settle", "0s");
+    expect(result.code).toBe(0);
+    return { distribution: await blobsIn(theirs), lain: await blobsIn(ours) };
+  }
+
+  it("without --delete-untagged: the deleted image's own blobs and the orphan go, shared and untagged ones stay", async () => {
+    const { distribution, lain } = await both([]);
+    expect(lain).toEqual(distribution);
+    expect(lain).toEqual(expect.arrayContaining([...digestsOf(images.kept!), ...digestsOf(images.retagged!), images.deleted!.layers[0]!.digest]));
+    expect(lain).not.toContain(images.deleted!.config.digest);
+    expect(lain).not.toContain(sha256(Buffer.from("orphan blob")));
+  });
+
+  it("with --delete-untagged: the untagged manifest and its blobs go too", async () => {
+    const { distribution, lain } = await both(["--delete-untagged"]);
+    expect(lain).toEqual(distribution);
+    expect(lain).not.toContain(images.retagged!.manifest.digest);
+    expect(lain).toEqual(expect.arrayContaining(digestsOf(images.kept!)));
+  });
+
+  it("--dry-run reports without removing, and the report names what goes", async () => {
+    const root = join(work, "dry");
+    await cp(store, root, { recursive: true });
+    const config = join(work, "dry.yml");
+    await writeFile(config, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${root}}}\n`);
+    const before = await blobsIn(root);
+    const result = await runCli("garbage-collect", config, "--dry-run", "--delay", "0s");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`would delete blob ${images.deleted!.config.digest}`);
+    expect(result.stdout).toMatch(/would free 3 blobs/);
+    expect(await blobsIn(root)).toEqual(before);
+  });
+});
+
+describe("garbage collection while people push", () => {
+  it("loses no acknowledged image and refuses manifest puts during a sweep only retryably", async () => {
+    const root = await tempDir("lain-gc-online-");
+    const registry = await startTestRegistry({ root });
+    const driver = new FilesystemDriver(root);
+    try {
+      // Garbage from before: an orphan blob, old enough to go.
+      const orphan = Buffer.from("garbage from before");
+      await pushBlob(registry.url, "lain/old", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
+      await new Promise((r) => setTimeout(r, 1200));
+
+      const pushed: Array<{ repo: string; image: Image }> = [];
+      let retried = 0;
+      let stop = false;
+      const pushing = (async () => {
+        for (let i = 0; i < 40 && !stop; i++) {
+          const image = randomImage({ layers: 2, layerSize: 2048 });
+          const repo = `lain/p${i % 4}`;
+          for (const blob of [image.config, ...image.layers]) await pushBlob(registry.url, repo, blob);
+          for (let attempt = 0; ; attempt++) {
+            const put = await call("PUT", `${registry.url}/v2/${repo}/manifests/t${i}`, { headers: { "content-type": image.manifest.mediaType }, body: image.manifest.content });
+            if (put.status === 201) break;
+            expect(put.status).toBe(503);
+            expect(put.headers["retry-after"]).toBeDefined();
+            if (attempt > 50) throw new Error("refused for too long");
+            retried++;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          pushed.push({ repo, image });
+          // A mount of an earlier image's layer into another repository, while GC runs.
+          const earlier = pushed[Math.floor(i / 2)]!;
+          await call("POST", `${registry.url}/v2/lain/mounts/blobs/uploads/?mount=${earlier.image.layers[0]!.digest}&from=${earlier.repo}`);
+        }
+      })();
+      let runs = 0;
+      const collecting = (async () => {
+        for (; runs < 20 && pushed.length < 40; runs++) {
+          await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 1000, settleMs: 100 });
+        }
+      })();
+      await pushing;
+      stop = true;
+      await collecting;
+      await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 1000, settleMs: 0 });
+
+      expect(runs).toBeGreaterThan(1);
+      for (const { repo, image } of pushed) {
+        const manifest = await call("GET", `${registry.url}/v2/${repo}/manifests/${image.manifest.digest}`, { headers: { accept: image.manifest.mediaType } });
+        expect(manifest.status).toBe(200);
+        for (const blob of [image.config, ...image.layers]) {
+          const got = await call("GET", `${registry.url}/v2/${repo}/blobs/${blob.digest}`);
+          expect(got.body.equals(blob.content)).toBe(true);
+        }
+      }
+      expect(await blobsIn(root)).not.toContain(sha256(orphan));
+      process.stderr.write(`online gc: ${runs} collections during ${pushed.length} pushes, ${retried} manifest puts retried\n`);
+    } finally {
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
