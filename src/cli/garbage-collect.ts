@@ -4,7 +4,7 @@ import { collectGarbage } from "../gc/collect.js";
 import { createDriver } from "../storage/factory.js";
 import { formatBytes } from "./format.js";
 
-const USAGE = "usage: lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay 1h] [--settle 5s]\n";
+const USAGE = "usage: lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay DURATION (storage.gc.delay, 1h)] [--settle 5s]\n";
 
 /**
  * `lain-registry garbage-collect`: distribution's garbage-collect on the same layout, safe to run
@@ -24,15 +24,17 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
       return 2;
     }
   }
-  const delayMs = parseDuration(values.get("--delay") ?? "1h");
-  const settleMs = parseDuration(values.get("--settle") ?? "5s");
-  if (delayMs === undefined || settleMs === undefined) {
-    process.stderr.write(`--delay and --settle take durations such as 30s or 1h\n${USAGE}`);
-    return 2;
-  }
   const loaded = await loadConfig(positional[0] ?? DEFAULT_CONFIG_PATH);
   if (!loaded.ok) {
     for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
+    return 2;
+  }
+  // --delay overrides storage.gc.delay.
+  const delay = values.get("--delay");
+  const delayMs = delay === undefined ? loaded.config.storage.gc.delayMs : parseDuration(delay);
+  const settleMs = parseDuration(values.get("--settle") ?? "5s");
+  if (delayMs === undefined || settleMs === undefined) {
+    process.stderr.write(`--delay and --settle take durations such as 30s or 1h\n${USAGE}`);
     return 2;
   }
   const driver = await createDriver(loaded.config.storage);

@@ -7,6 +7,7 @@ import { startServer, type ConnectionLimits, type RunningServer } from "../http/
 import { createLogger } from "../log.js";
 import { createDescriptorCache } from "../registry/blobs.js";
 import { StoreProbe } from "../cluster/store-probe.js";
+import { scheduleCollection } from "../gc/collect.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { MirrorRegistry } from "../proxy/mirror.js";
@@ -83,10 +84,14 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   announcer?.start();
   const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
   const { uploadPurging } = config.storage;
-  const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused: () => readOnly.state.enabled }, log) : undefined;
+  const paused = () => readOnly.state.enabled;
+  const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
+  const { gc } = config.storage;
+  const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log) : undefined;
   const stop = async (graceMs: number) => {
     prefetching?.stop();
     stopPurging?.();
+    stopCollecting?.();
     await announcer?.withdraw();
     auth.close();
     readOnly.close();

@@ -19,6 +19,8 @@ export interface StorageConfig {
   uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
   /** storage.maintenance.readonly.enabled: every write is refused. */
   readOnly: boolean;
+  /** storage.gc (ours): collect inside the server every interval; blobs younger than delay stay. */
+  gc: { enabled: boolean; intervalMs: number; delayMs: number };
 }
 
 export interface HttpConfig {
@@ -205,6 +207,7 @@ export function toConfig(raw: Tree): RegistryConfig {
   const cache = section(storage, "cache");
   const maintenance = section(storage, "maintenance");
   const purging = section(maintenance, "uploadpurging");
+  const gc = section(storage, "gc");
   const tls = section(http, "tls");
   const secret = text(http.secret);
   return {
@@ -228,6 +231,11 @@ export function toConfig(raw: Tree): RegistryConfig {
         dryRun: asBool(purging.dryrun) ?? false,
       },
       readOnly: asBool(section(maintenance, "readonly").enabled) ?? false,
+      gc: {
+        enabled: asBool(gc.enabled) ?? false,
+        intervalMs: durationMs(gc.interval, 24 * 3_600_000),
+        delayMs: durationMs(gc.delay, 3_600_000),
+      },
     },
     http: {
       addr: text(http.addr) ?? ":5000",

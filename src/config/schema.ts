@@ -59,6 +59,8 @@ const storage = object({
     uploadpurging: object({ enabled: bool, age: duration, interval: duration, dryrun: bool }),
     readonly: object({ enabled: bool }),
   }),
+  // Ours: garbage collection inside the server.
+  gc: object({ enabled: bool, interval: duration, delay: duration }),
   tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
 });
 

@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import { listRepositories } from "../registry/catalog.js";
 import { isDigest, parseDigest, type Digest } from "../registry/digest.js";
 import type { RepositoryName } from "../registry/names.js";
@@ -5,6 +6,7 @@ import { Registry } from "../registry/registry.js";
 import { readLink, unlessMissing } from "../registry/blobs.js";
 import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
+import { repeat } from "./repeat.js";
 
 export interface CollectOptions {
   /** Report what would go; change nothing. */
@@ -194,4 +196,17 @@ async function sweep(driver: StorageDriver, keep: Set<Digest>, cutoff: number, d
     }
     if (seen % 500 === 0) options.progress?.("sweep", { blobs: seen, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
   }
+}
+
+/** storage.gc in the server: a collection every interval (none while read-only), logged. */
+export function scheduleCollection(driver: StorageDriver, options: { intervalMs: number; delayMs: number; paused: () => boolean }, log: Logger): () => void {
+  const collect = async () => {
+    try {
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: options.delayMs, settleMs: 5000 });
+      log.info({ repositories: report.repositories, blobsDeleted: report.blobsDeleted.length, bytesFreed: report.bytesFreed }, "garbage collection done");
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "garbage collection failed; retrying next interval");
+    }
+  };
+  return repeat(options.intervalMs, collect, { paused: options.paused, immediately: false });
 }

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing } from "../registry/blobs.js";
+import { repeat } from "./repeat.js";
 
 export interface PurgeOptions {
   /** Sessions started longer ago than this are abandoned. */
@@ -58,24 +59,13 @@ export async function purgeUploads(driver: StorageDriver, options: PurgeOptions,
 
 /** Runs the purge at start and then every interval (skipping runs while `paused`), logging what it did. */
 export function schedulePurging(driver: StorageDriver, options: PurgeOptions & { intervalMs: number; paused: () => boolean }, log: Logger): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const run = async () => {
-    if (!options.paused()) {
-      try {
-        const report = await purgeUploads(driver, options);
-        log.info({ purged: report.purged.length, kept: report.kept, dryRun: options.dryRun, sessions: report.purged.slice(0, 20) }, "upload purging done");
-      } catch (err) {
-        log.warn({ err: err instanceof Error ? err.message : String(err) }, "upload purging failed; retrying next interval");
-      }
+  const purge = async () => {
+    try {
+      const report = await purgeUploads(driver, options);
+      log.info({ purged: report.purged.length, kept: report.kept, dryRun: options.dryRun, sessions: report.purged.slice(0, 20) }, "upload purging done");
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "upload purging failed; retrying next interval");
     }
-    if (stopped) return;
-    timer = setTimeout(() => void run(), options.intervalMs);
-    timer.unref();
   };
-  void run();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
+  return repeat(options.intervalMs, purge, { paused: options.paused, immediately: true });
 }

@@ -173,3 +173,21 @@ describe("garbage collection while people push", () => {
     }
   });
 });
+
+describe("storage.gc: collection inside the server", () => {
+  it("collects every interval: an orphan blob goes, an image stays", async () => {
+    const root = await tempDir("lain-gc-server-");
+    const registry = await startTestRegistry({ root, storageYaml: `  filesystem: {rootdirectory: ${root}}\n  gc: {enabled: true, interval: 1s, delay: 0s}` });
+    try {
+      const image = randomImage({ layers: 1 });
+      await pushImage(registry.url, "lain/app", "v1", image);
+      const orphan = Buffer.from("nobody's blob");
+      await pushBlob(registry.url, "lain/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
+      await expect.poll(() => blobsIn(root), { timeout: 20_000, interval: 500 }).not.toContain(sha256(orphan));
+      expect(await blobsIn(root)).toEqual(expect.arrayContaining(digestsOf(image)));
+    } finally {
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
