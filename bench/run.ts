@@ -6,7 +6,7 @@
  * BENCH_BLOB_MIB (default 256) and BENCH_SECONDS (default 10) shrink a run for a quick look.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { startDistribution } from "../test/helpers/distribution.js";
@@ -16,6 +16,7 @@ import { tempDir } from "../test/helpers/registry.js";
 import { RGW_TOOLS, startRgw } from "../test/helpers/rgw.js";
 import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
+import { measureGc } from "./gc.js";
 import { measureMirror } from "./mirror.js";
 import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, wrk, type BlobFile } from "./load.js";
 
@@ -176,6 +177,14 @@ async function measureS3(blob: BlobFile, work: string): Promise<Record<string, S
   }
 }
 
+/** Blob digests under a filesystem store, sorted. */
+async function storedBlobs(root: string): Promise<string[]> {
+  const dir = join(root, "docker/registry/v2/blobs/sha256");
+  const prefixes = await readdir(dir).catch(() => [] as string[]);
+  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
+  return all.flat().sort();
+}
+
 async function main(): Promise<void> {
   const work = await tempDir("lain-bench-");
   let lain: ServerProcess | undefined;
@@ -228,6 +237,10 @@ async function main(): Promise<void> {
       lines.push(`${label.padEnd(36)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(14)}${(a / b).toFixed(2).padStart(8)}  ${target}`);
     }
     lines.push(`8 concurrent cold pulls of one blob: ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target < 150)`);
+    const gc = await measureGc(work, log, storedBlobs);
+    lines.push(
+      `garbage-collect, ${gc.repositories} repositories / ${gc.blobs} blobs: lain ${gc.lainSeconds.toFixed(2)} s vs distribution ${gc.distributionSeconds.toFixed(2)} s = ${(gc.distributionSeconds / gc.lainSeconds).toFixed(2)}x speed (target ≥ 1.0); peak RSS ${gc.lainPeakRssMiB.toFixed(0)} vs ${gc.distributionPeakRssMiB.toFixed(0)} MiB; same blobs removed: ${gc.sameResult}`,
+    );
     const s3 = await measureS3(blob, work);
     if (s3?.lain && s3.distribution) {
       const s3Rows: Array<[string, keyof S3Measures]> = [
@@ -253,6 +266,7 @@ async function main(): Promise<void> {
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
       mirror,
+      gc,
       s3: s3 ?? null,
     };
     const dir = new URL("./results/", import.meta.url).pathname;

@@ -6,6 +6,7 @@ import { Registry } from "../registry/registry.js";
 import { readLink, unlessMissing } from "../registry/blobs.js";
 import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
+import { forEachLimit } from "./limit.js";
 import { repeat } from "./repeat.js";
 
 export interface CollectOptions {
@@ -29,6 +30,9 @@ export interface CollectReport {
   /** name@digest of the untagged manifests deleted. */
   manifestsDeleted: string[];
 }
+
+/** Repositories marked, and blob prefixes swept, at once: enough to keep a store busy, never unbounded. */
+const CONCURRENCY = 16;
 
 interface ManifestRefs {
   blobs: Digest[];
@@ -73,24 +77,42 @@ async function linkedDigests(driver: StorageDriver, dir: string): Promise<Digest
  * delay (a push or mount whose manifest has not arrived yet). With deleteUntagged, only
  * manifests reachable from a tag (through indexes) and, transitively, their referrers are kept.
  */
-async function mark(registry: Registry, options: CollectOptions, cutoff: number, report: CollectReport): Promise<{ keep: Set<Digest>; untagged: Array<{ name: RepositoryName; digest: Digest }> }> {
+async function mark(
+  registry: Registry,
+  options: CollectOptions,
+  cutoff: number,
+  report: CollectReport,
+  /** What an earlier mark read: manifests are immutable, so only new revisions are read again. */
+  known = new Map<string, Map<Digest, ManifestRefs>>(),
+): Promise<{ keep: Set<Digest>; untagged: Array<{ name: RepositoryName; digest: Digest }>; read: Map<string, Map<Digest, ManifestRefs>> }> {
   const driver = registry.driver;
   const keep = new Set<Digest>();
   const untagged: Array<{ name: RepositoryName; digest: Digest }> = [];
+  const read = new Map<string, Map<Digest, ManifestRefs>>();
   const { repositories } = await listRepositories(driver, Number.MAX_SAFE_INTEGER);
   report.repositories = repositories.length;
   report.manifests = 0;
-  for (const name of repositories) {
+  await forEachLimit(repositories, CONCURRENCY, async (name) => {
     const repo = registry.repository(name);
     // A deleted manifest may leave its directory behind (distribution removes only the link).
+    // One that an earlier mark saw linked is kept without asking again (at worst for one more run).
+    const earlier = known.get(name);
     const listed = await linkedDigests(driver, layout.revisionsDir(name));
-    const linked = await Promise.all(listed.map((d) => readLink(driver, layout.revisionLink(name, d))));
-    const revisions = listed.filter((d, i) => linked[i] === d);
+    const fresh = listed.filter((d) => !earlier?.has(d));
+    const linked = await Promise.all(fresh.map((d) => readLink(driver, layout.revisionLink(name, d))));
+    const revisions = [...listed.filter((d) => earlier?.has(d)), ...fresh.filter((d, i) => linked[i] === d)];
     const refs = new Map<Digest, ManifestRefs>();
     for (const digest of revisions) {
-      const content = await registry.blobs.getContent(digest);
-      if (content) refs.set(digest, refsOf(content));
+      const seen = earlier?.get(digest);
+      if (seen) refs.set(digest, seen);
     }
+    const unread = revisions.filter((d) => !refs.has(d));
+    const contents = await Promise.all(unread.map((d) => registry.blobs.getContent(d)));
+    unread.forEach((digest, i) => {
+      const content = contents[i];
+      if (content) refs.set(digest, refsOf(content));
+    });
+    read.set(name, refs);
     report.manifests += revisions.length;
     let kept: Set<Digest>;
     if (!options.deleteUntagged) kept = new Set(revisions);
@@ -104,14 +126,15 @@ async function mark(registry: Registry, options: CollectOptions, cutoff: number,
       keep.add(digest);
       for (const blob of refs.get(digest)?.blobs ?? []) keep.add(blob);
     }
-    for (const digest of await linkedDigests(driver, layout.layersDir(name))) {
-      if (keep.has(digest)) continue;
-      const link = await unlessMissing(() => driver.stat(layout.layerLink(name, digest)));
+    const unmarked = (await linkedDigests(driver, layout.layersDir(name))).filter((d) => !keep.has(d));
+    const links = await Promise.all(unmarked.map((d) => unlessMissing(() => driver.stat(layout.layerLink(name, d)))));
+    unmarked.forEach((digest, i) => {
+      const link = links[i];
       if (link && link.modTime.getTime() > cutoff) keep.add(digest);
-    }
+    });
     options.progress?.("mark", { repositories: report.repositories, manifests: report.manifests, marked: keep.size });
-  }
-  return { keep, untagged };
+  });
+  return { keep, untagged, read };
 }
 
 /** Tagged manifests, their children (through nested indexes), and referrers of anything kept. */
@@ -135,19 +158,21 @@ function closure(roots: Digest[], refs: Map<Digest, ManifestRefs>): Set<Digest> 
   return kept;
 }
 
-/** Every blob in the store, with its size and age. */
-async function* storedBlobs(driver: StorageDriver): AsyncGenerator<{ digest: Digest; size: number; modTime: number }> {
+/** The blob digests in the store, by two-hex-digit prefix directory. */
+async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<Digest[]>>> {
+  const out: Array<() => Promise<Digest[]>> = [];
   for (const algorithmDir of (await unlessMissing(() => driver.list(layout.blobsRoot))) ?? []) {
     const algorithm = algorithmDir.slice(algorithmDir.lastIndexOf("/") + 1);
     for (const prefix of (await unlessMissing(() => driver.list(algorithmDir))) ?? []) {
-      for (const entry of (await unlessMissing(() => driver.list(prefix))) ?? []) {
-        const parsed = parseDigest(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
-        if (!parsed.ok) continue;
-        const info = await unlessMissing(() => driver.stat(layout.blobData(parsed.digest)));
-        if (info && !info.isDir) yield { digest: parsed.digest, size: info.size, modTime: info.modTime.getTime() };
-      }
+      out.push(async () =>
+        ((await unlessMissing(() => driver.list(prefix))) ?? []).flatMap((entry) => {
+          const parsed = parseDigest(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
+          return parsed.ok ? [parsed.digest] : [];
+        }),
+      );
     }
   }
+  return out;
 }
 
 /**
@@ -175,7 +200,7 @@ export async function collectGarbage(driver: StorageDriver, options: CollectOpti
   const refresh = setInterval(() => void driver.putContent(layout.gcSweepMarker, Buffer.from(new Date(now()).toISOString())).catch(() => undefined), 60_000);
   try {
     await new Promise((resolve) => setTimeout(resolve, options.settleMs));
-    const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report);
+    const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
     await sweep(driver, keep, cutoff, false, report, options);
   } finally {
     clearInterval(refresh);
@@ -186,16 +211,25 @@ export async function collectGarbage(driver: StorageDriver, options: CollectOpti
 
 async function sweep(driver: StorageDriver, keep: Set<Digest>, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
   let seen = 0;
-  for await (const blob of storedBlobs(driver)) {
+  const consider = async (digest: Digest) => {
     seen++;
-    if (keep.has(blob.digest) || blob.modTime > cutoff) {
+    if (keep.has(digest)) {
       report.blobsKept++;
-    } else if (dryRun || (await deleteIfPresent(driver, layout.blobDir(blob.digest)))) {
-      report.blobsDeleted.push(blob.digest);
-      report.bytesFreed += blob.size;
+      return;
     }
-    if (seen % 500 === 0) options.progress?.("sweep", { blobs: seen, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
-  }
+    const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
+    if (!info || info.isDir) return;
+    if (info.modTime.getTime() > cutoff) report.blobsKept++;
+    else if (dryRun || (await deleteIfPresent(driver, layout.blobDir(digest)))) {
+      report.blobsDeleted.push(digest);
+      report.bytesFreed += info.size;
+    }
+  };
+  await forEachLimit(await blobPrefixes(driver), CONCURRENCY, async (listPrefix) => {
+    for (const digest of await listPrefix()) await consider(digest);
+    options.progress?.("sweep", { blobs: seen, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
+  });
+  report.blobsDeleted.sort();
 }
 
 /** storage.gc in the server: a collection every interval (none while read-only), logged. */

@@ -112,6 +112,9 @@ describe.skipIf(!available)("garbage-collect removes what distribution's garbage
 });
 
 describe("garbage collection while people push", () => {
+  // The grace period must outlast a push (blobs, then a manifest retried while a sweep runs).
+  const DELAY_MS = 3000;
+
   it("loses no acknowledged image and refuses manifest puts during a sweep only retryably", async () => {
     const root = await tempDir("lain-gc-online-");
     const registry = await startTestRegistry({ root });
@@ -120,7 +123,7 @@ describe("garbage collection while people push", () => {
       // Garbage from before: an orphan blob, old enough to go.
       const orphan = Buffer.from("garbage from before");
       await pushBlob(registry.url, "lain/old", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, DELAY_MS + 500));
 
       const pushed: Array<{ repo: string; image: Image }> = [];
       let retried = 0;
@@ -148,13 +151,13 @@ describe("garbage collection while people push", () => {
       let runs = 0;
       const collecting = (async () => {
         for (; runs < 20 && pushed.length < 40; runs++) {
-          await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 1000, settleMs: 100 });
+          await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: DELAY_MS, settleMs: 100 });
         }
       })();
       await pushing;
       stop = true;
       await collecting;
-      await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 1000, settleMs: 0 });
+      await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: DELAY_MS, settleMs: 0 });
 
       expect(runs).toBeGreaterThan(1);
       for (const { repo, image } of pushed) {
