@@ -1,3 +1,4 @@
+import type { OssOptions } from "../../src/storage/oss.js";
 import { createHash, createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 
@@ -387,4 +388,25 @@ export class OssTestServer {
       `<ListPartsResult><Bucket>${xml(this.options.bucket)}</Bucket><Key>${xml(key)}</Key><UploadId>${uploadId}</UploadId><PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>${next}</NextPartNumberMarker><MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>${parts.join("")}</ListPartsResult>`,
     );
   }
+}
+
+/** The keys the test OSS server accepts. */
+export const OSS_CREDENTIALS = { accessKeyId: "LAINOSSTESTKEYID0001", accessKeySecret: "lainOssTestSecret000000000000001" };
+
+/** Driver options for a test OSS server holding one bucket. */
+export function ossTestOptions(server: OssTestServer, bucket: string, overrides: Partial<OssOptions> = {}): OssOptions {
+  return {
+    ...OSS_CREDENTIALS,
+    region: "oss-cn-beijing",
+    // ali-oss presigns only for host names; the test server is one bucket, as a CNAME'd domain is.
+    endpoint: server.endpoint.replace("127.0.0.1", "localhost"),
+    internal: false,
+    cname: true,
+    bucket,
+    encrypt: false,
+    secure: false,
+    chunkSize: 5 * 1024 * 1024,
+    rootDirectory: "/registry",
+    ...overrides,
+  };
 }

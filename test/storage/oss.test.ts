@@ -2,28 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StorageUnavailableError } from "../../src/storage/driver.js";
 import { ossDriver } from "../../src/storage/factory.js";
 import type { OssOptions } from "../../src/storage/oss.js";
-import { OssTestServer } from "../helpers/oss-server.js";
+import { OSS_CREDENTIALS as CREDENTIALS, ossTestOptions as options, OssTestServer } from "../helpers/oss-server.js";
 import { driverContract } from "./contract.js";
 
-const CREDENTIALS = { accessKeyId: "LAINOSSTESTKEYID0001", accessKeySecret: "lainOssTestSecret000000000000001" };
 const servers: OssTestServer[] = [];
-
-function options(server: OssTestServer, bucket: string, overrides: Partial<OssOptions> = {}): OssOptions {
-  return {
-    ...CREDENTIALS,
-    region: "oss-cn-beijing",
-    // ali-oss presigns only for host names; the test server is one bucket, as a CNAME'd domain is.
-    endpoint: server.endpoint.replace("127.0.0.1", "localhost"),
-    internal: false,
-    cname: true,
-    bucket,
-    encrypt: false,
-    secure: false,
-    chunkSize: 5 * 1024 * 1024,
-    rootDirectory: "/registry",
-    ...overrides,
-  };
-}
 
 async function freshDriver(overrides: Partial<OssOptions> = {}) {
   const bucket = `lain-${servers.length}`;

@@ -3,11 +3,13 @@ import { rm } from "node:fs/promises";
 import { describe, expect, inject, it } from "vitest";
 import { purgeUploads } from "../../src/gc/purge-uploads.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
+import { ossDriver } from "../../src/storage/factory.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
 import { layout } from "../../src/storage/layout.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 import { tempDir } from "../helpers/registry.js";
+import { OSS_CREDENTIALS, ossTestOptions, OssTestServer } from "../helpers/oss-server.js";
 import { s3TestDriver } from "../helpers/s3.js";
 
 const HOUR = 3_600_000;
@@ -63,3 +65,7 @@ purgingSuite("filesystem", async () => {
 });
 purgingSuite("inmemory", async () => ({ driver: new InMemoryDriver() }));
 if (server) purgingSuite("s3 (Ceph RGW)", async () => ({ driver: await s3TestDriver(server) }));
+purgingSuite("oss (the signature-checking test server)", async () => {
+  const oss = await OssTestServer.start({ bucket: "purge", ...OSS_CREDENTIALS });
+  return { driver: await ossDriver(ossTestOptions(oss, "purge")), cleanup: () => oss.close() };
+});
