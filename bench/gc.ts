@@ -7,7 +7,11 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { cp, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Digest } from "../src/registry/digest.js";
+import type { RepositoryName, Tag } from "../src/registry/names.js";
+import { layout } from "../src/storage/layout.js";
 import { CLI } from "../test/helpers/process.js";
+import { storedBlobs } from "../test/helpers/store.js";
 import { peakRssDuring } from "./load.js";
 
 const REPOSITORIES = Number(process.env.BENCH_GC_REPOSITORIES ?? 2000);
@@ -24,24 +28,21 @@ export interface GcMeasures {
   sameResult: boolean;
 }
 
-function digest(content: Buffer): string {
-  return `sha256:${createHash("sha256").update(content).digest("hex")}`;
+function digest(content: Buffer): Digest {
+  return `sha256:${createHash("sha256").update(content).digest("hex")}` as Digest;
 }
 
 async function put(root: string, path: string, content: Buffer | string): Promise<void> {
-  const file = join(root, "docker/registry/v2", path);
+  const file = join(root, path);
   await mkdir(join(file, ".."), { recursive: true });
   await writeFile(file, content);
 }
-
-const hexOf = (d: string) => d.slice("sha256:".length);
-const blobPath = (d: string) => `blobs/sha256/${hexOf(d).slice(0, 2)}/${hexOf(d)}/data`;
 
 /** A store as distribution lays it out; every odd repository's manifest is deleted (link gone). */
 async function makeStore(root: string): Promise<number> {
   let blobs = 0;
   for (let r = 0; r < REPOSITORIES; r++) {
-    const name = `bench/team${r % 50}/app${r}`;
+    const name = `bench/team${r % 50}/app${r}` as RepositoryName;
     const layers = Array.from({ length: LAYERS }, () => randomBytes(64));
     const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", n: r }));
     const descriptor = (mediaType: string, content: Buffer) => ({ mediaType, digest: digest(content), size: content.length });
@@ -54,18 +55,19 @@ async function makeStore(root: string): Promise<number> {
       }),
     );
     for (const content of [...layers, config, manifest]) {
-      await put(root, blobPath(digest(content)), content);
+      await put(root, layout.blobData(digest(content)), content);
       blobs++;
-      if (content !== manifest) await put(root, `repositories/${name}/_layers/sha256/${hexOf(digest(content))}/link`, digest(content));
+      if (content !== manifest) await put(root, layout.layerLink(name, digest(content)), digest(content));
     }
     const m = digest(manifest);
+    const latest = "latest" as Tag;
     if (r % 2 === 0) {
-      await put(root, `repositories/${name}/_manifests/revisions/sha256/${hexOf(m)}/link`, m);
-      await put(root, `repositories/${name}/_manifests/tags/latest/current/link`, m);
-      await put(root, `repositories/${name}/_manifests/tags/latest/index/sha256/${hexOf(m)}/link`, m);
+      await put(root, layout.revisionLink(name, m), m);
+      await put(root, layout.tagCurrentLink(name, latest), m);
+      await put(root, layout.tagIndexLink(name, latest, m), m);
     } else {
       // Deleted through the API: distribution leaves the directories, without links.
-      await mkdir(join(root, "docker/registry/v2", `repositories/${name}/_manifests/revisions/sha256/${hexOf(m)}`), { recursive: true });
+      await mkdir(join(root, layout.revisionDir(name, m)), { recursive: true });
     }
   }
   return blobs;
@@ -81,7 +83,7 @@ async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): P
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB };
 }
 
-export async function measureGc(work: string, log: (m: string) => void, blobsIn: (root: string) => Promise<string[]>): Promise<GcMeasures> {
+export async function measureGc(work: string, log: (m: string) => void): Promise<GcMeasures> {
   const original = join(work, "gc-store");
   log(`[gc] writing a store of ${REPOSITORIES} repositories`);
   const blobs = await makeStore(original);
@@ -95,7 +97,7 @@ export async function measureGc(work: string, log: (m: string) => void, blobsIn:
   await writeFile(join(work, "gc-l.yml"), `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${ours}}}\n`);
   const distribution = await timed("docker-registry", ["garbage-collect", join(work, "gc-d.yml")], env);
   const lain = await timed(process.execPath, [CLI, "garbage-collect", join(work, "gc-l.yml"), "--delay", "0s", "--settle", "0s"], env);
-  const [left, right] = [await blobsIn(theirs), await blobsIn(ours)];
+  const [left, right] = [await storedBlobs(theirs), await storedBlobs(ours)];
   const sameResult = left.length === right.length && left.every((d, i) => d === right[i]);
   log(`[gc] ${blobs} blobs: lain ${lain.seconds.toFixed(2)} s, ${lain.peakMiB.toFixed(0)} MiB; distribution ${distribution.seconds.toFixed(2)} s, ${distribution.peakMiB.toFixed(0)} MiB; same result: ${sameResult}`);
   return {

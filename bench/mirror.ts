@@ -6,6 +6,7 @@ import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CountingProxy } from "../test/helpers/counting-proxy.js";
 import { startDistribution } from "../test/helpers/distribution.js";
+import { blobFile } from "../test/helpers/store.js";
 import { freePort, startLainProcess, type ServerProcess } from "../test/helpers/process.js";
 import { MiB, peakRssDuring, pullBlob, type BlobFile } from "./load.js";
 
@@ -42,8 +43,7 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
     const config = join(dir, "lain.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "store")}}\nhttp:\n  secret: bench\nproxy:\n  remoteurl: ${remoteurl}\n`);
     const server = await startLainProcess(config, await freePort());
-    const hex = blob.digest.slice("sha256:".length);
-    const data = join(dir, "store/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    const data = blobFile(join(dir, "store"), blob.digest);
     // The store copies a fetched blob after the transfer; a warm pull starts once it is there.
     const cached = async () => {
       for (let i = 0; i < 600 && !(await stat(data).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));

@@ -6,7 +6,7 @@
  * BENCH_BLOB_MIB (default 256) and BENCH_SECONDS (default 10) shrink a run for a quick look.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { startDistribution } from "../test/helpers/distribution.js";
@@ -177,14 +177,6 @@ async function measureS3(blob: BlobFile, work: string): Promise<Record<string, S
   }
 }
 
-/** Blob digests under a filesystem store, sorted. */
-async function storedBlobs(root: string): Promise<string[]> {
-  const dir = join(root, "docker/registry/v2/blobs/sha256");
-  const prefixes = await readdir(dir).catch(() => [] as string[]);
-  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
-  return all.flat().sort();
-}
-
 async function main(): Promise<void> {
   const work = await tempDir("lain-bench-");
   let lain: ServerProcess | undefined;
@@ -237,7 +229,7 @@ async function main(): Promise<void> {
       lines.push(`${label.padEnd(36)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(14)}${(a / b).toFixed(2).padStart(8)}  ${target}`);
     }
     lines.push(`8 concurrent cold pulls of one blob: ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target < 150)`);
-    const gc = await measureGc(work, log, storedBlobs);
+    const gc = await measureGc(work, log);
     lines.push(
       `garbage-collect, ${gc.repositories} repositories / ${gc.blobs} blobs: lain ${gc.lainSeconds.toFixed(2)} s vs distribution ${gc.distributionSeconds.toFixed(2)} s = ${(gc.distributionSeconds / gc.lainSeconds).toFixed(2)}x speed (target ≥ 1.0); peak RSS ${gc.lainPeakRssMiB.toFixed(0)} vs ${gc.distributionPeakRssMiB.toFixed(0)} MiB; same blobs removed: ${gc.sameResult}`,
     );

@@ -67,12 +67,14 @@ async function readLimited(body: Readable, limit: number, what: string): Promise
  */
 export class UpstreamRegistry {
   readonly url: string;
+  private readonly basePath: string;
   private readonly dispatcher: Dispatcher;
   private readonly agent: Agent;
   private readonly auth: UpstreamAuth;
 
   constructor(config: ProxyConfig) {
     this.url = config.remoteUrl;
+    this.basePath = new URL(config.remoteUrl).pathname.replace(/\/$/, "");
     this.agent = new Agent({
       connections: config.maxConnections,
       connectTimeout: config.timeouts.connectMs,
@@ -88,7 +90,7 @@ export class UpstreamRegistry {
 
   /** A path of the peer's API, under the remote URL's own path (a peer behind a prefix). */
   private api(path: string): string {
-    return `${new URL(this.url).pathname.replace(/\/$/, "")}${path}`;
+    return `${this.basePath}${path}`;
   }
 
   /** Aborts what is in flight: a stopping registry has already let its clients' requests drain. */

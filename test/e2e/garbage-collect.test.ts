@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { cp, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,17 +10,11 @@ import { call } from "../helpers/http.js";
 import { pushBlob, pushImage, randomImage, sha256, type Image } from "../helpers/oci.js";
 import { runCli } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
+import { storedBlobs } from "../helpers/store.js";
 import { hasTool } from "../helpers/tools.js";
 
 const run = promisify(execFile);
 const available = hasTool("docker-registry");
-
-async function blobsIn(root: string): Promise<string[]> {
-  const dir = join(root, "docker/registry/v2/blobs/sha256");
-  const prefixes = await readdir(dir).catch(() => [] as string[]);
-  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
-  return all.flat().map((hex) => `sha256:${hex}`).sort();
-}
 
 const digestsOf = (image: Image) => [image.manifest.digest, image.config.digest, ...image.layers.map((l) => l.digest)];
 
@@ -79,7 +73,7 @@ describe.skipIf(!available)("garbage-collect removes what distribution's garbage
     await writeFile(lainConfig, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${ours}}}\n`);
     const result = await runCli("garbage-collect", lainConfig, ...flags, "--delay", "0s", "--settle", "0s");
     expect(result.code).toBe(0);
-    return { distribution: await blobsIn(theirs), lain: await blobsIn(ours) };
+    return { distribution: await storedBlobs(theirs), lain: await storedBlobs(ours) };
   }
 
   it("without --delete-untagged: the deleted image's own blobs and the orphan go, shared and untagged ones stay", async () => {
@@ -102,12 +96,12 @@ describe.skipIf(!available)("garbage-collect removes what distribution's garbage
     await cp(store, root, { recursive: true });
     const config = join(work, "dry.yml");
     await writeFile(config, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${root}}}\n`);
-    const before = await blobsIn(root);
+    const before = await storedBlobs(root);
     const result = await runCli("garbage-collect", config, "--dry-run", "--delay", "0s");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`would delete blob ${images.deleted!.config.digest}`);
     expect(result.stdout).toMatch(/would free 3 blobs/);
-    expect(await blobsIn(root)).toEqual(before);
+    expect(await storedBlobs(root)).toEqual(before);
   });
 });
 
@@ -168,7 +162,7 @@ describe("garbage collection while people push", () => {
           expect(got.body.equals(blob.content)).toBe(true);
         }
       }
-      expect(await blobsIn(root)).not.toContain(sha256(orphan));
+      expect(await storedBlobs(root)).not.toContain(sha256(orphan));
       process.stderr.write(`online gc: ${runs} collections during ${pushed.length} pushes, ${retried} manifest puts retried\n`);
     } finally {
       await registry.close();
@@ -186,8 +180,8 @@ describe("storage.gc: collection inside the server", () => {
       await pushImage(registry.url, "lain/app", "v1", image);
       const orphan = Buffer.from("nobody's blob");
       await pushBlob(registry.url, "lain/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
-      await expect.poll(() => blobsIn(root), { timeout: 20_000, interval: 500 }).not.toContain(sha256(orphan));
-      expect(await blobsIn(root)).toEqual(expect.arrayContaining(digestsOf(image)));
+      await expect.poll(() => storedBlobs(root), { timeout: 20_000, interval: 500 }).not.toContain(sha256(orphan));
+      expect(await storedBlobs(root)).toEqual(expect.arrayContaining(digestsOf(image)));
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });

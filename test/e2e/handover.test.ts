@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import { call } from "../helpers/http.js";
 import { pushImage, randomImage, type Image } from "../helpers/oci.js";
 import { CLI, freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
+import { holdsBlobs } from "../helpers/store.js";
 import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("etcd") && hasTool("nginx");
@@ -190,14 +191,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     expect(await loop.stop()).toMatchObject({ failures: [], wrongBytes: 0 });
     // The mirror holds every prefetched blob: it can serve them without the primary.
     const mirrorRoot = join(work, "mirror-store");
-    await until(async () => {
-      const held = await Promise.all(
-        images.flatMap(({ image }) => [image.config, ...image.layers]).map((b) =>
-          stat(join(mirrorRoot, "docker/registry/v2/blobs/sha256", b.digest.slice(7, 9), b.digest.slice(7), "data")).then(() => true, () => false),
-        ),
-      );
-      return held.every(Boolean);
-    }, "the mirror's prefetch");
+    await until(() => holdsBlobs(mirrorRoot, images.flatMap(({ image }) => [image.config, ...image.layers]).map((b) => b.digest)), "the mirror's prefetch");
     expect((await readFile(reloads, "utf8")).trim().split("\n").length).toBeGreaterThanOrEqual(1);
   });
 

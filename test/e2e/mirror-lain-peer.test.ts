@@ -1,5 +1,5 @@
 import bcrypt from "bcryptjs";
-import { rm, stat, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { libtrustKeyId } from "../../src/auth/libtrust.js";
@@ -10,6 +10,7 @@ import { freePort, runCli, startLainProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
 import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
+import { holdsBlobs } from "../helpers/store.js";
 import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("skopeo") && hasTool("openssl");
@@ -191,14 +192,7 @@ describe.skipIf(!available)("mirror of a lain-registry peer", () => {
     );
     const mirror = await startLainProcess(config, port);
     try {
-      const cached = async () => {
-        const present = await Promise.all(
-          [image.config, ...image.layers].map((b) =>
-            stat(join(root, "docker/registry/v2/blobs/sha256", b.digest.slice(7, 9), b.digest.slice(7), "data")).then(() => true, () => false),
-          ),
-        );
-        return present.every(Boolean);
-      };
+      const cached = () => holdsBlobs(root, [image.config, ...image.layers].map((b) => b.digest));
       await expect.poll(cached, { timeout: 10_000 }).toBe(true);
       await peer.close();
       const out = join(work, "warm-out");

@@ -9,6 +9,7 @@ import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, s
 import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
+import { storedBlobs } from "../helpers/store.js";
 import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("skopeo") && hasTool("docker-registry");
@@ -39,14 +40,6 @@ async function download(url: string, headers: Record<string, string> = {}): Prom
     return { status: res.status, length, digest: "", declared: Number(res.headers.get("content-length")), error: String(err) };
   }
   return { status: res.status, length, digest: `sha256:${hash.digest("hex")}`, declared: Number(res.headers.get("content-length")) };
-}
-
-/** Blob data files under a store root. */
-async function storedBlobs(root: string): Promise<string[]> {
-  const dir = join(root, "docker/registry/v2/blobs/sha256");
-  const prefixes = await readdir(dir).catch(() => [] as string[]);
-  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
-  return all.flat().map((hex) => `sha256:${hex}`);
 }
 
 async function uploadsLeft(root: string, repo: string): Promise<string[]> {

@@ -1,0 +1,23 @@
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Digest } from "../../src/registry/digest.js";
+import { layout } from "../../src/storage/layout.js";
+
+/** The file of a blob's data under a filesystem store root. */
+export function blobFile(root: string, digest: string): string {
+  return join(root, layout.blobData(digest as Digest));
+}
+
+/** Digests of every sha256 blob under a filesystem store root, sorted. */
+export async function storedBlobs(root: string): Promise<string[]> {
+  const dir = join(root, layout.blobsRoot, "sha256");
+  const prefixes = await readdir(dir).catch(() => [] as string[]);
+  const all = await Promise.all(prefixes.map((p) => readdir(join(dir, p)).catch(() => [] as string[])));
+  return all.flat().map((hex) => `sha256:${hex}`).sort();
+}
+
+/** Whether the store holds the data of every one of these blobs. */
+export async function holdsBlobs(root: string, digests: string[]): Promise<boolean> {
+  const present = await Promise.all(digests.map((d) => stat(blobFile(root, d)).then(() => true, () => false)));
+  return present.every(Boolean);
+}
