@@ -4,6 +4,7 @@ import { HtpasswdAuthenticator } from "../auth/htpasswd.js";
 import { SwitchableAuthenticator } from "../auth/switchable.js";
 import { TokenAuthenticator, type TokenConfig } from "../auth/token.js";
 import type { AuthConfig, RegistryConfig } from "../config/config.js";
+import type { WatchedKey } from "../config/etcd-key.js";
 import type { EtcdAuthValue } from "../config/etcd-overlay.js";
 
 async function fromFile(auth: AuthConfig): Promise<Authenticator | undefined> {
@@ -35,6 +36,8 @@ export interface AuthSetup {
   authenticator: SwitchableAuthenticator;
   /** For GET /health: which auth is in force, from where, and how etcd stands. */
   health(): Record<string, unknown>;
+  /** The etcd key the auth settings follow, with an `etcd` section. */
+  watch?: WatchedKey;
   close(): void;
 }
 
@@ -78,6 +81,7 @@ export async function setupAuth(config: RegistryConfig, log: Logger): Promise<Au
       auth: auth(),
       etcd: { key: config.etcd?.authKey, connected: overlay.state.connected, ...(overlay.state.lastError ? { error: overlay.state.lastError } : {}) },
     }),
+    watch: { key: config.etcd.authKey, connected: () => overlay.state.connected },
     close: () => overlay.close(),
   };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { RegistryConfig } from "../config/config.js";
+import type { WatchedKey } from "../config/etcd-key.js";
 
 export interface ReadOnlyState {
   enabled: boolean;
@@ -23,7 +24,7 @@ export function parseReadOnly(text: string): boolean | undefined {
  * over it: an operator switches a running registry (and every instance of it) read-only with
  * one `etcdctl put`, and back by deleting the key. A value that is not a boolean is ignored.
  */
-export async function followReadOnly(config: RegistryConfig, log: Logger): Promise<{ state: ReadOnlyState; close(): void }> {
+export async function followReadOnly(config: RegistryConfig, log: Logger): Promise<{ state: ReadOnlyState; watch?: WatchedKey; close(): void }> {
   const state: ReadOnlyState = { enabled: config.storage.readOnly, source: "file" };
   if (!config.etcd) return { state, close: () => undefined };
   const { EtcdKeyWatch } = await import("../config/etcd-key.js");
@@ -43,5 +44,5 @@ export async function followReadOnly(config: RegistryConfig, log: Logger): Promi
     (message) => log.warn(message),
   );
   watch.start();
-  return { state, close: () => watch.close() };
+  return { state, watch: { key: config.etcd.readOnlyKey, connected: () => watch.connected }, close: () => watch.close() };
 }

@@ -5,9 +5,13 @@ import { formatProblem, loadConfig } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
+import { startDebugServer } from "../http/debug-server.js";
+import { instrumentDriver } from "../metrics/instrumented-driver.js";
+import { Metrics } from "../metrics/metrics.js";
+import { Notifier } from "../notifications/notifier.js";
 import { createDescriptorCache } from "../registry/blobs.js";
 import { StoreProbe } from "../cluster/store-probe.js";
-import { scheduleCollection } from "../gc/collect.js";
+import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { MirrorRegistry } from "../proxy/mirror.js";
@@ -26,10 +30,25 @@ export function registryOptions({ storage }: RegistryConfig): RegistryOptions {
 }
 
 /** The registry a configuration asks for: a mirror when it has a proxy section. */
-function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger): Registry {
+function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Registry {
   const options = registryOptions(config);
-  return config.proxy ? new MirrorRegistry(driver, options, config.proxy, log) : new Registry(driver, options);
+  return config.proxy ? new MirrorRegistry(driver, options, config.proxy, log, metrics) : new Registry(driver, options);
 }
+
+function gcCounters(metrics: Metrics): CollectionCounters {
+  return {
+    collected: (report) => {
+      metrics.gcRuns.inc({ result: "ok" });
+      metrics.gcDeletedBlobs.inc(report.blobsDeleted.length);
+      metrics.gcFreedBytes.inc(report.bytesFreed);
+      metrics.gcLastSuccess.setToCurrentTime();
+    },
+    failed: () => metrics.gcRuns.inc({ result: "error" }),
+  };
+}
+
+/** Notifications wait this long at shutdown for endpoints to take what is queued. */
+const NOTIFICATIONS_FLUSH_MS = 2000;
 
 /** Starts proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */
 function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefined {
@@ -56,14 +75,19 @@ export interface RunningRegistry extends RunningServer {
 
 /** Wires a configuration into a running registry (also used by tests and benchmarks). */
 export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningRegistry> {
-  const driver = await createDriver(config.storage);
+  const metrics = new Metrics();
+  const driver = instrumentDriver(await createDriver(config.storage), metrics);
   await driver.verify?.();
-  const registry = createRegistry(config, driver, log);
+  const registry = createRegistry(config, driver, log, metrics);
   const auth = await setupAuth(config, log);
   const readOnly = await followReadOnly(config, log);
+  for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
+  const notifier = config.notifications && new Notifier(config.notifications, config.http.addr, metrics, log);
   const probe = new StoreProbe(driver);
   const lifecycle = { draining: false };
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
+  if (announcer) metrics.trackRegistration(() => announcer.state.registered);
+  const { debug } = config;
   const app: AppContext = {
     auth: auth.authenticator,
     health: async () => ({
@@ -79,15 +103,22 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     storage: config.storage,
     catalogMaxEntries: config.catalog.maxEntries,
     log,
+    accessLog: !config.log.accessLogDisabled,
+    metrics,
+    // Without a debug listener the metrics, when enabled, are on the main port.
+    ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
+    ...(notifier ? { notifier } : {}),
   };
   const running = await startServer(app, limits);
+  const debugServer = debug.addr !== undefined ? await startDebugServer(debug.addr, debug.metricsPath, metrics) : undefined;
+  if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
   announcer?.start();
   const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
   const { uploadPurging } = config.storage;
   const paused = () => readOnly.state.enabled;
   const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
   const { gc } = config.storage;
-  const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log) : undefined;
+  const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
   const stop = async (graceMs: number) => {
     prefetching?.stop();
     stopPurging?.();
@@ -96,6 +127,8 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     auth.close();
     readOnly.close();
     await running.close(graceMs);
+    await debugServer?.close();
+    await notifier?.close(NOTIFICATIONS_FLUSH_MS);
     await registry.close();
   };
   return {

@@ -41,6 +41,34 @@ export interface HttpConfig {
   drainTimeoutMs: number;
 }
 
+/** http.debug: a second listener for operators; prometheus.path is served there. */
+export interface DebugConfig {
+  addr: string | undefined;
+  /** Where the metrics are served: on the debug listener, or on the main port without one. */
+  metricsPath: string | undefined;
+}
+
+export interface NotificationEndpointConfig {
+  name: string;
+  url: string;
+  headers: Record<string, string[]>;
+  timeoutMs: number;
+  /** Failures in a row after which each retry waits `backoffMs` first. */
+  threshold: number;
+  backoffMs: number;
+  /** Target media types and actions this endpoint does not want. */
+  ignoredMediaTypes: string[];
+  ignoredActions: string[];
+  /** Events held while the endpoint is down; beyond it the oldest are dropped. */
+  queueSize: number;
+}
+
+export interface NotificationsConfig {
+  endpoints: NotificationEndpointConfig[];
+  /** notifications.events.includereferences: manifest events list what the manifest references. */
+  includeReferences: boolean;
+}
+
 export interface AuthConfig {
   token?: { realm: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string; autoRedirectPath?: string };
   htpasswd?: { realm: string; path: string };
@@ -75,10 +103,14 @@ export interface ClusterConfig {
 }
 
 export interface RegistryConfig {
-  log: { level: LogLevel; formatter: string; fields: Record<string, unknown>; accessLogDisabled: boolean };
+  /** formatter: text or json/logstash; unset: text on a terminal, else JSON. */
+  log: { level: LogLevel; formatter: string | undefined; fields: Record<string, unknown>; accessLogDisabled: boolean };
   storage: StorageConfig;
   http: HttpConfig;
   catalog: { maxEntries: number };
+  debug: DebugConfig;
+  /** Absent when no endpoint is configured (or all are disabled). */
+  notifications: NotificationsConfig | undefined;
   auth: AuthConfig;
   /** The etcd overlay of auth settings; absent without an `etcd` section. */
   etcd: EtcdConfig | undefined;
@@ -184,6 +216,36 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
   };
 }
 
+function debugConfig(http: Tree): DebugConfig {
+  const debug = section(http, "debug");
+  const prometheus = section(debug, "prometheus");
+  return {
+    addr: text(debug.addr),
+    metricsPath: asBool(prometheus.enabled) ? (text(prometheus.path) ?? "/metrics") : undefined,
+  };
+}
+
+function notificationsConfig(value: Tree): NotificationsConfig | undefined {
+  const endpoints = (Array.isArray(value.endpoints) ? (value.endpoints as Tree[]) : [])
+    .filter((endpoint) => !asBool(endpoint.disabled))
+    .map((endpoint): NotificationEndpointConfig => {
+      const ignore = section(endpoint, "ignore");
+      return {
+        name: String(endpoint.name),
+        url: String(endpoint.url),
+        headers: headers(section(endpoint, "headers")),
+        timeoutMs: durationMs(endpoint.timeout, 1_000),
+        threshold: Math.max(1, asInt(endpoint.threshold) ?? 10),
+        backoffMs: durationMs(endpoint.backoff, 1_000),
+        ignoredMediaTypes: [...list(endpoint.ignoredmediatypes), ...list(ignore.mediatypes)],
+        ignoredActions: list(ignore.actions),
+        queueSize: Math.max(1, asInt(endpoint.queuesize) ?? 10_000),
+      };
+    });
+  if (endpoints.length === 0) return undefined;
+  return { endpoints, includeReferences: asBool(section(value, "events").includereferences) ?? false };
+}
+
 function clusterConfig(raw: Tree): ClusterConfig | undefined {
   const cluster = raw.cluster;
   if (typeof cluster !== "object" || cluster === null) return undefined;
@@ -213,7 +275,7 @@ export function toConfig(raw: Tree): RegistryConfig {
   return {
     log: {
       level: (text(log.level) ?? text(raw.loglevel) ?? "info") as LogLevel,
-      formatter: text(log.formatter) ?? "json",
+      formatter: text(log.formatter),
       fields: section(log, "fields"),
       accessLogDisabled: asBool(section(log, "accesslog").disabled) ?? false,
     },
@@ -250,6 +312,8 @@ export function toConfig(raw: Tree): RegistryConfig {
       drainTimeoutMs: durationMs(http.draintimeout, 0),
     },
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
+    debug: debugConfig(http),
+    notifications: notificationsConfig(section(raw, "notifications")),
     auth: authConfig(section(raw, "auth")),
     etcd: etcdConfig(raw.etcd),
     proxy: proxyConfig(raw.proxy),

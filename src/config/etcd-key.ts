@@ -88,6 +88,12 @@ export class EtcdSession {
   }
 }
 
+/** A watched key as health and metrics report it. */
+export interface WatchedKey {
+  key: string;
+  connected(): boolean;
+}
+
 /**
  * Follows one key: its value at start and every change (null when deleted). When etcd is down
  * it says so and reconnects every 2 s with a fresh client (the library's own backoff can wait

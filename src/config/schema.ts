@@ -81,7 +81,7 @@ const http = object({
     letsencrypt: planned(any, "Let's Encrypt is not implemented (these machines are offline)"),
   }),
   headers: { kind: "map", value: stringList },
-  debug: planned(object({ addr: str, prometheus: object({ enabled: bool, path: str }) }), "the debug server arrives with the operations issue"),
+  debug: object({ addr: str, prometheus: object({ enabled: bool, path: str }) }),
   http2: object({ disabled: bool }),
 });
 
@@ -111,9 +111,22 @@ export const CONFIG_SPEC = object(
     middleware: planned(any, "middleware is not implemented"),
     reporting: planned(any, "bugsnag and newrelic reporting are not implemented"),
     http,
-    notifications: planned(any, "notifications arrive with the operations issue"),
+    notifications: object({
+      events: object({ includereferences: bool }),
+      endpoints: {
+        kind: "list",
+        item: object({
+          name: str, disabled: bool, url: str, headers: { kind: "map", value: stringList },
+          timeout: duration, threshold: int, backoff: duration,
+          ignoredmediatypes: stringList,
+          ignore: object({ mediatypes: stringList, actions: stringList }),
+          // Ours: events kept for an endpoint that is down; the oldest go first.
+          queuesize: int,
+        }),
+      },
+    }),
     redis: planned(any, "redis is not used"),
-    health: planned(any, "health checks arrive with the handover issue"),
+    health: planned(any, "distribution's configurable health checks are not implemented; GET /health checks the store"),
     // distribution's remoteurl, username, password, ttl; the rest are lain-registry's own.
     proxy: object({
       remoteurl: str, username: str, password: str, ttl: duration,

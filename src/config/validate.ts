@@ -142,25 +142,24 @@ function checkAuth(auth: unknown, out: Findings): void {
   }
 }
 
+/** A required http(s) URL setting. */
+function checkHttpUrl(path: string, value: unknown, missing: string, out: Findings): void {
+  if (!value) out.errors.push({ path, message: `is required: ${missing}` });
+  else if (!URL.canParse(String(value)) || !/^https?:$/.test(new URL(String(value)).protocol)) {
+    out.errors.push({ path, message: `must be an http:// or https:// URL, not ${describe(value)}` });
+  }
+}
+
 function checkCluster(raw: Record<string, unknown>, out: Findings): void {
   const cluster = raw.cluster;
   if (!isObject(cluster)) return;
   if (!isObject(raw.etcd)) out.errors.push({ path: "cluster", message: "needs an etcd section: instances announce themselves in etcd" });
-  const advertise = cluster.advertise;
-  if (!advertise) out.errors.push({ path: "cluster.advertise", message: "is required: the URL the load balancer should use for this instance" });
-  else if (!URL.canParse(String(advertise)) || !/^https?:$/.test(new URL(String(advertise)).protocol)) {
-    out.errors.push({ path: "cluster.advertise", message: `must be an http:// or https:// URL, not ${describe(advertise)}` });
-  }
+  checkHttpUrl("cluster.advertise", cluster.advertise, "the URL the load balancer should use for this instance", out);
 }
 
 function checkProxy(proxy: unknown, out: Findings): void {
   if (!isObject(proxy)) return;
-  const url = proxy.remoteurl;
-  if (!url) {
-    out.errors.push({ path: "proxy.remoteurl", message: "is required: the URL of the registry to pull through from" });
-  } else if (!URL.canParse(String(url)) || !/^https?:$/.test(new URL(String(url)).protocol)) {
-    out.errors.push({ path: "proxy.remoteurl", message: `must be an http:// or https:// URL, not ${describe(url)}` });
-  }
+  checkHttpUrl("proxy.remoteurl", proxy.remoteurl, "the URL of the registry to pull through from", out);
   if (Array.isArray(proxy.prefetch)) {
     proxy.prefetch.forEach((entry, i) => {
       if (!parseReference(String(entry))) {
@@ -171,6 +170,19 @@ function checkProxy(proxy: unknown, out: Findings): void {
   if (proxy.maxconnections !== undefined && Number(proxy.maxconnections) < 1) {
     out.errors.push({ path: "proxy.maxconnections", message: "must be at least 1" });
   }
+}
+
+function checkNotifications(notifications: unknown, out: Findings): void {
+  if (!isObject(notifications) || !Array.isArray(notifications.endpoints)) return;
+  const names = new Set<string>();
+  notifications.endpoints.forEach((endpoint: unknown, i) => {
+    if (!isObject(endpoint)) return;
+    const path = `notifications.endpoints.${i}`;
+    if (!endpoint.name) out.errors.push({ path: `${path}.name`, message: "is required: it names the endpoint in logs and metrics" });
+    else if (names.has(String(endpoint.name))) out.errors.push({ path: `${path}.name`, message: `${describe(endpoint.name)} names another endpoint too` });
+    names.add(String(endpoint.name));
+    checkHttpUrl(`${path}.url`, endpoint.url, "where events are POSTed", out);
+  });
 }
 
 /** Every problem of a raw (parsed YAML) configuration, each with its key path. */
@@ -191,5 +203,6 @@ export function validate(spec: Spec, raw: unknown): Findings {
   checkAuth(raw.auth, out);
   checkProxy(raw.proxy, out);
   checkCluster(raw, out);
+  checkNotifications(raw.notifications, out);
   return out;
 }

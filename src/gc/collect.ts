@@ -233,12 +233,25 @@ async function sweep(driver: StorageDriver, keep: Set<Digest>, cutoff: number, d
 }
 
 /** storage.gc in the server: a collection every interval (none while read-only), logged. */
-export function scheduleCollection(driver: StorageDriver, options: { intervalMs: number; delayMs: number; paused: () => boolean }, log: Logger): () => void {
+/** What the server counts of its collections (registry_gc_* metrics). */
+export interface CollectionCounters {
+  collected(report: CollectReport): void;
+  failed(): void;
+}
+
+export function scheduleCollection(
+  driver: StorageDriver,
+  options: { intervalMs: number; delayMs: number; paused: () => boolean },
+  log: Logger,
+  counters: CollectionCounters,
+): () => void {
   const collect = async () => {
     try {
       const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: options.delayMs, settleMs: 5000 });
+      counters.collected(report);
       log.info({ repositories: report.repositories, blobsDeleted: report.blobsDeleted.length, bytesFreed: report.bytesFreed }, "garbage collection done");
     } catch (err) {
+      counters.failed();
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "garbage collection failed; retrying next interval");
     }
   };

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { HttpConfig, StorageConfig } from "../config/config.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { Notifier } from "../notifications/notifier.js";
 import type { Registry } from "../registry/registry.js";
 
 /** What every handler may use: the domain, the settings it needs, and the request. */
@@ -11,6 +13,13 @@ export interface AppContext {
   storage: StorageConfig;
   catalogMaxEntries: number;
   log: Logger;
+  /** One info line per request (log.accesslog.disabled turns it off). */
+  accessLog: boolean;
+  metrics: Metrics;
+  /** Where the main port also answers GET with the metrics; absent: only the debug server does. */
+  metricsPath?: string;
+  /** notifications.endpoints; absent when none are configured. */
+  notifier?: Notifier;
   /** Absent: no authentication (distribution without an auth section). */
   auth?: Authenticator;
   /** What GET /health reports beyond "up"; a part with `error` makes the status "degraded". */
@@ -28,7 +37,12 @@ export interface RequestContext {
   url: URL;
   /** Route parameters, already checked against their grammars by the router. */
   params: Record<string, string>;
+  method: string;
   head: boolean;
+  /** X-Request-Id: the load balancer's, or generated; in the access log, error logs and events. */
+  id: string;
+  /** Who authenticated, when auth is on. */
+  user: string | undefined;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

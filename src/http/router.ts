@@ -11,6 +11,8 @@ export type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
 export type AccessRule = (method: Method, params: Record<string, string>, url: URL) => Access[];
 
 export interface Route {
+  /** The route's name in metrics and logs (distribution's handler names). */
+  name: string;
   /** Matched against the path after the prefix; named groups become params. */
   pattern: RegExp;
   methods: Partial<Record<Method, Handler>>;
@@ -22,8 +24,8 @@ export interface Route {
 }
 
 export type RouteMatch =
-  | { kind: "found"; handler: Handler; params: Record<string, string>; required: Access[] | "public" }
-  | { kind: "error"; error: RegistryError; allow?: string };
+  | { kind: "found"; route: string; handler: Handler; params: Record<string, string>; required: Access[] | "public" }
+  | { kind: "error"; route: string; error: RegistryError; allow?: string };
 
 /** Rejects parameters outside their grammars before any handler (or storage path) sees them. */
 function checkParams(params: Record<string, string>): RegistryError | undefined {
@@ -57,6 +59,7 @@ export function matchRoute(routes: readonly Route[], method: string, url: URL, p
     if (!handler) {
       return {
         kind: "error",
+        route: route.name,
         error: new RegistryError("METHOD_UNKNOWN", `${method} is not allowed on ${path}`),
         allow: Object.keys(route.methods).join(", "),
       };
@@ -64,7 +67,7 @@ export function matchRoute(routes: readonly Route[], method: string, url: URL, p
     const params = { ...(match.groups ?? {}) };
     const error = checkParams(params);
     const required = route.access === "public" ? "public" : route.access(method as Method, params, url);
-    return error ? { kind: "error", error } : { kind: "found", handler, params, required };
+    return error ? { kind: "error", route: route.name, error } : { kind: "found", route: route.name, handler, params, required };
   }
-  return { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${path}`) };
+  return { kind: "error", route: "unknown", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${path}`) };
 }

@@ -26,26 +26,29 @@ const uploadAccess: AccessRule = (method, params, url) => {
  */
 export const ROUTES: readonly Route[] = [
   // For load balancers and operators: never authenticated, never touches a blob.
-  { pattern: /^\/health$/, methods: { GET: health, HEAD: health }, access: "public" },
+  { name: "health", pattern: /^\/health$/, methods: { GET: health, HEAD: health }, access: "public" },
   // Authentication without a scope: how clients discover the realm.
-  { pattern: /^\/v2\/?$/, methods: { GET: apiBase, HEAD: apiBase }, access: none },
-  { pattern: /^\/v2\/_catalog$/, methods: { GET: listCatalog }, access: () => [{ type: "registry", name: "catalog", actions: ["*"] }] },
-  { pattern: /^\/v2\/(?<name>.+)\/tags\/list$/, methods: { GET: listTags }, access: repository({ GET: ["pull"] }) },
+  { name: "base", pattern: /^\/v2\/?$/, methods: { GET: apiBase, HEAD: apiBase }, access: none },
+  { name: "catalog", pattern: /^\/v2\/_catalog$/, methods: { GET: listCatalog }, access: () => [{ type: "registry", name: "catalog", actions: ["*"] }] },
+  { name: "tags", pattern: /^\/v2\/(?<name>.+)\/tags\/list$/, methods: { GET: listTags }, access: repository({ GET: ["pull"] }) },
   {
+    name: "manifest",
     pattern: /^\/v2\/(?<name>.+)\/manifests\/(?<reference>[^/]+)$/,
     methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
     access: repository({ GET: ["pull"], HEAD: ["pull"], PUT: ["pull", "push"], DELETE: ["delete"] }),
   },
-  { pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload }, access: uploadAccess },
+  { name: "blob_upload", pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload }, access: uploadAccess },
   {
+    name: "blob_upload_chunk",
     pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads\/(?<upload>[^/]+)$/,
     methods: { GET: getUploadStatus, PATCH: patchUpload, PUT: completeUpload, DELETE: cancelUpload },
     access: uploadAccess,
   },
   {
+    name: "blob",
     pattern: /^\/v2\/(?<name>.+)\/blobs\/(?<digest>[^/]+)$/,
     methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob },
     access: repository({ GET: ["pull"], HEAD: ["pull"], DELETE: ["delete"] }),
   },
-  { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: listReferrers }, access: repository({ GET: ["pull"] }) },
+  { name: "referrers", pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: listReferrers }, access: repository({ GET: ["pull"] }) },
 ];

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -9,10 +10,19 @@ import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
 import { sendError } from "./errors.js";
 import { matchRoute, type RouteMatch } from "./router.js";
-import { originOf } from "./urls.js";
+import { clientAddress, originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
+import { sendMetrics } from "./metrics-endpoint.js";
 
 const API_VERSION_HEADER = "Docker-Distribution-API-Version";
+const REQUEST_ID_HEADER = "X-Request-Id";
+/** An id the load balancer already gave the request is kept (nginx: proxy_set_header X-Request-Id $request_id). */
+const GIVEN_REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+function requestId(req: IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && GIVEN_REQUEST_ID.test(given) ? given : randomUUID();
+}
 
 export interface ConnectionLimits {
   /** A client that goes quiet this long mid-request (or idle on keep-alive) is disconnected. */
@@ -31,7 +41,7 @@ function isClientGone(err: unknown, req: IncomingMessage): boolean {
 function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   const { req, res } = ctx;
   if (err instanceof StorageUnavailableError) {
-    app.log.warn({ err, method: req.method, url: req.url }, "storage unavailable");
+    app.log.warn({ err, id: ctx.id, method: req.method, path: ctx.url.pathname }, "storage unavailable");
     res.setHeader("Retry-After", "5");
     err = new RegistryError("UNAVAILABLE", "the storage backend is unavailable; retry later");
   }
@@ -51,7 +61,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
     res.destroy();
     return;
   }
-  app.log.error({ err, method: req.method, url: req.url }, "request failed");
+  app.log.error({ err, id: ctx.id, method: req.method, path: ctx.url.pathname }, "request failed");
   if (res.headersSent) {
     res.destroy();
     return;
@@ -60,34 +70,73 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   sendError(res, new RegistryError("UNKNOWN", "internal error; see the registry log"), ctx.head);
 }
 
-/** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
-async function authorize(app: AppContext, req: IncomingMessage, required: Access[] | "public"): Promise<AuthDecision> {
-  if (!app.auth || required === "public") return { ok: true, user: undefined };
-  return app.auth.authorize(req.headers.authorization, required, originOf(app.http, req));
+/**
+ * When the response is done (or the client gone): one access log line and the request metrics.
+ * Bytes are the socket's counters across the request, headers included.
+ */
+function observe(app: AppContext, ctx: RequestContext, handler: string): void {
+  const { req, res, method } = ctx;
+  const started = process.hrtime.bigint();
+  const socket = req.socket;
+  const readBefore = socket.bytesRead;
+  const writtenBefore = socket.bytesWritten;
+  const { metrics } = app;
+  const inFlight = { handler };
+  metrics.httpInFlight.inc(inFlight);
+  res.once("close", () => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const bytesIn = socket.bytesRead - readBefore;
+    const bytesOut = socket.bytesWritten - writtenBefore;
+    const code = res.writableFinished ? String(res.statusCode) : "aborted";
+    metrics.httpInFlight.dec(inFlight);
+    metrics.httpRequests.inc({ handler, method, code });
+    metrics.httpDuration.observe({ handler, method }, seconds);
+    metrics.httpBytes.inc({ handler, direction: "in" }, bytesIn);
+    metrics.httpBytes.inc({ handler, direction: "out" }, bytesOut);
+    if (app.accessLog) {
+      app.log.info(
+        {
+          id: ctx.id, method, path: ctx.url.pathname, status: res.statusCode, ...(code === "aborted" ? { aborted: true } : {}),
+          bytesIn, bytesOut, ms: Math.round(seconds * 1e4) / 10,
+          repository: ctx.params.name, user: ctx.user, remote: clientAddress(req), userAgent: req.headers["user-agent"],
+        },
+        "request",
+      );
+    }
+  });
 }
 
-/** The request listener: routing, common headers, spec errors, access log. */
+/** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
+async function authorize(app: AppContext, ctx: RequestContext, required: Access[] | "public"): Promise<AuthDecision> {
+  if (!app.auth || required === "public") return { ok: true, user: undefined };
+  const decision = await app.auth.authorize(ctx.req.headers.authorization, required, originOf(app.http, ctx.req));
+  if (decision.ok) ctx.user = decision.user;
+  // An anonymous first request is the start of the challenge dance, not a failure.
+  else if (ctx.req.headers.authorization !== undefined || decision.code === "DENIED") app.metrics.authFailures.inc({ code: decision.code });
+  return decision;
+}
+
+/** The request listener: routing, common headers, spec errors, access log, metrics. */
 function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
   const extraHeaders = Object.entries(app.http.headers);
-  const debug = app.log.isLevelEnabled("debug");
   return (req, res) => {
-    const started = process.hrtime.bigint();
-    res.setHeader(API_VERSION_HEADER, "registry/2.0");
-    for (const [name, values] of extraHeaders) res.setHeader(name, values);
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://registry.invalid");
-    const ctx: RequestContext = { app, req, res, url, params: {}, head: method === "HEAD" };
-    if (debug) {
-      res.on("finish", () => {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        app.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
-      });
-    }
+    const ctx: RequestContext = { app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), user: undefined };
+    res.setHeader(API_VERSION_HEADER, "registry/2.0");
+    res.setHeader(REQUEST_ID_HEADER, ctx.id);
+    for (const [name, values] of extraHeaders) res.setHeader(name, values);
 
+    if (app.metricsPath !== undefined && url.pathname === app.metricsPath) {
+      observe(app, ctx, "metrics");
+      sendMetrics(app.metrics, req, res);
+      return;
+    }
     const prefix = app.http.prefix;
     const match: RouteMatch = url.pathname.startsWith(prefix)
       ? matchRoute(ROUTES, method, url, url.pathname.slice(prefix.length))
-      : { kind: "error", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${url.pathname}`) };
+      : { kind: "error", route: "unknown", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${url.pathname}`) };
+    observe(app, ctx, match.route);
     if (match.kind === "error") {
       if (match.allow) res.setHeader("Allow", match.allow);
       fail(app, ctx, match.error);
@@ -99,7 +148,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
       fail(app, ctx, new RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly): pulls work, pushes and deletes do not"));
       return;
     }
-    authorize(app, req, required)
+    authorize(app, ctx, required)
       .then(async (decision) => {
         if (decision.ok) return handler(ctx);
         res.setHeader("WWW-Authenticate", decision.challenge);
@@ -126,7 +175,7 @@ function parseListenAddress(addr: string): { host: string | undefined; port: num
   const host = addr.slice(0, colon).replace(/^\[|\]$/g, "");
   const port = Number(addr.slice(colon + 1));
   if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`http.addr ${JSON.stringify(addr)} is not host:port`);
+    throw new Error(`listen address ${JSON.stringify(addr)} is not host:port`);
   }
   return { host: host === "" ? undefined : host, port };
 }
@@ -151,19 +200,26 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
 
+  return listen(server, app.http.net === "unix" ? { path: app.http.addr } : app.http.addr, tls ? "https" : "http");
+}
+
+/**
+ * Listens on "host:port" (":port" is every interface) or a unix socket; close(graceMs) stops
+ * accepting, lets requests in flight finish within the grace (idle keep-alive connections close
+ * at once), then cuts every connection.
+ */
+export async function listen(server: Server, addr: string | { path: string }, scheme: "http" | "https"): Promise<RunningServer> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    if (app.http.net === "unix") server.listen(app.http.addr, resolve);
+    if (typeof addr !== "string") server.listen(addr.path, resolve);
     else {
-      const { host, port } = parseListenAddress(app.http.addr);
+      const { host, port } = parseListenAddress(addr);
       server.listen(port, host, resolve);
     }
   });
   const address = server.address();
   const url =
-    typeof address === "string"
-      ? address
-      : `${tls ? "https" : "http"}://${formatHost((address as AddressInfo).address)}:${(address as AddressInfo).port}`;
+    typeof address === "string" ? address : `${scheme}://${formatHost((address as AddressInfo).address)}:${(address as AddressInfo).port}`;
   return {
     server,
     url,

@@ -1,6 +1,11 @@
 import type { IncomingMessage } from "node:http";
 import type { HttpConfig } from "../config/config.js";
 
+/** The client's address as logs and events show it: the load balancer's X-Real-IP or X-Forwarded-For first. */
+export function clientAddress(req: IncomingMessage): string | undefined {
+  return firstHeader(req.headers["x-real-ip"]) ?? firstHeader(req.headers["x-forwarded-for"]) ?? req.socket.remoteAddress;
+}
+
 function firstHeader(value: string | string[] | undefined): string | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   return v?.split(",")[0]?.trim() || undefined;

@@ -6,6 +6,11 @@
 export class Coalescer<T> {
   private readonly running = new Map<string, Promise<T>>();
 
+  /** Whether a task for the key runs now (a call to run would join it). */
+  has(key: string): boolean {
+    return this.running.has(key);
+  }
+
   run(key: string, start: () => Promise<T>, until: (value: T) => Promise<unknown> = () => Promise.resolve()): Promise<T> {
     const joined = this.running.get(key);
     if (joined) return joined;

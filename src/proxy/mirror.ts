@@ -2,6 +2,7 @@ import { tmpdir } from "node:os";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { ProxyConfig } from "../config/config.js";
+import { Metrics } from "../metrics/metrics.js";
 import type { BlobDescriptor, BlobStore } from "../registry/blobs.js";
 import { compareRepositoryNames, type CatalogPage } from "../registry/catalog.js";
 import { isDigest, type Digest } from "../registry/digest.js";
@@ -49,9 +50,10 @@ export class MirrorRegistry extends Registry {
     options: RegistryOptions,
     readonly config: ProxyConfig,
     readonly log: Logger,
+    readonly metrics = new Metrics(),
   ) {
     super(driver, options);
-    this.upstream = new UpstreamRegistry(config);
+    this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
     this.spoolDir = config.spoolDir ?? tmpdir();
   }
 
@@ -112,7 +114,17 @@ export class MirroredRepository extends Repository {
 
   override async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
     const local = (await super.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await super.fetchBlob(digest) : undefined);
-    if (local) return local;
+    if (local) {
+      const { metrics } = this.mirror;
+      metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
+      return {
+        ...local,
+        open: (start, end) => {
+          metrics.proxyBytes.inc({ source: "cache" }, end - start);
+          return local.open(start, end);
+        },
+      };
+    }
     const fill = await this.fill(digest);
     if (!fill) return undefined;
     return { digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) };
@@ -160,8 +172,10 @@ export class MirroredRepository extends Repository {
   }
 
   private fill(digest: Digest): Promise<BlobFill | undefined> {
+    const key = `${this.name}@${digest}`;
+    this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: this.mirror.fills.has(key) ? "coalesced" : "miss" });
     return this.mirror.fills.run(
-      `${this.name}@${digest}`,
+      key,
       () => orUpstreamFailure(this.startFill(digest)),
       (fill) => fill?.joinable ?? Promise.resolve(),
     );
@@ -182,8 +196,15 @@ export class MirroredRepository extends Repository {
       return undefined;
     });
     const fill = new BlobFill({ digest, size: remote.size, body: remote.body }, spool, sink, this.mirror.log);
-    this.mirror.filling.add(fill.done);
-    void fill.done.then(() => this.mirror.filling.delete(fill.done));
+    const { filling, metrics } = this.mirror;
+    filling.add(fill.done);
+    metrics.proxyFetchesInFlight.inc();
+    void fill.done.then(() => {
+      filling.delete(fill.done);
+      metrics.proxyFetchesInFlight.dec();
+      if (fill.error) metrics.proxyUpstreamErrors.inc();
+      else metrics.proxyBytes.inc({ source: "upstream" }, fill.size);
+    });
     return fill;
   }
 
@@ -197,7 +218,13 @@ export class MirroredRepository extends Repository {
 
   override async manifest(reference: Tag | Digest): Promise<ManifestLookup | undefined> {
     if (!isDigest(reference)) return this.taggedManifest(reference);
-    const manifest = (await this.manifests.get(reference)) ?? (await orUpstreamFailure(this.cacheManifest(reference)));
+    const local = await this.manifests.get(reference);
+    if (local) {
+      this.countManifest("hit");
+      return { manifest: local };
+    }
+    this.countManifest(this.mirror.manifestFetches.has(`${this.name}@${reference}`) ? "coalesced" : "miss");
+    const manifest = await orUpstreamFailure(this.cacheManifest(reference));
     return manifest && { manifest };
   }
 
@@ -210,15 +237,27 @@ export class MirroredRepository extends Repository {
     const localDigest = await this.tags.resolve(tag);
     const local = localDigest && (await this.manifests.get(localDigest));
     const validated = this.mirror.validatedTags.get(this.tagKey(tag));
-    if (local && validated !== undefined && Date.now() - validated < this.mirror.config.ttlMs) return { manifest: local };
+    if (local && validated !== undefined && Date.now() - validated < this.mirror.config.ttlMs) {
+      this.countManifest("hit");
+      return { manifest: local };
+    }
+    this.countManifest(this.mirror.manifestFetches.has(this.tagKey(tag)) ? "coalesced" : local ? "revalidated" : "miss");
     try {
       const manifest = await this.mirror.manifestFetches.run(this.tagKey(tag), () => this.revalidate(tag, local || undefined));
       return manifest && { manifest };
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
-      if (local) return { manifest: local, stale: err.message };
+      if (local) {
+        this.countManifest("stale");
+        return { manifest: local, stale: err.message };
+      }
       throw upstreamFailure(err);
     }
+  }
+
+  /** hit, miss, coalesced; for tags also revalidated (a HEAD to the peer) and stale (peer down, cached copy served). */
+  private countManifest(result: "hit" | "miss" | "coalesced" | "revalidated" | "stale"): void {
+    this.mirror.metrics.proxyRequests.inc({ kind: "manifest", result });
   }
 
   private tagKey(tag: Tag): string {

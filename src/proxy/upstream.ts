@@ -72,7 +72,11 @@ export class UpstreamRegistry {
   private readonly agent: Agent;
   private readonly auth: UpstreamAuth;
 
-  constructor(config: ProxyConfig) {
+  constructor(
+    config: ProxyConfig,
+    /** Told of every failed request to the peer (for the metrics). */
+    private readonly failed: () => void = () => undefined,
+  ) {
     this.url = config.remoteUrl;
     this.basePath = new URL(config.remoteUrl).pathname.replace(/\/$/, "");
     this.agent = new Agent({
@@ -204,6 +208,7 @@ export class UpstreamRegistry {
       try {
         res = await this.dispatcher.request({ origin: this.url, path, method, headers });
       } catch (err) {
+        this.failed();
         throw new UpstreamError(`upstream ${this.url} is unreachable: ${describeFailure(err)}`);
       }
       const sent = { status: res.statusCode, headers: res.headers, body: res.body };
@@ -215,6 +220,7 @@ export class UpstreamRegistry {
 
   private async expect(res: Sent, status: number, what: string): Promise<void> {
     if (res.status === status) return;
+    this.failed();
     const detail = (await readLimited(res.body, 64 * 1024, "error body").catch(() => Buffer.alloc(0))).toString("utf8").slice(0, 200);
     const reason =
       res.status === 401 || res.status === 403

@@ -1,6 +1,7 @@
 import type { BlobDescriptor } from "../../registry/blobs.js";
 import { RegistryError } from "../../registry/errors.js";
 import type { RequestContext } from "../context.js";
+import { notifyBlob, notifyDeleted } from "../notify.js";
 import { parseRangeHeader } from "../range.js";
 import { sendEmpty, streamBody } from "../respond.js";
 import { digestParam, repositoryOf, requireDeleteEnabled } from "./common.js";
@@ -36,6 +37,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
       res.setHeader("Location", redirect);
       res.setHeader("Content-Length", 0);
       res.end();
+      notifyBlob(ctx, "pull", blob);
       return;
     }
   }
@@ -53,11 +55,13 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.statusCode = 200;
   }
   res.setHeader("Content-Length", end - start + 1);
-  if (!content || blob.size === 0) {
+  if (!content) {
     res.end();
     return;
   }
-  await streamBody(await content.open(start, end + 1), res);
+  if (blob.size === 0) res.end();
+  else await streamBody(await content.open(start, end + 1), res);
+  notifyBlob(ctx, "pull", blob);
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */
@@ -69,4 +73,5 @@ export async function deleteBlob(ctx: RequestContext): Promise<void> {
     throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to repository ${repo.name}`, { digest });
   }
   sendEmpty(ctx, 202);
+  notifyDeleted(ctx, { digest });
 }

@@ -1,11 +1,13 @@
 import type { IncomingMessage } from "node:http";
 import { isDigest, type Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
+import { parseManifest } from "../../registry/manifest-format.js";
 import { MANIFEST_MAX_BYTES, type StoredManifest } from "../../registry/manifests.js";
 import { isIndexType, MANIFEST_MEDIA_TYPES } from "../../registry/media-types.js";
 import type { Tag } from "../../registry/names.js";
 import type { Repository } from "../../registry/registry.js";
 import type { RequestContext } from "../context.js";
+import { notifyDeleted, notifyManifest } from "../notify.js";
 import { readBody, sendBody, sendEmpty } from "../respond.js";
 import { baseUrl, manifestUrl } from "../urls.js";
 import { repositoryOf, requireDeleteEnabled } from "./common.js";
@@ -63,6 +65,15 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     return;
   }
   sendBody(ctx, 200, manifest.content, manifest.mediaType);
+  if (!ctx.head) {
+    notifyManifest(ctx, "pull", {
+      digest: manifest.digest,
+      mediaType: manifest.mediaType,
+      size: manifest.content.length,
+      ...(isDigest(reference) ? {} : { tag: reference }),
+      info: () => parseManifest(manifest.content, manifest.mediaType),
+    });
+  }
 }
 
 /** PUT /v2/<name>/manifests/<reference>. */
@@ -83,6 +94,13 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
   // OCI distribution-spec 1.1: tells the client the registry indexed the subject itself.
   if (info.subject) headers["OCI-Subject"] = info.subject.digest;
   sendEmpty(ctx, 201, headers);
+  notifyManifest(ctx, "push", {
+    digest,
+    mediaType: info.mediaType,
+    size: body.length,
+    ...(isDigest(reference) ? {} : { tag: reference }),
+    info: () => info,
+  });
 }
 
 /** DELETE /v2/<name>/manifests/<digest> deletes the manifest; by tag, only the tag. */
@@ -95,5 +113,6 @@ export async function deleteManifest(ctx: RequestContext): Promise<void> {
     throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to repository ${repo.name}`, { reference });
   }
   sendEmpty(ctx, 202);
+  notifyDeleted(ctx, isDigest(reference) ? { digest: reference } : { tag: reference });
 }
 

@@ -1,3 +1,4 @@
+import type { BlobDescriptor } from "../../registry/blobs.js";
 import { parseDigest, type Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
 import { refuseDuringSweep } from "../../registry/sweep-guard.js";
@@ -6,6 +7,7 @@ import { packUploadState, unpackUploadState } from "../../registry/upload-state.
 import type { UploadStatus } from "../../registry/uploads.js";
 import type { RequestContext } from "../context.js";
 import { parseContentRange } from "../range.js";
+import { notifyBlob } from "../notify.js";
 import { hasBody, sendEmpty } from "../respond.js";
 import { baseUrl, blobUrl, uploadUrl } from "../urls.js";
 import { repositoryOf } from "./common.js";
@@ -38,11 +40,24 @@ function sendUploadStatus(ctx: RequestContext, status: UploadStatus, code: numbe
   });
 }
 
-function sendBlobCreated(ctx: RequestContext, name: string, digest: Digest): void {
+/** 201 for a blob now in the repository, pushed or mounted (`from`). */
+function sendBlobCreated(ctx: RequestContext, blob: BlobDescriptor, from?: RepositoryName): void {
   sendEmpty(ctx, 201, {
-    Location: blobUrl(baseUrl(ctx.app.http, ctx.req), name, digest),
-    "Docker-Content-Digest": digest,
+    Location: blobUrl(baseUrl(ctx.app.http, ctx.req), ctx.params.name ?? "", blob.digest),
+    "Docker-Content-Digest": blob.digest,
   });
+  notifyBlob(ctx, from === undefined ? "push" : "mount", blob, from);
+}
+
+/** Counts the request in registry_uploads_in_progress while its body is received. */
+async function receiving<T>(ctx: RequestContext, task: () => Promise<T>): Promise<T> {
+  const gauge = ctx.app.metrics.uploadsInProgress;
+  gauge.inc();
+  try {
+    return await task();
+  } finally {
+    gauge.dec();
+  }
 }
 
 /** A `_state` that is present must be ours (or a peer's with the same secret) and name this upload. */
@@ -71,10 +86,11 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const from = ctx.url.searchParams.get("from");
   if (mount && from !== null) {
     if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
-    if (await registry.repository(from as RepositoryName).blobs.stat(mount)) {
+    const mountable = await registry.repository(from as RepositoryName).blobs.stat(mount);
+    if (mountable) {
       await refuseDuringSweep(registry.driver);
       await repo.blobs.link(mount);
-      sendBlobCreated(ctx, repo.name, mount);
+      sendBlobCreated(ctx, mountable, from as RepositoryName);
       return;
     }
     // Not mountable: the spec asks for an ordinary upload session instead.
@@ -84,8 +100,8 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const status = await registry.uploads.create(repo.name);
   if (digest) {
     try {
-      const blob = await registry.uploads.complete(repo.blobs, status.id, digest, ctx.req);
-      sendBlobCreated(ctx, repo.name, blob.digest);
+      const blob = await receiving(ctx, () => registry.uploads.complete(repo.blobs, status.id, digest, ctx.req));
+      sendBlobCreated(ctx, blob);
     } catch (err) {
       await registry.uploads.cancel(repo.name, status.id).catch(() => undefined);
       throw err;
@@ -127,7 +143,7 @@ function chunkStart(ctx: RequestContext): number | undefined {
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const current = await requireUpload(ctx);
   const start = chunkStart(ctx);
-  const status = await ctx.app.registry.uploads.append(current.name, current.id, ctx.req, start);
+  const status = await receiving(ctx, () => ctx.app.registry.uploads.append(current.name, current.id, ctx.req, start));
   sendUploadStatus(ctx, status, 202);
 }
 
@@ -144,8 +160,8 @@ export async function completeUpload(ctx: RequestContext): Promise<void> {
     }
   }
   const repo = repositoryOf(ctx);
-  const blob = await ctx.app.registry.uploads.complete(repo.blobs, current.id, digest, body);
-  sendBlobCreated(ctx, repo.name, blob.digest);
+  const blob = await receiving(ctx, () => ctx.app.registry.uploads.complete(repo.blobs, current.id, digest, body));
+  sendBlobCreated(ctx, blob);
 }
 
 /** DELETE /v2/<name>/blobs/uploads/<id>: abandon the upload. */

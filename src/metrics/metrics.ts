@@ -1,0 +1,106 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Latency buckets from a cached HEAD (sub-millisecond) to a large blob transfer (minutes). */
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * Every instrument of one registry process, in one prom-client registry (not the global one, so
+ * that several registries in one process, as in tests, count apart). Names follow distribution's
+ * where it has the metric, so its dashboards keep working.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  /** States read at each scrape: etcd watches by key, and the cluster registration. */
+  private readonly watches = new Map<string, () => boolean>();
+  private registration: (() => boolean) | undefined;
+
+  readonly httpRequests: Counter<"handler" | "method" | "code">;
+  readonly httpDuration: Histogram<"handler" | "method">;
+  readonly httpInFlight: Gauge<"handler">;
+  readonly httpBytes: Counter<"handler" | "direction">;
+  readonly uploadsInProgress: Gauge;
+  readonly authFailures: Counter<"code">;
+
+  readonly storageDuration: Histogram<"driver" | "action">;
+  readonly storageErrors: Counter<"driver" | "action">;
+
+  readonly proxyRequests: Counter<"kind" | "result">;
+  readonly proxyBytes: Counter<"source">;
+  readonly proxyFetchesInFlight: Gauge;
+  readonly proxyUpstreamErrors: Counter;
+
+  readonly gcRuns: Counter<"result">;
+  readonly gcFreedBytes: Counter;
+  readonly gcDeletedBlobs: Counter;
+  readonly gcLastSuccess: Gauge;
+
+  readonly etcdWatchUp: Gauge<"key">;
+  readonly clusterRegistered: Gauge;
+
+  readonly notificationEvents: Counter<"endpoint" | "result">;
+  readonly notificationsPending: Gauge<"endpoint">;
+  readonly notificationStatus: Counter<"endpoint" | "code">;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.httpRequests = new Counter({ name: "registry_http_requests_total", help: "Requests answered, by route handler, method and status code.", labelNames: ["handler", "method", "code"], registers });
+    this.httpDuration = new Histogram({ name: "registry_http_request_duration_seconds", help: "Time from request to the last byte of the response.", labelNames: ["handler", "method"], buckets: LATENCY_BUCKETS, registers });
+    this.httpInFlight = new Gauge({ name: "registry_http_in_flight_requests", help: "Requests being answered now.", labelNames: ["handler"], registers });
+    this.httpBytes = new Counter({ name: "registry_http_bytes_total", help: "Bytes received (in) and sent (out) on the wire, headers included.", labelNames: ["handler", "direction"], registers });
+    this.uploadsInProgress = new Gauge({ name: "registry_uploads_in_progress", help: "Upload requests (PATCH, PUT, monolithic POST) receiving blob data now.", registers });
+    this.authFailures = new Counter({ name: "registry_auth_failures_total", help: "Requests refused by authentication or authorization, by error code.", labelNames: ["code"], registers });
+
+    this.storageDuration = new Histogram({ name: "registry_storage_action_seconds", help: "Storage driver calls and how long they took (streams: until opened).", labelNames: ["driver", "action"], buckets: LATENCY_BUCKETS, registers });
+    this.storageErrors = new Counter({ name: "registry_storage_errors_total", help: "Storage driver calls that failed (a missing path is an answer, not an error).", labelNames: ["driver", "action"], registers });
+
+    this.proxyRequests = new Counter({ name: "registry_proxy_requests_total", help: "Mirror lookups: hit (served from the store), miss (fetched from the peer), coalesced (joined a fetch already running).", labelNames: ["kind", "result"], registers });
+    this.proxyBytes = new Counter({ name: "registry_proxy_bytes_total", help: "Blob bytes served from the cache (source=cache) and fetched from the peer (source=upstream).", labelNames: ["source"], registers });
+    this.proxyFetchesInFlight = new Gauge({ name: "registry_proxy_fetches_in_flight", help: "Blobs being fetched from the peer now.", registers });
+    this.proxyUpstreamErrors = new Counter({ name: "registry_proxy_upstream_errors_total", help: "Requests to the peer that failed: unreachable, refused, an unexpected status, a bad or broken body.", registers });
+
+    this.gcRuns = new Counter({ name: "registry_gc_runs_total", help: "Garbage collections run inside the server, by result.", labelNames: ["result"], registers });
+    this.gcFreedBytes = new Counter({ name: "registry_gc_freed_bytes_total", help: "Bytes of blobs garbage collection deleted.", registers });
+    this.gcDeletedBlobs = new Counter({ name: "registry_gc_deleted_blobs_total", help: "Blobs garbage collection deleted.", registers });
+    this.gcLastSuccess = new Gauge({ name: "registry_gc_last_success_timestamp_seconds", help: "When the last garbage collection finished without error (Unix time).", registers });
+
+    const watches = this.watches;
+    this.etcdWatchUp = new Gauge({
+      name: "registry_etcd_watch_up", help: "1 while the watch of an etcd key is established, 0 while it is reconnecting.", labelNames: ["key"], registers,
+      collect() {
+        for (const [key, up] of watches) this.set({ key }, up() ? 1 : 0);
+      },
+    });
+    const registered = () => this.registration?.();
+    this.clusterRegistered = new Gauge({
+      name: "registry_cluster_registered", help: "1 while this instance is registered in etcd for the load balancer.", registers,
+      collect() {
+        const state = registered();
+        if (state !== undefined) this.set(state ? 1 : 0);
+      },
+    });
+
+    this.notificationEvents = new Counter({ name: "registry_notifications_events_total", help: "Events per endpoint: delivered, failed (an attempt that will be retried), dropped (queue full or ignored on shutdown).", labelNames: ["endpoint", "result"], registers });
+    this.notificationsPending = new Gauge({ name: "registry_notifications_pending", help: "Events queued for an endpoint.", labelNames: ["endpoint"], registers });
+    this.notificationStatus = new Counter({ name: "registry_notifications_status_total", help: "HTTP status codes endpoints answered.", labelNames: ["endpoint", "code"], registers });
+  }
+
+  /** Reports whether the watch of an etcd key is up at each scrape. */
+  trackEtcdWatch(key: string, connected: () => boolean): void {
+    this.watches.set(key, connected);
+  }
+
+  /** Reports whether this instance is registered in etcd at each scrape. */
+  trackRegistration(registered: () => boolean): void {
+    this.registration = registered;
+  }
+
+  /** The exposition text for GET /metrics. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
