@@ -21,7 +21,8 @@ RUN mkdir -p /etc/lain-registry /var/lib/registry \
 USER node
 VOLUME ["/var/lib/registry"]
 EXPOSE 5000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:5000/v2/').then(r=>process.exit(r.status===200||r.status===401?0:1),()=>process.exit(1))"
+# GET /health wherever the configuration (REGISTRY_* overrides included) listens; 503 while draining.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 \
+  CMD ["node", "/opt/lain-registry/dist/cli/main.js", "healthcheck", "/etc/lain-registry/config.yml"]
 ENTRYPOINT ["node", "/opt/lain-registry/dist/cli/main.js"]
 CMD ["serve", "/etc/lain-registry/config.yml"]

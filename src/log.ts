@@ -20,20 +20,20 @@ export function scrubSecrets(line: string): string {
   return out;
 }
 
-/** log.formatter text (or unset, on a terminal) is for people; json and logstash for collectors. */
-function humanReadable(formatter: string | undefined, fd: number): boolean {
-  if (formatter !== undefined) return formatter === "text";
-  return fd === 2 ? process.stderr.isTTY === true : process.stdout.isTTY === true;
+/** Where logs go: stderr, pretty when log.formatter is text (or unset, on a terminal), else JSON lines. */
+function stderrDestination(formatter: string | undefined): DestinationStream {
+  const terminal = process.stderr.isTTY === true;
+  if (formatter === "text" || (formatter === undefined && terminal)) {
+    return prettyStream({ destination: 2, sync: true, colorize: terminal, translateTime: "SYS:HH:MM:ss.l" });
+  }
+  return pino.destination({ dest: 2, sync: false });
 }
 
 /**
- * The process's logger: log.level and log.fields from the configuration, on stderr, one JSON
- * object per line (or pretty for a terminal), with secrets removed.
+ * The process's logger: log.level and log.fields from the configuration, one line per entry,
+ * with secrets removed.
  */
-export function createLogger(config: Pick<RegistryConfig, "log">, fd = 2): Logger {
-  const destination: DestinationStream = humanReadable(config.log.formatter, fd)
-    ? prettyStream({ destination: fd, sync: true, colorize: fd === 2 ? process.stderr.isTTY === true : false, translateTime: "SYS:HH:MM:ss.l" })
-    : pino.destination({ dest: fd, sync: false });
+export function createLogger(config: Pick<RegistryConfig, "log">, destination = stderrDestination(config.log.formatter)): Logger {
   return pino(
     {
       level: config.log.level,

@@ -1,10 +1,10 @@
 import { parseDuration } from "../config/duration.js";
-import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import { collectGarbage } from "../gc/collect.js";
 import { createDriver } from "../storage/factory.js";
+import { loadOrReport } from "./config-file.js";
 import { formatBytes } from "./format.js";
-
-const USAGE = "usage: lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay DURATION (storage.gc.delay, 1h)] [--settle 5s]\n";
+import { usageError } from "./help.js";
 
 /**
  * `lain-registry garbage-collect`: distribution's garbage-collect on the same layout, safe to run
@@ -19,24 +19,15 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
     if (flags.has(arg)) values.set(arg, "true");
     else if ((arg === "--delay" || arg === "--settle") && args[i + 1] !== undefined) values.set(arg, args[++i] ?? "");
     else if (!arg.startsWith("--") && positional.length === 0) positional.push(arg);
-    else {
-      process.stderr.write(USAGE);
-      return 2;
-    }
+    else return usageError("garbage-collect", `unexpected argument ${arg}`);
   }
-  const loaded = await loadConfig(positional[0] ?? DEFAULT_CONFIG_PATH);
-  if (!loaded.ok) {
-    for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
-    return 2;
-  }
+  const loaded = await loadOrReport(positional[0] ?? DEFAULT_CONFIG_PATH);
+  if (!loaded) return 2;
   // --delay overrides storage.gc.delay.
   const delay = values.get("--delay");
   const delayMs = delay === undefined ? loaded.config.storage.gc.delayMs : parseDuration(delay);
   const settleMs = parseDuration(values.get("--settle") ?? "5s");
-  if (delayMs === undefined || settleMs === undefined) {
-    process.stderr.write(`--delay and --settle take durations such as 30s or 1h\n${USAGE}`);
-    return 2;
-  }
+  if (delayMs === undefined || settleMs === undefined) return usageError("garbage-collect", "--delay and --settle take durations such as 30s or 1h");
   const driver = await createDriver(loaded.config.storage);
   await driver.verify?.();
   const dryRun = values.has("--dry-run");

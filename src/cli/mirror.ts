@@ -1,10 +1,12 @@
-import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { DEFAULT_CONFIG_PATH } from "../config/load.js";
+import { loadOrReport } from "./config-file.js";
 import { createLogger } from "../log.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { prefetch } from "../proxy/prefetch.js";
 import { parseReference } from "../registry/names.js";
 import { createDriver } from "../storage/factory.js";
 import { formatBytes } from "./format.js";
+import { usageError } from "./help.js";
 import { registryOptions } from "./serve.js";
 
 /**
@@ -13,19 +15,12 @@ import { registryOptions } from "./serve.js";
  * rename). Exit 0 when every reference is cached, 1 when one failed, 2 on a usage error.
  */
 export async function mirrorCommand(args: string[]): Promise<number> {
-  const [subcommand, ...rest] = args;
-  const configAt = rest.indexOf("--config");
-  const configPath = configAt >= 0 ? rest[configAt + 1] : DEFAULT_CONFIG_PATH;
-  const references = rest.filter((_, i) => i !== configAt && i !== configAt + 1);
-  if (subcommand !== "prefetch" || !configPath || references.length === 0) {
-    process.stderr.write("usage: lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...\n");
-    return 2;
-  }
-  const loaded = await loadConfig(configPath);
-  if (!loaded.ok) {
-    for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
-    return 2;
-  }
+  const configAt = args.indexOf("--config");
+  const configPath = configAt >= 0 ? args[configAt + 1] : DEFAULT_CONFIG_PATH;
+  const references = args.filter((_, i) => i !== configAt && i !== configAt + 1);
+  if (!configPath || references.length === 0) return usageError("mirror prefetch");
+  const loaded = await loadOrReport(configPath);
+  if (!loaded) return 2;
   const { config } = loaded;
   const invalid = references.filter((r) => !parseReference(r));
   if (!config.proxy || invalid.length > 0) {
@@ -36,15 +31,19 @@ export async function mirrorCommand(args: string[]): Promise<number> {
   await driver.verify?.();
   const registry = new MirrorRegistry(driver, registryOptions(config), config.proxy, createLogger(config));
   let failed = 0;
+  const progress = process.stderr.isTTY ? (text: string, i: number) => process.stderr.write(`\rprefetching ${i + 1}/${references.length}: ${text} ...\x1b[K`) : undefined;
   try {
-    for (const text of references) {
+    for (const [i, text] of references.entries()) {
+      progress?.(text, i);
       try {
         const report = await prefetch(registry, parseReference(text)!);
         const fetched = report.fetchedBytes > 0 ? `fetched ${formatBytes(report.fetchedBytes)}` : "already cached";
         const stale = report.stale ? ` (stale: ${report.stale})` : "";
+        if (progress) process.stderr.write("\r\x1b[K");
         process.stdout.write(`${text} ${report.digest}: ${report.manifests} manifest(s), ${report.blobs} blob(s), ${fetched}${stale}\n`);
       } catch (err) {
         failed++;
+        if (progress) process.stderr.write("\r\x1b[K");
         process.stdout.write(`${text}: failed: ${err instanceof Error ? err.message : String(err)}\n`);
       }
     }

@@ -1,7 +1,5 @@
 import type { RegistryConfig } from "../config/config.js";
-import { setupAuth } from "./auth-setup.js";
-import { followReadOnly } from "./read-only.js";
-import { formatProblem, loadConfig } from "../config/load.js";
+import { formatProblem } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
 import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
@@ -21,6 +19,9 @@ import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
+import { setupAuth } from "./auth-setup.js";
+import { loadOrReport } from "./config-file.js";
+import { followReadOnly } from "./read-only.js";
 
 export function registryOptions({ storage }: RegistryConfig): RegistryOptions {
   return {
@@ -155,11 +156,8 @@ async function announce(config: RegistryConfig, log: Logger, healthy: () => Prom
 
 /** `lain-registry serve [config.yml]` */
 export async function serve(configPath: string | undefined): Promise<number> {
-  const loaded = await loadConfig(configPath);
-  if (!loaded.ok) {
-    for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
-    return 2;
-  }
+  const loaded = await loadOrReport(configPath);
+  if (!loaded) return 2;
   const { config } = loaded;
   const log = createLogger(config);
   for (const problem of loaded.warnings) log.warn({ key: problem.path }, formatProblem(problem));

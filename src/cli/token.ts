@@ -2,11 +2,7 @@ import { createPrivateKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { issueToken } from "../auth/issue.js";
 import { parseDuration } from "../config/duration.js";
-
-const USAGE = `Usage: lain-registry token issue --key KEY.pem --issuer ISSUER --service SERVICE --sub SUBJECT
-                                 --scope repository:NAME:ACTIONS [--scope ...] [--ttl 1h]
-Prints a registry token signed with the private key whose certificate is in auth.token.rootcertbundle.
-`;
+import { usageError } from "./help.js";
 
 /** Parses "--name value" pairs; --scope may repeat. */
 function flags(args: string[]): Map<string, string[]> {
@@ -22,12 +18,8 @@ function flags(args: string[]): Map<string, string[]> {
 
 /** `lain-registry token issue ...` */
 export async function tokenCommand(args: string[]): Promise<number> {
-  if (args[0] !== "issue") {
-    process.stderr.write(USAGE);
-    return 2;
-  }
   try {
-    const given = flags(args.slice(1));
+    const given = flags(args);
     const one = (name: string) => {
       const value = given.get(name)?.[0];
       if (!value) throw new Error(`--${name} is required`);
@@ -46,7 +38,6 @@ export async function tokenCommand(args: string[]): Promise<number> {
     process.stdout.write(`${token}\n`);
     return 0;
   } catch (err) {
-    process.stderr.write(`lain-registry token issue: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return usageError("token issue", `lain-registry token issue: ${(err as Error).message}`);
   }
 }

@@ -1,7 +1,8 @@
-import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import { createLogger } from "../log.js";
+import { loadOrReport } from "./config-file.js";
+import { usageError } from "./help.js";
 
-const USAGE = "usage: lain-registry upstreams [config.yml] --out FILE [--reload 'nginx -s reload'] [--name registry]\n";
 
 /**
  * `lain-registry upstreams`: keeps an nginx upstream file in step with the instances registered
@@ -15,21 +16,14 @@ export async function upstreamsCommand(args: string[]): Promise<number> {
     if (["--out", "--reload", "--name"].includes(arg) && args[i + 1] !== undefined) flags.set(arg, args[++i] ?? "");
     else if (!arg.startsWith("--")) positional.push(arg);
     else {
-      process.stderr.write(`unknown option ${arg}\n${USAGE}`);
-      return 2;
+      return usageError("upstreams", `unknown option ${arg}`);
     }
   }
   const out = flags.get("--out");
-  if (!out || positional.length > 1) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
+  if (!out || positional.length > 1) return usageError("upstreams");
   const path = positional[0] ?? DEFAULT_CONFIG_PATH;
-  const loaded = await loadConfig(path);
-  if (!loaded.ok) {
-    for (const problem of loaded.errors) process.stderr.write(`config error: ${formatProblem(problem)}\n`);
-    return 2;
-  }
+  const loaded = await loadOrReport(path);
+  if (!loaded) return 2;
   const { config } = loaded;
   if (!config.etcd) {
     process.stderr.write(`${path} has no etcd section: the registrations live in etcd\n`);

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Access } from "../auth/access.js";
 import type { AuthDecision } from "../auth/authenticator.js";
 import { RegistryError } from "../registry/errors.js";
@@ -70,23 +70,28 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   sendError(res, new RegistryError("UNKNOWN", "internal error; see the registry log"), ctx.head);
 }
 
+/** Bytes of a keep-alive connection already counted for earlier requests. */
+const counted = new WeakMap<Socket, { read: number; written: number }>();
+
 /**
  * When the response is done (or the client gone): one access log line and the request metrics.
- * Bytes are the socket's counters across the request, headers included.
+ * Bytes are what crossed the connection for this request, headers included: everything since
+ * the previous request on the connection ended (a body's first bytes arrive with its headers).
  */
 function observe(app: AppContext, ctx: RequestContext, handler: string): void {
   const { req, res, method } = ctx;
   const started = process.hrtime.bigint();
   const socket = req.socket;
-  const readBefore = socket.bytesRead;
-  const writtenBefore = socket.bytesWritten;
+  const before = counted.get(socket) ?? { read: 0, written: 0 };
   const { metrics } = app;
   const inFlight = { handler };
   metrics.httpInFlight.inc(inFlight);
   res.once("close", () => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const bytesIn = socket.bytesRead - readBefore;
-    const bytesOut = socket.bytesWritten - writtenBefore;
+    const now = { read: socket.bytesRead, written: socket.bytesWritten };
+    counted.set(socket, now);
+    const bytesIn = now.read - before.read;
+    const bytesOut = now.written - before.written;
     const code = res.writableFinished ? String(res.statusCode) : "aborted";
     metrics.httpInFlight.dec(inFlight);
     metrics.httpRequests.inc({ handler, method, code });

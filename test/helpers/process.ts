@@ -47,7 +47,10 @@ export interface ServerProcess {
   url: string;
   host: string;
   child: ChildProcess;
+  /** The last 4 KB of stdout and stderr, for failure messages. */
   output(): string;
+  /** Everything it wrote to stdout and stderr so far. */
+  fullOutput(): string;
   /** Sends a signal and waits for the process to end. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -66,6 +69,7 @@ export async function startServerProcess(command: string, args: string[], port: 
     host: `127.0.0.1:${port}`,
     child,
     output,
+    fullOutput: () => log,
     stop: (signal = "SIGTERM") =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

@@ -1,0 +1,36 @@
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { HttpConfig } from "../config/config.js";
+import { DEFAULT_CONFIG_PATH } from "../config/load.js";
+import { loadOrReport } from "./config-file.js";
+
+const TIMEOUT_MS = 3000;
+
+/** Where this machine reaches the registry a configuration serves: loopback for a wildcard address. */
+function healthTarget(http: HttpConfig): { socketPath: string } | { host: string; port: number } {
+  if (http.net === "unix") return { socketPath: http.addr };
+  const colon = http.addr.lastIndexOf(":");
+  const host = http.addr.slice(0, colon).replace(/^\[|\]$/g, "");
+  return { host: host === "" || host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host, port: Number(http.addr.slice(colon + 1)) };
+}
+
+/** `lain-registry healthcheck [config.yml]`: GET /health of the local instance; exit 0 when it answers 200. */
+export async function healthcheckCommand(args: string[]): Promise<number> {
+  const loaded = await loadOrReport(args[0] ?? DEFAULT_CONFIG_PATH);
+  if (!loaded) return 2;
+  const { http } = loaded.config;
+  const request = http.tls ? httpsRequest : httpRequest;
+  const outcome = await new Promise<string | undefined>((resolve) => {
+    // Liveness of our own listener, not its identity: the certificate names the public host.
+    const req = request({ ...healthTarget(http), path: `${http.prefix}/health`, timeout: TIMEOUT_MS, rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? undefined : `answered ${res.statusCode}`);
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)));
+    req.on("error", (err) => resolve(err.message));
+    req.end();
+  });
+  if (outcome === undefined) return 0;
+  process.stderr.write(`unhealthy: ${outcome}\n`);
+  return 1;
+}

@@ -1,0 +1,98 @@
+import { VERSION } from "../version.js";
+
+/** One subcommand: how it is called and what it does, for `--help` and usage errors. */
+export interface CommandHelp {
+  /** As typed: "serve", "config check", ... */
+  name: string;
+  synopsis: string;
+  summary: string;
+  /** Options and behaviour, shown by `lain-registry NAME --help`. */
+  details: string;
+}
+
+export const COMMANDS: readonly CommandHelp[] = [
+  {
+    name: "serve",
+    synopsis: "lain-registry serve [config.yml]",
+    summary: "serve the registry (default config: the package's config/config.yml)",
+    details: `Serves the registry (or mirror, with a proxy section) until SIGTERM or SIGINT, then drains:
+withdraws its etcd registration, refuses new upload sessions, lets requests in flight finish
+within cluster.drain (or http.draintimeout) and exits 0. Exit 2 if the configuration is refused.`,
+  },
+  {
+    name: "config check",
+    synopsis: "lain-registry config check [--connect] [config.yml]",
+    summary: "validate a configuration without starting",
+    details: `Lists every problem by key path (errors and warnings for keys not implemented yet).
+  --connect   also reach the storage (bucket, credentials) and the proxy.remoteurl peer
+Exit 0 usable (warnings allowed), 1 with problems.`,
+  },
+  {
+    name: "mirror prefetch",
+    synopsis: "lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...",
+    summary: "fetch images from the proxy.remoteurl peer into the store",
+    details: `Fetches each image (every platform of an index) into the mirror's store; safe while the
+mirror serves. One line per reference; on a terminal, progress on stderr.
+Exit 0 every reference cached, 1 one or more failed, 2 usage error.`,
+  },
+  {
+    name: "upstreams",
+    synopsis: "lain-registry upstreams [config.yml] --out FILE [--reload CMD] [--name registry]",
+    summary: "keep an nginx upstream file in step with the instances in etcd",
+    details: `Watches cluster.prefix in etcd; writes FILE (temp file + rename) when the instances change and
+runs CMD (e.g. 'nginx -s reload'). Keeps the last file while etcd is down. Runs until SIGTERM.
+  --name      the upstream block's name (default registry)
+Exit 0 on SIGTERM, 2 usage or configuration error.`,
+  },
+  {
+    name: "garbage-collect",
+    synopsis: "lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay 1h] [--settle 5s]",
+    summary: "remove unreferenced blobs; safe while the registry serves",
+    details: `Marks what manifests reference and deletes the rest, as distribution's garbage-collect does.
+  --dry-run          report only
+  --delete-untagged  also delete manifests no tag reaches (and their blobs)
+  --delay D          never delete blobs younger than D (default storage.gc.delay, 1h)
+  --settle D         wait before the second mark (default 5s)
+Progress on stderr when it is a terminal. Exit 0 done, 1 failed, 2 usage or configuration error.`,
+  },
+  {
+    name: "token issue",
+    synopsis: "lain-registry token issue --key KEY.pem --issuer I --service S --sub WHO --scope repository:NAME:pull,push [--ttl 1h]",
+    summary: "print a signed registry token (for installs without an auth server)",
+    details: `Prints a token signed with the private key whose certificate is in auth.token.rootcertbundle.
+--scope may repeat. Exit 0 printed, 2 usage error or unreadable key.`,
+  },
+  {
+    name: "healthcheck",
+    synopsis: "lain-registry healthcheck [config.yml]",
+    summary: "ask the registry this configuration serves for GET /health (the image's HEALTHCHECK)",
+    details: `Reads http.addr, http.prefix and http.tls from the configuration (REGISTRY_* overrides
+included) and asks 127.0.0.1 (or the unix socket) for /health within 3 s.
+Exit 0 healthy, 1 unhealthy or unreachable, 2 configuration error.`,
+  },
+];
+
+export const USAGE = `lain-registry ${VERSION}: an OCI / Docker registry and pull-through mirror
+
+Usage:
+${COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
+  lain-registry --version
+  lain-registry --help | COMMAND --help
+
+REGISTRY_* environment variables override configuration keys as in distribution,
+e.g. REGISTRY_HTTP_ADDR=:5000 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry.
+
+Exit codes: 0 success; 1 the command ran and failed (problems found, a reference not prefetched,
+collection failed, unhealthy); 2 usage error or a configuration the command refuses.
+`;
+
+export function commandHelp(command: CommandHelp): string {
+  return `Usage: ${command.synopsis}\n${command.summary}\n\n${command.details}\n`;
+}
+
+/** Writes the command's synopsis to stderr (after a reason, if any); returns exit code 2. */
+export function usageError(name: string, reason?: string): number {
+  const command = COMMANDS.find((c) => c.name === name);
+  process.stderr.write(`${reason ? `${reason}\n` : ""}usage: ${command?.synopsis ?? `lain-registry ${name}`}\n`);
+  return 2;
+}
