@@ -27,10 +27,10 @@ describe("lain-registry CLI", () => {
     expect(stdout).toContain("OK");
     // A key not implemented yet is a warning, never a failure.
     const planned = join(work, "planned.yml");
-    await writeFile(planned, "version: 0.1\nstorage: {inmemory: {}}\nnotifications: {endpoints: []}\n");
+    await writeFile(planned, "version: 0.1\nstorage: {inmemory: {}}\nredis: {addr: 127.0.0.1:6379}\n");
     const warned = await runCli("config", "check", planned);
     expect(warned.code).toBe(0);
-    expect(warned.stdout).toContain("warning: notifications: accepted but not implemented yet");
+    expect(warned.stdout).toContain("warning: redis: accepted but not implemented yet");
   });
 
   it("config check exits non-zero and lists every problem by key path", async () => {
@@ -62,6 +62,56 @@ describe("lain-registry CLI", () => {
     const { code, stderr } = await runCli("frobnicate");
     expect(code).toBe(2);
     expect(stderr).toContain("Usage:");
+  });
+
+  it("--help lists every command with the exit codes; COMMAND --help and help COMMAND show that command", async () => {
+    const top = await runCli("--help");
+    expect(top.code).toBe(0);
+    for (const command of ["serve", "config check", "mirror prefetch", "upstreams", "garbage-collect", "token issue", "healthcheck"]) {
+      expect(top.stdout).toContain(`lain-registry ${command}`);
+    }
+    expect(top.stdout).toContain("Exit codes: 0 success; 1");
+    const gc = await runCli("garbage-collect", "--help");
+    expect(gc.code).toBe(0);
+    expect(gc.stdout).toMatch(/^Usage: lain-registry garbage-collect/);
+    expect(gc.stdout).toContain("--delete-untagged");
+    const viaHelp = await runCli("help", "config", "check");
+    expect(viaHelp.code).toBe(0);
+    expect(viaHelp.stdout).toMatch(/^Usage: lain-registry config check/);
+    expect(viaHelp.stdout).toContain("--connect");
+  });
+
+  it("a usage mistake exits 2 and names the command's synopsis", async () => {
+    const gc = await runCli("garbage-collect", "--frobnicate");
+    expect(gc.code).toBe(2);
+    expect(gc.stderr).toContain("unexpected argument --frobnicate");
+    expect(gc.stderr).toContain("usage: lain-registry garbage-collect [config.yml]");
+    const prefetch = await runCli("mirror", "prefetch");
+    expect(prefetch.code).toBe(2);
+    expect(prefetch.stderr).toContain("usage: lain-registry mirror prefetch");
+    const token = await runCli("token", "issue", "--key");
+    expect(token.code).toBe(2);
+    expect(token.stderr).toContain("usage: lain-registry token issue");
+  });
+
+  it("healthcheck exits 0 for a serving registry, 1 when nothing answers, 2 for a refused configuration", async () => {
+    const port = await freePort();
+    const config = join(work, "health.yml");
+    await writeFile(config, `version: 0.1\nstorage: {inmemory: {}}\nhttp: {addr: ":${port}"}\n`);
+    expect((await runCli("healthcheck", config)).code).toBe(1);
+    const server = await startLainProcess(config, port, { REGISTRY_HTTP_ADDR: `:${port}` });
+    try {
+      const healthy = await runCli("healthcheck", config);
+      expect(healthy.code, healthy.stderr).toBe(0);
+    } finally {
+      await server.stop();
+    }
+    const down = await runCli("healthcheck", config);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain("unhealthy");
+    const bad = join(work, "health-bad.yml");
+    await writeFile(bad, "version: 0.1\nstorage: {filesystem: {}, inmemory: {}}\n");
+    expect((await runCli("healthcheck", bad)).code).toBe(2);
   });
 
   it("serve honours REGISTRY_* overrides and stops cleanly on SIGTERM", async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
 import { call, errorCode } from "../helpers/http.js";
 import { startTestRegistry, type TestRegistry } from "../helpers/registry.js";
+import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { hasTool } from "../helpers/tools.js";
 
 const KEY = "/lain/config/registry/readonly";
@@ -15,7 +16,7 @@ describe.skipIf(!hasTool("etcd"))("read-only mode switched through etcd", () => 
   beforeAll(async () => {
     etcd = await startEtcd();
     client = new Etcd3({ hosts: etcd.endpoint });
-    registry = await startTestRegistry({ extraYaml: `etcd:\n  endpoints: ["${etcd.endpoint}"]` });
+    registry = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\netcd:\n  endpoints: ["${etcd.endpoint}"]` });
   });
   afterAll(async () => {
     await registry?.close();
@@ -47,5 +48,13 @@ describe.skipIf(!hasTool("etcd"))("read-only mode switched through etcd", () => 
     await client.delete().key(KEY);
     await expect.poll(async () => (await startUpload()).status, { timeout: 5000 }).toBe(202);
     expect(await health()).toEqual({ enabled: false, source: "file" });
+  });
+
+  it("reports each etcd watch in registry_etcd_watch_up: 1 while established, 0 once etcd is gone", async () => {
+    const watchUp = async (key: string) => (await scrape(`${registry.url}/metrics`))("registry_etcd_watch_up", { key });
+    await expect.poll(() => watchUp(KEY), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => watchUp("/lain/config/auth/registry"), { timeout: 5000 }).toBe(1);
+    await etcd.stop();
+    await expect.poll(() => watchUp(KEY), { timeout: 20_000, interval: 250 }).toBe(0);
   });
 });

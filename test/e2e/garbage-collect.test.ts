@@ -11,6 +11,7 @@ import { pushBlob, pushImage, randomImage, sha256, type Image } from "../helpers
 import { runCli } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { storedBlobs } from "../helpers/store.js";
+import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { hasTool } from "../helpers/tools.js";
 
 const run = promisify(execFile);
@@ -174,7 +175,11 @@ describe("garbage collection while people push", () => {
 describe("storage.gc: collection inside the server", () => {
   it("collects every interval: an orphan blob goes, an image stays", async () => {
     const root = await tempDir("lain-gc-server-");
-    const registry = await startTestRegistry({ root, storageYaml: `  filesystem: {rootdirectory: ${root}}\n  gc: {enabled: true, interval: 1s, delay: 0s}` });
+    const registry = await startTestRegistry({
+      root,
+      storageYaml: `  filesystem: {rootdirectory: ${root}}\n  gc: {enabled: true, interval: 1s, delay: 0s}`,
+      extraYaml: METRICS_ON_MAIN_PORT,
+    });
     try {
       const image = randomImage({ layers: 1 });
       await pushImage(registry.url, "lain/app", "v1", image);
@@ -182,6 +187,12 @@ describe("storage.gc: collection inside the server", () => {
       await pushBlob(registry.url, "lain/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
       await expect.poll(() => storedBlobs(root), { timeout: 20_000, interval: 500 }).not.toContain(sha256(orphan));
       expect(await storedBlobs(root)).toEqual(expect.arrayContaining(digestsOf(image)));
+      const metrics = await scrape(`${registry.url}/metrics`);
+      expect(metrics("registry_gc_runs_total", { result: "ok" })).toBeGreaterThanOrEqual(1);
+      expect(metrics("registry_gc_runs_total", { result: "error" })).toBe(0);
+      expect(metrics("registry_gc_deleted_blobs_total")).toBeGreaterThanOrEqual(1);
+      expect(metrics("registry_gc_freed_bytes_total")).toBeGreaterThanOrEqual(orphan.length);
+      expect(metrics("registry_gc_last_success_timestamp_seconds")).toBeGreaterThan(Date.now() / 1000 - 60);
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CountingProxy } from "../helpers/counting-proxy.js";
 import { startDistribution } from "../helpers/distribution.js";
 import { call, errorCode } from "../helpers/http.js";
+import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, type Image } from "../helpers/oci.js";
 import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
@@ -63,7 +64,7 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     peerRoot = await tempDir("lain-mirror-peer-");
     peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
     proxy = await CountingProxy.start(peer.url);
-    mirror = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url) });
+    mirror = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\n${mirrorYaml(proxy.url)}` });
   });
   afterAll(async () => {
     await mirror?.close();
@@ -80,15 +81,29 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     const image = randomImage({ layers: 3, layerSize: 300_000 });
     await pushImage(peer.url, "lain/single", "v1", image);
 
+    const metrics = () => scrape(`${mirror.url}/metrics`);
+    const before = await metrics();
     const out = join(work, "single-1");
     await skopeo("copy", `docker://${mirror.host}/lain/single:v1`, `oci:${out}:v1`);
     await expectSameImage(out, image);
     const blobGets = () => proxy.count("GET", /^\/v2\/lain\/single\/blobs\//);
     expect(blobGets()).toBe(4);
+    const blobBytes = [image.config, ...image.layers].reduce((n, b) => n + b.content.length, 0);
+    const cold = await metrics();
+    const delta = (now: typeof cold, then: typeof cold, name: string, labels: Record<string, string>) => now(name, labels) - then(name, labels);
+    expect(delta(cold, before, "registry_proxy_requests_total", { kind: "blob", result: "miss" })).toBe(4);
+    expect(delta(cold, before, "registry_proxy_requests_total", { kind: "manifest", result: "miss" })).toBe(1);
+    expect(delta(cold, before, "registry_proxy_bytes_total", { source: "upstream" })).toBe(blobBytes);
 
     await skopeo("copy", `docker://${mirror.host}/lain/single:v1`, `oci:${join(work, "single-2")}:v1`);
     await expectSameImage(join(work, "single-2"), image);
     expect(blobGets()).toBe(4);
+    // The metrics say the same: all four blobs from the cache, the tag fresh within ttl.
+    const warm = await metrics();
+    expect(delta(warm, cold, "registry_proxy_requests_total", { kind: "blob", result: "hit" })).toBe(4);
+    expect(delta(warm, cold, "registry_proxy_requests_total", { kind: "blob", result: "miss" })).toBe(0);
+    expect(delta(warm, cold, "registry_proxy_requests_total", { kind: "manifest", result: "hit" })).toBeGreaterThanOrEqual(1);
+    expect(delta(warm, cold, "registry_proxy_bytes_total", { source: "cache" })).toBe(blobBytes);
     expect(await storedBlobs(mirror.root!)).toEqual(expect.arrayContaining([image.config.digest, ...image.layers.map((l) => l.digest)]));
   });
 
@@ -137,6 +152,7 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
         resolve();
       };
     });
+    const before = await scrape(`${mirror.url}/metrics`);
     const first = download(url);
     await joined;
     const results = [await first, ...(await lateJoiners!)];
@@ -144,6 +160,16 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
       expect(result).toMatchObject({ status: 200, length: 64 * MiB, digest: big.digest });
     }
     expect(proxy.count("GET", new RegExp(`/blobs/${big.digest}`))).toBe(1);
+    const after = await scrape(`${mirror.url}/metrics`);
+    const blob = (result: string) => after("registry_proxy_requests_total", { kind: "blob", result }) - before("registry_proxy_requests_total", { kind: "blob", result });
+    expect([blob("miss"), blob("coalesced")]).toEqual([1, 7]);
+    // The fill ends once the store has its copy, a moment after the last client's byte.
+    let inFlight = after("registry_proxy_fetches_in_flight");
+    for (let i = 0; i < 100 && inFlight !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      inFlight = (await scrape(`${mirror.url}/metrics`))("registry_proxy_fetches_in_flight");
+    }
+    expect(inFlight).toBe(0);
   });
 
   it("links a blob it already holds for another repository after one HEAD, instead of fetching it again", async () => {

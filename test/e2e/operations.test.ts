@@ -4,6 +4,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
+import { sample } from "../helpers/metrics.js";
 import { randomImage, writeOciLayout, type Image } from "../helpers/oci.js";
 import { freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
@@ -44,17 +45,6 @@ async function startReceiver(failures: number): Promise<{ url: string; deliverie
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${port}`, deliveries, refused: () => refused, server };
-}
-
-/** Prometheus text → value of one sample, by name and exact labels (0 when absent). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found = Object.fromEntries([...(match[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
-  }
-  return 0;
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
