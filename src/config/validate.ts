@@ -163,7 +163,7 @@ function checkProxy(proxy: unknown, out: Findings): void {
   if (Array.isArray(proxy.prefetch)) {
     proxy.prefetch.forEach((entry, i) => {
       if (!parseReference(String(entry))) {
-        out.errors.push({ path: `proxy.prefetch.${i}`, message: `must be repository:tag or repository@digest, not ${describe(entry)}` });
+        out.errors.push({ path: join("proxy.prefetch", i), message: `must be repository:tag or repository@digest, not ${describe(entry)}` });
       }
     });
   }
@@ -177,7 +177,7 @@ function checkNotifications(notifications: unknown, out: Findings): void {
   const names = new Set<string>();
   notifications.endpoints.forEach((endpoint: unknown, i) => {
     if (!isObject(endpoint)) return;
-    const path = `notifications.endpoints.${i}`;
+    const path = join("notifications.endpoints", i);
     if (!endpoint.name) out.errors.push({ path: `${path}.name`, message: "is required: it names the endpoint in logs and metrics" });
     else if (names.has(String(endpoint.name))) out.errors.push({ path: `${path}.name`, message: `${describe(endpoint.name)} names another endpoint too` });
     names.add(String(endpoint.name));

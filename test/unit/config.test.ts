@@ -79,7 +79,7 @@ describe("proxy (the mirror)", () => {
     const loaded = parseConfig("version: 0.1\nproxy:\n  remoteurl: ftp://x\n  prefetch: [lain/app, 'lain/app:v1', 'Bad:v1']\n  maxconnections: 0\n  ttl: soon", {});
     expect(loaded.ok).toBe(false);
     if (loaded.ok) return;
-    expect(paths(loaded.errors).sort()).toEqual(["proxy.maxconnections", "proxy.prefetch.0", "proxy.prefetch.2", "proxy.remoteurl", "proxy.ttl"]);
+    expect(paths(loaded.errors).sort()).toEqual(["proxy.maxconnections", "proxy.prefetch[0]", "proxy.prefetch[2]", "proxy.remoteurl", "proxy.ttl"]);
     const missing = parseConfig("version: 0.1\nproxy: {username: u}", {});
     expect(missing.ok ? [] : paths(missing.errors)).toEqual(["proxy.remoteurl"]);
   });
@@ -202,5 +202,55 @@ describe("durations", () => {
     expect(parseDuration("2.5s")).toBe(2500);
     expect(parseDuration("10")).toBeUndefined();
     expect(parseDuration("soon")).toBeUndefined();
+  });
+});
+
+describe("operations settings", () => {
+  it("reads the operations example: log fields, the debug listener, an endpoint with its defaults filled", async () => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, "operations.yml"), "utf8"), {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.config.log).toMatchObject({ formatter: "json", fields: { service: "registry", environment: "production" } });
+    expect(loaded.config.debug).toEqual({ addr: "127.0.0.1:5001", metricsPath: "/metrics" });
+    expect(loaded.config.notifications).toEqual({
+      includeReferences: true,
+      endpoints: [{
+        name: "audit", url: "https://audit.lain.local/registry-events", headers: { Authorization: ["Bearer change-me"] },
+        timeoutMs: 1000, threshold: 5, backoffMs: 2000, ignoredMediaTypes: [], ignoredActions: ["pull"], queueSize: 10_000,
+      }],
+    });
+  });
+
+  it("merges ignoredmediatypes with ignore.mediatypes, leaves out disabled endpoints, and has no notifier without endpoints", () => {
+    const loaded = parseConfig(`version: 0.1
+notifications:
+  endpoints:
+    - {name: a, url: "http://127.0.0.1:1/e", ignoredmediatypes: [x/old], ignore: {mediatypes: [x/new]}}
+    - {name: b, url: "http://127.0.0.1:1/e", disabled: true}
+`, {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.config.notifications?.endpoints.map((e) => [e.name, e.ignoredMediaTypes])).toEqual([["a", ["x/old", "x/new"]]]);
+    const none = parseConfig("version: 0.1\nnotifications: {endpoints: [{name: b, url: 'http://h/e', disabled: true}]}\n", {});
+    expect(none.ok && none.config.notifications).toBeUndefined();
+  });
+
+  it("refuses an endpoint without a name or an http(s) url, and two endpoints of one name", () => {
+    const loaded = parseConfig(`version: 0.1
+notifications:
+  endpoints:
+    - {url: "http://127.0.0.1:1/e"}
+    - {name: a, url: "ftp://h/e"}
+    - {name: a, url: "http://h/e", timeout: soon}
+`, {});
+    expect(loaded.ok).toBe(false);
+    if (loaded.ok) return;
+    expect(paths(loaded.errors).sort()).toEqual(["notifications.endpoints[0].name", "notifications.endpoints[1].url", "notifications.endpoints[2].name", "notifications.endpoints[2].timeout"]);
+  });
+
+  it("metrics stay off without http.debug.prometheus.enabled; log.formatter unset means decide by terminal", () => {
+    const loaded = parseConfig("version: 0.1\nhttp: {debug: {addr: '127.0.0.1:5001'}}\n", {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.config.debug).toEqual({ addr: "127.0.0.1:5001", metricsPath: undefined });
+    expect(loaded.config.log.formatter).toBeUndefined();
   });
 });
