@@ -188,7 +188,8 @@ async function main(): Promise<void> {
     process.stderr.write(`loopback carries ${loopback.toFixed(0)} MiB/s\n`);
 
     const config = join(work, "lain.yml");
-    await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${join(work, "lain")}}\nhttp:\n  secret: bench\n`);
+    // The operational default: an access line per request (distribution writes its access log too).
+    await writeFile(config, `version: 0.1\nlog: {level: info}\nstorage:\n  filesystem: {rootdirectory: ${join(work, "lain")}}\nhttp:\n  secret: bench\n`);
     lain = await startLainProcess(config, await freePort());
     await mkdir(join(work, "distribution"));
     distribution = await startDistribution({ root: join(work, "distribution"), secret: "bench", configDir: work });

@@ -13,14 +13,14 @@ export class Notifier {
 
   constructor(
     readonly config: NotificationsConfig,
-    /** This instance's address for the events' source (host:port). */
+    /** http.addr: its port goes into the events' source (host:port); a unix socket has none. */
     listenAddress: string,
     metrics: Metrics,
     log: Logger,
   ) {
     this.endpoints = config.endpoints.map((endpoint) => new Endpoint(endpoint, metrics, log));
-    const port = listenAddress.slice(listenAddress.lastIndexOf(":") + 1);
-    this.source = { addr: `${hostname()}:${port}`, instanceID: randomUUID() };
+    const colon = listenAddress.lastIndexOf(":");
+    this.source = { addr: colon >= 0 ? `${hostname()}:${listenAddress.slice(colon + 1)}` : hostname(), instanceID: randomUUID() };
   }
 
   publish(input: EventInput): void {

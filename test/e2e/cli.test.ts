@@ -1,9 +1,12 @@
+import { execFile } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
-import { freePort, runCli, startLainProcess } from "../helpers/process.js";
-import { tempDir } from "../helpers/registry.js";
+import { randomImage, pushImage } from "../helpers/oci.js";
+import { CLI, freePort, runCli, startLainProcess } from "../helpers/process.js";
+import { startTestRegistry, tempDir } from "../helpers/registry.js";
 
 
 
@@ -112,6 +115,37 @@ describe("lain-registry CLI", () => {
     const bad = join(work, "health-bad.yml");
     await writeFile(bad, "version: 0.1\nstorage: {filesystem: {}, inmemory: {}}\n");
     expect((await runCli("healthcheck", bad)).code).toBe(2);
+  });
+
+  it("shows garbage-collect's progress on a terminal only; piped, only the result lines", async () => {
+    const root = join(work, "gc-store");
+    const registry = await startTestRegistry({ root });
+    await pushImage(registry.url, "cli/app", "v1", randomImage({ layers: 2 }));
+    await registry.close();
+    const config = join(work, "gc.yml");
+    await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}}\n`);
+    const args = [CLI, "garbage-collect", config, "--dry-run", "--delay", "0s", "--settle", "0s"];
+    // script(1) gives the command a pseudo-terminal.
+    const { stdout: terminal } = await promisify(execFile)("script", ["-qec", [process.execPath, ...args].join(" "), "/dev/null"]);
+    expect(terminal).toMatch(/\rmark: repositories 1, manifests 1/);
+    expect(terminal).toMatch(/\rsweep: blobs 4/);
+    expect(terminal).toContain("would free 0 blobs");
+    const piped = await runCli(...args.slice(1));
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).not.toContain("mark:");
+    expect(piped.stdout).toContain("1 repositories, 1 manifests, 4 blobs kept; would free 0 blobs");
+  });
+
+  it("logs human-readable lines on a terminal (log.formatter unset), JSON when piped", async () => {
+    const port = await freePort();
+    const config = join(work, "tty.yml");
+    await writeFile(config, `version: 0.1\nstorage: {inmemory: {}}\nhttp: {addr: "127.0.0.1:${port}"}\n`);
+    const { stdout: terminal } = await promisify(execFile)("script", ["-qc", `timeout -s TERM 2 ${process.execPath} ${CLI} serve ${config}`, "/dev/null"]);
+    expect(terminal).toMatch(/INFO.*lain-registry listening/);
+    expect(terminal).not.toContain('{"level"');
+    const piped = await startLainProcess(config, port);
+    await piped.stop();
+    expect(piped.fullOutput()).toMatch(/^\{"level":30,.*"msg":"lain-registry listening"\}$/m);
   });
 
   it("serve honours REGISTRY_* overrides and stops cleanly on SIGTERM", async () => {

@@ -49,7 +49,7 @@ export interface ServerProcess {
   child: ChildProcess;
   /** The last 4 KB of stdout and stderr, for failure messages. */
   output(): string;
-  /** Everything it wrote to stdout and stderr so far. */
+  /** What it wrote to stdout and stderr so far (the last 4–8 MiB of a long run). */
   fullOutput(): string;
   /** Sends a signal and waits for the process to end. */
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -59,8 +59,13 @@ export interface ServerProcess {
 export async function startServerProcess(command: string, args: string[], port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
   const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
-  child.stdout?.on("data", (c: Buffer) => (log += c.toString()));
-  child.stderr?.on("data", (c: Buffer) => (log += c.toString()));
+  // Bounded: a benchmark's access log would otherwise fill the memory.
+  const keep = (c: Buffer) => {
+    log += c.toString();
+    if (log.length > 8 * 1024 * 1024) log = log.slice(-4 * 1024 * 1024);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
   const url = `http://127.0.0.1:${port}`;
   const output = () => log.slice(-4000);
   await waitForRegistry(url, child, output);
