@@ -76,7 +76,33 @@ async function alternate(contenders: Contender[], key: keyof Measures, unit: str
   }
 }
 
-async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: string): Promise<void> {
+/** Manifest GETs by tag (wrk) and blob HEADs (ab) of bench/small, 32 connections each. */
+async function requestRates(name: string, url: string, layer: string, scriptDir: string) {
+  const manifest = await wrk(`${url}/v2/bench/small/manifests/latest`, { connections: 32, seconds: SECONDS, headers: { Accept: MANIFEST_ACCEPT }, scriptDir });
+  log(`[${name}] manifest GET by tag ${manifest.rps.toFixed(0)} req/s, p99 ${manifest.p99ms} ms`);
+  const head = await abHead(`${url}/v2/bench/small/blobs/${layer}`, { connections: 32, seconds: SECONDS });
+  log(`[${name}] blob HEAD ${head.rps.toFixed(0)} req/s, p99 ${head.p99ms} ms`);
+  return { manifest, head };
+}
+
+/**
+ * What the access log costs: the same store served by a second lain-registry with
+ * log.accesslog.disabled, measured like the first.
+ */
+async function accessLogCost(root: string, layer: string, work: string): Promise<{ manifestRps: number; headRps: number }> {
+  const config = join(work, "lain-quiet.yml");
+  await writeFile(config, `version: 0.1\nlog: {level: info, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${root}}\nhttp:\n  secret: bench\n`);
+  const quiet = await startLainProcess(config, await freePort());
+  try {
+    settle();
+    const rates = await requestRates("lain-registry, access log off", quiet.url, layer, work);
+    return { manifestRps: rates.manifest.rps, headRps: rates.head.rps };
+  } finally {
+    await quiet.stop();
+  }
+}
+
+async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: string): Promise<string> {
   const mib = blob.size / MiB;
   await alternate(contenders, "pushMiBps", "MiB/s", async (c, i) => mib / (await pushBlob(c.server.url, `bench/push${i}`, blob)));
   await alternate(contenders, "pullMiBps", "MiB/s", async (c) => mib / (await pullBlob(c.server.url, "bench/push0", blob)));
@@ -90,16 +116,11 @@ async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: st
   for (const c of contenders) await pushImage(c.server.url, "bench/small", "latest", image);
   for (const c of contenders) {
     settle();
-    const manifest = await wrk(`${c.server.url}/v2/bench/small/manifests/latest`, {
-      connections: 32, seconds: SECONDS, headers: { Accept: MANIFEST_ACCEPT }, scriptDir,
-    });
-    c.measures.manifestRps = manifest.rps;
-    c.measures.manifestP99ms = manifest.p99ms;
-    log(`[${c.name}] manifest GET by tag ${manifest.rps.toFixed(0)} req/s, p99 ${manifest.p99ms} ms`);
-    const head = await abHead(`${c.server.url}/v2/bench/small/blobs/${image.layers[0]!.digest}`, { connections: 32, seconds: SECONDS });
-    c.measures.headRps = head.rps;
-    c.measures.headP99ms = head.p99ms;
-    log(`[${c.name}] blob HEAD ${head.rps.toFixed(0)} req/s, p99 ${head.p99ms} ms`);
+    const rates = await requestRates(c.name, c.server.url, image.layers[0]!.digest, scriptDir);
+    c.measures.manifestRps = rates.manifest.rps;
+    c.measures.manifestP99ms = rates.manifest.p99ms;
+    c.measures.headRps = rates.head.rps;
+    c.measures.headP99ms = rates.head.p99ms;
   }
 
   for (const c of contenders) {
@@ -109,6 +130,7 @@ async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: st
     );
     log(`[${c.name}] peak RSS during 4 concurrent pushes ${c.measures.peakRssMiB.toFixed(0)} MiB`);
   }
+  return image.layers[0]!.digest;
 }
 
 interface S3Measures {
@@ -198,7 +220,8 @@ async function main(): Promise<void> {
       { name: "lain-registry", server: lain, measures: {} },
       { name: "distribution", server: distribution, measures: {} },
     ];
-    await measureAll(contenders, blob, work);
+    const layer = await measureAll(contenders, blob, work);
+    const quiet = await accessLogCost(join(work, "lain"), layer, work);
     const ours = contenders[0]!.measures as Measures;
     const theirs = contenders[1]!.measures as Measures;
     const ratio = (key: keyof Measures) => ours[key] / theirs[key];
@@ -218,6 +241,8 @@ async function main(): Promise<void> {
         `${label.padEnd(36)}${ours[key].toFixed(1).padStart(10)}${theirs[key].toFixed(1).padStart(14)}${ratio(key).toFixed(2).padStart(8)}  ${target}`,
       ),
       `pull vs loopback (${loopback.toFixed(0)} MiB/s): ${((ours.pullMiBps / loopback) * 100).toFixed(0)}% (target ≥ 80%)`,
+      `access log on vs off: manifest GET ${ours.manifestRps.toFixed(0)} vs ${quiet.manifestRps.toFixed(0)} req/s (${(ours.manifestRps / quiet.manifestRps).toFixed(2)}), ` +
+        `blob HEAD ${ours.headRps.toFixed(0)} vs ${quiet.headRps.toFixed(0)} req/s (${(ours.headRps / quiet.headRps).toFixed(2)})`,
     ];
     const mirror = await measureMirror(distribution, lain, "bench/push0", blob, work, log);
     const mirrorRows: Array<[string, number, number, string]> = [
@@ -256,6 +281,7 @@ async function main(): Promise<void> {
       seconds: SECONDS,
       loopbackMiBps: loopback,
       lain: ours,
+      lainAccessLogOff: quiet,
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
       mirror,

@@ -186,6 +186,8 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     expect(servers.find((l) => !l.includes("backup"))).toContain(new URL(instances[0]!.url).host);
     nginx = spawn("nginx", ["-c", nginxConf, "-g", "daemon off;"], { stdio: "ignore" });
     await until(async () => (await call("GET", `${front}/v2/`).catch(() => undefined))?.status === 200, "nginx");
+    // The snippet hands nginx's $request_id (32 hex digits) on; the registry keeps and returns it.
+    expect((await call("GET", `${front}/v2/`)).headers["x-request-id"]).toMatch(/^[0-9a-f]{32}$/);
     const loop = pullLoop(front, images);
     await until(async () => loop.stats.pulls >= 3, "pulls through nginx");
     expect(await loop.stop()).toMatchObject({ failures: [], wrongBytes: 0 });
