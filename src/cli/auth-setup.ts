@@ -41,7 +41,8 @@ export interface AuthSetup {
   close(): void;
 }
 
-function mode(authenticator: Authenticator | undefined): string {
+/** Which authentication is in force: none, htpasswd or token. */
+export function mode(authenticator: Authenticator | undefined): "none" | "htpasswd" | "token" {
   return authenticator instanceof TokenAuthenticator ? "token" : authenticator instanceof HtpasswdAuthenticator ? "htpasswd" : "none";
 }
 

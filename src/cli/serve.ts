@@ -7,6 +7,9 @@ import { startDebugServer } from "../http/debug-server.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
 import { Notifier } from "../notifications/notifier.js";
+import { TokenAuthenticator } from "../auth/token.js";
+import { ConsoleApi } from "../console/api.js";
+import { loadAssets } from "../console/assets.js";
 import { createDescriptorCache } from "../registry/blobs.js";
 import { StoreProbe } from "../cluster/store-probe.js";
 import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
@@ -19,7 +22,7 @@ import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
-import { setupAuth } from "./auth-setup.js";
+import { mode, setupAuth } from "./auth-setup.js";
 import { loadOrReport } from "./config-file.js";
 import { followReadOnly } from "./read-only.js";
 
@@ -89,6 +92,28 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const { debug } = config;
+  const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
+  const consoleSite = config.console.enabled
+    ? {
+        path: config.console.path,
+        assets: await loadAssets(),
+        api: new ConsoleApi({
+          registry,
+          metrics,
+          version: VERSION,
+          role: config.cluster?.role ?? (config.proxy ? "mirror" : "primary"),
+          authMode: () => mode(auth.authenticator.active),
+          tokenRealm: () => {
+            const active = auth.authenticator.active;
+            return active instanceof TokenAuthenticator ? { realm: active.config.realm, service: active.config.service } : undefined;
+          },
+          readOnly: () => readOnly.state.enabled,
+          gcDelayMs: config.storage.gc.delayMs,
+          ...(registry instanceof MirrorRegistry ? { mirror: { registry, prefetch: () => prefetching?.state ?? [] } } : {}),
+          ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
+        }),
+      }
+    : undefined;
   const app: AppContext = {
     auth: auth.authenticator,
     health: async () => ({
@@ -109,12 +134,12 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     // Without a debug listener the metrics, when enabled, are on the main port.
     ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
     ...(notifier ? { notifier } : {}),
+    ...(consoleSite ? { console: consoleSite } : {}),
   };
   const running = await startServer(app, limits);
   const debugServer = debug.addr !== undefined ? await startDebugServer(debug.addr, debug.metricsPath, metrics) : undefined;
   if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
   announcer?.start();
-  const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
   const { uploadPurging } = config.storage;
   const paused = () => readOnly.state.enabled;
   const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;

@@ -14,6 +14,23 @@ export interface Registration {
 
 const CHECK_MS = 1000;
 
+function isRegistration(value: unknown): value is Registration {
+  const r = value as Partial<Registration> | null;
+  return typeof r?.address === "string" && URL.canParse(r.address) && (r.role === "primary" || r.role === "mirror");
+}
+
+/** The registrations among the values under the prefix; anything else there is ignored. */
+export function parseRegistrations(values: string[]): Registration[] {
+  return values.flatMap((text) => {
+    try {
+      const value = JSON.parse(text) as unknown;
+      return isRegistration(value) ? [value] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** The key of an instance: its advertised host and port, unique among instances. */
 export function registrationKey(cluster: ClusterConfig): string {
   return `${cluster.prefix}/${new URL(cluster.advertise).host}`;
@@ -44,6 +61,13 @@ export class Announcer {
 
   start(): void {
     void this.reconcile();
+  }
+
+  /** Every instance registered under the prefix now, this one included (for the console). */
+  async instances(): Promise<Registration[]> {
+    this.client ??= new Etcd3(etcdClientOptions(this.etcd));
+    const all = await this.client.getAll().prefix(`${this.cluster.prefix}/`).strings();
+    return parseRegistrations(Object.values(all)).sort((a, b) => a.address.localeCompare(b.address));
   }
 
   private async reconcile(): Promise<void> {

@@ -3,12 +3,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Etcd3 } from "etcd3";
 import type { Logger } from "pino";
 import { EtcdSession, type EtcdConfig } from "../config/etcd-key.js";
-import type { Registration } from "./announce.js";
-
-function isRegistration(value: unknown): value is Registration {
-  const r = value as Partial<Registration> | null;
-  return typeof r?.address === "string" && URL.canParse(r.address) && (r.role === "primary" || r.role === "mirror");
-}
+import { parseRegistrations, type Registration } from "./announce.js";
 
 /**
  * The nginx upstream block for the registered instances: primaries as servers, mirrors as
@@ -88,14 +83,7 @@ export class UpstreamFile {
   }
 
   private update(values: string[]): void {
-    const registrations = values.flatMap((text) => {
-      try {
-        const value = JSON.parse(text) as unknown;
-        return isRegistration(value) ? [value] : [];
-      } catch {
-        return [];
-      }
-    });
+    const registrations = parseRegistrations(values);
     const content = renderUpstream(this.options.name, registrations);
     if (content === undefined) {
       this.options.log.warn("upstreams: no instance registered; keeping the last upstream file");

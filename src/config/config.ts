@@ -116,6 +116,8 @@ export interface RegistryConfig {
   etcd: EtcdConfig | undefined;
   /** Announce in etcd; absent without a `cluster` section. */
   cluster: ClusterConfig | undefined;
+  /** The web console (ours): off unless console.enabled; served under `path` ("/ui/"). */
+  console: { enabled: boolean; path: string };
   /** Pull through from a peer registry; absent without a `proxy` section. */
   proxy: ProxyConfig | undefined;
   /** The parsed document, for sections that later features read. */
@@ -314,6 +316,10 @@ export function toConfig(raw: Tree): RegistryConfig {
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },
     debug: debugConfig(http),
     notifications: notificationsConfig(section(raw, "notifications")),
+    console: {
+      enabled: asBool(section(raw, "console").enabled) ?? false,
+      path: `${normalizePrefix(text(section(raw, "console").path) ?? "/ui/")}/`,
+    },
     auth: authConfig(section(raw, "auth")),
     etcd: etcdConfig(raw.etcd),
     proxy: proxyConfig(raw.proxy),

@@ -142,5 +142,7 @@ export const CONFIG_SPEC = object(
     }),
     // Ours: announce this instance in etcd for the load balancer's upstream file.
     cluster: object({ role: { kind: "enum", values: ["primary", "mirror"] }, advertise: str, prefix: str, drain: duration, ttl: duration }),
+    // Ours: the web console.
+    console: object({ enabled: bool, path: str }),
   },
 );

@@ -59,7 +59,7 @@ function refsOf(content: Buffer): ManifestRefs {
 }
 
 /** Digests of the links below `dir/<algorithm>/<hex>/link` (revisions, layers). */
-async function linkedDigests(driver: StorageDriver, dir: string): Promise<Digest[]> {
+export async function linkedDigests(driver: StorageDriver, dir: string): Promise<Digest[]> {
   const out: Digest[] = [];
   for (const algorithmDir of (await unlessMissing(() => driver.list(dir))) ?? []) {
     const algorithm = algorithmDir.slice(algorithmDir.lastIndexOf("/") + 1);

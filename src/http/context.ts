@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { HttpConfig, StorageConfig } from "../config/config.js";
+import type { ConsoleApi } from "../console/api.js";
+import type { Asset } from "../console/assets.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Notifier } from "../notifications/notifier.js";
 import type { Registry } from "../registry/registry.js";
@@ -18,6 +20,8 @@ export interface AppContext {
   metrics: Metrics;
   /** Where the main port also answers GET with the metrics; absent: only the debug server does. */
   metricsPath?: string;
+  /** The web console under `path` ("/ui/"), when console.enabled. */
+  console?: { path: string; api: ConsoleApi; assets: Map<string, Asset> };
   /** notifications.endpoints; absent when none are configured. */
   notifier?: Notifier;
   /** Absent: no authentication (distribution without an auth section). */

@@ -13,9 +13,12 @@ import { matchRoute, type RouteMatch } from "./router.js";
 import { clientAddress, originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
 import { sendMetrics } from "./metrics-endpoint.js";
+import { serveConsole } from "./console.js";
 
 const API_VERSION_HEADER = "Docker-Distribution-API-Version";
 const REQUEST_ID_HEADER = "X-Request-Id";
+/** Sent by the web console on its registry API calls. */
+const CONSOLE_HEADER = "x-lain-console";
 /** An id the load balancer already gave the request is kept (nginx: proxy_set_header X-Request-Id $request_id). */
 const GIVEN_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -121,6 +124,15 @@ async function authorize(app: AppContext, ctx: RequestContext, required: Access[
   return decision;
 }
 
+/**
+ * The console's checks: as the registry API's, but without a WWW-Authenticate header, so the
+ * browser leaves the login to the console instead of opening its own dialog.
+ */
+async function consoleAccess(app: AppContext, ctx: RequestContext, required: Access[]): Promise<void> {
+  const decision = await authorize(app, ctx, required);
+  if (!decision.ok) throw new RegistryError(decision.code, decision.message, decision.detail);
+}
+
 /** The request listener: routing, common headers, spec errors, access log, metrics. */
 function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
   const extraHeaders = Object.entries(app.http.headers);
@@ -135,6 +147,15 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     if (app.metricsPath !== undefined && url.pathname === app.metricsPath) {
       observe(app, ctx, "metrics");
       sendMetrics(app.metrics, req, res);
+      return;
+    }
+    if (app.console && `${url.pathname}/` === app.console.path) {
+      res.writeHead(308, { Location: app.console.path }).end();
+      return;
+    }
+    if (app.console && url.pathname.startsWith(app.console.path)) {
+      observe(app, ctx, "console");
+      serveConsole(ctx, (c, required) => consoleAccess(app, c, required)).catch((err: unknown) => fail(app, ctx, err));
       return;
     }
     const prefix = app.http.prefix;
@@ -156,7 +177,8 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     authorize(app, ctx, required)
       .then(async (decision) => {
         if (decision.ok) return handler(ctx);
-        res.setHeader("WWW-Authenticate", decision.challenge);
+        // The web console asks its user itself: a challenge would make the browser open a dialog.
+        if (req.headers[CONSOLE_HEADER] === undefined) res.setHeader("WWW-Authenticate", decision.challenge);
         throw new RegistryError(decision.code, decision.message, decision.detail);
       })
       .catch((err: unknown) => fail(app, ctx, err));

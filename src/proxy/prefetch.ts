@@ -50,9 +50,20 @@ async function ensureBlob(repo: MirroredRepository, blob: Descriptor, report: Pr
  * proxy.prefetch: the references the mirror keeps warm, checked at start and then every
  * interval, so it holds them when its peer goes down (the registry's own image first).
  */
+/** Where one proxy.prefetch reference stands, for the console. */
+export interface PrefetchState {
+  reference: string;
+  /** When it was last checked; absent before the first round reached it. */
+  checked?: string;
+  digest?: string;
+  /** Why the last check failed. */
+  error?: string;
+}
+
 export class PrefetchLoop {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly states = new Map<string, PrefetchState>();
 
   constructor(
     private readonly registry: MirrorRegistry,
@@ -65,14 +76,21 @@ export class PrefetchLoop {
     void this.round();
   }
 
+  get state(): PrefetchState[] {
+    return this.references.map(({ text }) => this.states.get(text) ?? { reference: text });
+  }
+
   private async round(): Promise<void> {
     for (const { text, ref } of this.references) {
       if (this.stopped) return;
       try {
         const report = await prefetch(this.registry, ref);
+        this.states.set(text, { reference: text, checked: new Date().toISOString(), digest: report.digest });
         if (report.fetchedBytes > 0 || report.stale) this.log.info({ reference: text, ...report }, "mirror: prefetched");
       } catch (err) {
-        this.log.warn({ reference: text, err: err instanceof Error ? err.message : String(err) }, "mirror: prefetch failed; retrying next round");
+        const error = err instanceof Error ? err.message : String(err);
+        this.states.set(text, { reference: text, checked: new Date().toISOString(), error });
+        this.log.warn({ reference: text, err: error }, "mirror: prefetch failed; retrying next round");
       }
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.round(), this.intervalMs);

@@ -32,16 +32,30 @@ export async function listRepositories(driver: StorageDriver, limit: number, las
   return { repositories, more: false };
 }
 
-async function* walkRepositories(driver: StorageDriver, relative: string, last: string | undefined): AsyncGenerator<RepositoryName> {
+/** Directory listings started ahead of the walk: a store of thousands of repositories is a latency-bound tree walk. */
+const LIST_AHEAD = 32;
+
+function childNames(driver: StorageDriver, relative: string): Promise<string[]> {
   const dir = relative ? `${layout.repositoriesRoot}/${relative}` : layout.repositoriesRoot;
-  const children = ((await unlessMissing(() => driver.list(dir))) ?? []).map((p) => p.slice(p.lastIndexOf("/") + 1));
+  const listing = unlessMissing(() => driver.list(dir)).then((paths) => (paths ?? []).map((p) => p.slice(p.lastIndexOf("/") + 1)));
+  // Listed ahead and maybe never awaited (the page filled up): a failure must not go unhandled.
+  listing.catch(() => undefined);
+  return listing;
+}
+
+async function* walkRepositories(driver: StorageDriver, relative: string, last: string | undefined, listing = childNames(driver, relative)): AsyncGenerator<RepositoryName> {
+  const children = await listing;
   if (relative && children.includes("_manifests") && isRepositoryName(relative)) {
     if (last === undefined || compareRepositoryNames(relative, last) > 0) yield relative;
   }
-  const subdirs = children.filter((c) => !c.startsWith("_")).sort();
-  for (const child of subdirs) {
-    const path = relative ? `${relative}/${child}` : child;
-    const beforeLast = last !== undefined && compareRepositoryNames(path, last) < 0 && !last.startsWith(`${path}/`);
-    if (!beforeLast) yield* walkRepositories(driver, path, last);
+  const paths = children
+    .filter((c) => !c.startsWith("_"))
+    .sort()
+    .map((child) => (relative ? `${relative}/${child}` : child))
+    .filter((path) => last === undefined || compareRepositoryNames(path, last) >= 0 || last.startsWith(`${path}/`));
+  const ahead: Promise<string[]>[] = [];
+  for (const [i, path] of paths.entries()) {
+    while (ahead.length < LIST_AHEAD && i + ahead.length < paths.length) ahead.push(childNames(driver, paths[i + ahead.length] as string));
+    yield* walkRepositories(driver, path, last, ahead.shift());
   }
 }

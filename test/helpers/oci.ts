@@ -137,19 +137,20 @@ export function artifactFor(subject: Manifest, artifactType: string, payload = r
 }
 
 /** Uploads a blob as every registry accepts it: POST a session, then PUT the whole body with ?digest=. */
-export async function pushBlob(base: string, repo: string, item: Blob): Promise<void> {
-  const location = new URL(await startUpload(base, repo));
+/** `auth`: headers for a registry that wants credentials (an Authorization header). */
+export async function pushBlob(base: string, repo: string, item: Blob, auth: Record<string, string> = {}): Promise<void> {
+  const location = new URL(await startUpload(base, repo, auth));
   location.searchParams.set("digest", item.digest);
   const reply = await call("PUT", location.toString(), {
-    headers: { "content-type": "application/octet-stream" },
+    headers: { "content-type": "application/octet-stream", ...auth },
     body: item.content,
   });
   if (reply.status !== 201) throw new Error(`push blob ${item.digest}: ${reply.status} ${reply.text}`);
 }
 
-export async function pushManifest(base: string, repo: string, reference: string, manifest: Manifest): Promise<void> {
+export async function pushManifest(base: string, repo: string, reference: string, manifest: Manifest, auth: Record<string, string> = {}): Promise<void> {
   const reply = await call("PUT", `${base}/v2/${repo}/manifests/${reference}`, {
-    headers: { "content-type": manifest.mediaType },
+    headers: { "content-type": manifest.mediaType, ...auth },
     body: manifest.content,
   });
   if (reply.status !== 201) throw new Error(`push manifest ${reference}: ${reply.status} ${reply.text}`);
@@ -161,8 +162,8 @@ export async function pushImage(base: string, repo: string, reference: string, i
 }
 
 /** Starts a session and returns its upload URL. */
-export async function startUpload(base: string, repo: string): Promise<string> {
-  const reply = await call("POST", `${base}/v2/${repo}/blobs/uploads/`);
+export async function startUpload(base: string, repo: string, auth: Record<string, string> = {}): Promise<string> {
+  const reply = await call("POST", `${base}/v2/${repo}/blobs/uploads/`, { headers: auth });
   if (reply.status !== 202) throw new Error(`start upload: ${reply.status} ${reply.text}`);
   return resolveLocation(base, reply.headers.location);
 }

@@ -1,0 +1,187 @@
+import type { Registration } from "../cluster/announce.js";
+import { renderUpstream } from "../cluster/upstreams.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { MirrorRegistry } from "../proxy/mirror.js";
+import type { PrefetchState } from "../proxy/prefetch.js";
+import { listRepositories } from "../registry/catalog.js";
+import type { Digest } from "../registry/digest.js";
+import { parseManifest, type Platform } from "../registry/manifest-format.js";
+import type { RepositoryName, Tag } from "../registry/names.js";
+import type { Registry, Repository } from "../registry/registry.js";
+import { layout } from "../storage/layout.js";
+import { unlessMissing } from "../registry/blobs.js";
+import { RegistryError } from "../registry/errors.js";
+import { StorageAnalysis, type AnalysisState } from "./analysis.js";
+
+export interface TagSummary {
+  tag: string;
+  digest: Digest;
+  mediaType: string;
+  /** Compressed size: the manifest, its config and layers (for an index, every child held). */
+  size: number;
+  platforms: Platform[];
+  /** When the tag was last pointed here (the tag link's time), where the store knows it. */
+  pushed: string | undefined;
+}
+
+export interface ConsoleSources {
+  registry: Registry;
+  metrics: Metrics;
+  version: string;
+  role: "primary" | "mirror";
+  authMode: () => "none" | "htpasswd" | "token";
+  /** With token auth: the realm the console's logins are forwarded to, and the service. */
+  tokenRealm: () => { realm: string; service: string } | undefined;
+  readOnly: () => boolean;
+  /** storage.gc.delay, for the dry run. */
+  gcDelayMs: number;
+  mirror?: { registry: MirrorRegistry; prefetch: () => PrefetchState[] };
+  cluster?: { registered: () => boolean; instances: () => Promise<Registration[]> };
+}
+
+/** How long the peer's health is remembered: the overview is polled. */
+const UPSTREAM_CHECK_MS = 15_000;
+
+/** Sum of a metric's samples whose labels include `labels`. */
+async function total(metric: { get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>>; value: number }> }> }, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await metric.get();
+  return values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** What the web console shows beyond the registry API: tag details, mirror and cluster state, storage analysis. */
+export class ConsoleApi {
+  readonly analysis: StorageAnalysis;
+  private upstreamHealth: { at: number; value: Promise<{ ok: boolean; message: string }> } | undefined;
+
+  constructor(private readonly sources: ConsoleSources) {
+    this.analysis = new StorageAnalysis(sources.registry.driver, sources.gcDelayMs);
+  }
+
+  info(): Record<string, unknown> {
+    const { version, role, authMode } = this.sources;
+    return { version, role, auth: authMode() };
+  }
+
+  /**
+   * The token dance for the browser: a page cannot ask an auth server on another origin, so the
+   * console sends the user's credentials here and they go to the configured realm (never to a
+   * URL the client names).
+   */
+  async token(login: { username: string; password: string; scope: string }): Promise<{ token: string; expiresIn: number }> {
+    const realm = this.sources.tokenRealm();
+    if (!realm) throw new RegistryError("UNSUPPORTED", "this registry does not use token auth");
+    const url = new URL(realm.realm);
+    url.searchParams.set("service", realm.service);
+    for (const scope of login.scope.split(" ").filter(Boolean)) url.searchParams.append("scope", scope);
+    url.searchParams.set("account", login.username);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: { authorization: `Basic ${Buffer.from(`${login.username}:${login.password}`).toString("base64")}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (err) {
+      throw new RegistryError("UNAVAILABLE", `the token realm ${url.origin} is unreachable: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const body = (await res.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    const token = typeof body.token === "string" ? body.token : typeof body.access_token === "string" ? body.access_token : undefined;
+    if (res.status === 401 || res.status === 403) throw new RegistryError("UNAUTHORIZED", "the token realm refused these credentials");
+    if (!res.ok || !token) throw new RegistryError("UNAVAILABLE", `the token realm answered ${res.status} without a token`);
+    return { token, expiresIn: typeof body.expires_in === "number" ? body.expires_in : 60 };
+  }
+
+  /** Every repository this store holds (a mirror: what it caches), in one answer: the catalog API pages by 1,000. */
+  async repositories(): Promise<string[]> {
+    const names: string[] = [];
+    let last: string | undefined;
+    for (;;) {
+      const page = await listRepositories(this.sources.registry.driver, 10_000, last);
+      names.push(...page.repositories);
+      last = page.repositories.at(-1);
+      if (!page.more || last === undefined) return names;
+    }
+  }
+
+  /** Local tags of a repository (a mirror: what it caches), a page at a time, with what each points at. */
+  async tags(name: RepositoryName, n: number, last: string | undefined): Promise<{ tags: TagSummary[]; more: boolean } | undefined> {
+    const repo = this.sources.registry.repository(name);
+    const all = await repo.tags.list();
+    if (!all) return undefined;
+    const after = last === undefined ? all : all.filter((t) => t > last);
+    const page = after.slice(0, Math.min(n, 1000));
+    const tags = (await Promise.all(page.map((tag) => this.tagSummary(repo, tag)))).filter((t): t is TagSummary => t !== undefined);
+    return { tags, more: after.length > n };
+  }
+
+  private async tagSummary(repo: Repository, tag: Tag): Promise<TagSummary | undefined> {
+    const digest = await repo.tags.resolve(tag);
+    const manifest = digest && (await repo.manifests.get(digest));
+    if (!digest || !manifest) return undefined;
+    const info = parseManifest(manifest.content, manifest.mediaType);
+    let size = manifest.content.length + info.blobs.reduce((sum, b) => sum + b.size, 0);
+    for (const child of info.children) {
+      const held = await repo.manifests.get(child.digest);
+      size += held ? held.content.length + parseManifest(held.content, held.mediaType).blobs.reduce((sum, b) => sum + b.size, 0) : 0;
+    }
+    const link = await unlessMissing(() => this.sources.registry.driver.stat(layout.tagCurrentLink(repo.name, tag)));
+    return {
+      tag,
+      digest,
+      mediaType: manifest.mediaType,
+      size,
+      platforms: info.children.flatMap((c) => (c.platform ? [c.platform] : [])),
+      pushed: link?.modTime.toISOString(),
+    };
+  }
+
+  async overview(): Promise<Record<string, unknown>> {
+    const { registry, metrics, mirror, cluster } = this.sources;
+    const requests = metrics.proxyRequests;
+    return {
+      ...this.info(),
+      storage: { driver: registry.driver.name, readOnly: this.sources.readOnly() },
+      mirror: mirror && {
+        upstream: mirror.registry.upstream.url,
+        health: await this.upstream(mirror.registry),
+        blobs: {
+          hits: await total(requests, { kind: "blob", result: "hit" }),
+          misses: await total(requests, { kind: "blob", result: "miss" }),
+          coalesced: await total(requests, { kind: "blob", result: "coalesced" }),
+        },
+        manifests: {
+          hits: await total(requests, { kind: "manifest", result: "hit" }),
+          fetched: (await total(requests, { kind: "manifest" })) - (await total(requests, { kind: "manifest", result: "hit" })),
+        },
+        bytes: { cache: await total(metrics.proxyBytes, { source: "cache" }), upstream: await total(metrics.proxyBytes, { source: "upstream" }) },
+        fetchesInFlight: await total(metrics.proxyFetchesInFlight),
+        upstreamErrors: await total(metrics.proxyUpstreamErrors),
+        prefetch: mirror.prefetch(),
+      },
+      cluster: cluster && (await this.clusterState(cluster)),
+    };
+  }
+
+  private upstream(mirror: MirrorRegistry): Promise<{ ok: boolean; message: string }> {
+    if (!this.upstreamHealth || Date.now() - this.upstreamHealth.at > UPSTREAM_CHECK_MS) {
+      const value = mirror.upstream.check().then(
+        (message) => ({ ok: true, message }),
+        (err: unknown) => ({ ok: false, message: err instanceof Error ? err.message : String(err) }),
+      );
+      this.upstreamHealth = { at: Date.now(), value };
+    }
+    return this.upstreamHealth.value;
+  }
+
+  private async clusterState(cluster: NonNullable<ConsoleSources["cluster"]>): Promise<Record<string, unknown>> {
+    try {
+      const instances = await cluster.instances();
+      return { registered: cluster.registered(), instances, upstreamFile: renderUpstream("registry", instances) ?? "" };
+    } catch (err) {
+      return { registered: cluster.registered(), error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  storage(): AnalysisState {
+    return this.analysis.state;
+  }
+}

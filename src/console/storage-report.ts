@@ -1,0 +1,53 @@
+import { linkedDigests } from "../gc/collect.js";
+import { forEachLimit } from "../gc/limit.js";
+import { listRepositories } from "../registry/catalog.js";
+import type { Digest } from "../registry/digest.js";
+import { unlessMissing } from "../registry/blobs.js";
+import type { StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+
+export interface StorageReport {
+  /** Bytes of every blob some repository links (each blob once). */
+  totalBytes: number;
+  blobs: number;
+  repositories: number;
+  /** The largest repositories by the bytes of the blobs they link (shared blobs count in each). */
+  largest: Array<{ name: string; bytes: number; blobs: number }>;
+}
+
+const CONCURRENCY = 16;
+const PAGE = 1000;
+
+/** Walks every repository's blob links and sizes them: what the console's storage view shows. */
+export async function storageReport(driver: StorageDriver, top: number, progress: (repositories: number) => void): Promise<StorageReport> {
+  const sizes = new Map<Digest, Promise<number>>();
+  const sizeOf = (digest: Digest) => {
+    let size = sizes.get(digest);
+    if (!size) {
+      size = unlessMissing(() => driver.stat(layout.blobData(digest))).then((info) => info?.size ?? 0);
+      sizes.set(digest, size);
+    }
+    return size;
+  };
+  const repositories: StorageReport["largest"] = [];
+  let last: string | undefined;
+  for (;;) {
+    const page = await listRepositories(driver, PAGE, last);
+    await forEachLimit(page.repositories, CONCURRENCY, async (name) => {
+      const digests = await linkedDigests(driver, layout.layersDir(name));
+      const bytes = (await Promise.all(digests.map(sizeOf))).reduce((a, b) => a + b, 0);
+      repositories.push({ name, bytes, blobs: digests.length });
+      progress(repositories.length);
+    });
+    last = page.repositories.at(-1);
+    if (!page.more || last === undefined) break;
+  }
+  const unique = await Promise.all(sizes.values());
+  repositories.sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
+  return {
+    totalBytes: unique.reduce((a, b) => a + b, 0),
+    blobs: unique.filter((size) => size > 0).length,
+    repositories: repositories.length,
+    largest: repositories.slice(0, top),
+  };
+}

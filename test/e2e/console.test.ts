@@ -1,0 +1,279 @@
+import bcrypt from "bcryptjs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call } from "../helpers/http.js";
+import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
+import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
+import { skopeo } from "../helpers/skopeo.js";
+import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
+import { hasTool } from "../helpers/tools.js";
+import { libtrustKeyId } from "../../src/auth/libtrust.js";
+import { layout } from "../../src/storage/layout.js";
+import type { RepositoryName } from "../../src/registry/names.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const available = hasTool("skopeo") && hasTool(CHROMIUM);
+/** Screenshots for the README, taken by this test. */
+const SHOTS = new URL("../../docs/console/", import.meta.url).pathname;
+
+// As root in a sandbox without a GPU, on a machine that refuses outside connections.
+const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const sizeOf = (image: Image) => image.manifest.content.length + image.config.content.length + image.layers.reduce((n, l) => n + l.content.length, 0);
+
+describe.skipIf(!available)("web console in headless Chromium", () => {
+  let work: string;
+  let registry: TestRegistry;
+  let browser: Browser;
+  let page: Page;
+  let app: Image;
+  let sbom: ReturnType<typeof artifactFor>;
+  let images: Image[];
+  let index: ReturnType<typeof indexOf>;
+  const orphan = Buffer.from("a blob no manifest names");
+
+  beforeAll(async () => {
+    work = await tempDir("lain-console-");
+    const root = join(work, "store");
+    registry = await startTestRegistry({
+      root,
+      storageYaml: `  filesystem: {rootdirectory: ${root}}\n  gc: {delay: 0s}`,
+      extraYaml: "console:\n  enabled: true",
+    });
+    app = randomImage({ layers: 3, layerSize: 20_000 });
+    const source = join(work, "app");
+    await writeOciLayout(source, [{ tag: "v1", manifest: app.manifest }], [app.manifest, app.config, ...app.layers]);
+    await skopeo("copy", `oci:${source}:v1`, `docker://${registry.host}/console/app:v1`);
+    sbom = artifactFor(app.manifest, "application/spdx+json");
+    await pushImage(registry.url, "console/app", sbom.manifest.digest, sbom);
+    images = ["amd64", "arm64"].map((architecture) => randomImage({ architecture, layers: 1 }));
+    index = indexOf(images);
+    for (const image of images) await pushImage(registry.url, "console/multi", image.manifest.digest, image);
+    await pushManifest(registry.url, "console/multi", "v2", index);
+    for (let i = 0; i < 60; i++) await pushImage(registry.url, `team${i % 3}/service${String(i).padStart(2, "0")}`, "latest", randomImage({ layers: 1, layerSize: 64 }));
+    await pushBlob(registry.url, "console/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: registry.url });
+    page = await context.newPage();
+    await mkdir(SHOTS, { recursive: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await registry?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("lists the repositories, finds one by search, pages through the rest", async () => {
+    await page.goto(`${registry.url}/ui/`);
+    await expect.poll(() => page.getByTestId("count").textContent()).toBe("62 of 62");
+    expect(await page.locator("[data-testid=repositories] tbody tr").count()).toBe(50);
+    await page.screenshot({ path: join(SHOTS, "repositories.png") });
+    await page.getByRole("button", { name: "Next ›" }).click();
+    await expect.poll(() => page.locator("[data-testid=repositories] tbody tr").count()).toBe(12);
+    await page.getByTestId("search").fill("console/");
+    await expect.poll(() => page.getByTestId("count").textContent()).toBe("2 of 62");
+    expect(await page.locator("[data-testid=repositories] tbody td").allTextContents()).toEqual(["console/app", "console/multi"]);
+  });
+
+  it("shows a repository's tags with digest, media type, size, push time and a pull command that copies", async () => {
+    await page.getByRole("link", { name: "console/app" }).click();
+    const row = page.locator("[data-testid=tags] tbody tr[data-tag=v1]");
+    await row.waitFor();
+    const cells = await row.locator("td").allTextContents();
+    expect(await row.locator("td:nth-child(2) a").getAttribute("title")).toBe(app.manifest.digest);
+    expect(cells[2]).toBe(app.manifest.mediaType);
+    expect(cells[4]).toBe(`${(sizeOf(app) / 1024).toFixed(1)} KiB`);
+    expect(new Date(cells[5] ?? "").getTime()).toBeGreaterThan(Date.now() - 10 * 60_000);
+    const command = `docker pull ${registry.host}/console/app:v1`;
+    expect(await row.getByTestId("pull-command").inputValue()).toBe(command);
+    await row.getByTestId("copy").click();
+    await expect.poll(() => row.getByTestId("copy").textContent()).toBe("Copied");
+    expect(await page.evaluate("navigator.clipboard.readText()")).toBe(command);
+    await page.screenshot({ path: join(SHOTS, "tags.png") });
+  });
+
+  it("opens a tag's manifest: config and layers as pushed, and follows a referrer (an SBOM) and back", async () => {
+    await page.locator("[data-testid=tags] tbody tr[data-tag=v1] td:first-child a").click();
+    await expect.poll(() => page.getByTestId("digest").textContent()).toBe(app.manifest.digest);
+    expect(await page.getByTestId("media-type").textContent()).toBe(app.manifest.mediaType);
+    const digests = async (testid: string) => (await page.locator(`[data-testid=${testid}] tbody tr td:first-child`).allTextContents());
+    expect(await digests("config")).toEqual([app.config.digest]);
+    expect(await digests("layers")).toEqual(app.layers.map((l) => l.digest));
+    expect(await page.getByTestId("pull-command").inputValue()).toBe(`docker pull ${registry.host}/console/app@${app.manifest.digest}`);
+    expect(await digests("referrers")).toEqual([sbom.manifest.digest]);
+    expect(await page.locator("[data-testid=referrers] tbody td:nth-child(3)").textContent()).toBe("application/spdx+json");
+    await page.screenshot({ path: join(SHOTS, "manifest.png"), fullPage: true });
+
+    await page.locator("[data-testid=referrers] tbody a").click();
+    await expect.poll(() => page.getByTestId("digest").textContent()).toBe(sbom.manifest.digest);
+    expect(await page.getByTestId("no-referrers").isVisible()).toBe(true);
+    await page.getByRole("link", { name: app.manifest.digest }).click();
+    await expect.poll(() => page.getByTestId("digest").textContent()).toBe(app.manifest.digest);
+  });
+
+  it("shows an index's platforms, and its children's manifests", async () => {
+    await page.goto(`${registry.url}/ui/#/r/console/multi`);
+    const row = page.locator("[data-testid=tags] tbody tr[data-tag=v2]");
+    await row.waitFor();
+    expect(await row.locator("td:nth-child(4)").textContent()).toBe("linux/amd64, linux/arm64");
+    await row.locator("td:first-child a").click();
+    await page.getByTestId("children").waitFor();
+    expect(await page.locator("[data-testid=children] tbody td:first-child").allTextContents()).toEqual(images.map((i) => i.manifest.digest));
+    expect(index.digest).toBe(await page.getByTestId("digest").textContent());
+  });
+
+  it("analyzes storage on request, with progress, and says what garbage-collect would free", async () => {
+    await page.goto(`${registry.url}/ui/#/storage`);
+    await page.getByTestId("analyze").click();
+    await page.getByTestId("total-bytes").waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId("repository-count").textContent()).toBe("62");
+    expect(await page.getByTestId("gc-would-free").textContent()).toBe(`${orphan.length} B in 1 blobs`);
+    expect(await page.locator("[data-testid=largest] tbody tr:first-child td:first-child").textContent()).toBe("console/app");
+    await page.screenshot({ path: join(SHOTS, "storage.png") });
+    // A dry run: the orphan is still there.
+    expect((await call("HEAD", `${registry.url}/v2/console/app/blobs/${sha256(orphan)}`)).status).toBe(200);
+  });
+});
+
+describe.skipIf(!available)("web console with htpasswd auth", () => {
+  let work: string;
+  let registry: TestRegistry;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    work = await tempDir("lain-console-auth-");
+    const file = join(work, "htpasswd");
+    await writeFile(file, `alice:${bcrypt.hashSync("wonderland", 5)}\n`);
+    registry = await startTestRegistry({ extraYaml: `auth:\n  htpasswd: {realm: console, path: ${file}}\nconsole:\n  enabled: true` });
+    const image = randomImage({ layers: 1 });
+    const source = join(work, "src");
+    await writeOciLayout(source, [{ tag: "v1", manifest: image.manifest }], [image.manifest, image.config, ...image.layers]);
+    await skopeo("copy", "--dest-creds", "alice:wonderland", `oci:${source}:v1`, `docker://${registry.host}/private/app:v1`);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await registry?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("asks for credentials, refuses wrong ones, and shows the registry once signed in", async () => {
+    const page = await browser.newPage();
+    // The console API answers without a challenge the browser would turn into its own dialog.
+    const refused = await call("GET", `${registry.url}/ui/api/overview`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers["www-authenticate"]).toBeUndefined();
+    await page.goto(`${registry.url}/ui/`);
+    await page.locator("input[name=username]").fill("alice");
+    await page.locator("input[name=password]").fill("wrong");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByTestId("login-error").textContent()).toBe("Those credentials were refused.");
+    await page.locator("input[name=password]").fill("wonderland");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByTestId("count").textContent()).toBe("1 of 1");
+    await page.getByRole("link", { name: "private/app" }).click();
+    await page.locator("[data-testid=tags] tbody tr[data-tag=v1]").waitFor();
+  });
+});
+
+describe.skipIf(!available || !hasTool("openssl"))("web console with token auth", () => {
+  let work: string;
+  let realm: TokenServer;
+  let registry: TestRegistry;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    work = await tempDir("lain-console-token-");
+    const signer = await selfSignedIdentity(work, "signer");
+    // The realm grants alice pull on team/*, the operator everything; nobody else anything.
+    realm = await startTokenServer({
+      key: signer.key,
+      header: { kid: libtrustKeyId(signer.certificate.publicKey) },
+      issuer: "console-test",
+      policy: (user, wanted) => (user === "operator" ? ["*", "pull", "push"] : user === "alice" && wanted.name.startsWith("team/") ? ["pull"] : []),
+    });
+    registry = await startTestRegistry({
+      extraYaml: `auth:\n  token:\n    realm: ${realm.realm}\n    service: lain.local\n    issuer: console-test\n    rootcertbundle: ${signer.certPath}\nconsole:\n  enabled: true`,
+    });
+    const token = await (await fetch(`${realm.realm}?service=lain.local&scope=repository:team/app:push,pull&scope=repository:secret/app:push,pull`, {
+      headers: { authorization: `Basic ${Buffer.from("operator:x").toString("base64")}` },
+    })).json() as { token: string };
+    for (const name of ["team/app", "secret/app"]) {
+      const image = randomImage({ layers: 1 });
+      for (const item of [image.config, ...image.layers]) await pushBlob(registry.url, name, item, { authorization: `Bearer ${token.token}` });
+      await pushManifest(registry.url, name, "v1", image.manifest, { authorization: `Bearer ${token.token}` });
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await registry?.close();
+    await realm?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  async function signIn(user: string): Promise<Page> {
+    const page = await browser.newPage();
+    await page.goto(`${registry.url}/ui/`);
+    await page.locator("input[name=username]").fill(user);
+    await page.locator("input[name=password]").fill("secret");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    return page;
+  }
+
+  it("gets tokens through the console's login, and shows a user only what the realm lets them pull", async () => {
+    const alice = await signIn("alice");
+    // No catalog scope: the console offers to open a repository by name instead of a list.
+    await alice.getByTestId("open-name").fill("team/app");
+    await alice.getByRole("button", { name: "Open" }).click();
+    await alice.locator("[data-testid=tags] tbody tr[data-tag=v1]").waitFor();
+    await alice.goto(`${registry.url}/ui/#/r/secret/app`);
+    await alice.reload();
+    await alice.locator("input[name=username]").fill("alice");
+    await alice.locator("input[name=password]").fill("secret");
+    await alice.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => alice.getByTestId("error").textContent()).toMatch(/does not grant/);
+    expect(await alice.locator("[data-testid=tags]").count()).toBe(0);
+    // Every token came from the configured realm, asked for by the registry on alice's behalf.
+    expect(realm.requests.filter((r) => r.user === "alice").flatMap((r) => r.scopes)).toEqual(expect.arrayContaining(["repository:team/app:pull", "repository:secret/app:pull"]));
+
+    const operator = await signIn("operator");
+    await expect.poll(() => operator.getByTestId("count").textContent()).toBe("2 of 2");
+  });
+});
+
+describe.skipIf(!available)("web console on a 5,000-repository store", () => {
+  it("lists them (the time to a rendered first page is printed, not asserted)", async () => {
+    const work = await tempDir("lain-console-big-");
+    const root = join(work, "store");
+    for (let i = 0; i < 5000; i++) await mkdir(join(root, layout.tagsDir(`fleet/team${i % 40}/app${String(i).padStart(4, "0")}` as RepositoryName)), { recursive: true });
+    const registry = await startTestRegistry({ root, extraYaml: "console:\n  enabled: true" });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${registry.url}/ui/`);
+      await expect.poll(() => page.getByTestId("count").textContent(), { timeout: 30_000 }).toBe("5000 of 5000");
+      // The page's own clock: from the start of navigation to the first page of names on screen.
+      const rendered = await page.evaluate("document.body.dataset.rendered");
+      // Again, with the store's directories in the page cache.
+      await page.reload();
+      await expect.poll(() => page.getByTestId("count").textContent(), { timeout: 30_000 }).toBe("5000 of 5000");
+      const warm = await page.evaluate("document.body.dataset.rendered");
+      expect(await page.locator("[data-testid=repositories] tbody tr").count()).toBe(50);
+      await page.getByTestId("search").fill("team7/app0");
+      await expect.poll(() => page.getByTestId("count").textContent()).toBe("25 of 5000");
+      process.stderr.write(`console: 5,000 repositories listed, first page rendered ${String(rendered)} ms after navigation started (cold store), ${String(warm)} ms (warm)\n`);
+    } finally {
+      await browser.close();
+      await registry.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
