@@ -4,6 +4,7 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY config ./config
+COPY ui ./ui
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
@@ -13,6 +14,7 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/config ./config
+COPY --from=build /src/ui ./ui
 # The same defaults as distribution's image: the store under /var/lib/registry, port 5000.
 RUN mkdir -p /etc/lain-registry /var/lib/registry \
  && sed -e 's|rootdirectory: ./data|rootdirectory: /var/lib/registry|' -e 's|addr: 127.0.0.1:5000|addr: :5000|' \

@@ -198,11 +198,11 @@ async function repositoryView(name) {
       h("thead", {}, h("tr", {}, ["Tag", "Digest", "Media type", "Platforms", "Size", "Pushed", "Pull"].map((t) => h("th", { class: t === "Size" ? "num" : undefined }, t)))),
       h("tbody", {}, body.tags.map((t) => h("tr", { "data-tag": t.tag },
         h("td", {}, h("a", { href: `#/m/${name}/${t.digest}` }, t.tag)),
-        h("td", {}, manifestLink(name, t.digest)),
-        h("td", { class: "mono" }, t.mediaType),
+        h("td", { class: "nowrap" }, manifestLink(name, t.digest)),
+        h("td", { class: "mono nowrap" }, t.mediaType),
         h("td", {}, t.platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`).join(", ")),
         h("td", { class: "num" }, bytes(t.size)),
-        h("td", {}, when(t.pushed)),
+        h("td", { class: "nowrap" }, when(t.pushed)),
         h("td", {}, pullCommand(`${host}/${name}:${t.tag}`)),
       )))),
     body.more ? h("p", { class: "muted" }, "Only the first 1000 tags are shown.") : undefined,
@@ -253,7 +253,7 @@ async function storageView() {
       disabled: state.state === "running",
       onclick: async () => {
         try {
-          await call(`${API}/storage`, "registry:catalog:delete", { method: "POST" });
+          await call(`${API}/storage`, catalogScope, { method: "POST" });
           await render();
         } catch (err) {
           start.replaceWith(h("span", { class: "bad", "data-testid": "analyze-error" }, err.message));

@@ -5,6 +5,8 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
 import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
+import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
+import { freePort } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
 import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
@@ -246,6 +248,79 @@ describe.skipIf(!available || !hasTool("openssl"))("web console with token auth"
 
     const operator = await signIn("operator");
     await expect.poll(() => operator.getByTestId("count").textContent()).toBe("2 of 2");
+  });
+
+  it("starts a storage analysis (a GC dry run) only for a token that grants delete on the catalog (registry:catalog:*)", async () => {
+    const login = async (username: string, scope: string) =>
+      (await call("POST", `${registry.url}/ui/api/token`, { body: JSON.stringify({ username, password: "x", scope }) })).json<{ token: string }>().token;
+    const start = (token: string) => call("POST", `${registry.url}/ui/api/storage`, { headers: { authorization: `Bearer ${token}` } });
+    const refused = await start(await login("alice", "registry:catalog:*"));
+    expect(refused.status).toBe(401);
+    expect(refused.headers["www-authenticate"]).toBeUndefined();
+    const started = await start(await login("operator", "registry:catalog:*"));
+    expect(started.status).toBe(202);
+    expect(started.json<{ state: string }>().state).toMatch(/running|done/);
+  });
+});
+
+describe.skipIf(!available || !hasTool("etcd"))("web console of a mirror in a cluster", () => {
+  let etcd: RunningEtcd;
+  let peer: TestRegistry;
+  let mirror: TestRegistry;
+  let browser: Browser;
+  let image: Image;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    peer = await startTestRegistry({ storage: "inmemory" });
+    image = randomImage({ layers: 2, layerSize: 50_000 });
+    await pushImage(peer.url, "lain/registry", "latest", image);
+    const port = await freePort();
+    mirror = await startTestRegistry({
+      storage: "inmemory",
+      extraYaml: [
+        `proxy: {remoteurl: "${peer.url}", prefetch: ["lain/registry:latest", "lain/missing:v1"]}`,
+        `etcd: {endpoints: ["${etcd.endpoint}"]}`,
+        `cluster: {role: mirror, advertise: "http://127.0.0.1:${port}", ttl: 2s}`,
+        "console: {enabled: true}",
+      ].join("\n"),
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await mirror?.close();
+    await peer?.close();
+    await etcd?.stop();
+  });
+
+  it("shows the upstream and its health, hits and bytes from the same counters as /metrics, and the prefetch list", async () => {
+    // One pull through the mirror after the prefetch: every blob a hit.
+    await expect.poll(async () => (await call("GET", `${mirror.url}/ui/api/overview`)).json<{ mirror: { prefetch: Array<{ digest?: string }> } }>().mirror.prefetch[0]?.digest, { timeout: 20_000 }).toBe(image.manifest.digest);
+    for (const layer of image.layers) expect((await call("GET", `${mirror.url}/v2/lain/registry/blobs/${layer.digest}`)).status).toBe(200);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${mirror.url}/ui/#/mirror`);
+    await expect.poll(() => page.getByTestId("upstream").textContent()).toBe(peer.url);
+    await expect.poll(() => page.getByTestId("upstream-health").textContent()).toBe("reachable");
+    const layers = image.layers.reduce((n, l) => n + l.content.length, 0);
+    expect(await page.getByTestId("blob-lookups").textContent()).toMatch(/^2 \/ 3 \/ 0$/);
+    expect(await page.getByTestId("bytes-cache").textContent()).toBe(`${(layers / 1024).toFixed(1)} KiB`);
+    const rows = await page.locator("[data-testid=prefetch] tbody tr").allTextContents();
+    expect(rows[0]).toContain(`cached ${image.manifest.digest.slice(0, 19)}`);
+    expect(rows[1]).toMatch(/lain\/missing:v1.*(unknown|not found|MANIFEST_UNKNOWN|no such)/i);
+    await page.screenshot({ path: join(SHOTS, "mirror.png") });
+  });
+
+  it("lists the instances announced in etcd and the upstream file they make", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${mirror.url}/ui/#/cluster`);
+    await expect.poll(() => page.getByTestId("registered").textContent(), { timeout: 15_000 }).toBe("registered");
+    await page.reload();
+    await page.locator("[data-testid=instances] tbody tr").first().waitFor();
+    expect(await page.locator("[data-testid=instances] tbody td:nth-child(2)").allTextContents()).toEqual(["mirror"]);
+    expect(await page.getByTestId("upstream-file").textContent()).toMatch(/upstream registry \{\n\s+server 127\.0\.0\.1:\d+ max_fails=1 fail_timeout=5s;/);
+    await page.screenshot({ path: join(SHOTS, "cluster.png") });
   });
 });
 

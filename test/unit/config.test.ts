@@ -254,3 +254,14 @@ notifications:
     expect(loaded.config.log.formatter).toBeUndefined();
   });
 });
+
+describe("console", () => {
+  it("is off unless enabled, under /ui/ unless console.path says otherwise; the quick start turns it on", async () => {
+    const off = parseConfig("version: 0.1\n", {});
+    expect(off.ok && off.config.console).toEqual({ enabled: false, path: "/ui/" });
+    const moved = parseConfig("version: 0.1\nconsole: {enabled: true, path: /admin/console}\n", {});
+    expect(moved.ok && moved.config.console).toEqual({ enabled: true, path: "/admin/console/" });
+    const quick = await loadConfig(DEFAULT_CONFIG_PATH, {});
+    expect(quick.ok && quick.config.console.enabled).toBe(true);
+  });
+});
