@@ -271,7 +271,7 @@ async function storageView() {
       const { storage, gc } = state;
       parts.push(
         h("div", { class: "cards" },
-          card("Stored (blobs linked by a repository)", bytes(storage.totalBytes), "total-bytes"),
+          card("Stored (layers, configs, manifests)", bytes(storage.totalBytes), "total-bytes"),
           card("Blobs", storage.blobs, "blobs"),
           card("Repositories", storage.repositories, "repository-count"),
           card("garbage-collect would free", `${bytes(gc.bytes)} in ${gc.blobs} blobs`, "gc-would-free")),

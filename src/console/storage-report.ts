@@ -7,11 +7,11 @@ import type { StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 
 export interface StorageReport {
-  /** Bytes of every blob some repository links (each blob once). */
+  /** Bytes of every blob some repository links: layers, configs, manifests (each blob once). */
   totalBytes: number;
   blobs: number;
   repositories: number;
-  /** The largest repositories by the bytes of the blobs they link (shared blobs count in each). */
+  /** The largest repositories by the bytes of what they link (shared blobs count in each). */
   largest: Array<{ name: string; bytes: number; blobs: number }>;
 }
 
@@ -34,7 +34,9 @@ export async function storageReport(driver: StorageDriver, top: number, progress
   for (;;) {
     const page = await listRepositories(driver, PAGE, last);
     await forEachLimit(page.repositories, CONCURRENCY, async (name) => {
-      const digests = await linkedDigests(driver, layout.layersDir(name));
+      // Layers and configs are linked under _layers, manifests under _manifests/revisions.
+      const linked = await Promise.all([linkedDigests(driver, layout.layersDir(name)), linkedDigests(driver, layout.revisionsDir(name))]);
+      const digests = [...new Set(linked.flat())];
       const bytes = (await Promise.all(digests.map(sizeOf))).reduce((a, b) => a + b, 0);
       repositories.push({ name, bytes, blobs: digests.length });
       progress(repositories.length);

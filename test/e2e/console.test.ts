@@ -35,6 +35,7 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
   let images: Image[];
   let index: ReturnType<typeof indexOf>;
   const orphan = Buffer.from("a blob no manifest names");
+  const services: Image[] = [];
 
   beforeAll(async () => {
     work = await tempDir("lain-console-");
@@ -54,7 +55,11 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
     index = indexOf(images);
     for (const image of images) await pushImage(registry.url, "console/multi", image.manifest.digest, image);
     await pushManifest(registry.url, "console/multi", "v2", index);
-    for (let i = 0; i < 60; i++) await pushImage(registry.url, `team${i % 3}/service${String(i).padStart(2, "0")}`, "latest", randomImage({ layers: 1, layerSize: 64 }));
+    for (let i = 0; i < 60; i++) {
+      const small = randomImage({ layers: 1, layerSize: 64 });
+      services.push(small);
+      await pushImage(registry.url, `team${i % 3}/service${String(i).padStart(2, "0")}`, "latest", small);
+    }
     await pushBlob(registry.url, "console/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
 
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
@@ -134,6 +139,15 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
     await page.getByTestId("analyze").click();
     await page.getByTestId("total-bytes").waitFor({ timeout: 30_000 });
     expect(await page.getByTestId("repository-count").textContent()).toBe("62");
+    // Every blob of every repository once: layers, configs, manifests, and the orphan (pushed
+    // into console/app, referenced by no manifest: garbage).
+    const stored = new Map<string, number>();
+    for (const image of [app, sbom, ...images, ...services]) for (const b of [image.manifest, image.config, ...image.layers]) stored.set(b.digest, b.content.length);
+    stored.set(index.digest, index.content.length);
+    stored.set(sha256(orphan), orphan.length);
+    const total = [...stored.values()].reduce((a, b) => a + b, 0);
+    expect(await page.getByTestId("total-bytes").textContent()).toBe(`${(total / 1024).toFixed(1)} KiB`);
+    expect(await page.getByTestId("blobs").textContent()).toBe(String(stored.size));
     expect(await page.getByTestId("gc-would-free").textContent()).toBe(`${orphan.length} B in 1 blobs`);
     expect(await page.locator("[data-testid=largest] tbody tr:first-child td:first-child").textContent()).toBe("console/app");
     await page.screenshot({ path: join(SHOTS, "storage.png") });
