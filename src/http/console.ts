@@ -67,11 +67,11 @@ async function readCredentials(ctx: RequestContext): Promise<{ username: string;
   try {
     value = JSON.parse(body.toString("utf8"));
   } catch {
-    throw new RegistryError("UNSUPPORTED", "the login request is not JSON");
+    throw new RegistryError("REQUEST_INVALID", "the login request is not JSON");
   }
   const { username, password, scope } = (value ?? {}) as Record<string, unknown>;
   if (typeof username !== "string" || typeof password !== "string" || typeof scope !== "string") {
-    throw new RegistryError("UNSUPPORTED", "the login request needs username, password and scope");
+    throw new RegistryError("REQUEST_INVALID", "the login request needs username, password and scope");
   }
   return { username, password, scope };
 }

@@ -29,6 +29,8 @@ const ERRORS: Record<ErrorCode, ErrorSpec> = {
   RANGE_INVALID: { status: 416, wire: "BLOB_UPLOAD_INVALID", message: "chunk out of order" },
   RANGE_NOT_SATISFIABLE: { status: 416, message: "requested range not satisfiable" },
   PAGINATION_NUMBER_INVALID: { status: 400, message: "invalid number of results requested" },
+  // The web console's API: a body it cannot read.
+  REQUEST_INVALID: { status: 400, wire: "UNSUPPORTED", message: "malformed request" },
   UNAUTHORIZED: { status: 401, message: "authentication required" },
   DENIED: { status: 403, message: "requested access to the resource is denied" },
   UNSUPPORTED: { status: 405, message: "the operation is unsupported" },
