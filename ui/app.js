@@ -357,10 +357,7 @@ async function route() {
 async function start() {
   session.info = await (await fetch(`${API}/info`)).json();
   document.title = `lain-registry ${session.info.version}`;
-  for (const a of document.querySelectorAll("nav a[data-needs]")) {
-    const needs = a.getAttribute("data-needs");
-    a.classList.toggle("hidden", needs === "mirror" ? session.info.role !== "mirror" : false);
-  }
+  document.getElementById("mirror-link").classList.toggle("hidden", session.info.role !== "mirror");
   addEventListener("hashchange", route);
   await route();
 }
