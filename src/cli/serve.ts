@@ -7,9 +7,6 @@ import { startDebugServer } from "../http/debug-server.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
 import { Notifier } from "../notifications/notifier.js";
-import { TokenAuthenticator } from "../auth/token.js";
-import { ConsoleApi } from "../console/api.js";
-import { loadAssets } from "../console/assets.js";
 import { createDescriptorCache } from "../registry/blobs.js";
 import { StoreProbe } from "../cluster/store-probe.js";
 import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
@@ -22,8 +19,9 @@ import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
-import { mode, setupAuth } from "./auth-setup.js";
+import { setupAuth } from "./auth-setup.js";
 import { loadOrReport } from "./config-file.js";
+import { consoleSite } from "./console-site.js";
 import { followReadOnly } from "./read-only.js";
 
 export function registryOptions({ storage }: RegistryConfig): RegistryOptions {
@@ -93,27 +91,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const { debug } = config;
   const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
-  const consoleSite = config.console.enabled
-    ? {
-        path: config.console.path,
-        assets: await loadAssets(),
-        api: new ConsoleApi({
-          registry,
-          metrics,
-          version: VERSION,
-          role: config.cluster?.role ?? (config.proxy ? "mirror" : "primary"),
-          authMode: () => mode(auth.authenticator.active),
-          tokenRealm: () => {
-            const active = auth.authenticator.active;
-            return active instanceof TokenAuthenticator ? { realm: active.config.realm, service: active.config.service } : undefined;
-          },
-          readOnly: () => readOnly.state.enabled,
-          gcDelayMs: config.storage.gc.delayMs,
-          ...(registry instanceof MirrorRegistry ? { mirror: { registry, prefetch: () => prefetching?.state ?? [] } } : {}),
-          ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
-        }),
-      }
-    : undefined;
+  const site = await consoleSite(config, { registry, metrics, auth, readOnly: readOnly.state, prefetching, announcer });
   const app: AppContext = {
     auth: auth.authenticator,
     health: async () => ({
@@ -134,7 +112,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     // Without a debug listener the metrics, when enabled, are on the main port.
     ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
     ...(notifier ? { notifier } : {}),
-    ...(consoleSite ? { console: consoleSite } : {}),
+    ...(site ? { console: site } : {}),
   };
   const running = await startServer(app, limits);
   const debugServer = debug.addr !== undefined ? await startDebugServer(debug.addr, debug.metricsPath, metrics) : undefined;

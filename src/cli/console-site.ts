@@ -1,0 +1,45 @@
+import type { Announcer } from "../cluster/announce.js";
+import type { RegistryConfig } from "../config/config.js";
+import { TokenAuthenticator } from "../auth/token.js";
+import { ConsoleApi } from "../console/api.js";
+import { loadAssets } from "../console/assets.js";
+import type { AppContext } from "../http/context.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { MirrorRegistry } from "../proxy/mirror.js";
+import type { PrefetchLoop } from "../proxy/prefetch.js";
+import type { Registry } from "../registry/registry.js";
+import { VERSION } from "../version.js";
+import { mode, type AuthSetup } from "./auth-setup.js";
+import type { ReadOnlyState } from "./read-only.js";
+
+/** What the web console reads from a running instance. */
+export interface ConsoleParts {
+  registry: Registry;
+  metrics: Metrics;
+  auth: AuthSetup;
+  readOnly: ReadOnlyState;
+  prefetching: PrefetchLoop | undefined;
+  announcer: Announcer | undefined;
+}
+
+/** The console of `console.enabled`, wired to this instance's parts; undefined when it is off. */
+export async function consoleSite(config: RegistryConfig, parts: ConsoleParts): Promise<AppContext["console"]> {
+  if (!config.console.enabled) return undefined;
+  const { registry, metrics, auth, readOnly, prefetching, announcer } = parts;
+  const api = new ConsoleApi({
+    registry,
+    metrics,
+    version: VERSION,
+    role: config.cluster?.role ?? (config.proxy ? "mirror" : "primary"),
+    authMode: () => mode(auth.authenticator.active),
+    tokenRealm: () => {
+      const active = auth.authenticator.active;
+      return active instanceof TokenAuthenticator ? { realm: active.config.realm, service: active.config.service } : undefined;
+    },
+    readOnly: () => readOnly.enabled,
+    gcDelayMs: config.storage.gc.delayMs,
+    ...(registry instanceof MirrorRegistry ? { mirror: { registry, prefetch: () => prefetching?.state ?? [] } } : {}),
+    ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
+  });
+  return { path: config.console.path, assets: await loadAssets(), api };
+}
