@@ -3,7 +3,7 @@ import { renderUpstream } from "../cluster/upstreams.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
 import type { PrefetchState } from "../proxy/prefetch.js";
-import { listRepositories } from "../registry/catalog.js";
+import { listRepositories, type CatalogPage } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
 import { parseManifest, type Platform } from "../registry/manifest-format.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
@@ -90,16 +90,9 @@ export class ConsoleApi {
     return { token, expiresIn: typeof body.expires_in === "number" ? body.expires_in : 60 };
   }
 
-  /** Every repository this store holds (a mirror: what it caches), in one answer: the catalog API pages by 1,000. */
-  async repositories(): Promise<string[]> {
-    const names: string[] = [];
-    let last: string | undefined;
-    for (;;) {
-      const page = await listRepositories(this.sources.registry.driver, 10_000, last);
-      names.push(...page.repositories);
-      last = page.repositories.at(-1);
-      if (!page.more || last === undefined) return names;
-    }
+  /** Repositories this store holds (a mirror: what it caches), in pages larger than the catalog's 1,000. */
+  repositories(n: number, last: string | undefined): Promise<CatalogPage> {
+    return listRepositories(this.sources.registry.driver, n, last);
   }
 
   /** Local tags of a repository (a mirror: what it caches), a page at a time, with what each points at. */

@@ -23,7 +23,8 @@ export async function serveConsole(ctx: RequestContext, authorize: ConsoleAuthor
   if (route === "POST token") return sendJson(ctx, 200, await api.token(await readCredentials(ctx)));
   if (route === "GET repositories") {
     await authorize(ctx, [CATALOG]);
-    return sendJson(ctx, 200, { repositories: await api.repositories() });
+    const last = ctx.url.searchParams.get("last") ?? undefined;
+    return sendJson(ctx, 200, await api.repositories(Math.min(pageSize(ctx.url) ?? 10_000, 10_000), last));
   }
   if (route === "GET overview") {
     await authorize(ctx, [CATALOG]);
