@@ -1,5 +1,5 @@
 import type { Registration } from "../cluster/announce.js";
-import { renderUpstream } from "../cluster/upstreams.js";
+import { renderUpstream } from "../cluster/upstream-block.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
 import type { PrefetchState } from "../proxy/prefetch.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderUpstream } from "../../src/cluster/upstreams.js";
+import { renderUpstream } from "../../src/cluster/upstream-block.js";
 
 const at = (address: string, role: "primary" | "mirror") => ({ address, role, version: "0.1.0", started: "2026-11-28T00:00:00Z" });
 
