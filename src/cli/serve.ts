@@ -1,7 +1,8 @@
+import { hostname } from "node:os";
 import type { RegistryConfig } from "../config/config.js";
 import { formatProblem } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
-import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
+import { parseListenAddress, startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
 import { startDebugServer } from "../http/debug-server.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
@@ -49,6 +50,11 @@ function gcCounters(metrics: Metrics): CollectionCounters {
   };
 }
 
+/** host:port for the notifications' source; just the host on a unix socket. */
+function eventSource(http: RegistryConfig["http"]): string {
+  return http.net === "unix" ? hostname() : `${hostname()}:${parseListenAddress(http.addr).port}`;
+}
+
 /** Notifications wait this long at shutdown for endpoints to take what is queued. */
 const NOTIFICATIONS_FLUSH_MS = 2000;
 
@@ -84,7 +90,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const auth = await setupAuth(config, log);
   const readOnly = await followReadOnly(config, log);
   for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
-  const notifier = config.notifications && new Notifier(config.notifications, config.http.addr, metrics, log);
+  const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
   const probe = new StoreProbe(driver);
   const lifecycle = { draining: false };
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);

@@ -6,6 +6,7 @@ import type { PrefetchState } from "../proxy/prefetch.js";
 import { listRepositories, type CatalogPage } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
 import { parseManifest, type Platform } from "../registry/manifest-format.js";
+import type { StoredManifest } from "../registry/manifests.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
 import type { Registry, Repository } from "../registry/registry.js";
 import { layout } from "../storage/layout.js";
@@ -42,10 +43,17 @@ export interface ConsoleSources {
 /** How long the peer's health is remembered: the overview is polled. */
 const UPSTREAM_CHECK_MS = 15_000;
 
-/** Sum of a metric's samples whose labels include `labels`. */
-async function total(metric: { get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>>; value: number }> }> }, labels: Record<string, string> = {}): Promise<number> {
+type Samples = { get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>>; value: number }> }> };
+
+/** A metric's samples, read once: the sum of those whose labels include `labels`. */
+async function sums(metric: Samples): Promise<(labels?: Record<string, string>) => number> {
   const { values } = await metric.get();
-  return values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((sum, v) => sum + v.value, 0);
+  return (labels = {}) => values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Bytes of a stored manifest and everything it lists (config and layers; an index's own blobs are none). */
+function contentSize(manifest: StoredManifest, info = parseManifest(manifest.content, manifest.mediaType)): number {
+  return manifest.content.length + info.blobs.reduce((sum, b) => sum + b.size, 0);
 }
 
 /** What the web console shows beyond the registry API: tag details, mirror and cluster state, storage analysis. */
@@ -103,7 +111,7 @@ export class ConsoleApi {
     const after = last === undefined ? all : all.filter((t) => t > last);
     const page = after.slice(0, Math.min(n, 1000));
     const tags = (await Promise.all(page.map((tag) => this.tagSummary(repo, tag)))).filter((t): t is TagSummary => t !== undefined);
-    return { tags, more: after.length > n };
+    return { tags, more: after.length > page.length };
   }
 
   private async tagSummary(repo: Repository, tag: Tag): Promise<TagSummary | undefined> {
@@ -111,10 +119,10 @@ export class ConsoleApi {
     const manifest = digest && (await repo.manifests.get(digest));
     if (!digest || !manifest) return undefined;
     const info = parseManifest(manifest.content, manifest.mediaType);
-    let size = manifest.content.length + info.blobs.reduce((sum, b) => sum + b.size, 0);
+    let size = contentSize(manifest, info);
     for (const child of info.children) {
       const held = await repo.manifests.get(child.digest);
-      size += held ? held.content.length + parseManifest(held.content, held.mediaType).blobs.reduce((sum, b) => sum + b.size, 0) : 0;
+      size += held ? contentSize(held) : 0;
     }
     const link = await unlessMissing(() => this.sources.registry.driver.stat(layout.tagCurrentLink(repo.name, tag)));
     return {
@@ -129,7 +137,9 @@ export class ConsoleApi {
 
   async overview(): Promise<Record<string, unknown>> {
     const { registry, metrics, mirror, cluster } = this.sources;
-    const requests = metrics.proxyRequests;
+    const [requests, bytes, inFlight, errors] = await Promise.all([
+      sums(metrics.proxyRequests), sums(metrics.proxyBytes), sums(metrics.proxyFetchesInFlight), sums(metrics.proxyUpstreamErrors),
+    ]);
     return {
       ...this.info(),
       storage: { driver: registry.driver.name, readOnly: this.sources.readOnly() },
@@ -137,17 +147,17 @@ export class ConsoleApi {
         upstream: mirror.registry.upstream.url,
         health: await this.upstream(mirror.registry),
         blobs: {
-          hits: await total(requests, { kind: "blob", result: "hit" }),
-          misses: await total(requests, { kind: "blob", result: "miss" }),
-          coalesced: await total(requests, { kind: "blob", result: "coalesced" }),
+          hits: requests({ kind: "blob", result: "hit" }),
+          misses: requests({ kind: "blob", result: "miss" }),
+          coalesced: requests({ kind: "blob", result: "coalesced" }),
         },
         manifests: {
-          hits: await total(requests, { kind: "manifest", result: "hit" }),
-          fetched: (await total(requests, { kind: "manifest" })) - (await total(requests, { kind: "manifest", result: "hit" })),
+          hits: requests({ kind: "manifest", result: "hit" }),
+          fetched: requests({ kind: "manifest" }) - requests({ kind: "manifest", result: "hit" }),
         },
-        bytes: { cache: await total(metrics.proxyBytes, { source: "cache" }), upstream: await total(metrics.proxyBytes, { source: "upstream" }) },
-        fetchesInFlight: await total(metrics.proxyFetchesInFlight),
-        upstreamErrors: await total(metrics.proxyUpstreamErrors),
+        bytes: { cache: bytes({ source: "cache" }), upstream: bytes({ source: "upstream" }) },
+        fetchesInFlight: inFlight(),
+        upstreamErrors: errors(),
         prefetch: mirror.prefetch(),
       },
       cluster: cluster && (await this.clusterState(cluster)),

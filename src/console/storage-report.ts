@@ -16,7 +16,6 @@ export interface StorageReport {
 }
 
 const CONCURRENCY = 16;
-const PAGE = 1000;
 
 /** Walks every repository's blob links and sizes them: what the console's storage view shows. */
 export async function storageReport(driver: StorageDriver, top: number, progress: (repositories: number) => void): Promise<StorageReport> {
@@ -30,20 +29,15 @@ export async function storageReport(driver: StorageDriver, top: number, progress
     return size;
   };
   const repositories: StorageReport["largest"] = [];
-  let last: string | undefined;
-  for (;;) {
-    const page = await listRepositories(driver, PAGE, last);
-    await forEachLimit(page.repositories, CONCURRENCY, async (name) => {
-      // Layers and configs are linked under _layers, manifests under _manifests/revisions.
-      const linked = await Promise.all([linkedDigests(driver, layout.layersDir(name)), linkedDigests(driver, layout.revisionsDir(name))]);
-      const digests = [...new Set(linked.flat())];
-      const bytes = (await Promise.all(digests.map(sizeOf))).reduce((a, b) => a + b, 0);
-      repositories.push({ name, bytes, blobs: digests.length });
-      progress(repositories.length);
-    });
-    last = page.repositories.at(-1);
-    if (!page.more || last === undefined) break;
-  }
+  const { repositories: names } = await listRepositories(driver, Number.MAX_SAFE_INTEGER);
+  await forEachLimit(names, CONCURRENCY, async (name) => {
+    // Layers and configs are linked under _layers, manifests under _manifests/revisions.
+    const linked = await Promise.all([linkedDigests(driver, layout.layersDir(name)), linkedDigests(driver, layout.revisionsDir(name))]);
+    const digests = [...new Set(linked.flat())];
+    const bytes = (await Promise.all(digests.map(sizeOf))).reduce((a, b) => a + b, 0);
+    repositories.push({ name, bytes, blobs: digests.length });
+    progress(repositories.length);
+  });
   const unique = await Promise.all(sizes.values());
   repositories.sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
   return {

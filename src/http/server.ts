@@ -125,12 +125,19 @@ async function authorize(app: AppContext, ctx: RequestContext, required: Access[
 }
 
 /**
- * The console's checks: as the registry API's, but without a WWW-Authenticate header, so the
- * browser leaves the login to the console instead of opening its own dialog.
+ * A refusal as the spec error, with the challenge that tells a client where to authenticate;
+ * none for the web console, which asks its user itself (a challenge would make the browser open
+ * its own dialog).
  */
+function refusal(ctx: RequestContext, decision: Extract<AuthDecision, { ok: false }>, fromConsole: boolean): RegistryError {
+  if (!fromConsole) ctx.res.setHeader("WWW-Authenticate", decision.challenge);
+  return new RegistryError(decision.code, decision.message, decision.detail);
+}
+
+/** The console API's checks: the registry API's scopes, never a challenge. */
 async function consoleAccess(app: AppContext, ctx: RequestContext, required: Access[]): Promise<void> {
   const decision = await authorize(app, ctx, required);
-  if (!decision.ok) throw new RegistryError(decision.code, decision.message, decision.detail);
+  if (!decision.ok) throw refusal(ctx, decision, true);
 }
 
 /** The request listener: routing, common headers, spec errors, access log, metrics. */
@@ -177,9 +184,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     authorize(app, ctx, required)
       .then(async (decision) => {
         if (decision.ok) return handler(ctx);
-        // The web console asks its user itself: a challenge would make the browser open a dialog.
-        if (req.headers[CONSOLE_HEADER] === undefined) res.setHeader("WWW-Authenticate", decision.challenge);
-        throw new RegistryError(decision.code, decision.message, decision.detail);
+        throw refusal(ctx, decision, req.headers[CONSOLE_HEADER] !== undefined);
       })
       .catch((err: unknown) => fail(app, ctx, err));
   };
@@ -197,7 +202,7 @@ export interface RunningServer {
 }
 
 /** "host:port" or ":port" (every interface, as distribution reads http.addr). */
-function parseListenAddress(addr: string): { host: string | undefined; port: number } {
+export function parseListenAddress(addr: string): { host: string | undefined; port: number } {
   const colon = addr.lastIndexOf(":");
   const host = addr.slice(0, colon).replace(/^\[|\]$/g, "");
   const port = Number(addr.slice(colon + 1));

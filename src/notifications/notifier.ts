@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { NotificationsConfig } from "../config/config.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -13,14 +12,13 @@ export class Notifier {
 
   constructor(
     readonly config: NotificationsConfig,
-    /** http.addr: its port goes into the events' source (host:port); a unix socket has none. */
-    listenAddress: string,
+    /** The events' source: this host and the port it serves (distribution: os.Hostname() and the port). */
+    sourceAddress: string,
     metrics: Metrics,
     log: Logger,
   ) {
     this.endpoints = config.endpoints.map((endpoint) => new Endpoint(endpoint, metrics, log));
-    const colon = listenAddress.lastIndexOf(":");
-    this.source = { addr: colon >= 0 ? `${hostname()}:${listenAddress.slice(colon + 1)}` : hostname(), instanceID: randomUUID() };
+    this.source = { addr: sourceAddress, instanceID: randomUUID() };
   }
 
   publish(input: EventInput): void {
