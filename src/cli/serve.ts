@@ -8,7 +8,6 @@ import { startDebugServer } from "../http/debug-server.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
 import { Notifier } from "../notifications/notifier.js";
-import { createDescriptorCache } from "../registry/blobs.js";
 import { StoreProbe } from "../cluster/store-probe.js";
 import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
@@ -28,7 +27,7 @@ import { followReadOnly } from "./read-only.js";
 export function registryOptions({ storage }: RegistryConfig): RegistryOptions {
   return {
     redirect: !storage.redirectDisabled,
-    ...(storage.blobDescriptorCache === "inmemory" ? { cache: createDescriptorCache(storage.blobDescriptorCacheSize) } : {}),
+    ...(storage.blobDescriptorCache === "inmemory" ? { cacheEntries: storage.blobDescriptorCacheSize } : {}),
   };
 }
 

@@ -177,57 +177,122 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
 
 /**
  * distribution's garbage collection on the same layout, safe while the registry serves: mark,
- * raise the sweep marker (manifest puts and mounts are refused, retryably), wait for puts under
- * way, mark again, sweep unmarked blobs older than the delay, lower the marker.
+ * list the unmarked blobs older than the delay; if there are any, give the removal fence's
+ * notice (descriptor caches stop vouching), raise the sweep marker (manifest puts and mounts are
+ * refused, retryably), wait for puts under way, mark again, remove the candidates still
+ * unmarked and not written since, lower the marker.
  */
 export async function collectGarbage(driver: StorageDriver, options: CollectOptions, now = () => Date.now()): Promise<CollectReport> {
   const registry = new Registry(driver);
+  try {
+    return await collect(registry, options, now);
+  } finally {
+    await registry.close();
+  }
+}
+
+async function collect(registry: Registry, options: CollectOptions, now: () => number): Promise<CollectReport> {
   const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
   const cutoff = now() - options.delayMs;
+  const first = await mark(registry, options, cutoff, report);
+  const unreferenced = await candidates(registry.driver, first.keep, cutoff, report, options);
   if (options.dryRun) {
-    const { keep, untagged } = await mark(registry, options, cutoff, report);
-    await sweep(driver, keep, cutoff, true, report, options);
-    report.manifestsDeleted = untagged.map((u) => `${u.name}@${u.digest}`);
+    for (const { digest, size } of unreferenced) {
+      report.blobsDeleted.push(digest);
+      report.bytesFreed += size;
+    }
+    report.blobsDeleted.sort();
+    report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
     return report;
   }
-  const first = await mark(registry, options, cutoff, report);
-  for (const { name, digest } of first.untagged) {
-    if ((await registry.repository(name).manifests.delete(digest)) || (await deleteIfPresent(driver, layout.revisionDir(name, digest)))) {
-      report.manifestsDeleted.push(`${name}@${digest}`);
+  const deleteUntagged = async () => {
+    for (const { name, digest } of first.untagged) {
+      if ((await registry.repository(name).manifests.delete(digest)) || (await deleteIfPresent(registry.driver, layout.revisionDir(name, digest)))) {
+        report.manifestsDeleted.push(`${name}@${digest}`);
+      }
     }
+  };
+  // Nothing to sweep: no marker refuses a push, no fence empties a descriptor cache.
+  if (unreferenced.length === 0) {
+    await deleteUntagged();
+    return report;
   }
-  await driver.putContent(layout.gcSweepMarker, Buffer.from(new Date(now()).toISOString()));
-  const refresh = setInterval(() => void driver.putContent(layout.gcSweepMarker, Buffer.from(new Date(now()).toISOString())).catch(() => undefined), 60_000);
+  const releaseFence = registry.blobs.removals.hold();
   try {
-    await new Promise((resolve) => setTimeout(resolve, options.settleMs));
-    const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
-    await sweep(driver, keep, cutoff, false, report, options);
+    await deleteUntagged();
+    // The fence's notice runs out before the marker goes up, so no push waits for it.
+    await registry.blobs.removals.ready();
+    await whileSweeping(registry.driver, async () => {
+      await new Promise((resolve) => setTimeout(resolve, options.settleMs));
+      const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
+      await sweep(registry, unreferenced, keep, cutoff, report, options);
+    });
+    return report;
+  } finally {
+    releaseFence();
+  }
+}
+
+/** Runs `task` with the sweep marker up (refreshed every minute so it never looks stale), then lowers it. */
+async function whileSweeping(driver: StorageDriver, task: () => Promise<void>): Promise<void> {
+  const raise = () => driver.putContent(layout.gcSweepMarker, Buffer.from(new Date().toISOString()));
+  await raise();
+  const refresh = setInterval(() => void raise().catch(() => undefined), 60_000);
+  try {
+    await task();
   } finally {
     clearInterval(refresh);
     await deleteIfPresent(driver, layout.gcSweepMarker);
   }
-  return report;
 }
 
-async function sweep(driver: StorageDriver, keep: Set<Digest>, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
+interface Candidate {
+  digest: Digest;
+  size: number;
+}
+
+/** Blobs the mark did not keep and older than the cutoff: what the sweep will consider. */
+async function candidates(driver: StorageDriver, keep: Set<Digest>, cutoff: number, report: CollectReport, options: CollectOptions): Promise<Candidate[]> {
+  const found: Candidate[] = [];
   let seen = 0;
+  await forEachLimit(await blobPrefixes(driver), CONCURRENCY, async (listPrefix) => {
+    for (const digest of await listPrefix()) {
+      seen++;
+      if (keep.has(digest)) {
+        report.blobsKept++;
+        continue;
+      }
+      const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
+      if (!info || info.isDir) continue;
+      if (info.modTime.getTime() > cutoff) report.blobsKept++;
+      else found.push({ digest, size: info.size });
+    }
+    options.progress?.("scan", { blobs: seen, unreferenced: found.length });
+  });
+  return found;
+}
+
+/** Removes each candidate the second mark did not keep, unless it was written again since (pushed anew). */
+async function sweep(registry: Registry, unreferenced: Candidate[], keep: Set<Digest>, cutoff: number, report: CollectReport, options: CollectOptions): Promise<void> {
+  let done = 0;
   const consider = async (digest: Digest) => {
-    seen++;
     if (keep.has(digest)) {
       report.blobsKept++;
       return;
     }
-    const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
+    const info = await unlessMissing(() => registry.driver.stat(layout.blobData(digest)));
     if (!info || info.isDir) return;
     if (info.modTime.getTime() > cutoff) report.blobsKept++;
-    else if (dryRun || (await deleteIfPresent(driver, layout.blobDir(digest)))) {
+    else if (await registry.blobs.remove(digest)) {
       report.blobsDeleted.push(digest);
       report.bytesFreed += info.size;
     }
   };
-  await forEachLimit(await blobPrefixes(driver), CONCURRENCY, async (listPrefix) => {
-    for (const digest of await listPrefix()) await consider(digest);
-    options.progress?.("sweep", { blobs: seen, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
+  await forEachLimit(unreferenced, CONCURRENCY, async ({ digest }) => {
+    await consider(digest);
+    if (++done % 256 === 0 || done === unreferenced.length) {
+      options.progress?.("sweep", { considered: done, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
+    }
   });
   report.blobsDeleted.sort();
 }

@@ -87,6 +87,7 @@ export class MirrorRegistry extends Registry {
   override async close(): Promise<void> {
     await this.upstream.close();
     await Promise.allSettled([...this.filling]);
+    await super.close();
   }
 }
 
@@ -119,9 +120,18 @@ export class MirroredRepository extends Repository {
       metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
       return {
         ...local,
-        open: (start, end) => {
-          metrics.proxyBytes.inc({ source: "cache" }, end - start);
-          return local.open(start, end);
+        open: async (start, end) => {
+          try {
+            const stream = await local.open(start, end);
+            metrics.proxyBytes.inc({ source: "cache" }, end - start);
+            return stream;
+          } catch (err) {
+            if (!(err instanceof RegistryError && err.code === "BLOB_UNKNOWN")) throw err;
+            // Its data went from the store without this instance's cache being told: fetch it again.
+            const fill = await this.fill(digest);
+            if (!fill) throw err;
+            return this.openFilling(fill, start, end);
+          }
         },
       };
     }

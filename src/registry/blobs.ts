@@ -1,8 +1,10 @@
 import type { Readable } from "node:stream";
 import { deleteIfPresent, isPathNotFound, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { LRUCache } from "lru-cache";
+import { DescriptorCache } from "./descriptor-cache.js";
 import { parseDigest, type Digest } from "./digest.js";
+import { RegistryError } from "./errors.js";
+import { RemovalFence, type FenceTiming } from "./removal-fence.js";
 import type { RepositoryName } from "./names.js";
 
 export interface BlobDescriptor {
@@ -32,40 +34,47 @@ export function writeLink(driver: StorageDriver, path: string, digest: Digest): 
   return driver.putContent(path, Buffer.from(digest));
 }
 
-/**
- * storage.cache.blobdescriptor (layerinfo): blob sizes by digest, and which repositories link
- * which blobs, so repeated HEADs and manifest checks skip the store. Like distribution's, it
- * trusts its entries until they are evicted or this instance deletes them.
- */
-export type DescriptorCache = LRUCache<string, number>;
-
-export function createDescriptorCache(entries: number): DescriptorCache {
-  return new LRUCache<string, number>({ max: entries });
-}
-
 export interface BlobStoreOptions {
-  cache?: DescriptorCache;
+  /** storage.cache.blobdescriptor: entries of the in-memory descriptor cache; none without. */
+  cacheEntries?: number;
   /** Answer blob GETs with a redirect to the store when the driver can presign URLs. */
   redirect?: boolean;
+  /** The removal fence's timing (tests shorten it). */
+  fence?: FenceTiming;
 }
 
-/** The global, content-addressed blob data shared by all repositories. */
+function blobUnknown(digest: Digest): RegistryError {
+  return new RegistryError("BLOB_UNKNOWN", `the data of blob ${digest} is not in the store`, { digest });
+}
+
+/**
+ * The global, content-addressed blob data shared by all repositories. `stat` may answer from
+ * the descriptor cache (reads); `statInStore` always asks the store (what a push relies on).
+ */
 export class BlobStore {
+  readonly cache: DescriptorCache | undefined;
+  /** Every removal of blob data or links in this process goes through it. */
+  readonly removals: RemovalFence;
+
   constructor(
     private readonly driver: StorageDriver,
     private readonly options: BlobStoreOptions = {},
-  ) {}
-
-  get cache(): DescriptorCache | undefined {
-    return this.options.cache;
+  ) {
+    this.cache = options.cacheEntries ? new DescriptorCache(driver, options.cacheEntries, options.fence) : undefined;
+    this.removals = new RemovalFence(driver, options.fence);
   }
 
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
     const cached = this.cache?.get(digest);
     if (cached !== undefined) return { digest, size: cached };
+    return this.statInStore(digest);
+  }
+
+  async statInStore(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const snapshot = this.cache?.snapshot();
     const info = await unlessMissing(() => this.driver.stat(layout.blobData(digest)));
     if (!info || info.isDir) return undefined;
-    this.cache?.set(digest, info.size);
+    this.cache?.remember(digest, info.size, snapshot);
     return { digest, size: info.size };
   }
 
@@ -75,8 +84,15 @@ export class BlobStore {
     return this.driver.redirectURL(layout.blobData(digest));
   }
 
-  open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
-    return this.driver.reader(layout.blobData(digest), offset, end);
+  /** The blob's bytes; BLOB_UNKNOWN (and the cache forgets it) when its data is gone. */
+  async open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
+    try {
+      return await this.driver.reader(layout.blobData(digest), offset, end);
+    } catch (err) {
+      if (!isPathNotFound(err)) throw err;
+      this.cache?.forget(digest);
+      throw blobUnknown(digest);
+    }
   }
 
   getContent(digest: Digest): Promise<Buffer | undefined> {
@@ -86,6 +102,16 @@ export class BlobStore {
   /** Stores small content (a manifest) under its digest. */
   async putContent(digest: Digest, content: Buffer): Promise<void> {
     await this.driver.putContent(layout.blobData(digest), content);
+  }
+
+  /** Deletes the blob's data (garbage collection) once every cache sharing the store knows. */
+  remove(digest: Digest): Promise<boolean> {
+    this.cache?.forget(digest);
+    return this.removals.remove(() => deleteIfPresent(this.driver, layout.blobDir(digest)));
+  }
+
+  close(): void {
+    this.cache?.close();
   }
 }
 
@@ -100,18 +126,29 @@ export class RepositoryBlobs {
     readonly name: RepositoryName,
   ) {}
 
-  private get cacheKey(): string {
-    return `${this.name}@`;
+  private cacheKey(digest: Digest): string {
+    return `${this.name}@${digest}`;
   }
 
+  /** The linked blob's size, from the cache when it may vouch for it. */
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
-    const cache = this.blobs.cache;
-    const cached = cache?.get(this.cacheKey + digest);
+    const cached = this.blobs.cache?.get(this.cacheKey(digest));
     if (cached !== undefined) return { digest, size: cached };
+    return this.lookUp(digest, (d) => this.blobs.stat(d));
+  }
+
+  /** The linked blob's size as the store says now: link and data both present. */
+  statInStore(digest: Digest): Promise<BlobDescriptor | undefined> {
+    return this.lookUp(digest, (d) => this.blobs.statInStore(d));
+  }
+
+  private async lookUp(digest: Digest, data: (digest: Digest) => Promise<BlobDescriptor | undefined>): Promise<BlobDescriptor | undefined> {
+    const cache = this.blobs.cache;
+    const snapshot = cache?.snapshot();
     const link = await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest)));
     if (!link) return undefined;
-    const blob = await this.blobs.stat(digest);
-    if (blob) cache?.set(this.cacheKey + digest, blob.size);
+    const blob = await data(digest);
+    if (blob) cache?.remember(this.cacheKey(digest), blob.size, snapshot);
     return blob;
   }
 
@@ -119,17 +156,26 @@ export class RepositoryBlobs {
     return this.blobs.redirectURL(digest);
   }
 
-  open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
-    return this.blobs.open(digest, offset, end);
+  async open(digest: Digest, offset?: number, end?: number): Promise<Readable> {
+    try {
+      return await this.blobs.open(digest, offset, end);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") this.blobs.cache?.forget(this.cacheKey(digest));
+      throw err;
+    }
   }
 
   link(digest: Digest): Promise<void> {
     return writeLink(this.driver, layout.layerLink(this.name, digest), digest);
   }
 
-  /** Removes the repository's link only; the data goes when garbage collection finds it unused. */
+  /**
+   * Removes the repository's link only, once every cache sharing the store knows; the data goes
+   * when garbage collection finds it unused.
+   */
   async unlink(digest: Digest): Promise<boolean> {
-    this.blobs.cache?.delete(this.cacheKey + digest);
-    return deleteIfPresent(this.driver, layout.layerDir(this.name, digest));
+    this.blobs.cache?.forget(this.cacheKey(digest));
+    if (!(await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest))))) return false;
+    return this.blobs.removals.remove(() => deleteIfPresent(this.driver, layout.layerDir(this.name, digest)));
   }
 }

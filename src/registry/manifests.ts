@@ -67,6 +67,11 @@ export class ManifestStore {
     return info !== undefined;
   }
 
+  /** Linked here and its content in the store: what an index pushed now may name. */
+  private async pullable(digest: Digest): Promise<boolean> {
+    return (await this.exists(digest)) && (await this.blobs.statInStore(digest)) !== undefined;
+  }
+
   /** The manifest by digest, if this repository holds it. */
   async get(digest: Digest): Promise<StoredManifest | undefined> {
     if (!(await this.exists(digest))) return undefined;
@@ -98,7 +103,8 @@ export class ManifestStore {
     await refuseDuringSweep(this.driver);
     if (options.checkReferences) await this.checkReferences(info);
 
-    if (!(await this.blobs.stat(digest))) await this.blobs.putContent(digest, content);
+    // The store, not the cache: content a collector removed meanwhile must be written again.
+    if (!(await this.blobs.statInStore(digest))) await this.blobs.putContent(digest, content);
     await writeLink(this.driver, layout.revisionLink(this.name, digest), digest);
     if (info.subject) await this.referrers.add(info.subject.digest, digest);
     if (!byDigest) await this.tags.tag(reference, digest);
@@ -120,7 +126,7 @@ export class ManifestStore {
   private async checkReferences(info: ManifestInfo): Promise<void> {
     const missing = (await Promise.all([
       ...info.blobs.map(async (d) => ((await this.blobMatches(d)) ? undefined : d)),
-      ...info.children.map(async (d) => ((await this.exists(d.digest)) || (await this.fallback.missingManifest(d.digest)) ? undefined : d)),
+      ...info.children.map(async (d) => ((await this.pullable(d.digest)) || (await this.fallback.missingManifest(d.digest)) ? undefined : d)),
     ])).filter((d): d is Descriptor => d !== undefined);
     const first = missing[0];
     if (first) {
@@ -131,7 +137,8 @@ export class ManifestStore {
   }
 
   private async blobMatches(descriptor: Descriptor): Promise<boolean> {
-    const blob = (await this.repoBlobs.stat(descriptor.digest)) ?? (await this.fallback.missingBlob(descriptor.digest));
+    // Asked of the store: a manifest is acknowledged only for blobs that are there now.
+    const blob = (await this.repoBlobs.statInStore(descriptor.digest)) ?? (await this.fallback.missingBlob(descriptor.digest));
     if (!blob) return false;
     if (blob.size !== descriptor.size) {
       throw new RegistryError(

@@ -43,8 +43,9 @@ export class Registry {
     return listRepositories(this.driver, limit, last);
   }
 
-  /** Releases what the registry holds beyond its store (a mirror's connections). */
+  /** Releases what the registry holds beyond its store (the cache's watch, a mirror's connections). */
   close(): Promise<void> {
+    this.blobs.close();
     return Promise.resolve();
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import { deleteIfPresent, type FileWriter, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, isPathNotFound, type FileWriter, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing, type BlobDescriptor, type RepositoryBlobs } from "./blobs.js";
 import {
@@ -180,6 +180,11 @@ export class UploadStore {
   private async write(status: UploadStatus, body: Readable | undefined, commit: boolean): Promise<number> {
     const key = progressKey(status.name, status.id);
     const writer = await this.driver.writer(layout.uploadData(status.name, status.id), true);
+    if (writer.startSize < status.size) {
+      // Removed since its status was read (purged, or cancelled elsewhere): appending made a new, empty one.
+      await writer.cancel().catch(() => undefined);
+      throw uploadGone(status.id);
+    }
     const known = this.progress.get(key);
     const progress = known && known.offset === writer.startSize ? known : undefined;
     this.progress.delete(key);
@@ -224,12 +229,20 @@ export class UploadStore {
     this.busy.add(key);
     try {
       const status = await this.status(name, id);
-      if (!status) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${id} is unknown to this repository`);
+      if (!status) throw uploadGone(id);
       return await fn(status);
+    } catch (err) {
+      // The session's data went while this request used it.
+      if (isPathNotFound(err)) throw uploadGone(id);
+      throw err;
     } finally {
       this.busy.delete(key);
     }
   }
+}
+
+function uploadGone(id: string): RegistryError {
+  return new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${id} is unknown to this repository`);
 }
 
 function progressKey(name: RepositoryName, id: string): string {

@@ -22,17 +22,18 @@ const fsyncAsync = promisify(fsync);
 const fdatasyncAsync = promisify(fdatasync);
 const closeFdAsync = promisify(closeFd);
 
-function isNotFound(err: unknown): boolean {
+/** "No such file", and for reads of content, a directory where a file should be (no object there). */
+function isNotFound(err: unknown, directoryToo: boolean): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOENT" || code === "ENOTDIR";
+  return code === "ENOENT" || code === "ENOTDIR" || (directoryToo && code === "EISDIR");
 }
 
 /** Runs fn, turning "no such file" into the driver's PathNotFoundError. */
-async function orNotFound<T>(path: string, fn: () => Promise<T>): Promise<T> {
+async function orNotFound<T>(path: string, fn: () => Promise<T>, directoryToo = false): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (isNotFound(err)) throw new PathNotFoundError(path);
+    if (isNotFound(err, directoryToo)) throw new PathNotFoundError(path);
     throw err;
   }
 }
@@ -59,7 +60,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async getContent(path: string): Promise<Buffer> {
     const file = this.resolve(path);
-    return orNotFound(path, () => fsp.readFile(file));
+    return orNotFound(path, () => fsp.readFile(file), true);
   }
 
   async putContent(path: string, content: Buffer): Promise<void> {

@@ -27,6 +27,8 @@ export const layout = {
   blobsRoot: `${ROOT}/blobs`,
   /** Ours: present while garbage collection sweeps (distribution ignores it). */
   gcSweepMarker: `${ROOT}/_gc/sweeping`,
+  /** Ours: rewritten before anything removes blob data or links (registry/removal-fence.ts). */
+  removalEpoch: `${ROOT}/_gc/epoch`,
 
   blobDir(digest: Digest): string {
     const hex = digestHex(digest);

@@ -128,7 +128,7 @@ describe("lain-registry CLI", () => {
     // script(1) gives the command a pseudo-terminal.
     const { stdout: terminal } = await promisify(execFile)("script", ["-qec", [process.execPath, ...args].join(" "), "/dev/null"]);
     expect(terminal).toMatch(/\rmark: repositories 1, manifests 1/);
-    expect(terminal).toMatch(/\rsweep: blobs 4/);
+    expect(terminal).toMatch(/\rscan: blobs 4, unreferenced 0/);
     expect(terminal).toContain("would free 0 blobs");
     const piped = await runCli(...args.slice(1));
     expect(piped.code).toBe(0);

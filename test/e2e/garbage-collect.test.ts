@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { cp, rm, writeFile } from "node:fs/promises";
+import { cp, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +10,10 @@ import { call } from "../helpers/http.js";
 import { pushBlob, pushImage, randomImage, sha256, type Image } from "../helpers/oci.js";
 import { runCli } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
-import { storedBlobs } from "../helpers/store.js";
+import { blobFile, storedBlobs } from "../helpers/store.js";
+import type { Digest } from "../../src/registry/digest.js";
+import type { RepositoryName } from "../../src/registry/names.js";
+import { layout } from "../../src/storage/layout.js";
 import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { hasTool } from "../helpers/tools.js";
 
@@ -114,17 +117,25 @@ describe("garbage collection while people push", () => {
     const root = await tempDir("lain-gc-online-");
     const registry = await startTestRegistry({ root });
     const driver = new FilesystemDriver(root);
+    /** An unreferenced blob that looks older than the delay: garbage for the next collection. */
+    const plantGarbage = async (i: number) => {
+      const orphan = Buffer.from(`garbage ${i} ${Math.random()}`);
+      const digest = sha256(orphan);
+      await pushBlob(registry.url, "lain/old", { mediaType: "application/octet-stream", content: orphan, digest });
+      const old = new Date(Date.now() - 10 * DELAY_MS);
+      await utimes(blobFile(root, digest), old, old);
+      await utimes(join(root, layout.layerLink("lain/old" as RepositoryName, digest as Digest)), old, old);
+      return digest;
+    };
     try {
-      // Garbage from before: an orphan blob, old enough to go.
-      const orphan = Buffer.from("garbage from before");
-      await pushBlob(registry.url, "lain/old", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
-      await new Promise((r) => setTimeout(r, DELAY_MS + 500));
+      const garbage = [await plantGarbage(0)];
 
       const pushed: Array<{ repo: string; image: Image }> = [];
       let retried = 0;
-      let stop = false;
+      let sweeps = 0;
       const pushing = (async () => {
-        for (let i = 0; i < 40 && !stop; i++) {
+        // Pushes go on until several collections have swept meanwhile (bounded).
+        for (let i = 0; i < 400 && sweeps < 3; i++) {
           const image = randomImage({ layers: 2, layerSize: 2048 });
           const repo = `lain/p${i % 4}`;
           for (const blob of [image.config, ...image.layers]) await pushBlob(registry.url, repo, blob);
@@ -144,17 +155,20 @@ describe("garbage collection while people push", () => {
         }
       })();
       let runs = 0;
+      let finished = false;
+      void pushing.finally(() => (finished = true));
       const collecting = (async () => {
-        for (; runs < 20 && pushed.length < 40; runs++) {
-          await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: DELAY_MS, settleMs: 100 });
+        for (; runs < 20 && !finished; runs++) {
+          const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: DELAY_MS, settleMs: 100 });
+          if (report.blobsDeleted.length > 0) sweeps++;
+          garbage.push(await plantGarbage(runs + 1));
         }
       })();
       await pushing;
-      stop = true;
       await collecting;
       await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: DELAY_MS, settleMs: 0 });
 
-      expect(runs).toBeGreaterThan(1);
+      expect(sweeps).toBeGreaterThanOrEqual(3);
       for (const { repo, image } of pushed) {
         const manifest = await call("GET", `${registry.url}/v2/${repo}/manifests/${image.manifest.digest}`, { headers: { accept: image.manifest.mediaType } });
         expect(manifest.status).toBe(200);
@@ -163,8 +177,9 @@ describe("garbage collection while people push", () => {
           expect(got.body.equals(blob.content)).toBe(true);
         }
       }
-      expect(await storedBlobs(root)).not.toContain(sha256(orphan));
-      process.stderr.write(`online gc: ${runs} collections during ${pushed.length} pushes, ${retried} manifest puts retried\n`);
+      const left = await storedBlobs(root);
+      for (const digest of garbage) expect(left).not.toContain(digest);
+      process.stderr.write(`online gc: ${runs} collections (${sweeps} swept) during ${pushed.length} pushes, ${retried} manifest puts retried\n`);
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });

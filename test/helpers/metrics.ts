@@ -21,3 +21,24 @@ export async function scrape(url: string): Promise<(name: string, labels?: Recor
   const text = reply.body.toString("utf8");
   return (name, labels) => sample(text, name, labels);
 }
+
+/** Calls to the storage driver's stat so far (registry_storage_action_seconds_count). */
+export async function storeStats(url: string): Promise<number> {
+  return (await scrape(`${url}/metrics`))("registry_storage_action_seconds_count", { action: "Stat" });
+}
+
+/**
+ * Waits (bounded) until a registry with the descriptor cache answers HEADs of these blobs from
+ * the cache alone (its metrics on the main port show no store stat), and fails if it never does.
+ */
+export async function untilCacheVouches(url: string, repository: string, digests: string[]): Promise<void> {
+  const heads = () => Promise.all(digests.map((digest) => call("HEAD", `${url}/v2/${repository}/blobs/${digest}`)));
+  for (let i = 0; i < 60; i++) {
+    await heads();
+    const before = await storeStats(url);
+    const replies = await heads();
+    if (replies.every((r) => r.status === 200) && (await storeStats(url)) === before) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${url} never answered from its descriptor cache`);
+}

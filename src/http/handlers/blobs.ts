@@ -17,13 +17,16 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
 
   const { req, res } = ctx;
   const etag = `"${digest}"`;
-  res.setHeader("Docker-Content-Digest", digest);
-  res.setHeader("ETag", etag);
-  res.setHeader("Accept-Ranges", "bytes");
-  // Content-addressed: the bytes behind a digest never change.
-  res.setHeader("Cache-Control", "max-age=31536000");
-  res.setHeader("Content-Type", "application/octet-stream");
+  const describe = () => {
+    res.setHeader("Docker-Content-Digest", digest);
+    res.setHeader("ETag", etag);
+    res.setHeader("Accept-Ranges", "bytes");
+    // Content-addressed: the bytes behind a digest never change.
+    res.setHeader("Cache-Control", "max-age=31536000");
+    res.setHeader("Content-Type", "application/octet-stream");
+  };
   if (req.headers["if-none-match"] === etag) {
+    describe();
     res.statusCode = 304;
     res.end();
     return;
@@ -33,6 +36,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     // Bytes flow from the store (a presigned URL), not through this process.
     const redirect = await content.redirectURL();
     if (redirect) {
+      describe();
       res.statusCode = 307;
       res.setHeader("Location", redirect);
       res.setHeader("Content-Length", 0);
@@ -48,6 +52,9 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     throw new RegistryError("RANGE_NOT_SATISFIABLE", `range ${req.headers.range} is outside the blob's ${blob.size} bytes`);
   }
   const { start, end } = range.kind === "partial" ? range.range : { start: 0, end: blob.size - 1 };
+  // Opened before any header is set: data that turns out to be gone is a plain 404.
+  const body = content && blob.size > 0 ? await content.open(start, end + 1) : undefined;
+  describe();
   if (range.kind === "partial") {
     res.statusCode = 206;
     res.setHeader("Content-Range", `bytes ${start}-${end}/${blob.size}`);
@@ -55,13 +62,9 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.statusCode = 200;
   }
   res.setHeader("Content-Length", end - start + 1);
-  if (!content) {
-    res.end();
-    return;
-  }
-  if (blob.size === 0) res.end();
-  else await streamBody(await content.open(start, end + 1), res);
-  notifyBlob(ctx, "pull", blob);
+  if (body) await streamBody(body, res);
+  else res.end();
+  if (content) notifyBlob(ctx, "pull", blob);
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */

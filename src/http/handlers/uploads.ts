@@ -86,7 +86,8 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const from = ctx.url.searchParams.get("from");
   if (mount && from !== null) {
     if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
-    const mountable = await registry.repository(from as RepositoryName).blobs.stat(mount);
+    // The store, not the cache: a mount acknowledged for a removed blob would be a lie.
+    const mountable = await registry.repository(from as RepositoryName).blobs.statInStore(mount);
     if (mountable) {
       await refuseDuringSweep(registry.driver);
       await repo.blobs.link(mount);

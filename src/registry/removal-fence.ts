@@ -1,0 +1,239 @@
+import { randomUUID } from "node:crypto";
+import { isPathNotFound, StorageUnavailableError, type StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+
+/**
+ * The removal fence: how instances sharing a store keep their descriptor caches from vouching
+ * for a blob or a link that something removed, without asking the store on every request.
+ *
+ * One small object, the removal epoch (layout.removalEpoch), holds a random token. Whoever is
+ * about to remove blob data or a repository's link (a garbage collector in any process, a
+ * DELETE on any instance) first rewrites it, waits `noticeMs`, and keeps rewriting it every
+ * `heartbeatMs` until its last removal is done. Every instance with a cache reads the token
+ * every `pollMs` and
+ *   - uses its cache only while its last good read started less than `freshMs` ago, and the
+ *     token has not changed for `quietMs` (so no removal is under way anywhere);
+ *   - adds an entry only from a store read that began after such a read, and only if the token
+ *     is still the same when it ends;
+ *   - empties the cache whenever the token changes.
+ * Why that is enough, given reads that see every completed write (the filesystem; S3 and OSS
+ * are strongly read-after-write consistent): a removal at time d has the first rewrite of its
+ * fence at least `noticeMs` > `freshMs` before it, so any read fresh enough to let an instance
+ * use its cache after d began after that rewrite and saw a new token. An entry added from a
+ * read just before d needs the token quiet for `quietMs` before that read, but while a fence
+ * stands the token changes at least every `maxGapMs` < `quietMs`. So an entry is never used
+ * across a removal. The remover checks its own heartbeat: a removal that ends more than
+ * `maxGapMs` after the last rewrite that began (a stalled process) is reported and the fence
+ * starts over. All durations are measured on each process's own monotonic clock.
+ */
+export interface FenceTiming {
+  pollMs: number;
+  freshMs: number;
+  quietMs: number;
+  noticeMs: number;
+  heartbeatMs: number;
+  maxGapMs: number;
+}
+
+export const FENCE_TIMING: FenceTiming = {
+  pollMs: 1000,
+  freshMs: 2000,
+  quietMs: 10_000,
+  noticeMs: 3000,
+  heartbeatMs: 1000,
+  maxGapMs: 5000,
+};
+
+/** A remover that cannot write the epoch this long gives up: nothing is removed. */
+const ANNOUNCE_TIMEOUT_MS = 30_000;
+/** How often a removal waiting for the fence looks at it again. */
+const READY_CHECK_MS = 50;
+
+export interface Clock {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  /** Resolves after `ms`; an `idle` wait does not keep the process alive. */
+  sleep(ms: number, idle?: boolean): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms, idle = false) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      if (idle) timer.unref();
+    }),
+};
+
+async function readEpoch(driver: StorageDriver): Promise<string> {
+  try {
+    return (await driver.getContent(layout.removalEpoch)).toString("utf8");
+  } catch (err) {
+    // Before the first removal ever announced: a state of its own, like any token.
+    if (isPathNotFound(err)) return "";
+    throw err;
+  }
+}
+
+/** The reader's side: what this instance last learnt of removals in the store. */
+export class RemovalWatch {
+  private token: string | undefined;
+  /** When the first read that returned `token` ended. */
+  private quietSince = Number.POSITIVE_INFINITY;
+  /** When the latest successful read began. */
+  private lastRead = Number.NEGATIVE_INFINITY;
+  private stopped = false;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    /** Told when the token changes: everything cached so far must go. */
+    private readonly changed: () => void,
+    private readonly timing: FenceTiming = FENCE_TIMING,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** Reads now and every pollMs, one read at a time, until stopped. */
+  start(): void {
+    void (async () => {
+      while (!this.stopped) {
+        await this.poll();
+        await this.clock.sleep(this.timing.pollMs, true);
+      }
+    })();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** One read of the epoch; a failed read changes nothing (and trust lapses after freshMs). */
+  async poll(): Promise<void> {
+    const started = this.clock.now();
+    let token: string;
+    try {
+      token = await readEpoch(this.driver);
+    } catch {
+      return;
+    }
+    if (token !== this.token) {
+      this.token = token;
+      this.quietSince = this.clock.now();
+      this.changed();
+    }
+    this.lastRead = started;
+  }
+
+  /** Whether cached entries may be used (and new ones added) now. */
+  trusted(): boolean {
+    return (
+      this.token !== undefined &&
+      this.clock.now() - this.lastRead <= this.timing.freshMs &&
+      this.lastRead - this.quietSince >= this.timing.quietMs
+    );
+  }
+
+  /** Taken before a store read whose result may be cached: undefined when it may not. */
+  snapshot(): string | undefined {
+    return this.trusted() ? this.token : undefined;
+  }
+
+  /** Whether a result read since `snapshot` was taken may be cached now. */
+  holds(snapshot: string | undefined): boolean {
+    return snapshot !== undefined && snapshot === this.token && this.trusted();
+  }
+}
+
+/** The remover's side: one per process and store; removals share its heartbeat. */
+export class RemovalFence {
+  private holders = 0;
+  private beating = false;
+  /** When the first rewrite of the unbroken run of rewrites ended. */
+  private standingSince: number | undefined;
+  /** When the latest successful rewrite began. */
+  private lastRewrite: number | undefined;
+  private lastError: unknown;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly timing: FenceTiming = FENCE_TIMING,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /**
+   * Keeps the fence standing until the returned function is called: a collector holds it over
+   * a whole sweep, so the notice is given once, not once per blob.
+   */
+  hold(): () => void {
+    this.holders++;
+    if (!this.beating) void this.beat();
+    let released = false;
+    return () => {
+      if (!released) this.holders--;
+      released = true;
+    };
+  }
+
+  /** Runs `removal` once every cache sharing the store has been told; see the module comment. */
+  async remove<T>(removal: () => Promise<T>): Promise<T> {
+    const release = this.hold();
+    try {
+      await this.ready();
+      const result = await removal();
+      if (!this.beatingFresh()) {
+        // The heartbeat stalled while the removal ran: start over, so later removals wait again.
+        this.standingSince = undefined;
+        process.emitWarning(`a removal outlasted the removal fence's heartbeat (${layout.removalEpoch}); descriptor caches may have vouched for it briefly`);
+      }
+      return result;
+    } finally {
+      release();
+    }
+  }
+
+  private beatingFresh(): boolean {
+    return this.lastRewrite !== undefined && this.clock.now() - this.lastRewrite < this.timing.maxGapMs;
+  }
+
+  /** Resolves once a removal may run: the notice has been given and the heartbeat is fresh. */
+  async ready(): Promise<void> {
+    const deadline = this.clock.now() + ANNOUNCE_TIMEOUT_MS;
+    for (;;) {
+      if (this.standingSince !== undefined && this.beatingFresh()) {
+        const wait = this.standingSince + this.timing.noticeMs - this.clock.now();
+        if (wait <= 0) return;
+        await this.clock.sleep(wait);
+        continue;
+      }
+      if (this.clock.now() > deadline) throw new StorageUnavailableError(layout.removalEpoch, this.lastError ?? new Error("no rewrite of the removal epoch succeeded"));
+      await this.clock.sleep(READY_CHECK_MS);
+    }
+  }
+
+  private async beat(): Promise<void> {
+    this.beating = true;
+    try {
+      while (this.holders > 0) {
+        await this.rewrite();
+        await this.clock.sleep(this.timing.heartbeatMs, true);
+      }
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async rewrite(): Promise<void> {
+    const started = this.clock.now();
+    try {
+      await this.driver.putContent(layout.removalEpoch, Buffer.from(randomUUID()));
+    } catch (err) {
+      this.lastError = err;
+      return;
+    }
+    const ended = this.clock.now();
+    // A gap too long between two rewrites breaks the fence: the notice is given again.
+    if (this.standingSince === undefined || this.lastRewrite === undefined || ended - this.lastRewrite >= this.timing.maxGapMs) {
+      this.standingSince = ended;
+    }
+    this.lastRewrite = started;
+  }
+}
