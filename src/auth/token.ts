@@ -2,8 +2,10 @@ import { createPublicKey, X509Certificate, type JsonWebKey, type KeyObject } fro
 import { readFile } from "node:fs/promises";
 import { calculateJwkThumbprint, decodeProtectedHeader, jwtVerify, type JWK } from "jose";
 import { isGranted, scopeParameter, type Access } from "./access.js";
+import { SIGNING_ALGORITHMS } from "./algorithms.js";
 import type { AuthDecision, Authenticator } from "./authenticator.js";
 import { libtrustKeyId } from "./libtrust.js";
+import { ConfigError } from "../config/config-error.js";
 
 /** auth.token, as distribution reads it. */
 export interface TokenConfig {
@@ -19,10 +21,10 @@ export interface TokenConfig {
    * auth server sits behind the same name), whatever `realm` says.
    */
   autoRedirectPath?: string;
+  /** auth.token.signingalgorithms: the algorithms accepted (default: every asymmetric one). */
+  signingAlgorithms?: string[];
 }
 
-/** Asymmetric algorithms only: no "none", and no HMAC that a public key could be abused as. */
-const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 /** distribution allows this much clock skew on exp and nbf. */
 const LEEWAY_SECONDS = 60;
 
@@ -44,11 +46,23 @@ function isAccessList(value: unknown): value is Access[] {
   );
 }
 
+const BUNDLE_KEY = "auth.token.rootcertbundle";
+const JWKS_KEY = "auth.token.jwks";
+
 async function readConfigured(path: string, key: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (err) {
-    throw new Error(`${key} ${path} cannot be read: ${(err as Error).message}`);
+    throw new ConfigError(key, `${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** What a file names, or a ConfigError at its key when it does not parse. */
+function parsed<T>(key: string, path: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new ConfigError(key, `${path} does not parse: ${(err as Error).message}`);
   }
 }
 
@@ -70,21 +84,36 @@ export class TokenAuthenticator implements Authenticator {
   ) {}
 
   static async create(config: TokenConfig): Promise<TokenAuthenticator> {
-    const roots = config.rootCertBundle ? pemCertificates(await readConfigured(config.rootCertBundle, "auth.token.rootcertbundle")) : [];
-    if (config.rootCertBundle && roots.length === 0) throw new Error(`auth.token.rootcertbundle ${config.rootCertBundle} holds no certificate`);
+    const unknown = (config.signingAlgorithms ?? []).filter((a) => !SIGNING_ALGORITHMS.includes(a));
+    if (unknown.length > 0) {
+      throw new ConfigError("auth.token.signingalgorithms", `${unknown.join(", ")}: not one of ${SIGNING_ALGORITHMS.join(", ")} (asymmetric algorithms only)`);
+    }
     const keys = new Map<string, KeyObject>();
     const trust = async (key: KeyObject, kid?: string) => {
       keys.set(libtrustKeyId(key), key);
       keys.set(await calculateJwkThumbprint(key.export({ format: "jwk" }) as JWK), key);
       if (kid) keys.set(kid, key);
     };
+    let roots: X509Certificate[] = [];
+    if (config.rootCertBundle) {
+      const path = config.rootCertBundle;
+      const pem = await readConfigured(path, BUNDLE_KEY);
+      roots = parsed(BUNDLE_KEY, path, () => pemCertificates(pem));
+      if (roots.length === 0) throw new ConfigError(BUNDLE_KEY, `${path} holds no certificate`);
+    }
     for (const root of roots) await trust(root.publicKey);
     if (config.jwks) {
-      const set = JSON.parse(await readConfigured(config.jwks, "auth.token.jwks")) as { keys?: JWK[] };
-      for (const jwk of set.keys ?? []) await trust(createPublicKey({ key: jwk as JsonWebKey, format: "jwk" }), jwk.kid);
+      const path = config.jwks;
+      const text = await readConfigured(path, JWKS_KEY);
+      const set = parsed(JWKS_KEY, path, () => (JSON.parse(text) as { keys?: JWK[] }).keys ?? []);
+      for (const jwk of set) await trust(parsed(JWKS_KEY, path, () => createPublicKey({ key: jwk as JsonWebKey, format: "jwk" })), jwk.kid);
     }
-    if (keys.size === 0) throw new Error("auth.token needs rootcertbundle or jwks: no key could sign a token");
+    if (keys.size === 0) throw new ConfigError("auth.token", "needs rootcertbundle or jwks: no key could sign a token");
     return new TokenAuthenticator(config, roots, keys);
+  }
+
+  private get algorithms(): string[] {
+    return this.config.signingAlgorithms ?? SIGNING_ALGORITHMS;
   }
 
   private challenge(required: Access[], origin: string, error?: string): string {
@@ -118,7 +147,7 @@ export class TokenAuthenticator implements Authenticator {
     } catch {
       throw new TokenError("malformed token");
     }
-    if (!header.alg || !ALGORITHMS.includes(header.alg)) throw new TokenError(`signing algorithm ${header.alg ?? "none"} is not allowed`);
+    if (!header.alg || !this.algorithms.includes(header.alg)) throw new TokenError(`signing algorithm ${header.alg ?? "none"} is not allowed`);
     if (Array.isArray(header.x5c) && header.x5c.length > 0) return this.keyFromChain(header.x5c);
     if (header.jwk) {
       // An embedded key counts only when it is one of ours.
@@ -136,7 +165,7 @@ export class TokenAuthenticator implements Authenticator {
     const key = await this.signingKey(token);
     try {
       const { payload } = await jwtVerify<Claims>(token, key, {
-        algorithms: ALGORITHMS,
+        algorithms: this.algorithms,
         issuer: this.config.issuer,
         audience: this.config.service,
         clockTolerance: LEEWAY_SECONDS,

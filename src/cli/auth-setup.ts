@@ -7,9 +7,10 @@ import type { AuthConfig, RegistryConfig } from "../config/config.js";
 import type { WatchedKey } from "../config/etcd-key.js";
 import type { EtcdAuthValue } from "../config/etcd-overlay.js";
 
-async function fromFile(auth: AuthConfig): Promise<Authenticator | undefined> {
+/** The authentication the file configures (its files read: a ConfigError when one cannot be); undefined: open. */
+export async function authFromFile(auth: AuthConfig): Promise<Authenticator | undefined> {
   if (auth.token) return TokenAuthenticator.create(auth.token);
-  if (auth.htpasswd) return new HtpasswdAuthenticator(auth.htpasswd);
+  if (auth.htpasswd) return HtpasswdAuthenticator.create(auth.htpasswd);
   return undefined;
 }
 
@@ -22,6 +23,7 @@ function overlaid(file: AuthConfig["token"], value: EtcdAuthValue): TokenConfig 
   const rootCertBundle = value.rootcertbundle ?? file?.rootCertBundle;
   const jwks = file?.jwks;
   const autoRedirectPath = file?.autoRedirectPath;
+  const signingAlgorithms = file?.signingAlgorithms;
   return {
     realm,
     service,
@@ -29,6 +31,7 @@ function overlaid(file: AuthConfig["token"], value: EtcdAuthValue): TokenConfig 
     ...(rootCertBundle ? { rootCertBundle } : {}),
     ...(jwks ? { jwks } : {}),
     ...(autoRedirectPath !== undefined ? { autoRedirectPath } : {}),
+    ...(signingAlgorithms !== undefined ? { signingAlgorithms } : {}),
   };
 }
 
@@ -51,8 +54,7 @@ export function mode(authenticator: Authenticator | undefined): "none" | "htpass
  * etcd: the key's value applies to new requests within seconds of a change; deleting the key
  * returns to the file's settings; an unusable value keeps the last good ones.
  */
-export async function setupAuth(config: RegistryConfig, log: Logger): Promise<AuthSetup> {
-  const file = await fromFile(config.auth);
+export async function setupAuth(config: RegistryConfig, file: Authenticator | undefined, log: Logger): Promise<AuthSetup> {
   const authenticator = new SwitchableAuthenticator(file);
   let source = "file";
   const auth = () => ({ mode: mode(authenticator.active), source });

@@ -2,7 +2,7 @@ import type { Announcer } from "../cluster/announce.js";
 import type { RegistryConfig } from "../config/config.js";
 import { TokenAuthenticator } from "../auth/token.js";
 import { ConsoleApi } from "../console/api.js";
-import { loadAssets } from "../console/assets.js";
+import type { Asset } from "../console/assets.js";
 import type { AppContext } from "../http/context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
@@ -22,9 +22,9 @@ export interface ConsoleParts {
   announcer: Announcer | undefined;
 }
 
-/** The console of `console.enabled`, wired to this instance's parts; undefined when it is off. */
-export async function consoleSite(config: RegistryConfig, parts: ConsoleParts): Promise<AppContext["console"]> {
-  if (!config.console.enabled) return undefined;
+/** The console of `console.enabled` (its files read by prepare), wired to this instance's parts; undefined when it is off. */
+export function consoleSite(config: RegistryConfig, assets: Map<string, Asset> | undefined, parts: ConsoleParts): AppContext["console"] {
+  if (!config.console.enabled || !assets) return undefined;
   const { registry, metrics, auth, readOnly, prefetching, announcer } = parts;
   const api = new ConsoleApi({
     registry,
@@ -41,5 +41,5 @@ export async function consoleSite(config: RegistryConfig, parts: ConsoleParts): 
     ...(registry instanceof MirrorRegistry ? { mirror: { registry, prefetch: () => prefetching?.state ?? [] } } : {}),
     ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
   });
-  return { path: config.console.path, assets: await loadAssets(), api };
+  return { path: config.console.path, assets, api };
 }

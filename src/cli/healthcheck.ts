@@ -2,7 +2,7 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { HttpConfig } from "../config/config.js";
 import { DEFAULT_CONFIG_PATH } from "../config/load.js";
-import { parseListenAddress } from "../http/server.js";
+import { listenAddress } from "../config/listen-address.js";
 import { loadOrReport } from "./config-file.js";
 
 const TIMEOUT_MS = 3000;
@@ -10,7 +10,7 @@ const TIMEOUT_MS = 3000;
 /** Where this machine reaches the registry a configuration serves: loopback for a wildcard address. */
 function healthTarget(http: HttpConfig): { socketPath: string } | { host: string; port: number } {
   if (http.net === "unix") return { socketPath: http.addr };
-  const { host, port } = parseListenAddress(http.addr);
+  const { host, port } = listenAddress(http.addr);
   return { host: host === undefined || host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host, port };
 }
 

@@ -1,10 +1,10 @@
 import { DEFAULT_CONFIG_PATH } from "../config/load.js";
-import { loadOrReport } from "./config-file.js";
+import { loadOrReport, reportProblems } from "./config-file.js";
+import { prepare } from "./prepare.js";
 import { createLogger } from "../log.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { prefetch } from "../proxy/prefetch.js";
 import { parseReference } from "../registry/names.js";
-import { createDriver } from "../storage/factory.js";
 import { formatBytes } from "./format.js";
 import { usageError } from "./help.js";
 import { registryOptions } from "./serve.js";
@@ -27,7 +27,13 @@ export async function mirrorCommand(args: string[]): Promise<number> {
     process.stderr.write(config.proxy ? `not name:tag or name@digest: ${invalid.join(" ")}\n` : `${configPath} has no proxy section\n`);
     return 2;
   }
-  const driver = await createDriver(config.storage);
+  // The mirror's own store and spool, as serve makes them.
+  const { prepared, findings } = await prepare(config, "serve");
+  if (!prepared) {
+    reportProblems(findings.errors);
+    return 2;
+  }
+  const { driver } = prepared;
   await driver.verify?.();
   const registry = new MirrorRegistry(driver, registryOptions(config), config.proxy, createLogger(config));
   let failed = 0;

@@ -2,7 +2,9 @@ import { hostname } from "node:os";
 import type { RegistryConfig } from "../config/config.js";
 import { formatProblem } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
-import { parseListenAddress, startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
+import { ConfigError, ConfigRefused } from "../config/config-error.js";
+import { listenAddress } from "../config/listen-address.js";
+import { startServer, type ConnectionLimits, type RunningServer } from "../http/server.js";
 import { createLogger } from "../log.js";
 import { startDebugServer } from "../http/debug-server.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
@@ -17,10 +19,11 @@ import { PrefetchLoop } from "../proxy/prefetch.js";
 import { parseReference, type Reference } from "../registry/names.js";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
-import { createDriver } from "../storage/factory.js";
 import { VERSION } from "../version.js";
 import { setupAuth } from "./auth-setup.js";
-import { loadOrReport } from "./config-file.js";
+import { loadOrReport, reportProblems } from "./config-file.js";
+import { prepare } from "./prepare.js";
+import { exitOnUnhandled } from "./last-resort.js";
 import { consoleSite } from "./console-site.js";
 import { followReadOnly } from "./read-only.js";
 
@@ -51,21 +54,19 @@ function gcCounters(metrics: Metrics): CollectionCounters {
 
 /** host:port for the notifications' source; just the host on a unix socket. */
 function eventSource(http: RegistryConfig["http"]): string {
-  return http.net === "unix" ? hostname() : `${hostname()}:${parseListenAddress(http.addr).port}`;
+  return http.net === "unix" ? hostname() : `${hostname()}:${listenAddress(http.addr).port}`;
 }
 
 /** Notifications wait this long at shutdown for endpoints to take what is queued. */
 const NOTIFICATIONS_FLUSH_MS = 2000;
 
-/** Starts proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */
+/** proxy.prefetch's loop (started once the registry listens), re-checking every ttl (at least every 10 s). */
 function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefined {
   const { prefetch, ttlMs } = registry.config;
   if (prefetch.length === 0) return undefined;
   // Validation has checked every entry's grammar.
   const references = prefetch.map((text) => ({ text, ref: parseReference(text) as Reference }));
-  const loop = new PrefetchLoop(registry, references, Math.max(ttlMs, 10_000), log);
-  loop.start();
-  return loop;
+  return new PrefetchLoop(registry, references, Math.max(ttlMs, 10_000), log);
 }
 
 /** How long a withdrawn instance keeps taking new requests: the load balancer reloads meanwhile. */
@@ -80,79 +81,97 @@ export interface RunningRegistry extends RunningServer {
   drain(): Promise<void>;
 }
 
-/** Wires a configuration into a running registry (also used by tests and benchmarks). */
+/**
+ * Wires a configuration into a running registry (also used by tests and benchmarks). A
+ * configuration it cannot serve with is refused before anything listens or runs: ConfigRefused
+ * (what `config check` lists) or a ConfigError (the store refused, an address is in use).
+ */
 export async function startRegistry(config: RegistryConfig, log = createLogger(config), limits?: ConnectionLimits): Promise<RunningRegistry> {
+  const { prepared, findings } = await prepare(config, "serve");
+  for (const problem of findings.warnings) log.warn({ key: problem.path }, formatProblem(problem));
+  if (!prepared) throw new ConfigRefused(findings.errors);
   const metrics = new Metrics();
-  const driver = instrumentDriver(await createDriver(config.storage), metrics);
+  const driver = instrumentDriver(prepared.driver, metrics);
   await driver.verify?.();
   const registry = createRegistry(config, driver, log, metrics);
-  const auth = await setupAuth(config, log);
+  const auth = await setupAuth(config, prepared.auth, log);
   const readOnly = await followReadOnly(config, log);
-  for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
-  const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
-  const probe = new StoreProbe(driver);
-  const lifecycle = { draining: false };
-  const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
-  if (announcer) metrics.trackRegistration(() => announcer.state.registered);
-  const { debug } = config;
-  const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
-  const site = await consoleSite(config, { registry, metrics, auth, readOnly: readOnly.state, prefetching, announcer });
-  const app: AppContext = {
-    auth: auth.authenticator,
-    health: async () => ({
-      storage: await probe.check(),
-      readonly: readOnly.state,
-      ...auth.health(),
-      ...(announcer ? { cluster: announcer.health() } : {}),
-    }),
-    lifecycle,
-    readOnly: readOnly.state,
-    registry,
-    http: config.http,
-    storage: config.storage,
-    catalogMaxEntries: config.catalog.maxEntries,
-    log,
-    accessLog: !config.log.accessLogDisabled,
-    metrics,
-    // Without a debug listener the metrics, when enabled, are on the main port.
-    ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
-    ...(notifier ? { notifier } : {}),
-    ...(site ? { console: site } : {}),
-  };
-  const running = await startServer(app, limits);
-  const debugServer = debug.addr !== undefined ? await startDebugServer(debug.addr, debug.metricsPath, metrics) : undefined;
-  if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
-  announcer?.start();
-  const { uploadPurging } = config.storage;
-  const paused = () => readOnly.state.enabled;
-  const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
-  const { gc } = config.storage;
-  const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
-  const stop = async (graceMs: number) => {
-    prefetching?.stop();
-    stopPurging?.();
-    stopCollecting?.();
-    await announcer?.withdraw();
-    auth.close();
-    readOnly.close();
-    await running.close(graceMs);
-    await debugServer?.close();
-    await notifier?.close(NOTIFICATIONS_FLUSH_MS);
-    await registry.close();
-  };
-  return {
-    ...running,
-    close: () => stop(0),
-    drain: async () => {
-      lifecycle.draining = true;
-      const graceMs = config.cluster?.drainMs ?? config.http.drainTimeoutMs;
-      if (announcer) {
-        await announcer.withdraw();
-        await new Promise((resolve) => setTimeout(resolve, Math.min(WITHDRAW_SETTLE_MS, graceMs)));
-      }
-      await stop(Math.max(0, graceMs - WITHDRAW_SETTLE_MS));
-    },
-  };
+  const opened: Array<() => Promise<void> | void> = [() => registry.close(), () => auth.close(), () => readOnly.close()];
+  try {
+    for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
+    const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
+    if (notifier) opened.push(() => notifier.close(0));
+    const probe = new StoreProbe(driver);
+    const lifecycle = { draining: false };
+    const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
+    if (announcer) metrics.trackRegistration(() => announcer.state.registered);
+    const { debug } = config;
+    const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
+    const site = consoleSite(config, prepared.consoleAssets, { registry, metrics, auth, readOnly: readOnly.state, prefetching, announcer });
+    const app: AppContext = {
+      auth: auth.authenticator,
+      health: async () => ({
+        storage: await probe.check(),
+        readonly: readOnly.state,
+        ...auth.health(),
+        ...(announcer ? { cluster: announcer.health() } : {}),
+      }),
+      lifecycle,
+      readOnly: readOnly.state,
+      registry,
+      http: config.http,
+      storage: config.storage,
+      catalogMaxEntries: config.catalog.maxEntries,
+      log,
+      accessLog: !config.log.accessLogDisabled,
+      metrics,
+      // Without a debug listener the metrics, when enabled, are on the main port.
+      ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
+      ...(notifier ? { notifier } : {}),
+      ...(site ? { console: site } : {}),
+    };
+    const running = await startServer(app, limits, prepared.tls);
+    opened.push(() => running.close());
+    const debugServer = debug.addr !== undefined ? await startDebugServer(debug.addr, debug.metricsPath, metrics, log) : undefined;
+    if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
+    // Listening: from here on the registry runs its background work.
+    prefetching?.start();
+    announcer?.start();
+    const { uploadPurging } = config.storage;
+    const paused = () => readOnly.state.enabled;
+    const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
+    const { gc } = config.storage;
+    const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
+    const stop = async (graceMs: number) => {
+      prefetching?.stop();
+      stopPurging?.();
+      stopCollecting?.();
+      await announcer?.withdraw();
+      auth.close();
+      readOnly.close();
+      await running.close(graceMs);
+      await debugServer?.close();
+      await notifier?.close(NOTIFICATIONS_FLUSH_MS);
+      await registry.close();
+    };
+    return {
+      ...running,
+      close: () => stop(0),
+      drain: async () => {
+        lifecycle.draining = true;
+        const graceMs = config.cluster?.drainMs ?? config.http.drainTimeoutMs;
+        if (announcer) {
+          await announcer.withdraw();
+          await new Promise((resolve) => setTimeout(resolve, Math.min(WITHDRAW_SETTLE_MS, graceMs)));
+        }
+        await stop(Math.max(0, graceMs - WITHDRAW_SETTLE_MS));
+      },
+    };
+  } catch (err) {
+    // Refused half-way (a port in use): nothing of it keeps running.
+    for (const close of opened.reverse()) await close();
+    throw err;
+  }
 }
 
 /** The etcd registration of a `cluster` section (etcd3 loads only then). */
@@ -162,20 +181,23 @@ async function announce(config: RegistryConfig, log: Logger, healthy: () => Prom
   return new Announcer(config.etcd, config.cluster, healthy, log);
 }
 
-/** `lain-registry serve [config.yml]` */
+/** `lain-registry serve [config.yml]`: exit 0 when stopped, 2 when the configuration is refused. */
 export async function serve(configPath: string | undefined): Promise<number> {
   const loaded = await loadOrReport(configPath);
   if (!loaded) return 2;
   const { config } = loaded;
   const log = createLogger(config);
+  exitOnUnhandled(log);
   for (const problem of loaded.warnings) log.warn({ key: problem.path }, formatProblem(problem));
-  if (config.storage.blobDescriptorCache === "redis") {
-    log.warn("storage.cache.blobdescriptor: redis is not supported; running without a descriptor cache");
+  let running: RunningRegistry;
+  try {
+    running = await startRegistry(config, log);
+  } catch (err) {
+    if (err instanceof ConfigRefused) reportProblems(err.problems);
+    else if (err instanceof ConfigError) reportProblems([{ path: err.path, message: err.message }]);
+    else throw err;
+    return 2;
   }
-  if (config.http.secretGenerated) {
-    log.warn("http.secret is not set: generated one; instances sharing this store cannot continue each other's uploads");
-  }
-  const running = await startRegistry(config, log);
   log.info({ version: VERSION, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrl }, "lain-registry listening");
 
   await new Promise<void>((resolve) => {

@@ -36,10 +36,11 @@ export class UpstreamFile {
   }
 
   private async connect(): Promise<void> {
-    const client = this.session.renew();
-    if (!client) return;
     const prefix = `${this.options.prefix}/`;
     try {
+      // Inside: its TLS files are read again, and may have gone since the start.
+      const client = this.session.renew();
+      if (!client) return;
       const current = await client.getAll().prefix(prefix).exec();
       const watcher = await client.watch().prefix(prefix).startRevision(String(Number(current.header.revision) + 1)).create();
       this.session.watching(watcher);

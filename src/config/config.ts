@@ -36,9 +36,21 @@ export interface HttpConfig {
   secretGenerated: boolean;
   relativeUrls: boolean;
   headers: Record<string, string[]>;
-  tls: { certificate: string; key: string } | undefined;
+  tls: TlsConfig | undefined;
   /** http.draintimeout: how long a stopping server waits for requests in flight (0: none). */
   drainTimeoutMs: number;
+}
+
+/** http.tls: serve HTTPS with this certificate and key. */
+export interface TlsConfig {
+  certificate: string;
+  key: string;
+  /** minimumtls: tls1.0 ... tls1.3 (Node's default, TLS 1.2, when absent). */
+  minimumTls: "tls1.0" | "tls1.1" | "tls1.2" | "tls1.3" | undefined;
+  /** clientcas: CA bundles; when given, every client must present a certificate one of them issued. */
+  clientCas: string[];
+  /** ciphersuites: Go's names of the suites allowed (distribution's format). */
+  cipherSuites: string[];
 }
 
 /** http.debug: a second listener for operators; prometheus.path is served there. */
@@ -70,7 +82,7 @@ export interface NotificationsConfig {
 }
 
 export interface AuthConfig {
-  token?: { realm: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string; autoRedirectPath?: string };
+  token?: { realm: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string; autoRedirectPath?: string; signingAlgorithms?: string[] };
   htpasswd?: { realm: string; path: string };
 }
 
@@ -187,6 +199,7 @@ function authConfig(auth: Tree): AuthConfig {
         ...(token.jwks ? { jwks: String(token.jwks) } : {}),
         // distribution's default path for autoredirect
         ...(asBool(token.autoredirect) ? { autoRedirectPath: text(token.autoredirectpath) ?? "/auth/token" } : {}),
+        ...(token.signingalgorithms !== undefined ? { signingAlgorithms: list(token.signingalgorithms) } : {}),
       },
     };
   }
@@ -310,7 +323,15 @@ export function toConfig(raw: Tree): RegistryConfig {
       secretGenerated: secret === undefined,
       relativeUrls: asBool(http.relativeurls) ?? false,
       headers: headers(section(http, "headers")),
-      tls: tls.certificate && tls.key ? { certificate: String(tls.certificate), key: String(tls.key) } : undefined,
+      tls: tls.certificate
+        ? {
+            certificate: String(tls.certificate),
+            key: String(tls.key),
+            minimumTls: text(tls.minimumtls) as TlsConfig["minimumTls"],
+            clientCas: list(tls.clientcas),
+            cipherSuites: list(tls.ciphersuites),
+          }
+        : undefined,
       drainTimeoutMs: durationMs(http.draintimeout, 0),
     },
     catalog: { maxEntries: asInt(section(raw, "catalog").maxentries) ?? 1000 },

@@ -1,5 +1,6 @@
 import { Etcd3, type IOptions, type Watcher } from "etcd3";
 import { readFileSync } from "node:fs";
+import { ConfigError } from "./config-error.js";
 
 /** The `etcd` section (ours): where the LAIN cluster keeps settings the registry follows live. */
 export interface EtcdConfig {
@@ -17,14 +18,22 @@ export interface EtcdConfig {
 
 const RETRY_MS = 2000;
 
-/** Client options from the `etcd` section: endpoints, TLS files, user and password. */
+function readAt(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(key, `${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Client options from the `etcd` section: endpoints, TLS files (a ConfigError when unreadable), user and password. */
 export function etcdClientOptions(config: EtcdConfig): IOptions {
   const options: IOptions = { hosts: config.endpoints, dialTimeout: 3000 };
   if (config.caFile) {
     options.credentials = {
-      rootCertificate: readFileSync(config.caFile),
-      ...(config.keyFile ? { privateKey: readFileSync(config.keyFile) } : {}),
-      ...(config.certFile ? { certChain: readFileSync(config.certFile) } : {}),
+      rootCertificate: readAt(config.caFile, "etcd.cafile"),
+      ...(config.keyFile ? { privateKey: readAt(config.keyFile, "etcd.keyfile") } : {}),
+      ...(config.certFile ? { certChain: readAt(config.certFile, "etcd.certfile") } : {}),
     };
   }
   if (config.username && config.password) options.auth = { username: config.username, password: config.password };
@@ -117,9 +126,10 @@ export class EtcdKeyWatch {
   }
 
   private async connect(): Promise<void> {
-    const client = this.session.renew();
-    if (!client) return;
     try {
+      // Inside: its TLS files are read again, and may have gone since the start.
+      const client = this.session.renew();
+      if (!client) return;
       const current = await client.get(this.key).exec();
       // Watch from just after what was read, so no change falls between the two.
       const watcher = await client.watch().key(this.key).startRevision(String(Number(current.header.revision) + 1)).create();

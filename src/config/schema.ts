@@ -1,14 +1,17 @@
 /**
  * distribution's configuration format (docs/configuration.md), as a tree that validation,
  * environment overrides and `config check` all walk. `status` says what we do with a key:
- * "planned" keys are accepted with a warning naming them until the feature lands.
+ * "planned" keys are accepted with a warning naming them until the feature lands; "refused"
+ * ones are errors, because serving without what they ask for would be serving something else.
  */
-export type Status = "implemented" | "planned";
+export type Status = "implemented" | "planned" | "refused";
 
 interface Common {
   status?: Status;
-  /** Why a planned key has no effect yet, shown in the warning. */
+  /** Why a planned key has no effect yet, or why a refused one cannot be served: shown in the message. */
   note?: string;
+  /** For a map whose unknown keys are errors, not warnings: what to say of one. */
+  closed?: string;
 }
 
 export type Spec =
@@ -26,6 +29,7 @@ const any = { kind: "any" } as const;
 const stringList = { kind: "stringList" } as const;
 const object = (fields: Record<string, Spec>): Spec => ({ kind: "object", fields });
 const planned = (spec: Spec, note: string): Spec => ({ ...spec, status: "planned", note });
+const refused = (spec: Spec, note: string): Spec => ({ ...spec, status: "refused", note });
 
 
 /** distribution's (and LAIN's) default for storage.filesystem.rootdirectory. */
@@ -34,35 +38,45 @@ export const DEFAULT_ROOT_DIRECTORY = "/var/lib/registry";
 export const STORAGE_DRIVERS = ["filesystem", "inmemory", "s3", "oss"] as const;
 export const UNSUPPORTED_DRIVERS = ["azure", "gcs", "swift"] as const;
 
-const storage = object({
-  filesystem: object({ rootdirectory: str, maxthreads: int }),
-  inmemory: any,
-  s3: object({
+/** Besides these settings, every key of `storage` names a driver: an unknown one is an error, as in distribution. */
+const storage: Spec = {
+  kind: "object",
+  closed: `is not a storage driver of this version (${STORAGE_DRIVERS.join(", ")})`,
+  fields: {
+    filesystem: object({ rootdirectory: str, maxthreads: int }),
+    inmemory: any,
+    s3: object({
       accesskey: str, secretkey: str, region: str, regionendpoint: str, forcepathstyle: bool, bucket: str,
       secure: bool, skipverify: bool, v4auth: bool, chunksize: int, multipartcopychunksize: int,
       multipartcopymaxconcurrency: int, multipartcopythresholdsize: int, rootdirectory: str,
-      encrypt: bool, keyid: str, storageclass: str, useragent: str, usedualstack: bool,
-      accelerate: bool, objectacl: str, loglevel: str, sessiontoken: str,
+      encrypt: bool, keyid: str, storageclass: str, sessiontoken: str,
+      useragent: planned(str, "the SDK's user agent is sent"),
+      usedualstack: planned(bool, "dual-stack endpoints are not chosen; give regionendpoint"),
+      accelerate: planned(bool, "transfer acceleration endpoints are not chosen; give regionendpoint"),
+      objectacl: planned(str, "objects get the bucket's default ACL"),
+      loglevel: planned(str, "the SDK does not log; storage errors are in the registry's log"),
     }),
-  oss: object({
-    accesskeyid: str, accesskeysecret: str, region: str, endpoint: str, internal: any, cname: bool, bucket: str,
-    encrypt: bool, encryptionkeyid: str, secure: bool, chunksize: int, rootdirectory: str,
-  }),
-  delete: object({ enabled: bool }),
-  redirect: object({ disable: bool }),
-  cache: object({
-    blobdescriptor: { kind: "enum", values: ["inmemory", "redis"] },
-    layerinfo: { kind: "enum", values: ["inmemory", "redis"] },
-    blobdescriptorsize: int,
-  }),
-  maintenance: object({
-    uploadpurging: object({ enabled: bool, age: duration, interval: duration, dryrun: bool }),
-    readonly: object({ enabled: bool }),
-  }),
-  // Ours: garbage collection inside the server.
-  gc: object({ enabled: bool, interval: duration, delay: duration }),
-  tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
-});
+    oss: object({
+      accesskeyid: str, accesskeysecret: str, region: str, endpoint: str, internal: any, cname: bool, bucket: str,
+      encrypt: bool, encryptionkeyid: str, secure: bool, chunksize: int, rootdirectory: str,
+    }),
+    delete: object({ enabled: bool }),
+    redirect: object({ disable: bool }),
+    cache: object({
+      blobdescriptor: { kind: "enum", values: ["inmemory", "redis"] },
+      layerinfo: { kind: "enum", values: ["inmemory", "redis"] },
+      blobdescriptorsize: int,
+    }),
+    maintenance: object({
+      uploadpurging: object({ enabled: bool, age: duration, interval: duration, dryrun: bool }),
+      readonly: object({ enabled: bool }),
+    }),
+    // Ours: garbage collection inside the server.
+    gc: object({ enabled: bool, interval: duration, delay: duration }),
+    tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
+    ...Object.fromEntries(UNSUPPORTED_DRIVERS.map((d) => [d, refused(any, `the ${d} storage driver is not supported (use filesystem, s3 or oss)`)])),
+  },
+};
 
 const http = object({
   addr: str,
@@ -75,10 +89,10 @@ const http = object({
   tls: object({
     certificate: str,
     key: str,
-    clientcas: planned(stringList, "client certificate auth is not implemented"),
-    minimumtls: str,
-    ciphersuites: planned(stringList, "cipher suite selection is not implemented"),
-    letsencrypt: planned(any, "Let's Encrypt is not implemented (these machines are offline)"),
+    clientcas: stringList,
+    minimumtls: { kind: "enum", values: ["tls1.0", "tls1.1", "tls1.2", "tls1.3"] },
+    ciphersuites: stringList,
+    letsencrypt: refused(any, "Let's Encrypt is not supported: give http.tls.certificate and http.tls.key"),
   }),
   headers: { kind: "map", value: stringList },
   debug: object({ addr: str, prometheus: object({ enabled: bool, path: str }) }),
@@ -103,10 +117,10 @@ export const CONFIG_SPEC = object(
         realm: str, service: str, issuer: str, rootcertbundle: str, jwks: str,
         autoredirect: bool,
         autoredirectpath: str,
-        signingalgorithms: planned(stringList, "the allowed algorithms are fixed (asymmetric only)"),
+        signingalgorithms: stringList,
       }),
       htpasswd: object({ realm: str, path: str }),
-      silly: planned(any, "the silly access controller is for testing and not implemented"),
+      silly: refused(any, "the silly access controller (distribution's test aid) is not supported: it would leave the registry open"),
     }),
     middleware: planned(any, "middleware is not implemented"),
     reporting: planned(any, "bugsnag and newrelic reporting are not implemented"),

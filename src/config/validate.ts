@@ -1,5 +1,6 @@
 import { parseReference } from "../registry/names.js";
 import { parseDuration } from "./duration.js";
+import { parseListenAddress } from "./listen-address.js";
 import { DEFAULT_ROOT_DIRECTORY, STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
 
 export interface Problem {
@@ -66,6 +67,10 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
   if (spec.status === "planned") {
     out.warnings.push({ path, message: `accepted but not implemented yet: ${spec.note ?? "no effect"}` });
   }
+  if (spec.status === "refused") {
+    out.errors.push({ path, message: `refused: ${spec.note ?? "not supported"}` });
+    return;
+  }
   if (value === null || value === undefined) return;
   switch (spec.kind) {
     case "object": {
@@ -76,6 +81,7 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
       for (const [key, child] of Object.entries(value)) {
         const childSpec = spec.fields[key];
         if (childSpec) walk(childSpec, child, join(path, key), out);
+        else if (spec.closed) out.errors.push({ path: join(path, key), message: spec.closed });
         else out.warnings.push({ path: join(path, key), message: "unknown key, ignored" });
       }
       return;
@@ -110,7 +116,6 @@ function checkStorage(storage: unknown, out: Findings): void {
   }
   if (!isObject(storage)) return;
   const unsupported = UNSUPPORTED_DRIVERS.filter((d) => d in storage);
-  for (const d of unsupported) out.errors.push({ path: `storage.${d}`, message: `the ${d} storage driver is not supported (use filesystem, s3 or oss)` });
   const drivers = STORAGE_DRIVERS.filter((d) => d in storage);
   if (drivers.length + unsupported.length === 0) {
     out.warnings.push({ path: "storage", message: `no storage driver: using filesystem at ${DEFAULT_ROOT_DIRECTORY}` });
@@ -121,6 +126,46 @@ function checkStorage(storage: unknown, out: Findings): void {
   if (drivers[0] === "filesystem" && isObject(filesystem) && filesystem.rootdirectory === "") {
     out.errors.push({ path: "storage.filesystem.rootdirectory", message: "must not be empty" });
   }
+  const cache = storage.cache;
+  if (isObject(cache) && [cache.blobdescriptor, cache.layerinfo].includes("redis")) {
+    out.warnings.push({ path: "storage.cache", message: "redis is not supported: the registry runs without a descriptor cache" });
+  }
+}
+
+/** A listen address: "host:port" or ":port" on TCP (a socket path with http.net: unix). */
+function checkListen(path: string, addr: unknown, out: Findings): void {
+  // Not a string at all: walk() has said so.
+  if (typeof addr !== "string" && typeof addr !== "number") return;
+  if (!parseListenAddress(String(addr))) out.errors.push({ path, message: `must be host:port or :port (a port from 0 to 65535), not ${describe(addr)}` });
+}
+
+function checkHttp(http: unknown, out: Findings): void {
+  if (!isObject(http)) {
+    out.warnings.push({ path: "http.secret", message: "not set: a random one is used; instances sharing this store cannot continue each other's uploads" });
+    return;
+  }
+  if (http.net !== "unix") checkListen("http.addr", http.addr, out);
+  if (isObject(http.debug)) checkListen("http.debug.addr", http.debug.addr, out);
+  if (http.secret === undefined || http.secret === null || http.secret === "") {
+    out.warnings.push({ path: "http.secret", message: "not set: a random one is used; instances sharing this store cannot continue each other's uploads" });
+  }
+  if (http.host !== undefined && http.host !== null) checkHttpUrl("http.host", http.host, "", out);
+  const tls = http.tls;
+  if (isObject(tls)) {
+    // Half of a pair would serve plain HTTP where HTTPS was asked for.
+    if (tls.certificate && !tls.key) out.errors.push({ path: "http.tls.key", message: "is required with http.tls.certificate" });
+    if (tls.key && !tls.certificate) out.errors.push({ path: "http.tls.certificate", message: "is required with http.tls.key" });
+    for (const key of ["clientcas", "minimumtls", "ciphersuites"]) {
+      if (tls[key] !== undefined && !tls.certificate && !tls.key) out.errors.push({ path: `http.tls.${key}`, message: "needs http.tls.certificate and http.tls.key" });
+    }
+  }
+}
+
+function checkEtcd(etcd: unknown, out: Findings): void {
+  if (!isObject(etcd)) return;
+  if (etcd.certfile && !etcd.keyfile) out.errors.push({ path: "etcd.keyfile", message: "is required with etcd.certfile" });
+  if (etcd.keyfile && !etcd.certfile) out.errors.push({ path: "etcd.certfile", message: "is required with etcd.keyfile" });
+  if ((etcd.certfile || etcd.keyfile) && !etcd.cafile) out.errors.push({ path: "etcd.cafile", message: "is required for TLS to etcd (with etcd.certfile and etcd.keyfile)" });
 }
 
 function checkAuth(auth: unknown, out: Findings): void {
@@ -144,7 +189,7 @@ function checkAuth(auth: unknown, out: Findings): void {
 
 /** A required http(s) URL setting. */
 function checkHttpUrl(path: string, value: unknown, missing: string, out: Findings): void {
-  if (!value) out.errors.push({ path, message: `is required: ${missing}` });
+  if (!value) out.errors.push({ path, message: missing ? `is required: ${missing}` : "must not be empty" });
   else if (!URL.canParse(String(value)) || !/^https?:$/.test(new URL(String(value)).protocol)) {
     out.errors.push({ path, message: `must be an http:// or https:// URL, not ${describe(value)}` });
   }
@@ -200,6 +245,8 @@ export function validate(spec: Spec, raw: unknown): Findings {
     out.errors.push({ path: "version", message: `must be 0.1 (distribution's only configuration version), not ${describe(raw.version)}` });
   }
   checkStorage(raw.storage, out);
+  checkHttp(raw.http, out);
+  checkEtcd(raw.etcd, out);
   checkAuth(raw.auth, out);
   checkProxy(raw.proxy, out);
   checkCluster(raw, out);

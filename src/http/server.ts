@@ -1,10 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { lstat, unlink } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import { connect, type AddressInfo, type Socket } from "node:net";
+import type { TlsOptions } from "node:tls";
+import type { Logger } from "pino";
 import type { Access } from "../auth/access.js";
 import type { AuthDecision } from "../auth/authenticator.js";
+import { ConfigError } from "../config/config-error.js";
+import { listenAddress } from "../config/listen-address.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
@@ -201,52 +205,80 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** "host:port" or ":port" (every interface, as distribution reads http.addr). */
-export function parseListenAddress(addr: string): { host: string | undefined; port: number } {
-  const colon = addr.lastIndexOf(":");
-  const host = addr.slice(0, colon).replace(/^\[|\]$/g, "");
-  const port = Number(addr.slice(colon + 1));
-  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`listen address ${JSON.stringify(addr)} is not host:port`);
-  }
-  return { host: host === "" ? undefined : host, port };
-}
-
-export async function startServer(app: AppContext, limits: ConnectionLimits = DEFAULT_LIMITS): Promise<RunningServer> {
+/** `tls`: the options tlsServerOptions built from http.tls, when the registry serves HTTPS. */
+export async function startServer(app: AppContext, limits: ConnectionLimits = DEFAULT_LIMITS, tls?: TlsOptions): Promise<RunningServer> {
   const listener = requestListener(app);
-  const tls = app.http.tls;
   // Node checks the headers deadline on this interval (30 s by default).
   const options = { connectionsCheckingInterval: Math.min(limits.headersMs, 30_000) };
-  const server = tls
-    ? createHttpsServer({ ...options, cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, listener)
-    : createHttpServer(options, listener);
+  const server = tls ? createHttpsServer({ ...options, ...tls }, listener) : createHttpServer(options, listener);
   // Uploads may take as long as they take; idleness is what ends a connection.
   server.requestTimeout = 0;
   server.headersTimeout = limits.headersMs;
   server.keepAliveTimeout = 75_000;
   server.setTimeout(limits.idleMs, (socket) => socket.destroy());
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-    // Malformed requests or oversized headers: answer like node would, and never crash.
+    // Malformed requests, oversized headers, failed TLS handshakes: answer like node would, and never crash.
     if (!socket.writable) return socket.destroy();
     const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
+  const target = app.http.net === "unix" ? { path: app.http.addr } : app.http.addr;
+  return listen(server, target, tls ? "https" : "http", { key: "http.addr", log: app.log });
+}
 
-  return listen(server, app.http.net === "unix" ? { path: app.http.addr } : app.http.addr, tls ? "https" : "http");
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: "is in use by another process",
+  EACCES: "is not permitted (ports below 1024 need privileges)",
+  EADDRNOTAVAIL: "is not an address of this machine",
+  ENOTFOUND: "names a host that does not resolve",
+};
+
+/** Whether something accepts connections on a unix socket. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path });
+    socket.setTimeout(1000, () => socket.destroy());
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("close", () => resolve(false));
+  });
+}
+
+/** A socket file nobody listens on is a leftover of a process that died: removed, as distribution does. */
+async function clearStaleSocket(path: string, key: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) return;
+  if (!info.isSocket()) throw new ConfigError(key, `${path} exists and is not a socket`);
+  if (await answers(path)) throw new ConfigError(key, `${path} ${LISTEN_FAILURES.EADDRINUSE}`);
+  await unlink(path);
 }
 
 /**
- * Listens on "host:port" (":port" is every interface) or a unix socket; close(graceMs) stops
- * accepting, lets requests in flight finish within the grace (idle keep-alive connections close
- * at once), then cuts every connection.
+ * Listens on "host:port" (":port" is every interface) or a unix socket; a failure is a
+ * ConfigError at `key`. close(graceMs) stops accepting, lets requests in flight finish within
+ * the grace (idle keep-alive connections close at once), then cuts every connection.
  */
-export async function listen(server: Server, addr: string | { path: string }, scheme: "http" | "https"): Promise<RunningServer> {
+export async function listen(server: Server, addr: string | { path: string }, scheme: "http" | "https", where: { key: string; log: Logger }): Promise<RunningServer> {
+  if (typeof addr !== "string") await clearStaleSocket(addr.path, where.key);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    if (typeof addr !== "string") server.listen(addr.path, resolve);
+    const failed = (err: NodeJS.ErrnoException) => {
+      const shown = typeof addr === "string" ? addr : addr.path;
+      reject(new ConfigError(where.key, `${shown} ${LISTEN_FAILURES[err.code ?? ""] ?? `cannot be listened on: ${err.message}`}`));
+    };
+    server.once("error", failed);
+    const listening = () => {
+      server.off("error", failed);
+      // Past the start (an accept failing for lack of file descriptors): said, never fatal.
+      server.on("error", (err) => where.log.error({ err, listener: where.key }, "listener error"));
+      resolve();
+    };
+    if (typeof addr !== "string") server.listen(addr.path, listening);
     else {
-      const { host, port } = parseListenAddress(addr);
-      server.listen(port, host, resolve);
+      const { host, port } = listenAddress(addr);
+      server.listen(port, host, listening);
     }
   });
   const address = server.address();

@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { digestAlgorithm, hashToDigest, newHash, type Digest } from "../registry/digest.js";
+import { RegistryError } from "../registry/errors.js";
 import type { BlobSink } from "../registry/uploads.js";
 import { Signal } from "./signal.js";
 import type { Spool } from "./spool.js";
@@ -76,7 +77,8 @@ export class BlobFill {
         position += chunk.length;
         yield chunk;
       } else if (this.failure) {
-        throw this.failure;
+        // The fill logged why; each reader's client only sees its transfer end.
+        throw new RegistryError("UNAVAILABLE", `fetching blob ${this.digest} failed: ${this.failure.message}`);
       } else {
         await this.progress.wait();
       }

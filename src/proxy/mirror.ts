@@ -199,7 +199,8 @@ export class MirroredRepository extends Repository {
       spool = await Spool.create(this.mirror.spoolDir);
     } catch (err) {
       remote.body.destroy();
-      throw err;
+      this.mirror.log.error({ digest, spoolDir: this.mirror.spoolDir, err: String(err) }, "mirror: cannot open a spool file");
+      throw new RegistryError("UNAVAILABLE", `the mirror cannot spool blob ${digest} now (a local I/O error, in its log); retry later`);
     }
     const sink = await this.mirror.uploads.receive(this.blobs).catch((err: unknown) => {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");

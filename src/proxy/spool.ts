@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { open, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Signal } from "./signal.js";
 
@@ -36,7 +36,15 @@ export class Spool {
 
   static async create(dir: string): Promise<Spool> {
     const path = join(dir, `lain-registry-spool-${randomUUID()}`);
-    const file = await open(path, "w+", 0o600);
+    let file: FileHandle;
+    try {
+      file = await open(path, "w+", 0o600);
+    } catch (err) {
+      // The directory went (a temp cleaner): it is the mirror's, made at start, so make it again.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      file = await open(path, "w+", 0o600);
+    }
     await unlink(path).catch(() => undefined);
     return new Spool(file);
   }

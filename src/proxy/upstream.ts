@@ -206,7 +206,7 @@ export class UpstreamRegistry {
       const headers = authorization ? { ...extra, authorization } : extra;
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.dispatcher.request({ origin: this.url, path, method, headers });
+        res = await this.dispatch({ origin: this.url, path, method, headers });
       } catch (err) {
         this.failed();
         throw new UpstreamError(`upstream ${this.url} is unreachable: ${describeFailure(err)}`);
@@ -216,6 +216,16 @@ export class UpstreamRegistry {
       await res.body.dump();
       if (!this.auth.learn(header(res.headers, "www-authenticate"), scope, authorization)) return sent;
     }
+  }
+
+  /**
+   * One request. Whoever reads a body sees its errors; undici also errors a body that is
+   * destroyed unread (an abandoned fill, a refused manifest) when nobody listens any more.
+   */
+  private async dispatch(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    const res = await this.dispatcher.request(options);
+    res.body.on("error", () => undefined);
+    return res;
   }
 
   private async expect(res: Sent, status: number, what: string): Promise<void> {
@@ -241,7 +251,7 @@ export class UpstreamRegistry {
   private async fetchToken(url: URL, basic: string | undefined): Promise<{ token: string; expiresInSeconds: number }> {
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: "GET", headers: basic ? { authorization: basic } : {} });
+      res = await this.dispatch({ origin: url.origin, path: `${url.pathname}${url.search}`, method: "GET", headers: basic ? { authorization: basic } : {} });
     } catch (err) {
       throw new UpstreamError(`token realm ${url.origin}${url.pathname} of upstream ${this.url} is unreachable: ${describeFailure(err)}`);
     }

@@ -9,6 +9,7 @@ import { S3_MIN_PART } from "./object-store.js";
 import type { OssOptions } from "./oss.js";
 import type { S3Options } from "./s3.js";
 import { asBool, asInt } from "../config/validate.js";
+import { ConfigError } from "../config/config-error.js";
 
 
 /**
@@ -27,7 +28,7 @@ export async function createDriver(storage: StorageConfig): Promise<StorageDrive
     case "oss":
       return ossDriver(ossOptions(storage.parameters));
     default:
-      throw new Error(`the ${storage.driver} storage driver is not available in this version; use filesystem`);
+      throw new ConfigError(`storage.${storage.driver}`, `is not a storage driver of this version`);
   }
 }
 
@@ -35,6 +36,12 @@ const MiB = 1024 * 1024;
 
 function text(value: unknown): string | undefined {
   return value === undefined || value === null || value === "" ? undefined : String(value);
+}
+
+function required(p: Record<string, unknown>, driver: string, key: string): string {
+  const value = text(p[key]);
+  if (value === undefined) throw new ConfigError(`storage.${driver}.${key}`, "is required");
+  return value;
 }
 
 export async function s3Driver(options: S3Options): Promise<ObjectStoreDriver> {
@@ -50,10 +57,9 @@ export async function s3Driver(options: S3Options): Promise<ObjectStoreDriver> {
 
 /** storage.s3 with distribution's defaults. */
 export function s3Options(p: Record<string, unknown>): S3Options {
-  const bucket = text(p.bucket);
-  if (!bucket) throw new Error("storage.s3.bucket is required");
+  const bucket = required(p, "s3", "bucket");
   const chunkSize = asInt(p.chunksize) ?? 10 * MiB;
-  if (chunkSize < S3_MIN_PART) throw new Error(`storage.s3.chunksize must be at least ${S3_MIN_PART} (S3's smallest part)`);
+  if (chunkSize < S3_MIN_PART) throw new ConfigError("storage.s3.chunksize", `must be at least ${S3_MIN_PART} (S3's smallest part)`);
   return {
     accessKey: text(p.accesskey),
     secretKey: text(p.secretkey),
@@ -89,12 +95,11 @@ export async function ossDriver(options: OssOptions): Promise<ObjectStoreDriver>
 
 /** storage.oss with distribution's defaults (chunksize 10 MiB, at least 5 MiB). */
 export function ossOptions(p: Record<string, unknown>): OssOptions {
-  const bucket = text(p.bucket);
-  const accessKeyId = text(p.accesskeyid);
-  const accessKeySecret = text(p.accesskeysecret);
-  if (!bucket || !accessKeyId || !accessKeySecret) throw new Error("storage.oss needs bucket, accesskeyid and accesskeysecret");
+  const bucket = required(p, "oss", "bucket");
+  const accessKeyId = required(p, "oss", "accesskeyid");
+  const accessKeySecret = required(p, "oss", "accesskeysecret");
   const chunkSize = asInt(p.chunksize) ?? 10 * MiB;
-  if (chunkSize < 5 * MiB) throw new Error("storage.oss.chunksize must be at least 5242880");
+  if (chunkSize < 5 * MiB) throw new ConfigError("storage.oss.chunksize", "must be at least 5242880");
   return {
     accessKeyId,
     accessKeySecret,

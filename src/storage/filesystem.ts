@@ -3,6 +3,7 @@ import { constants as fsConstants, close as closeFd, fdatasync, fstat, fsync, op
 import { promisify } from "node:util";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { ConfigError } from "../config/config-error.js";
 import { Readable, Writable } from "node:stream";
 import {
   checkPath,
@@ -49,12 +50,14 @@ export class FilesystemDriver implements StorageDriver {
     return join(this.rootDirectory, path);
   }
 
+  /** The root must be a writable directory; creating it is serve's business (cli/prepare.ts), never a check's. */
   async verify(): Promise<void> {
     try {
-      await fsp.mkdir(this.rootDirectory, { recursive: true });
+      if (!(await fsp.stat(this.rootDirectory)).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
       await fsp.access(this.rootDirectory, fsConstants.W_OK);
     } catch (err) {
-      throw new Error(`storage.filesystem.rootdirectory ${this.rootDirectory} is not a writable directory: ${(err as Error).message}`);
+      const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : `is not a writable directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+      throw new ConfigError("storage.filesystem.rootdirectory", `${this.rootDirectory} ${why}`);
     }
   }
 

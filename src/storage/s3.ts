@@ -18,6 +18,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { readFileSync } from "node:fs";
+import { ConfigError } from "../config/config-error.js";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
@@ -53,7 +54,7 @@ function readCaBundle(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`AWS_CA_BUNDLE=${path} cannot be read: ${(err as Error).message}`);
+    throw new ConfigError("AWS_CA_BUNDLE", `AWS_CA_BUNDLE=${path} cannot be read: ${(err as Error).message}`);
   }
 }
 
@@ -124,12 +125,12 @@ export class S3Store implements ObjectStore {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
       const code = status(err);
-      const why =
-        code === 404 ? "does not exist" :
-        code === 403 ? "is not accessible with these credentials (storage.s3.accesskey/secretkey)" :
-        code === 400 ? "rejected the request (storage.s3.region?)" :
-        `is not reachable: ${(err as Error).message}`;
-      throw new Error(`s3 bucket ${JSON.stringify(this.bucket)} at ${this.options.regionEndpoint ?? `region ${this.options.region}`} ${why}`);
+      const [key, why] =
+        code === 404 ? ["bucket", "does not exist"] :
+        code === 403 ? ["accesskey", "is not accessible with these credentials (storage.s3.accesskey/secretkey)"] :
+        code === 400 ? ["region", "rejected the request (storage.s3.region?)"] :
+        [this.options.regionEndpoint ? "regionendpoint" : "region", `is not reachable: ${(err as Error).message}`];
+      throw new ConfigError(`storage.s3.${key}`, `s3 bucket ${JSON.stringify(this.bucket)} at ${this.options.regionEndpoint ?? `region ${this.options.region}`} ${why}`);
     }
   }
 

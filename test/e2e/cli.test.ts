@@ -25,7 +25,7 @@ describe("lain-registry CLI", () => {
   });
 
   it("config check exits 0 for a good configuration", async () => {
-    const { code, stdout } = await runCli("config", "check", "config/examples/lain-s3.yml");
+    const { code, stdout } = await runCli("config", "check", "config/config.yml");
     expect(code).toBe(0);
     expect(stdout).toContain("OK");
     // A key not implemented yet is a warning, never a failure.
@@ -34,6 +34,12 @@ describe("lain-registry CLI", () => {
     const warned = await runCli("config", "check", planned);
     expect(warned.code).toBe(0);
     expect(warned.stdout).toContain("warning: redis: accepted but not implemented yet");
+  });
+
+  it("config check names a file the configuration needs that this machine lacks: the LAIN S3 example's token bundle", async () => {
+    const { code, stdout } = await runCli("config", "check", "config/examples/lain-s3.yml");
+    expect(code).toBe(1);
+    expect(stdout).toContain("error: auth.token.rootcertbundle: /lain/app/auth/server.pem cannot be read: ENOENT");
   });
 
   it("config check exits non-zero and lists every problem by key path", async () => {

@@ -16,6 +16,10 @@ export interface BlobTampering {
   onBytes?: (count: number) => void;
   /** Hold each chunk this long (a slow peer). */
   delayMs?: number;
+  /** Reset the connection instead of answering (the peer dies before its headers). */
+  refuse?: boolean;
+  /** Reset the connection once this many bytes of the body have passed. */
+  cutAfter?: number;
 }
 
 /**
@@ -48,11 +52,16 @@ export class CountingProxy {
 
   private forward(req: IncomingMessage, res: ServerResponse): void {
     const { hostname, port } = new URL(this.target);
+    if (this.tamper.refuse && req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "")) {
+      this.seen.push({ method: req.method, path: req.url ?? "", status: 0 });
+      req.socket.resetAndDestroy();
+      return;
+    }
     const upstream = request({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (reply) => {
       this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 });
       res.writeHead(reply.statusCode ?? 502, reply.headers);
       const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && reply.statusCode === 200;
-      const body = isBlob ? reply.pipe(this.tamperer(Number(reply.headers["content-length"] ?? 0))) : reply;
+      const body = isBlob ? reply.pipe(this.tamperer(Number(reply.headers["content-length"] ?? 0), () => res.socket?.resetAndDestroy())) : reply;
       body.pipe(res);
       reply.on("error", () => res.destroy());
       reply.on("aborted", () => res.destroy());
@@ -67,7 +76,7 @@ export class CountingProxy {
     req.pipe(upstream);
   }
 
-  private tamperer(size: number): Transform {
+  private tamperer(size: number, cut: () => void): Transform {
     const tamper = this.tamper;
     let count = 0;
     let flipped = false;
@@ -75,6 +84,11 @@ export class CountingProxy {
       transform(chunk: Buffer, _encoding, callback: TransformCallback) {
         const start = count;
         count += chunk.length;
+        if (tamper.cutAfter !== undefined && count > tamper.cutAfter) {
+          cut();
+          callback();
+          return;
+        }
         if (tamper.corrupt && !flipped && count > size / 2) {
           const copy = Buffer.from(chunk);
           const at = Math.max(0, Math.floor(size / 2) - start);

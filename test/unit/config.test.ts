@@ -121,7 +121,7 @@ describe("validation", () => {
     expect(loaded.ok).toBe(false);
     if (loaded.ok) return;
     expect(paths(loaded.errors).sort()).toEqual(
-      ["catalog.maxentries", "http.headers.X-A", "log.level", "storage.delete.enabled", "version"].sort(),
+      ["catalog.maxentries", "http.addr", "http.headers.X-A", "log.level", "storage.delete.enabled", "version"].sort(),
     );
   });
 

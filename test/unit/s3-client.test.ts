@@ -24,7 +24,15 @@ describe("S3 client settings", () => {
       multipartCopyThresholdSize: 32 * 1024 * 1024,
       rootDirectory: "",
     });
-    expect(() => s3Options({ bucket: "b", chunksize: 1024 })).toThrow(/chunksize/);
-    expect(() => s3Options({})).toThrow(/bucket/);
+    const thrown = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    expect(thrown(() => s3Options({ bucket: "b", chunksize: 1024 }))).toMatchObject({ path: "storage.s3.chunksize" });
+    expect(thrown(() => s3Options({}))).toMatchObject({ path: "storage.s3.bucket" });
   });
 });
