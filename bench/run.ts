@@ -16,6 +16,7 @@ import { tempDir } from "../test/helpers/registry.js";
 import { RGW_TOOLS, startRgw } from "../test/helpers/rgw.js";
 import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
+import { FENCE_TIMING } from "../src/registry/removal-fence.js";
 import { measureGc } from "./gc.js";
 import { measureMirror } from "./mirror.js";
 import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, wrk, type BlobFile } from "./load.js";
@@ -99,6 +100,39 @@ async function accessLogCost(root: string, layer: string, work: string): Promise
     return { manifestRps: rates.manifest.rps, headRps: rates.head.rps };
   } finally {
     await quiet.stop();
+  }
+}
+
+interface Rates {
+  manifestRps: number;
+  manifestP99ms: number;
+  headRps: number;
+  headP99ms: number;
+}
+
+/**
+ * The same request rates with storage.cache.blobdescriptor: inmemory on both registries (the
+ * LAIN README's S3 example has it), on the stores measured above. lain's cache vouches only once
+ * its removal fence has been quiet for quietMs, so the measure waits that long first.
+ */
+async function withDescriptorCache(lainRoot: string, distributionRoot: string, layer: string, work: string): Promise<{ lain: Rates; distribution: Rates }> {
+  const config = join(work, "lain-cached.yml");
+  const cache = "  cache: {blobdescriptor: inmemory}";
+  await writeFile(config, `version: 0.1\nlog: {level: info}\nstorage:\n  filesystem: {rootdirectory: ${lainRoot}}\n${cache}\nhttp:\n  secret: bench\n`);
+  const lain = await startLainProcess(config, await freePort());
+  const distribution = await startDistribution({ storageYaml: `  filesystem: {rootdirectory: ${distributionRoot}}\n${cache}`, secret: "bench", configDir: work });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, FENCE_TIMING.quietMs + 2 * FENCE_TIMING.pollMs));
+    const out: Record<string, Rates> = {};
+    for (const [name, server] of [["lain", lain], ["distribution", distribution]] as const) {
+      settle();
+      const rates = await requestRates(`${name}, descriptor cache on`, server.url, layer, work);
+      out[name] = { manifestRps: rates.manifest.rps, manifestP99ms: rates.manifest.p99ms, headRps: rates.head.rps, headP99ms: rates.head.p99ms };
+    }
+    return { lain: out.lain!, distribution: out.distribution! };
+  } finally {
+    await lain.stop();
+    await distribution.stop();
   }
 }
 
@@ -222,6 +256,7 @@ async function main(): Promise<void> {
     ];
     const layer = await measureAll(contenders, blob, work);
     const quiet = await accessLogCost(join(work, "lain"), layer, work);
+    const cached = await withDescriptorCache(join(work, "lain"), join(work, "distribution"), layer, work);
     const ours = contenders[0]!.measures as Measures;
     const theirs = contenders[1]!.measures as Measures;
     const ratio = (key: keyof Measures) => ours[key] / theirs[key];
@@ -243,6 +278,11 @@ async function main(): Promise<void> {
       `pull vs loopback (${loopback.toFixed(0)} MiB/s): ${((ours.pullMiBps / loopback) * 100).toFixed(0)}% (target ≥ 80%)`,
       `access log on vs off: manifest GET ${ours.manifestRps.toFixed(0)} vs ${quiet.manifestRps.toFixed(0)} req/s (${(ours.manifestRps / quiet.manifestRps).toFixed(2)}), ` +
         `blob HEAD ${ours.headRps.toFixed(0)} vs ${quiet.headRps.toFixed(0)} req/s (${(ours.headRps / quiet.headRps).toFixed(2)})`,
+      `descriptor cache on, both: manifest GET ${cached.lain.manifestRps.toFixed(0)} vs ${cached.distribution.manifestRps.toFixed(0)} req/s (${(cached.lain.manifestRps / cached.distribution.manifestRps).toFixed(2)}, target ≥ 3), ` +
+        `p99 ${cached.lain.manifestP99ms} vs ${cached.distribution.manifestP99ms} ms; blob HEAD ${cached.lain.headRps.toFixed(0)} vs ${cached.distribution.headRps.toFixed(0)} req/s (${(cached.lain.headRps / cached.distribution.headRps).toFixed(2)}, target ≥ 3), ` +
+        `p99 ${cached.lain.headP99ms} vs ${cached.distribution.headP99ms} ms`,
+      `descriptor cache on vs off, lain: manifest GET ${(cached.lain.manifestRps / ours.manifestRps).toFixed(2)}, blob HEAD ${(cached.lain.headRps / ours.headRps).toFixed(2)}; ` +
+        `distribution: ${(cached.distribution.manifestRps / theirs.manifestRps).toFixed(2)}, ${(cached.distribution.headRps / theirs.headRps).toFixed(2)}`,
     ];
     const mirror = await measureMirror(distribution, lain, "bench/push0", blob, work, log);
     const mirrorRows: Array<[string, number, number, string]> = [
@@ -282,6 +322,7 @@ async function main(): Promise<void> {
       loopbackMiBps: loopback,
       lain: ours,
       lainAccessLogOff: quiet,
+      descriptorCache: cached,
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
       mirror,

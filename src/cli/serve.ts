@@ -27,16 +27,17 @@ import { exitOnUnhandled } from "./last-resort.js";
 import { consoleSite } from "./console-site.js";
 import { followReadOnly } from "./read-only.js";
 
-export function registryOptions({ storage }: RegistryConfig): RegistryOptions {
+export function registryOptions({ storage }: RegistryConfig, log: Logger): RegistryOptions {
   return {
     redirect: !storage.redirectDisabled,
+    warn: (message) => log.warn(message),
     ...(storage.blobDescriptorCache === "inmemory" ? { cacheEntries: storage.blobDescriptorCacheSize } : {}),
   };
 }
 
 /** The registry a configuration asks for: a mirror when it has a proxy section. */
 function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Registry {
-  const options = registryOptions(config);
+  const options = registryOptions(config, log);
   return config.proxy ? new MirrorRegistry(driver, options, config.proxy, log, metrics) : new Registry(driver, options);
 }
 

@@ -176,11 +176,11 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
 }
 
 /**
- * distribution's garbage collection on the same layout, safe while the registry serves: mark,
- * list the unmarked blobs older than the delay; if there are any, give the removal fence's
- * notice (descriptor caches stop vouching), raise the sweep marker (manifest puts and mounts are
- * refused, retryably), wait for puts under way, mark again, remove the candidates still
- * unmarked and not written since, lower the marker.
+ * distribution's garbage collection on the same layout, safe while the registry serves: give
+ * the removal fence's notice (descriptor caches stop vouching) while it marks and lists the
+ * unmarked blobs older than the delay; if there are any, raise the sweep marker (manifest puts
+ * and mounts are refused, retryably), wait for puts under way, mark again, remove the
+ * candidates still unmarked and not written since, lower the marker.
  */
 export async function collectGarbage(driver: StorageDriver, options: CollectOptions, now = () => Date.now()): Promise<CollectReport> {
   const registry = new Registry(driver);
@@ -194,42 +194,35 @@ export async function collectGarbage(driver: StorageDriver, options: CollectOpti
 async function collect(registry: Registry, options: CollectOptions, now: () => number): Promise<CollectReport> {
   const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
   const cutoff = now() - options.delayMs;
-  const first = await mark(registry, options, cutoff, report);
-  const unreferenced = await candidates(registry.driver, first.keep, cutoff, report, options);
-  if (options.dryRun) {
-    for (const { digest, size } of unreferenced) {
-      report.blobsDeleted.push(digest);
-      report.bytesFreed += size;
+  // Announced when the first candidate turns up: its notice runs out while the rest is listed,
+  // and a run that finds nothing to remove never disturbs a descriptor cache.
+  let releaseFence: (() => void) | undefined;
+  const announce = options.dryRun ? () => undefined : () => void (releaseFence ??= registry.blobs.removals.hold());
+  try {
+    const first = await mark(registry, options, cutoff, report);
+    const unreferenced = await candidates(registry.driver, first.keep, report, options, announce);
+    if (options.dryRun) {
+      await sweep(registry, unreferenced, first.keep, cutoff, true, report, options);
+      report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
+      return report;
     }
-    report.blobsDeleted.sort();
-    report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
-    return report;
-  }
-  const deleteUntagged = async () => {
     for (const { name, digest } of first.untagged) {
       if ((await registry.repository(name).manifests.delete(digest)) || (await deleteIfPresent(registry.driver, layout.revisionDir(name, digest)))) {
         report.manifestsDeleted.push(`${name}@${digest}`);
       }
     }
-  };
-  // Nothing to sweep: no marker refuses a push, no fence empties a descriptor cache.
-  if (unreferenced.length === 0) {
-    await deleteUntagged();
-    return report;
-  }
-  const releaseFence = registry.blobs.removals.hold();
-  try {
-    await deleteUntagged();
-    // The fence's notice runs out before the marker goes up, so no push waits for it.
+    // Nothing to sweep: no marker refuses a push.
+    if (unreferenced.length === 0) return report;
+    // The rest of the notice is waited out before the marker goes up: no push waits for it.
     await registry.blobs.removals.ready();
     await whileSweeping(registry.driver, async () => {
       await new Promise((resolve) => setTimeout(resolve, options.settleMs));
       const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
-      await sweep(registry, unreferenced, keep, cutoff, report, options);
+      await sweep(registry, unreferenced, keep, cutoff, false, report, options);
     });
     return report;
   } finally {
-    releaseFence();
+    releaseFence?.();
   }
 }
 
@@ -246,34 +239,26 @@ async function whileSweeping(driver: StorageDriver, task: () => Promise<void>): 
   }
 }
 
-interface Candidate {
-  digest: Digest;
-  size: number;
-}
-
-/** Blobs the mark did not keep and older than the cutoff: what the sweep will consider. */
-async function candidates(driver: StorageDriver, keep: Set<Digest>, cutoff: number, report: CollectReport, options: CollectOptions): Promise<Candidate[]> {
-  const found: Candidate[] = [];
+/** The blobs the mark did not keep: what the sweep will consider. `found` is told of the first. */
+async function candidates(driver: StorageDriver, keep: Set<Digest>, report: CollectReport, options: CollectOptions, found: () => void): Promise<Digest[]> {
+  const unmarked: Digest[] = [];
   let seen = 0;
   await forEachLimit(await blobPrefixes(driver), CONCURRENCY, async (listPrefix) => {
     for (const digest of await listPrefix()) {
       seen++;
-      if (keep.has(digest)) {
-        report.blobsKept++;
-        continue;
-      }
-      const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
-      if (!info || info.isDir) continue;
-      if (info.modTime.getTime() > cutoff) report.blobsKept++;
-      else found.push({ digest, size: info.size });
+      if (keep.has(digest)) report.blobsKept++;
+      else if (unmarked.push(digest) === 1) found();
     }
-    options.progress?.("scan", { blobs: seen, unreferenced: found.length });
+    options.progress?.("scan", { blobs: seen, unreferenced: unmarked.length });
   });
-  return found;
+  return unmarked;
 }
 
-/** Removes each candidate the second mark did not keep, unless it was written again since (pushed anew). */
-async function sweep(registry: Registry, unreferenced: Candidate[], keep: Set<Digest>, cutoff: number, report: CollectReport, options: CollectOptions): Promise<void> {
+/**
+ * Removes each candidate the second mark did not keep and older than the cutoff (a blob
+ * pushed again meanwhile is young again); a dry run only counts them.
+ */
+async function sweep(registry: Registry, unreferenced: Digest[], keep: Set<Digest>, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
   let done = 0;
   const consider = async (digest: Digest) => {
     if (keep.has(digest)) {
@@ -283,12 +268,12 @@ async function sweep(registry: Registry, unreferenced: Candidate[], keep: Set<Di
     const info = await unlessMissing(() => registry.driver.stat(layout.blobData(digest)));
     if (!info || info.isDir) return;
     if (info.modTime.getTime() > cutoff) report.blobsKept++;
-    else if (await registry.blobs.remove(digest)) {
+    else if (dryRun || (await registry.blobs.remove(digest))) {
       report.blobsDeleted.push(digest);
       report.bytesFreed += info.size;
     }
   };
-  await forEachLimit(unreferenced, CONCURRENCY, async ({ digest }) => {
+  await forEachLimit(unreferenced, CONCURRENCY, async (digest) => {
     await consider(digest);
     if (++done % 256 === 0 || done === unreferenced.length) {
       options.progress?.("sweep", { considered: done, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });

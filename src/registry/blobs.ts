@@ -41,6 +41,8 @@ export interface BlobStoreOptions {
   redirect?: boolean;
   /** The removal fence's timing (tests shorten it). */
   fence?: FenceTiming;
+  /** Where the fence reports a removal that outlasted its heartbeat. */
+  warn?: (message: string) => void;
 }
 
 function blobUnknown(digest: Digest): RegistryError {
@@ -61,7 +63,7 @@ export class BlobStore {
     private readonly options: BlobStoreOptions = {},
   ) {
     this.cache = options.cacheEntries ? new DescriptorCache(driver, options.cacheEntries, options.fence) : undefined;
-    this.removals = new RemovalFence(driver, options.fence);
+    this.removals = new RemovalFence(driver, options.fence, options.warn);
   }
 
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {

@@ -179,4 +179,20 @@ describe.skipIf(!available)("Docker token auth (auth.token)", () => {
     expect(mount.status).toBe(401);
     expect(mount.json<{ errors: Array<{ detail: Access[] }> }>().errors[0]?.detail).toEqual([{ type: "repository", name: "team/from", actions: ["pull"] }]);
   });
+
+  it("auth.token.signingalgorithms narrows the algorithms a token may use", async () => {
+    const narrowed = await startTestRegistry({
+      extraYaml: `auth:\n  token:\n    realm: ${realm.realm}\n    service: ${SERVICE}\n    issuer: "${ISSUER}"\n    rootcertbundle: ${console.certPath}\n    signingalgorithms: [PS256]`,
+    });
+    try {
+      const access = repoAccess("team/app", ["pull"]);
+      const rs256 = await call("GET", `${narrowed.url}/v2/team/app/tags/list`, { headers: { authorization: `Bearer ${await token(access)}` } });
+      expect(rs256.status).toBe(401);
+      expect(rs256.text).toContain("signing algorithm RS256 is not allowed");
+      const ps256 = await call("GET", `${narrowed.url}/v2/team/app/tags/list`, { headers: { authorization: `Bearer ${await token(access, { alg: "PS256" })}` } });
+      expect(ps256.status).not.toBe(401);
+    } finally {
+      await narrowed.close();
+    }
+  });
 });

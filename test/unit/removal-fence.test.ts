@@ -50,12 +50,12 @@ describe("RemovalWatch: when a cache may vouch", () => {
     const watch = new RemovalWatch(driver, () => undefined, T, clock);
     await watch.poll();
     expect(watch.trusted()).toBe(false);
-    for (let i = 0; i < 9; i++) {
-      await clock.advance(1000);
+    for (let waited = T.pollMs; waited < T.quietMs; waited += T.pollMs) {
+      await clock.advance(T.pollMs);
       await watch.poll();
       expect(watch.trusted()).toBe(false);
     }
-    await clock.advance(1000);
+    await clock.advance(T.pollMs);
     await watch.poll();
     expect(watch.trusted()).toBe(true);
     await clock.advance(T.freshMs + 1);
@@ -125,7 +125,7 @@ describe("RemovalFence: the remover's side", () => {
   it("removes nothing until noticeMs after its first rewrite of the epoch", async () => {
     const clock = new FakeClock();
     const { driver } = storeWithGates();
-    const fence = new RemovalFence(driver, T, clock);
+    const fence = new RemovalFence(driver, T, () => undefined, clock);
     let removedAt: number | undefined;
     const removal = fence.remove(async () => {
       removedAt = clock.now();
@@ -142,7 +142,7 @@ describe("RemovalFence: the remover's side", () => {
     const clock = new FakeClock();
     const { driver } = storeWithGates();
     const watch = new RemovalWatch(driver, () => undefined, T, clock);
-    const fence = new RemovalFence(driver, T, clock);
+    const fence = new RemovalFence(driver, T, () => undefined, clock);
     const release = fence.hold();
     for (let i = 0; i < 30; i++) {
       await watch.poll();
@@ -172,7 +172,7 @@ describe("RemovalFence: the remover's side", () => {
 
       const hung = gate();
       if (readerHangs) gates.reads = hung.closed;
-      const fence = new RemovalFence(driver, T, clock);
+      const fence = new RemovalFence(driver, T, () => undefined, clock);
       let removed = false;
       const removal = fence.remove(async () => {
         removed = true;
@@ -192,7 +192,7 @@ describe("RemovalFence: the remover's side", () => {
   it("a heartbeat that stalls breaks the fence: the next removal waits a whole notice again", async () => {
     const clock = new FakeClock();
     const { driver, gates } = storeWithGates();
-    const fence = new RemovalFence(driver, T, clock);
+    const fence = new RemovalFence(driver, T, () => undefined, clock);
     const release = fence.hold();
     await clock.advance(T.noticeMs + 100);
     let at: number | undefined;
@@ -212,11 +212,36 @@ describe("RemovalFence: the remover's side", () => {
     release();
   });
 
+  it("a removal that outlasts a stalled heartbeat is reported, and the next one waits a whole notice", async () => {
+    const clock = new FakeClock();
+    const { driver, gates } = storeWithGates();
+    const warnings: string[] = [];
+    const fence = new RemovalFence(driver, T, (message) => warnings.push(message), clock);
+    const slow = gate();
+    const removal = fence.remove(() => slow.closed);
+    await clock.advance(T.noticeMs + 100);
+    // The removal is under way; the epoch stops being taken, for longer than maxGapMs.
+    const hung = gate();
+    gates.writes = hung.closed;
+    await clock.advance(T.maxGapMs + 1000);
+    slow.open();
+    await removal;
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/outlasted the removal fence's heartbeat/);
+    hung.open();
+    const resumed = clock.now();
+    let next: number | undefined;
+    const again = fence.remove(async () => (next = clock.now()));
+    await clock.advance(T.noticeMs + 2000);
+    await again;
+    expect(next! - resumed).toBeGreaterThanOrEqual(T.noticeMs);
+  });
+
   it("a remover whose store refuses the epoch removes nothing and says the store is unavailable", async () => {
     const clock = new FakeClock();
     const { driver, gates } = storeWithGates();
     gates.failWrites = true;
-    const fence = new RemovalFence(driver, T, clock);
+    const fence = new RemovalFence(driver, T, () => undefined, clock);
     let removed = false;
     const removal = fence.remove(async () => (removed = true)).catch((err: unknown) => err);
     await clock.advance(31_000);
