@@ -1,6 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, mkdir, readdir, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CountingProxy } from "../helpers/counting-proxy.js";
@@ -10,6 +9,7 @@ import { pushBlob, sha256 } from "../helpers/oci.js";
 import { CLI, freePort, startServerProcess, type ServerProcess } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
 import { storedBlobs } from "../helpers/store.js";
+import { fillUp, mountTmpfs, unmount } from "../helpers/tmpfs.js";
 import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("docker-registry") && hasTool("setpriv");
@@ -62,17 +62,6 @@ function expectHonest(outcome: Outcome, digest: string): void {
   }
 }
 
-function mount(dir: string, size: string): void {
-  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
-}
-
-/** Fills a tmpfs mount to within `freeMiB` of its size; the returned function empties it again. */
-async function fillUp(dir: string, freeMiB: number): Promise<() => Promise<void>> {
-  const { bavail, bsize } = await statfs(dir);
-  const ballast = join(dir, "ballast");
-  await writeFile(ballast, Buffer.alloc(Math.max(0, bavail * bsize - freeMiB * MiB)));
-  return () => rm(ballast, { force: true });
-}
 
 /**
  * A mirror process, its peer (Debian's docker-registry) behind a proxy that injects the peer's
@@ -97,10 +86,8 @@ describe.skipIf(!available)("mirror faults: no fault crashes the mirror or gives
     work = await tempDir("lain-mirror-faults-");
     spoolMount = join(work, "spool-fs");
     storeMount = join(work, "store-fs");
-    await mkdir(spoolMount);
-    await mkdir(storeMount);
-    mount(spoolMount, "64m");
-    mount(storeMount, "64m");
+    await mountTmpfs(spoolMount, "64m");
+    await mountTmpfs(storeMount, "64m");
     mounted = true;
     spoolDir = join(spoolMount, "spool");
     store = join(storeMount, "store");
@@ -136,7 +123,7 @@ describe.skipIf(!available)("mirror faults: no fault crashes the mirror or gives
     await mirror?.stop();
     await proxy?.close();
     await peer?.stop();
-    if (mounted) for (const dir of [spoolMount, storeMount]) execFileSync("umount", [dir]);
+    if (mounted) for (const dir of [spoolMount, storeMount]) unmount(dir);
     await rm(work, { recursive: true, force: true });
   });
 

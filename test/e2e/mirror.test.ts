@@ -11,6 +11,7 @@ import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
 import { storedBlobs } from "../helpers/store.js";
+import { mountTmpfs, unmount } from "../helpers/tmpfs.js";
 import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("skopeo") && hasTool("docker-registry");
@@ -370,11 +371,8 @@ describe.skipIf(!available)("mirror: disk full while caching", () => {
     work = await tempDir("lain-mirror-full-");
     store = join(work, "store");
     peer = await startTestRegistry();
-    const { execFileSync } = await import("node:child_process");
-    const { mkdir } = await import("node:fs/promises");
-    await mkdir(store);
     try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", store]);
+      await mountTmpfs(store, "8m");
       mounted = true;
     } catch (err) {
       if (process.env.REQUIRE_INTEGRATION === "1") throw err;
@@ -384,7 +382,7 @@ describe.skipIf(!available)("mirror: disk full while caching", () => {
   afterAll(async () => {
     await mirror?.close();
     await peer?.close();
-    if (mounted) (await import("node:child_process")).execFileSync("umount", [store]);
+    if (mounted) unmount(store);
     await rm(work, { recursive: true, force: true });
   });
 
