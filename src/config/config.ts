@@ -33,7 +33,6 @@ export interface HttpConfig {
   prefix: string;
   /** Signs upload state; instances sharing a store must share it. Generated when absent. */
   secret: string;
-  secretGenerated: boolean;
   relativeUrls: boolean;
   headers: Record<string, string[]>;
   tls: TlsConfig | undefined;
@@ -320,7 +319,6 @@ export function toConfig(raw: Tree): RegistryConfig {
       host: text(http.host)?.replace(/\/+$/, ""),
       prefix: normalizePrefix(text(http.prefix)),
       secret: secret ?? randomBytes(32).toString("hex"),
-      secretGenerated: secret === undefined,
       relativeUrls: asBool(http.relativeurls) ?? false,
       headers: headers(section(http, "headers")),
       tls: tls.certificate

@@ -37,10 +37,6 @@ export class DescriptorCache {
     this.entries.delete(key);
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   close(): void {
     this.watch.stop();
   }
