@@ -97,82 +97,85 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const registry = createRegistry(config, driver, log, metrics);
   const auth = await setupAuth(config, prepared.auth, log);
   const readOnly = await followReadOnly(config, log);
-  const opened: Array<() => Promise<void> | void> = [() => registry.close(), () => auth.close(), () => readOnly.close()];
+  for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
+  const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
+  const probe = new StoreProbe(driver);
+  const lifecycle = { draining: false };
+  const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
+  if (announcer) metrics.trackRegistration(() => announcer.state.registered);
+  const { debug } = config;
+  const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
+  const site = consoleSite(config, prepared.consoleAssets, { registry, metrics, auth, readOnly: readOnly.state, prefetching, announcer });
+  const app: AppContext = {
+    auth: auth.authenticator,
+    health: async () => ({
+      storage: await probe.check(),
+      readonly: readOnly.state,
+      ...auth.health(),
+      ...(announcer ? { cluster: announcer.health() } : {}),
+    }),
+    lifecycle,
+    readOnly: readOnly.state,
+    registry,
+    http: config.http,
+    storage: config.storage,
+    catalogMaxEntries: config.catalog.maxEntries,
+    log,
+    accessLog: !config.log.accessLogDisabled,
+    metrics,
+    // Without a debug listener the metrics, when enabled, are on the main port.
+    ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
+    ...(notifier ? { notifier } : {}),
+    ...(site ? { console: site } : {}),
+  };
+  let running: RunningServer | undefined;
+  let debugServer: RunningServer | undefined;
   try {
-    for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
-    const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
-    if (notifier) opened.push(() => notifier.close(0));
-    const probe = new StoreProbe(driver);
-    const lifecycle = { draining: false };
-    const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
-    if (announcer) metrics.trackRegistration(() => announcer.state.registered);
-    const { debug } = config;
-    const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
-    const site = consoleSite(config, prepared.consoleAssets, { registry, metrics, auth, readOnly: readOnly.state, prefetching, announcer });
-    const app: AppContext = {
-      auth: auth.authenticator,
-      health: async () => ({
-        storage: await probe.check(),
-        readonly: readOnly.state,
-        ...auth.health(),
-        ...(announcer ? { cluster: announcer.health() } : {}),
-      }),
-      lifecycle,
-      readOnly: readOnly.state,
-      registry,
-      http: config.http,
-      storage: config.storage,
-      catalogMaxEntries: config.catalog.maxEntries,
-      log,
-      accessLog: !config.log.accessLogDisabled,
-      metrics,
-      // Without a debug listener the metrics, when enabled, are on the main port.
-      ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
-      ...(notifier ? { notifier } : {}),
-      ...(site ? { console: site } : {}),
-    };
-    const running = await startServer(app, limits, prepared.tls);
-    opened.push(() => running.close());
-    const debugServer = debug.addr !== undefined ? await startDebugServer(debug.addr, debug.metricsPath, metrics, log) : undefined;
-    if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
-    // Listening: from here on the registry runs its background work.
-    prefetching?.start();
-    announcer?.start();
-    const { uploadPurging } = config.storage;
-    const paused = () => readOnly.state.enabled;
-    const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
-    const { gc } = config.storage;
-    const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
-    const stop = async (graceMs: number) => {
-      prefetching?.stop();
-      stopPurging?.();
-      stopCollecting?.();
-      await announcer?.withdraw();
-      auth.close();
-      readOnly.close();
-      await running.close(graceMs);
-      await debugServer?.close();
-      await notifier?.close(NOTIFICATIONS_FLUSH_MS);
-      await registry.close();
-    };
-    return {
-      ...running,
-      close: () => stop(0),
-      drain: async () => {
-        lifecycle.draining = true;
-        const graceMs = config.cluster?.drainMs ?? config.http.drainTimeoutMs;
-        if (announcer) {
-          await announcer.withdraw();
-          await new Promise((resolve) => setTimeout(resolve, Math.min(WITHDRAW_SETTLE_MS, graceMs)));
-        }
-        await stop(Math.max(0, graceMs - WITHDRAW_SETTLE_MS));
-      },
-    };
+    running = await startServer(app, limits, prepared.tls);
+    if (debug.addr !== undefined) debugServer = await startDebugServer(debug.addr, debug.metricsPath, metrics, log);
   } catch (err) {
-    // Refused half-way (a port in use): nothing of it keeps running.
-    for (const close of opened.reverse()) await close();
+    // Refused at its listeners (an address in use): nothing of it keeps running.
+    await running?.close();
+    auth.close();
+    readOnly.close();
+    await notifier?.close(0);
+    await registry.close();
     throw err;
   }
+  if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
+  // Listening: from here on the registry runs its background work.
+  prefetching?.start();
+  announcer?.start();
+  const { uploadPurging } = config.storage;
+  const paused = () => readOnly.state.enabled;
+  const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
+  const { gc } = config.storage;
+  const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
+  const stop = async (graceMs: number) => {
+    prefetching?.stop();
+    stopPurging?.();
+    stopCollecting?.();
+    await announcer?.withdraw();
+    auth.close();
+    readOnly.close();
+    await running.close(graceMs);
+    await debugServer?.close();
+    await notifier?.close(NOTIFICATIONS_FLUSH_MS);
+    await registry.close();
+  };
+  return {
+    ...running,
+    close: () => stop(0),
+    drain: async () => {
+      lifecycle.draining = true;
+      const graceMs = config.cluster?.drainMs ?? config.http.drainTimeoutMs;
+      if (announcer) {
+        await announcer.withdraw();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(WITHDRAW_SETTLE_MS, graceMs)));
+      }
+      await stop(Math.max(0, graceMs - WITHDRAW_SETTLE_MS));
+    },
+  };
 }
 
 /** The etcd registration of a `cluster` section (etcd3 loads only then). */

@@ -176,11 +176,11 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
 }
 
 /**
- * distribution's garbage collection on the same layout, safe while the registry serves: give
- * the removal fence's notice (descriptor caches stop vouching) while it marks and lists the
- * unmarked blobs older than the delay; if there are any, raise the sweep marker (manifest puts
+ * distribution's garbage collection on the same layout, safe while the registry serves: mark,
+ * list the blobs the mark did not keep (giving the removal fence's notice from the first one
+ * on: descriptor caches stop vouching); if there are any, raise the sweep marker (manifest puts
  * and mounts are refused, retryably), wait for puts under way, mark again, remove the
- * candidates still unmarked and not written since, lower the marker.
+ * candidates still unmarked and older than the delay, lower the marker.
  */
 export async function collectGarbage(driver: StorageDriver, options: CollectOptions, now = () => Date.now()): Promise<CollectReport> {
   const registry = new Registry(driver);

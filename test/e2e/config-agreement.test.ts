@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import bcrypt from "bcryptjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { startRegistry } from "../../src/cli/serve.js";
+import { parseConfig } from "../../src/config/load.js";
 import { CLI, freePort } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
 import { caSignedIdentity, selfSignedIdentity } from "../helpers/token-issuer.js";
@@ -216,6 +219,29 @@ describe.skipIf(!available)("config check and serve agree", () => {
       expect(await get({ port }, "/v2/", { authorization: `Basic ${Buffer.from("alice:wrong").toString("base64")}` })).toBe(401);
     } finally {
       server.kill("SIGTERM");
+    }
+  });
+
+  it("an address in use: serve exits 2 naming it; refused at its second listener, it lets go of the first", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const busy = (taken.address() as { port: number }).port;
+    try {
+      const config = join(work, "busy.yml");
+      await writeFile(config, `version: 0.1\nlog: {level: error}\n${storage()}\nhttp: {addr: "127.0.0.1:${busy}", secret: s}\n`);
+      const served = await cli(["serve", config]);
+      expect(served.code).toBe(2);
+      expect(served.stderr).toContain(`config error: http.addr: 127.0.0.1:${busy} is in use by another process`);
+
+      const main = await freePort();
+      const loaded = parseConfig(`version: 0.1\n${storage()}\nhttp: {addr: "127.0.0.1:${main}", secret: s, debug: {addr: "127.0.0.1:${busy}"}}\n`, {});
+      if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+      await expect(startRegistry(loaded.config, pino({ level: "silent" }))).rejects.toMatchObject({ path: "http.debug.addr" });
+      const again = createServer();
+      await new Promise<void>((resolve, reject) => again.once("error", reject).listen(main, "127.0.0.1", resolve));
+      await new Promise<void>((resolve) => again.close(() => resolve()));
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
     }
   });
 });
