@@ -17,13 +17,18 @@ export const COMMANDS: readonly CommandHelp[] = [
     summary: "serve the registry (default config: the package's config/config.yml)",
     details: `Serves the registry (or mirror, with a proxy section) until SIGTERM or SIGINT, then drains:
 withdraws its etcd registration, refuses new upload sessions, lets requests in flight finish
-within cluster.drain (or http.draintimeout) and exits 0. Exit 2 if the configuration is refused.`,
+within cluster.drain (or http.draintimeout) and exits 0. Exit 2 if the configuration is refused
+(each problem as config error: <key>: <why>, as config check names it), 1 after logging an
+uncaught error (a bug) so that a supervisor restarts it.`,
   },
   {
     name: "config check",
     synopsis: "lain-registry config check [--connect] [config.yml]",
     summary: "validate a configuration without starting",
-    details: `Lists every problem by key path (errors and warnings for keys not implemented yet).
+    details: `Lists every problem by key path (errors and warnings for keys not implemented yet), and
+prepares on this machine what serve would: listen addresses, TLS, auth and etcd files, the
+directories it writes to (never creating one: it says serve will), the storage driver's settings.
+What it refuses, serve refuses with the same line; what it accepts, serve serves.
   --connect   also reach the storage (bucket, credentials) and the proxy.remoteurl peer
 Exit 0 usable (warnings allowed), 1 with problems.`,
   },
