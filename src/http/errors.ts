@@ -48,6 +48,7 @@ export function sendError(res: ServerResponse, err: RegistryError, head = false)
   if (err.detail !== undefined) entry.detail = err.detail;
   const body = JSON.stringify({ errors: [entry] });
   res.statusCode = spec.status;
+  for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
   res.setHeader("Content-Type", "application/json; charset=utf-8");
   res.setHeader("Content-Length", Buffer.byteLength(body));
   res.end(head ? undefined : body);

@@ -28,7 +28,7 @@ export type RouteMatch =
   | { kind: "error"; route: string; error: RegistryError; allow?: string };
 
 /** Rejects parameters outside their grammars before any handler (or storage path) sees them. */
-function checkParams(params: Record<string, string>): RegistryError | undefined {
+function checkParams(params: Record<string, string>, method: string): RegistryError | undefined {
   const { name, digest, reference, upload } = params;
   if (name !== undefined && !isRepositoryName(name)) {
     return new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(name)}`, { name });
@@ -38,12 +38,16 @@ function checkParams(params: Record<string, string>): RegistryError | undefined 
     if (!parsed.ok) return new RegistryError("DIGEST_INVALID", parsed.reason);
   }
   if (reference !== undefined) {
-    if (reference.includes(":")) {
-      const parsed = parseDigest(reference);
-      if (!parsed.ok) return new RegistryError("DIGEST_INVALID", parsed.reason);
-    } else if (!isTag(reference)) {
-      return new RegistryError("TAG_INVALID", `invalid tag ${JSON.stringify(reference)}`, { tag: reference });
+    const parsed = reference.includes(":") ? parseDigest(reference) : undefined;
+    const valid = parsed ? parsed.ok : isTag(reference);
+    // A reference that can name no manifest: reading or deleting it is asking for a manifest that
+    // is not there, as distribution answers (its routes do not match it) and the OCI conformance
+    // suite expects (".INVALID_MANIFEST_NAME"). Only a PUT, which would create it, is refused.
+    if (!valid && method !== "PUT") {
+      return new RegistryError("MANIFEST_UNKNOWN", `manifest ${JSON.stringify(reference)} is unknown: it is neither a tag nor a digest`, { reference });
     }
+    if (parsed && !parsed.ok) return new RegistryError("DIGEST_INVALID", parsed.reason);
+    if (!valid) return new RegistryError("TAG_INVALID", `invalid tag ${JSON.stringify(reference)}`, { tag: reference });
   }
   if (upload !== undefined && !isUploadId(upload)) {
     return new RegistryError("BLOB_UPLOAD_UNKNOWN", `invalid upload id ${JSON.stringify(upload)}`);
@@ -65,7 +69,7 @@ export function matchRoute(routes: readonly Route[], method: string, url: URL, p
       };
     }
     const params = { ...(match.groups ?? {}) };
-    const error = checkParams(params);
+    const error = checkParams(params, method);
     const required = route.access === "public" ? "public" : route.access(method as Method, params, url);
     return error ? { kind: "error", route: route.name, error } : { kind: "found", route: route.name, handler, params, required };
   }

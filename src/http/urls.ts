@@ -1,9 +1,18 @@
 import type { IncomingMessage } from "node:http";
+import { isIP } from "node:net";
 import type { HttpConfig } from "../config/config.js";
 
-/** The client's address as logs and events show it: the load balancer's X-Real-IP or X-Forwarded-For first. */
+/**
+ * The client's address as logs and events show it, as distribution's RemoteAddr has it: the
+ * first X-Forwarded-For address, else X-Real-IP (each only if it is an IP), else the peer's
+ * address and port.
+ */
 export function clientAddress(req: IncomingMessage): string | undefined {
-  return firstHeader(req.headers["x-real-ip"]) ?? firstHeader(req.headers["x-forwarded-for"]) ?? req.socket.remoteAddress;
+  const forwarded = [firstHeader(req.headers["x-forwarded-for"]), firstHeader(req.headers["x-real-ip"])].find((a) => a !== undefined && isIP(a) !== 0);
+  if (forwarded) return forwarded;
+  const { remoteAddress, remotePort } = req.socket;
+  if (remoteAddress === undefined) return undefined;
+  return `${remoteAddress.includes(":") ? `[${remoteAddress}]` : remoteAddress}:${remotePort}`;
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {

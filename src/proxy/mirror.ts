@@ -6,7 +6,7 @@ import { Metrics } from "../metrics/metrics.js";
 import type { BlobDescriptor, BlobStore } from "../registry/blobs.js";
 import { compareRepositoryNames, type CatalogPage } from "../registry/catalog.js";
 import { isDigest, type Digest } from "../registry/digest.js";
-import { RegistryError } from "../registry/errors.js";
+import { RegistryError, warning } from "../registry/errors.js";
 import type { Descriptor } from "../registry/manifest-format.js";
 import type { ManifestCache, StoredManifest } from "../registry/manifests.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
@@ -109,7 +109,19 @@ export class MirroredRepository extends Repository {
   override async statBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
     const local = await super.statBlob(digest);
     if (local) return local;
-    const remote = await orUpstreamFailure(this.upstream.statBlob(this.name, digest));
+    let remote: Awaited<ReturnType<UpstreamRegistry["statBlob"]>>;
+    try {
+      remote = await this.upstream.statBlob(this.name, digest);
+    } catch (err) {
+      // A client pushing to this mirror asks for each blob whether it is here: a peer that cannot
+      // answer must not stop the push. It is told why the answer is only this mirror's own.
+      if (err instanceof UpstreamError && (err.status === undefined || err.status >= 500)) {
+        throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is not held by this mirror, and ${err.message}`, { digest }, {
+          Warning: warning(112, `Disconnected Operation: ${err.message}`),
+        });
+      }
+      throw upstreamFailure(err);
+    }
     return remote.kind === "found" ? { digest, size: remote.size } : undefined;
   }
 

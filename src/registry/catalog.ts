@@ -20,8 +20,10 @@ export interface CatalogPage {
 }
 
 /**
- * Lists repositories (directories holding `_manifests`) after `last`, at most `limit`, walking
- * the store in order and skipping subtrees that sort entirely before `last`.
+ * Lists repositories after `last`, at most `limit`, walking the store in order and skipping
+ * subtrees that sort entirely before `last`. A repository is a directory holding `_layers`, as
+ * distribution's catalog walk has it (one blob pushed or mounted, before any manifest), or
+ * `_manifests` (a mirror may cache a manifest before its blobs).
  */
 export async function listRepositories(driver: StorageDriver, limit: number, last?: string): Promise<CatalogPage> {
   const repositories: RepositoryName[] = [];
@@ -45,7 +47,7 @@ function childNames(driver: StorageDriver, relative: string): Promise<string[]> 
 
 async function* walkRepositories(driver: StorageDriver, relative: string, last: string | undefined, listing = childNames(driver, relative)): AsyncGenerator<RepositoryName> {
   const children = await listing;
-  if (relative && children.includes("_manifests") && isRepositoryName(relative)) {
+  if (relative && (children.includes("_layers") || children.includes("_manifests")) && isRepositoryName(relative)) {
     if (last === undefined || compareRepositoryNames(relative, last) > 0) yield relative;
   }
   const paths = children

@@ -34,8 +34,15 @@ export class RegistryError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly detail?: unknown,
+    /** Headers the error response carries (a Warning: the answer was given without the peer). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "RegistryError";
   }
+}
+
+/** An RFC 9111 Warning header value: a code and a text, quoted safely. */
+export function warning(code: 110 | 112, text: string): string {
+  return `${code} - "${text.replace(/["\\\r\n]/g, "'")}"`;
 }

@@ -122,7 +122,7 @@ describe.skipIf(!available)("the container image (Dockerfile built with podman)"
     expect(state.stdout.trim()).toBe("0");
     const logs = await podman("logs", name);
     const lines = (logs.stdout + logs.stderr).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.some((l) => l.id === "container-check-1" && l.path === "/v2/" && l.status === 200)).toBe(true);
+    expect(lines.some((l) => l["http.request.id"] === "container-check-1" && l["http.request.uri"] === "/v2/" && l["http.response.status"] === 200)).toBe(true);
     expect(lines.some((l) => l.msg === "stopped")).toBe(true);
   }, 60_000);
 });

@@ -6,7 +6,7 @@ import { CountingProxy } from "../helpers/counting-proxy.js";
 import { startDistribution } from "../helpers/distribution.js";
 import { call, errorCode } from "../helpers/http.js";
 import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
-import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, type Image } from "../helpers/oci.js";
+import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
 import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
@@ -316,6 +316,23 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
       expect(miss.status).toBe(503);
       expect(errorCode(miss)).toBe("UNAVAILABLE");
       expect(miss.text).toContain(proxy.url);
+
+      // A blob it does not hold: a HEAD says so (a push goes on), a GET cannot be answered.
+      const absent = sha256("held by nobody");
+      const head = await call("HEAD", `${short.url}/v2/lain/survivor/blobs/${absent}`);
+      expect(head.status).toBe(404);
+      expect(head.headers.warning).toMatch(new RegExp(`^112 - "Disconnected Operation: upstream ${proxy.url.replace(/\./g, "\\.")} is unreachable`));
+      const get = await call("GET", `${short.url}/v2/lain/survivor/blobs/${absent}`);
+      expect(get.status).toBe(503);
+      expect(get.text).toContain(proxy.url);
+      // Dual mode: a push to the mirror while its peer is down.
+      const pushed = randomImage({ layers: 2 });
+      const source = join(work, "push-while-down");
+      await writeOciLayout(source, [{ tag: "v1", manifest: pushed.manifest }], [pushed.manifest, pushed.config, ...pushed.layers]);
+      await skopeo("copy", `oci:${source}:v1`, `docker://${short.host}/lain/pushed-while-down:v1`);
+      const back = join(work, "push-while-down-out");
+      await skopeo("copy", `docker://${short.host}/lain/pushed-while-down@${pushed.manifest.digest}`, `oci:${back}:v1`);
+      await expectSameImage(back, pushed);
     } finally {
       await short.close();
       await startPeer();

@@ -158,17 +158,23 @@ notifications:
 
     await until("the access line", () => registry.fullOutput().includes("ops-test-req-42"));
     const lines = registry.fullOutput().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const line = lines.find((l) => l.id === "ops-test-req-42");
+    const line = lines.find((l) => l["http.request.id"] === "ops-test-req-42");
+    // distribution's field names, as dotted keys, then ours.
     expect(line).toMatchObject({
-      level: 30, msg: "request", service: "registry", environment: "operations-test",
-      method: "GET", path: `/v2/ops/app/manifests/${image.manifest.digest}`, status: 200, repository: "ops/app", user: "alice",
+      level: 30, msg: "response completed", service: "registry", environment: "operations-test",
+      "http.request.method": "GET", "http.request.uri": `/v2/ops/app/manifests/${image.manifest.digest}`,
+      "http.request.host": new URL(registry.url).host, "http.request.remoteaddr": expect.stringMatching(/^127\.0\.0\.1:\d+$/), "http.request.useragent": expect.any(String),
+      "http.response.status": 200, "http.response.written": image.manifest.content.length, "http.response.contenttype": image.manifest.mediaType,
+      "vars.name": "ops/app", "vars.reference": image.manifest.digest, "auth.user.name": "alice",
     });
+    expect(line?.["http.response.duration"]).toMatch(/^\d+(\.\d+)?(ns|µs|ms|s)$/);
     expect(line?.bytesOut).toBeGreaterThan(image.manifest.content.length);
     expect(typeof line?.ms).toBe("number");
     // The upload of a layer: its bytes came in.
     const layerSize = image.layers[0]?.content.length ?? 0;
-    expect(lines.some((l) => l.method === "PUT" && String(l.path).includes("/blobs/uploads/") && Number(l.bytesIn) >= layerSize) ||
-      lines.some((l) => l.method === "PATCH" && Number(l.bytesIn) >= layerSize)).toBe(true);
+    const method = (l: Record<string, unknown>) => l["http.request.method"];
+    expect(lines.some((l) => method(l) === "PUT" && String(l["http.request.uri"]).includes("/blobs/uploads/") && Number(l.bytesIn) >= layerSize) ||
+      lines.some((l) => method(l) === "PATCH" && Number(l.bytesIn) >= layerSize)).toBe(true);
   });
 
   it("delivers push, pull, mount and delete events in distribution's envelope, retrying an endpoint that fails at first", async () => {

@@ -2,7 +2,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
-import { randomImage, sha256, writeOciLayout } from "../helpers/oci.js";
+import { pushBlob, randomImage, sha256, writeOciLayout } from "../helpers/oci.js";
 import { OssTestServer } from "../helpers/oss-server.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
@@ -61,4 +61,10 @@ describe.skipIf(!hasTool("skopeo"))("lain-registry on OSS (the LAIN README's sto
       expect(oss.pendingUploads()).toBe(0);
     });
   }
+
+  it("lists a repository in the catalog once a blob is pushed into it, before any manifest", async () => {
+    await pushBlob(direct.url, "oss/blob-only", randomImage().layers[0]!);
+    const repos = (await call("GET", `${direct.url}/v2/_catalog`)).json<{ repositories: string[] }>().repositories;
+    expect(repos).toContain("oss/blob-only");
+  });
 });

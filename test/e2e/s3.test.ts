@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startDistribution } from "../helpers/distribution.js";
 import { call } from "../helpers/http.js";
-import { indexOf, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
+import { indexOf, pushBlob, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
 import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml } from "../helpers/s3.js";
@@ -119,5 +119,12 @@ describe.skipIf(!available)("lain-registry on S3 (Ceph RGW)", () => {
     await expectPulls(distribution.host, "s3/by-lain:v1", [image], "l2d");
     const tags = (await call("GET", `${distribution.url}/v2/s3/by-lain/tags/list`)).json();
     expect(tags).toEqual((await call("GET", `${direct.url}/v2/s3/by-lain/tags/list`)).json());
+  });
+
+  it("the catalog lists a repository holding only a pushed blob, as distribution's does on the same bucket", async () => {
+    await pushBlob(direct.url, "s3/blob-only", randomImage().layers[0]!);
+    const catalog = async (url: string) => (await call("GET", `${url}/v2/_catalog`)).json<{ repositories: string[] }>().repositories;
+    expect(await catalog(distribution.url)).toContain("s3/blob-only");
+    expect(await catalog(direct.url)).toContain("s3/blob-only");
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, errorCode } from "../helpers/http.js";
-import { artifactFor, pushImage, pushManifest, randomImage } from "../helpers/oci.js";
+import { artifactFor, pushBlob, pushImage, pushManifest, randomImage } from "../helpers/oci.js";
 import { startTestRegistry, type TestRegistry } from "../helpers/registry.js";
 
 let registry: TestRegistry;
@@ -53,6 +53,15 @@ describe("GET /v2/_catalog", () => {
     const reply = await call("GET", `${base}/v2/_catalog`);
     const repos = reply.json<{ repositories: string[] }>().repositories.filter((r) => r.startsWith("cat/"));
     expect(repos).toEqual(["cat/alpha", "cat/alpha/beta", "cat/alpha-gamma", "cat/zeta/one", "cat/zeta/two"]);
+  });
+
+  it("lists a repository as soon as a blob is pushed or mounted into it, before any manifest, as distribution does", async () => {
+    const blob = randomImage().layers[0]!;
+    await pushBlob(base, "only/pushed", blob);
+    const mounted = await call("POST", `${base}/v2/only/mounted/blobs/uploads/?mount=${blob.digest}&from=only/pushed`);
+    expect(mounted.status).toBe(201);
+    const repos = (await call("GET", `${base}/v2/_catalog`)).json<{ repositories: string[] }>().repositories;
+    expect(repos).toEqual(expect.arrayContaining(["only/mounted", "only/pushed"]));
   });
 
   it("pages with n and last and a Link header, visiting each repository once", async () => {

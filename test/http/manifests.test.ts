@@ -121,8 +121,25 @@ describe("PUT /v2/<name>/manifests/<reference>", () => {
 
   it("refuses an invalid tag with TAG_INVALID", async () => {
     const reply = await call("PUT", `${base}/v2/${repo()}/manifests/.bad`, { headers: { "content-type": OCI_MANIFEST }, body: "{}" });
+    expect(reply.status).toBe(400);
     expect(errorCode(reply)).toBe("TAG_INVALID");
+    const digestLike = await call("PUT", `${base}/v2/${repo()}/manifests/sha256:zzz`, { headers: { "content-type": OCI_MANIFEST }, body: "{}" });
+    expect(errorCode(digestLike)).toBe("DIGEST_INVALID");
   });
+
+  // OCI distribution-spec conformance v1.1.1, pull and push workflows: "nonexistent manifest".
+  it.each([".INVALID_MANIFEST_NAME", "-leading-dash", "sha256:zzz", "md5:0123456789abcdef0123456789abcdef", "a".repeat(129)])(
+    "answers GET, HEAD and DELETE of %s, which can name no manifest, with 404 MANIFEST_UNKNOWN",
+    async (reference) => {
+      const name = repo();
+      await pushImage(base, name, "v1", randomImage());
+      for (const method of ["GET", "HEAD", "DELETE"]) {
+        const reply = await call(method, `${base}/v2/${name}/manifests/${reference}`);
+        expect(reply.status, method).toBe(404);
+        if (method !== "HEAD") expect(errorCode(reply)).toBe("MANIFEST_UNKNOWN");
+      }
+    },
+  );
 
   it("stores an index only when its child manifests are in the repository", async () => {
     const name = repo();

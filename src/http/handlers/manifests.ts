@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { isDigest, type Digest } from "../../registry/digest.js";
-import { RegistryError } from "../../registry/errors.js";
+import { RegistryError, warning } from "../../registry/errors.js";
 import { parseManifest } from "../../registry/manifest-format.js";
 import { MANIFEST_MAX_BYTES, type StoredManifest } from "../../registry/manifests.js";
 import { isIndexType, MANIFEST_MEDIA_TYPES } from "../../registry/media-types.js";
@@ -55,7 +55,7 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to repository ${repo.name}`, { reference });
   }
   // RFC 9111 warn-code 110: served from a cache that could not be revalidated.
-  if (found.stale) ctx.res.setHeader("Warning", `110 - "Response is Stale: ${found.stale.replace(/["\\\r\n]/g, "'")}"`);
+  if (found.stale) ctx.res.setHeader("Warning", warning(110, `Response is Stale: ${found.stale}`));
   const manifest = await negotiate(repo, found.manifest, acceptedTypes(ctx.req), !isDigest(reference));
   ctx.res.setHeader("Docker-Content-Digest", manifest.digest);
   ctx.res.setHeader("ETag", `"${manifest.digest}"`);
