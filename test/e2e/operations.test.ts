@@ -146,7 +146,7 @@ notifications:
 
   it("returns a request id on every response, keeps one the load balancer gave, and logs it on the request's access line", async () => {
     const given = await call("GET", `${registry.url}/v2/ops/app/manifests/${image.manifest.digest}`, {
-      headers: { ...auth, "x-request-id": "ops-test-req-42", accept: image.manifest.mediaType },
+      headers: { ...auth, "x-request-id": "ops-test-req-42", accept: image.manifest.mediaType, "user-agent": "ops-test/1.0" },
     });
     expect(given.status).toBe(200);
     expect(given.headers["x-request-id"]).toBe("ops-test-req-42");
@@ -163,7 +163,7 @@ notifications:
     expect(line).toMatchObject({
       level: 30, msg: "response completed", service: "registry", environment: "operations-test",
       "http.request.method": "GET", "http.request.uri": `/v2/ops/app/manifests/${image.manifest.digest}`,
-      "http.request.host": new URL(registry.url).host, "http.request.remoteaddr": expect.stringMatching(/^127\.0\.0\.1:\d+$/), "http.request.useragent": expect.any(String),
+      "http.request.host": new URL(registry.url).host, "http.request.remoteaddr": expect.stringMatching(/^127\.0\.0\.1:\d+$/), "http.request.useragent": "ops-test/1.0",
       "http.response.status": 200, "http.response.written": image.manifest.content.length, "http.response.contenttype": image.manifest.mediaType,
       "vars.name": "ops/app", "vars.reference": image.manifest.digest, "auth.user.name": "alice",
     });
