@@ -15,6 +15,7 @@ import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { MirrorRegistry } from "../proxy/mirror.js";
+import { HOP_HEADER } from "../proxy/upstream.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
 import { parseReference, type Reference } from "../registry/names.js";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
@@ -127,6 +128,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
     ...(notifier ? { notifier } : {}),
     ...(site ? { console: site } : {}),
+    ...(registry instanceof MirrorRegistry ? { ownHop: { header: HOP_HEADER, value: registry.upstream.hop } } : {}),
   };
   let running: RunningServer | undefined;
   let debugServer: RunningServer | undefined;

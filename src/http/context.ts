@@ -32,6 +32,11 @@ export interface AppContext {
   lifecycle: { draining: boolean };
   /** Read-only mode, as the file or etcd sets it now: writes answer 405 UNSUPPORTED. */
   readOnly: { enabled: boolean };
+  /**
+   * A mirror's mark on the requests it sends its peer: one that comes back here with it means
+   * proxy.remoteurl leads back to this mirror, and is refused at once.
+   */
+  ownHop?: { header: string; value: string };
 }
 
 export interface RequestContext {

@@ -230,6 +230,10 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     }
     ctx.params = match.params;
     const { handler, required } = match;
+    if (app.ownHop && req.headers[app.ownHop.header] === app.ownHop.value) {
+      fail(app, ctx, new RegistryError("UNAVAILABLE", "mirror loop: this request came from this very mirror; its proxy.remoteurl leads back to it (directly or through a load balancer that lists it): point it at the primary"));
+      return;
+    }
     if (app.readOnly.enabled && method !== "GET" && method !== "HEAD") {
       fail(app, ctx, new RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly): pulls work, pushes and deletes do not"));
       return;

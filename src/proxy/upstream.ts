@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Agent, interceptors, type Dispatcher } from "undici";
 import type { ProxyConfig } from "../config/config.js";
@@ -27,6 +28,9 @@ export interface UpstreamManifest {
   mediaType: string | undefined;
   content: Buffer;
 }
+
+/** Marks every request a mirror sends its peer with the mirror's own id (see AppContext.ownHop). */
+export const HOP_HEADER = "x-lain-hop";
 
 /** Tag lists and catalogs are followed through at most this many Link pages. */
 const MAX_PAGES = 100;
@@ -67,6 +71,8 @@ async function readLimited(body: Readable, limit: number, what: string): Promise
  */
 export class UpstreamRegistry {
   readonly url: string;
+  /** This mirror's id on its requests to the peer: what it refuses to be asked. */
+  readonly hop = randomUUID();
   private readonly basePath: string;
   private readonly dispatcher: Dispatcher;
   private readonly agent: Agent;
@@ -223,7 +229,7 @@ export class UpstreamRegistry {
    * destroyed unread (an abandoned fill, a refused manifest) when nobody listens any more.
    */
   private async dispatch(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-    const res = await this.dispatcher.request(options);
+    const res = await this.dispatcher.request({ ...options, headers: { ...(options.headers as Record<string, string>), [HOP_HEADER]: this.hop } });
     res.body.on("error", () => undefined);
     return res;
   }

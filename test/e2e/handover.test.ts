@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import { call } from "../helpers/http.js";
 import { pushImage, randomImage, type Image } from "../helpers/oci.js";
 import { CLI, freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
+import { startNginx, writeNginxConfig } from "../helpers/nginx.js";
 import { holdsBlobs } from "../helpers/store.js";
 import { hasTool } from "../helpers/tools.js";
 
@@ -125,27 +126,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     etcd = await startEtcd();
     upstreamFile = join(work, "registry.upstreams");
     front = `http://127.0.0.1:${await freePort()}`;
-    nginxConf = join(work, "nginx.conf");
-    for (const dir of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) await mkdir(join(work, dir));
-    const snippet = await readFile(new URL("../../config/nginx/registry.conf", import.meta.url), "utf8");
-    await writeFile(
-      nginxConf,
-      [
-        "worker_processes 1;",
-        `pid ${join(work, "nginx.pid")};`,
-        `error_log ${join(work, "nginx-error.log")} warn;`,
-        "events {}",
-        "http {",
-        "  access_log off;",
-        ...["body", "proxy", "fastcgi", "uwsgi", "scgi"].map((d) => `  ${d === "body" ? "client_body" : d}_temp_path ${join(work, d)};`),
-        `  include ${upstreamFile};`,
-        "  server {",
-        `    listen ${new URL(front).host};`,
-        snippet.replace(/^/gm, "    "),
-        "  }",
-        "}",
-      ].join("\n"),
-    );
+    nginxConf = await writeNginxConfig(work, new URL(front).host, upstreamFile);
   });
   afterAll(async () => {
     watcher?.kill("SIGTERM");
@@ -184,7 +165,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     const servers = await upstreamServers();
     expect(servers.filter((l) => l.includes("backup"))).toHaveLength(1);
     expect(servers.find((l) => !l.includes("backup"))).toContain(new URL(instances[0]!.url).host);
-    nginx = spawn("nginx", ["-c", nginxConf, "-g", "daemon off;"], { stdio: "ignore" });
+    nginx = startNginx(nginxConf);
     await until(async () => (await call("GET", `${front}/v2/`).catch(() => undefined))?.status === 200, "nginx");
     // The snippet hands nginx's $request_id (32 hex digits) on; the registry keeps and returns it.
     expect((await call("GET", `${front}/v2/`)).headers["x-request-id"]).toMatch(/^[0-9a-f]{32}$/);

@@ -26,6 +26,8 @@ export interface TestRegistryOptions {
   extraYaml?: string;
   /** Short connection timeouts, for tests of slow clients. */
   limits?: ConnectionLimits;
+  /** http.addr; default a free port of 127.0.0.1. */
+  addr?: string;
 }
 
 export async function tempDir(prefix = "lain-registry-test-"): Promise<string> {
@@ -43,7 +45,7 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
     options.storageYaml ?? (storage === "filesystem" ? `  filesystem:\n    rootdirectory: ${root}` : "  inmemory: {}"),
     `  delete:\n    enabled: ${options.deleteEnabled ?? true}`,
     "http:",
-    "  addr: 127.0.0.1:0",
+    `  addr: ${options.addr ?? "127.0.0.1:0"}`,
     "  secret: test-secret",
     options.extraYaml ?? "",
   ].join("\n");
