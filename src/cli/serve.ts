@@ -114,6 +114,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
       readonly: readOnly.state,
       ...auth.health(),
       ...(announcer ? { cluster: announcer.health() } : {}),
+      ...(prefetching ? { prefetch: prefetching.health() } : {}),
     }),
     lifecycle,
     readOnly: readOnly.state,

@@ -46,11 +46,7 @@ async function ensureBlob(repo: MirroredRepository, blob: Descriptor, report: Pr
   report.fetchedBytes += cached.size;
 }
 
-/**
- * proxy.prefetch: the references the mirror keeps warm, checked at start and then every
- * interval, so it holds them when its peer goes down (the registry's own image first).
- */
-/** Where one proxy.prefetch reference stands, for the console. */
+/** Where one proxy.prefetch reference stands, for the console and /health. */
 export interface PrefetchState {
   reference: string;
   /** When it was last checked; absent before the first round reached it. */
@@ -60,9 +56,18 @@ export interface PrefetchState {
   error?: string;
 }
 
+/** A round that failed is tried again this soon, then twice as late each time, up to the interval. */
+const FIRST_RETRY_MS = 2000;
+
+/**
+ * proxy.prefetch: the references the mirror keeps warm, checked at start and then every
+ * interval, so it holds them when its peer goes down (the registry's own image first). A round
+ * that could not cache one (the peer not up yet) is retried with backoff, not an interval later.
+ */
 export class PrefetchLoop {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private retryMs = FIRST_RETRY_MS;
   private readonly states = new Map<string, PrefetchState>();
 
   constructor(
@@ -80,7 +85,15 @@ export class PrefetchLoop {
     return this.references.map(({ text }) => this.states.get(text) ?? { reference: text });
   }
 
+  /** For /health: every reference's state; an `error` (degraded, still 200) while one is not cached. */
+  health(): { references: PrefetchState[]; error?: string } {
+    const references = this.state;
+    const failing = references.filter((r) => r.error !== undefined);
+    return failing.length === 0 ? { references } : { references, error: `${failing.length} of ${references.length} prefetch reference(s) not cached; retrying` };
+  }
+
   private async round(): Promise<void> {
+    let failed = false;
     for (const { text, ref } of this.references) {
       if (this.stopped) return;
       try {
@@ -88,12 +101,16 @@ export class PrefetchLoop {
         this.states.set(text, { reference: text, checked: new Date().toISOString(), digest: report.digest });
         if (report.fetchedBytes > 0 || report.stale) this.log.info({ reference: text, ...report }, "mirror: prefetched");
       } catch (err) {
+        failed = true;
         const error = err instanceof Error ? err.message : String(err);
         this.states.set(text, { reference: text, checked: new Date().toISOString(), error });
-        this.log.warn({ reference: text, err: error }, "mirror: prefetch failed; retrying next round");
+        this.log.warn({ reference: text, err: error, retryInMs: Math.min(this.retryMs, this.intervalMs) }, "mirror: prefetch failed; retrying");
       }
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.round(), this.intervalMs);
+    if (this.stopped) return;
+    const delay = failed ? Math.min(this.retryMs, this.intervalMs) : this.intervalMs;
+    this.retryMs = failed ? Math.min(this.retryMs * 2, this.intervalMs) : FIRST_RETRY_MS;
+    this.timer = setTimeout(() => void this.round(), delay);
   }
 
   /** A round in progress ends when the registry closes its connection to the peer. */

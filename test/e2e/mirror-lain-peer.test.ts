@@ -203,4 +203,36 @@ describe.skipIf(!available)("mirror of a lain-registry peer", () => {
       await rm(root, { recursive: true, force: true });
     }
   });
+
+  it("retries a prefetch the peer cannot answer yet within seconds, not a ttl later; /health shows each reference", async () => {
+    const peerPort = await freePort();
+    const root = await tempDir("lain-mirror-late-");
+    const config = join(work, "late.yml");
+    await writeFile(
+      config,
+      ["version: 0.1", `storage: {filesystem: {rootdirectory: ${root}}}`, "http: {secret: s}", mirrorYaml(`http://127.0.0.1:${peerPort}`, ["ttl: 1h", "prefetch: [lain/registry:v4]"])].join("\n"),
+    );
+    const mirror = await startLainProcess(config, await freePort());
+    let peer: TestRegistry | undefined;
+    try {
+      type Health = { status: string; prefetch: { references: Array<{ reference: string; digest?: string; error?: string }>; error?: string } };
+      const health = async () => (await call("GET", `${mirror.url}/health`)).json<Health>();
+      await expect.poll(async () => (await health()).prefetch.references[0]?.error, { timeout: 10_000 }).toMatch(/unreachable/);
+      const down = await call("GET", `${mirror.url}/health`);
+      expect(down.status).toBe(200);
+      expect(down.json<Health>()).toMatchObject({ status: "degraded", prefetch: { error: expect.stringContaining("1 of 1") } });
+
+      // The peer comes up after the mirror: the image is cached on a retry, with ttl at an hour.
+      peer = await startTestRegistry({ addr: `127.0.0.1:${peerPort}` });
+      const image = randomImage({ layers: 2 });
+      await pushImage(peer.url, "lain/registry", "v4", image);
+      await expect.poll(() => holdsBlobs(root, [image.config, ...image.layers].map((b) => b.digest)), { timeout: 30_000, interval: 200 }).toBe(true);
+      await expect.poll(async () => (await health()).prefetch.references[0]?.digest, { timeout: 10_000 }).toBe(image.manifest.digest);
+      expect((await health()).status).toBe("ok");
+    } finally {
+      await mirror.stop();
+      await peer?.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
