@@ -1,7 +1,9 @@
 import { ConfigError } from "../config/config-error.js";
-import { DEFAULT_CONFIG_PATH, formatProblem, loadConfig } from "../config/load.js";
+import { formatProblem, loadConfig } from "../config/load.js";
 import type { Problem } from "../config/validate.js";
 import { UpstreamRegistry } from "../proxy/upstream.js";
+import { commandArgs } from "./args.js";
+import { usageError } from "./help.js";
 import { prepare } from "./prepare.js";
 
 /**
@@ -11,8 +13,10 @@ import { prepare } from "./prepare.js";
  * (warnings allowed), 1 with every problem listed by key path.
  */
 export async function configCheck(args: string[]): Promise<number> {
-  const connect = args.includes("--connect");
-  const path = args.find((a) => !a.startsWith("--")) ?? DEFAULT_CONFIG_PATH;
+  const parsed = commandArgs(args, { connect: { type: "boolean" } });
+  if (typeof parsed === "string") return usageError("config check", parsed);
+  const connect = parsed.values.connect === true;
+  const path = parsed.config;
   const loaded = await loadConfig(path);
   const warnings: Problem[] = [...loaded.warnings];
   let errors: Problem[] = loaded.ok ? [] : loaded.errors;

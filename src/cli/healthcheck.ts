@@ -1,9 +1,10 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { HttpConfig } from "../config/config.js";
-import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import { listenAddress } from "../config/listen-address.js";
+import { commandArgs } from "./args.js";
 import { loadOrReport } from "./config-file.js";
+import { usageError } from "./help.js";
 
 const TIMEOUT_MS = 3000;
 
@@ -16,7 +17,9 @@ function healthTarget(http: HttpConfig): { socketPath: string } | { host: string
 
 /** `lain-registry healthcheck [config.yml]`: GET /health of the local instance; exit 0 when it answers 200. */
 export async function healthcheckCommand(args: string[]): Promise<number> {
-  const loaded = await loadOrReport(args[0] ?? DEFAULT_CONFIG_PATH);
+  const parsed = commandArgs(args, {});
+  if (typeof parsed === "string") return usageError("healthcheck", parsed);
+  const loaded = await loadOrReport(parsed.config);
   if (!loaded) return 2;
   const { http } = loaded.config;
   const request = http.tls ? httpsRequest : httpRequest;

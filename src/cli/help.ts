@@ -34,7 +34,7 @@ Exit 0 usable (warnings allowed), 1 with problems.`,
   },
   {
     name: "mirror prefetch",
-    synopsis: "lain-registry mirror prefetch [--config config.yml] name:tag|name@digest ...",
+    synopsis: "lain-registry mirror prefetch [config.yml] name:tag|name@digest ...",
     summary: "fetch images from the proxy.remoteurl peer into the store",
     details: `Fetches each image (every platform of an index) into the mirror's store; safe while the
 mirror serves. One line per reference; on a terminal, progress on stderr.
@@ -84,7 +84,9 @@ ${COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
   lain-registry --version
   lain-registry --help | COMMAND --help
 
-REGISTRY_* environment variables override configuration keys as in distribution,
+Every command that reads a configuration takes it as config.yml or as --config config.yml
+(without either: the package's config/config.yml). REGISTRY_* environment variables override
+configuration keys as in distribution,
 e.g. REGISTRY_HTTP_ADDR=:5000 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry.
 
 Exit codes: 0 success; 1 the command ran and failed (problems found, a reference not prefetched,

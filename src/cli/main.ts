@@ -13,7 +13,7 @@ type Run = (args: string[]) => Promise<number>;
 
 /** Each command by its name as typed; the handler gets the arguments after the name. */
 const RUN: Record<string, Run> = {
-  serve: (args) => serve(args[0]),
+  serve,
   "config check": configCheck,
   "mirror prefetch": mirrorCommand,
   upstreams: upstreamsCommand,

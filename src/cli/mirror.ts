@@ -1,4 +1,4 @@
-import { DEFAULT_CONFIG_PATH } from "../config/load.js";
+import { commandArgs } from "./args.js";
 import { loadOrReport, reportProblems } from "./config-file.js";
 import { prepare } from "./prepare.js";
 import { createLogger } from "../log.js";
@@ -15,10 +15,10 @@ import { registryOptions } from "./serve.js";
  * rename). Exit 0 when every reference is cached, 1 when one failed, 2 on a usage error.
  */
 export async function mirrorCommand(args: string[]): Promise<number> {
-  const configAt = args.indexOf("--config");
-  const configPath = configAt >= 0 ? args[configAt + 1] : DEFAULT_CONFIG_PATH;
-  const references = args.filter((_, i) => i !== configAt && i !== configAt + 1);
-  if (!configPath || references.length === 0) return usageError("mirror prefetch");
+  const parsed = commandArgs(args, {}, "references");
+  if (typeof parsed === "string") return usageError("mirror prefetch", parsed);
+  const { config: configPath, positionals: references } = parsed;
+  if (references.length === 0) return usageError("mirror prefetch", "name at least one reference");
   const loaded = await loadOrReport(configPath);
   if (!loaded) return 2;
   const { config } = loaded;

@@ -22,7 +22,9 @@ import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { VERSION } from "../version.js";
 import { setupAuth } from "./auth-setup.js";
+import { commandArgs } from "./args.js";
 import { loadOrReport, reportProblems } from "./config-file.js";
+import { usageError } from "./help.js";
 import { prepare } from "./prepare.js";
 import { exitOnUnhandled } from "./last-resort.js";
 import { consoleSite } from "./console-site.js";
@@ -189,8 +191,10 @@ async function announce(config: RegistryConfig, log: Logger, healthy: () => Prom
 }
 
 /** `lain-registry serve [config.yml]`: exit 0 when stopped, 2 when the configuration is refused. */
-export async function serve(configPath: string | undefined): Promise<number> {
-  const loaded = await loadOrReport(configPath);
+export async function serve(args: string[]): Promise<number> {
+  const parsed = commandArgs(args, {});
+  if (typeof parsed === "string") return usageError("serve", parsed);
+  const loaded = await loadOrReport(parsed.config);
   if (!loaded) return 2;
   const { config } = loaded;
   const log = createLogger(config);

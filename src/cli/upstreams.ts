@@ -1,27 +1,18 @@
-import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import { createLogger } from "../log.js";
+import { commandArgs } from "./args.js";
 import { loadOrReport } from "./config-file.js";
 import { usageError } from "./help.js";
-
 
 /**
  * `lain-registry upstreams`: keeps an nginx upstream file in step with the instances registered
  * in etcd (the config's `etcd` section and `cluster.prefix`), until SIGTERM or SIGINT.
  */
 export async function upstreamsCommand(args: string[]): Promise<number> {
-  const flags = new Map<string, string>();
-  const positional: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? "";
-    if (["--out", "--reload", "--name"].includes(arg) && args[i + 1] !== undefined) flags.set(arg, args[++i] ?? "");
-    else if (!arg.startsWith("--")) positional.push(arg);
-    else {
-      return usageError("upstreams", `unknown option ${arg}`);
-    }
-  }
-  const out = flags.get("--out");
-  if (!out || positional.length > 1) return usageError("upstreams");
-  const path = positional[0] ?? DEFAULT_CONFIG_PATH;
+  const parsed = commandArgs(args, { out: { type: "string" }, reload: { type: "string" }, name: { type: "string" } });
+  if (typeof parsed === "string") return usageError("upstreams", parsed);
+  const { out, reload, name } = parsed.values as { out?: string; reload?: string; name?: string };
+  if (!out) return usageError("upstreams", "--out is required");
+  const path = parsed.config;
   const loaded = await loadOrReport(path);
   if (!loaded) return 2;
   const { config } = loaded;
@@ -34,8 +25,8 @@ export async function upstreamsCommand(args: string[]): Promise<number> {
     etcd: config.etcd,
     prefix: config.cluster?.prefix ?? "/lain/registry/instances",
     out,
-    name: flags.get("--name") ?? "registry",
-    reload: flags.get("--reload"),
+    name: name ?? "registry",
+    reload,
     log: createLogger(config),
   });
   file.start();
