@@ -3,7 +3,7 @@ import { collectGarbage } from "../gc/collect.js";
 import { createDriver } from "../storage/factory.js";
 import { commandArgs } from "./args.js";
 import { loadOrReport } from "./config-file.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, formatDuration } from "./format.js";
 import { usageError } from "./help.js";
 
 /**
@@ -41,7 +41,8 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
   for (const blob of report.blobsDeleted) process.stdout.write(`${dryRun ? "would delete" : "deleted"} blob ${blob}\n`);
   process.stdout.write(
     `${report.repositories} repositories, ${report.manifests} manifests, ${report.blobsKept} blobs kept; ` +
-      `${dryRun ? "would free" : "freed"} ${report.blobsDeleted.length} blobs, ${formatBytes(report.bytesFreed)}, ${report.manifestsDeleted.length} untagged manifests\n`,
+      `${dryRun ? "would free" : "freed"} ${report.blobsDeleted.length} blobs, ${formatBytes(report.bytesFreed)}, ${report.manifestsDeleted.length} untagged manifests; ` +
+      `${report.blobsSpared} unreferenced blobs younger than ${formatDuration(delayMs)} kept\n`,
   );
   return 0;
 }

@@ -25,6 +25,8 @@ export interface CollectReport {
   repositories: number;
   manifests: number;
   blobsKept: number;
+  /** Of the blobs kept, those no manifest references but younger than the delay spared. */
+  blobsSpared: number;
   blobsDeleted: Digest[];
   bytesFreed: number;
   /** name@digest of the untagged manifests deleted. */
@@ -84,9 +86,11 @@ async function mark(
   report: CollectReport,
   /** What an earlier mark read: manifests are immutable, so only new revisions are read again. */
   known = new Map<string, Map<Digest, ManifestRefs>>(),
-): Promise<{ keep: Set<Digest>; untagged: Array<{ name: RepositoryName; digest: Digest }>; read: Map<string, Map<Digest, ManifestRefs>> }> {
+): Promise<Marked & { untagged: Array<{ name: RepositoryName; digest: Digest }>; read: Map<string, Map<Digest, ManifestRefs>> }> {
   const driver = registry.driver;
   const keep = new Set<Digest>();
+  /** Kept only because a repository linked them within the delay. */
+  const young = new Set<Digest>();
   const untagged: Array<{ name: RepositoryName; digest: Digest }> = [];
   const read = new Map<string, Map<Digest, ManifestRefs>>();
   const { repositories } = await listRepositories(driver, Number.MAX_SAFE_INTEGER);
@@ -130,11 +134,13 @@ async function mark(
     const links = await Promise.all(unmarked.map((d) => unlessMissing(() => driver.stat(layout.layerLink(name, d)))));
     unmarked.forEach((digest, i) => {
       const link = links[i];
-      if (link && link.modTime.getTime() > cutoff) keep.add(digest);
+      if (link && link.modTime.getTime() > cutoff) young.add(digest);
     });
     options.progress?.("mark", { repositories: report.repositories, manifests: report.manifests, marked: keep.size });
   });
-  return { keep, untagged, read };
+  const spared = new Set([...young].filter((d) => !keep.has(d)));
+  for (const digest of spared) keep.add(digest);
+  return { keep, spared, untagged, read };
 }
 
 /** Tagged manifests, their children (through nested indexes), and referrers of anything kept. */
@@ -192,17 +198,17 @@ export async function collectGarbage(driver: StorageDriver, options: CollectOpti
 }
 
 async function collect(registry: Registry, options: CollectOptions, now: () => number): Promise<CollectReport> {
-  const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
+  const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsSpared: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
   const cutoff = now() - options.delayMs;
-  // Announced when the first candidate turns up: its notice runs out while the rest is listed,
-  // and a run that finds nothing to remove never disturbs a descriptor cache.
+  // Announced when the first candidate old enough to go turns up: its notice runs out while the
+  // rest is listed, and a run that finds nothing to remove never disturbs a descriptor cache.
   let releaseFence: (() => void) | undefined;
   const announce = options.dryRun ? () => undefined : () => void (releaseFence ??= registry.blobs.removals.hold());
   try {
     const first = await mark(registry, options, cutoff, report);
-    const unreferenced = await candidates(registry.driver, first.keep, report, options, announce);
+    const unreferenced = await candidates(registry.driver, first, cutoff, report, options, announce);
     if (options.dryRun) {
-      await sweep(registry, unreferenced, first.keep, cutoff, true, report, options);
+      await sweep(registry, unreferenced, first, cutoff, true, report, options);
       report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
       return report;
     }
@@ -211,14 +217,14 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
         report.manifestsDeleted.push(`${name}@${digest}`);
       }
     }
-    // Nothing to sweep: no marker refuses a push.
-    if (unreferenced.length === 0) return report;
+    // Nothing old enough to sweep: no marker refuses a push, nothing waits the settle time.
+    if (releaseFence === undefined) return report;
     // The rest of the notice is waited out before the marker goes up: no push waits for it.
     await registry.blobs.removals.ready();
     await whileSweeping(registry.driver, async () => {
       await new Promise((resolve) => setTimeout(resolve, options.settleMs));
-      const { keep } = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
-      await sweep(registry, unreferenced, keep, cutoff, false, report, options);
+      const second = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
+      await sweep(registry, unreferenced, second, cutoff, false, report, options);
     });
     return report;
   } finally {
@@ -239,15 +245,45 @@ async function whileSweeping(driver: StorageDriver, task: () => Promise<void>): 
   }
 }
 
-/** The blobs the mark did not keep: what the sweep will consider. `found` is told of the first. */
-async function candidates(driver: StorageDriver, keep: Set<Digest>, report: CollectReport, options: CollectOptions, found: () => void): Promise<Digest[]> {
+/** What a mark keeps: `spared` are those kept only because a repository linked them within the delay. */
+interface Marked {
+  keep: Set<Digest>;
+  spared: Set<Digest>;
+}
+
+/** Whether the mark keeps the blob, counting it as kept (and as spared by the delay). */
+function keptByMark(marked: Marked, digest: Digest, report: CollectReport): boolean {
+  if (!marked.keep.has(digest)) return false;
+  report.blobsKept++;
+  if (marked.spared.has(digest)) report.blobsSpared++;
+  return true;
+}
+
+/**
+ * The blobs the mark did not keep: what the sweep will consider. Until one older than the cutoff
+ * turns up (then `found` is told) each is looked at: the young ones are spared, and a run that
+ * finds no old one ends without a sweep. After that the sweep alone looks at their age.
+ */
+async function candidates(driver: StorageDriver, marked: Marked, cutoff: number, report: CollectReport, options: CollectOptions, found: () => void): Promise<Digest[]> {
   const unmarked: Digest[] = [];
   let seen = 0;
+  let old = false;
   await forEachLimit(await blobPrefixes(driver), CONCURRENCY, async (listPrefix) => {
     for (const digest of await listPrefix()) {
       seen++;
-      if (keep.has(digest)) report.blobsKept++;
-      else if (unmarked.push(digest) === 1) found();
+      if (keptByMark(marked, digest, report)) continue;
+      if (!old) {
+        const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
+        if (!info || info.isDir) continue;
+        if (info.modTime.getTime() > cutoff) {
+          report.blobsKept++;
+          report.blobsSpared++;
+          continue;
+        }
+        old = true;
+        found();
+      }
+      unmarked.push(digest);
     }
     options.progress?.("scan", { blobs: seen, unreferenced: unmarked.length });
   });
@@ -258,17 +294,16 @@ async function candidates(driver: StorageDriver, keep: Set<Digest>, report: Coll
  * Removes each candidate the second mark did not keep and older than the cutoff (a blob
  * pushed again meanwhile is young again); a dry run only counts them.
  */
-async function sweep(registry: Registry, unreferenced: Digest[], keep: Set<Digest>, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
+async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
   let done = 0;
   const consider = async (digest: Digest) => {
-    if (keep.has(digest)) {
-      report.blobsKept++;
-      return;
-    }
+    if (keptByMark(marked, digest, report)) return;
     const info = await unlessMissing(() => registry.driver.stat(layout.blobData(digest)));
     if (!info || info.isDir) return;
-    if (info.modTime.getTime() > cutoff) report.blobsKept++;
-    else if (dryRun || (await registry.blobs.remove(digest))) {
+    if (info.modTime.getTime() > cutoff) {
+      report.blobsKept++;
+      report.blobsSpared++;
+    } else if (dryRun || (await registry.blobs.remove(digest))) {
       report.blobsDeleted.push(digest);
       report.bytesFreed += info.size;
     }

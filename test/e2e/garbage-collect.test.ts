@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { cp, rm, utimes, writeFile } from "node:fs/promises";
+import { cp, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -106,6 +106,37 @@ describe.skipIf(!available)("garbage-collect removes what distribution's garbage
     expect(result.stdout).toContain(`would delete blob ${images.deleted!.config.digest}`);
     expect(result.stdout).toMatch(/would free 3 blobs/);
     expect(await storedBlobs(root)).toEqual(before);
+  });
+});
+
+describe("garbage-collect and the delay", () => {
+  it("reports what the delay spared, and a run with nothing old enough to sweep neither settles nor announces removals", async () => {
+    const root = await tempDir("lain-gc-young-");
+    const registry = await startTestRegistry({ root });
+    try {
+      await pushImage(registry.url, "lain/app", "v1", randomImage({ layers: 1 }));
+      for (const text of ["young orphan 1", "young orphan 2", "young orphan 3"]) {
+        const orphan = Buffer.from(text);
+        await pushBlob(registry.url, "lain/app", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
+      }
+      const config = join(root, "..", `${root.split("/").pop()}.yml`);
+      await writeFile(config, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${root}}}\n`);
+      const dry = await runCli("garbage-collect", config, "--dry-run", "--delay", "1h");
+      expect(dry.code).toBe(0);
+      expect(dry.stdout).toContain("would free 0 blobs");
+      expect(dry.stdout).toContain("3 unreferenced blobs younger than 1h kept");
+      // A settle time longer than the test may take: the run must end without waiting it.
+      const real = await runCli("garbage-collect", config, "--delay", "1h", "--settle", "24h");
+      expect(real.code).toBe(0);
+      expect(real.stdout).toContain("freed 0 blobs");
+      expect(real.stdout).toContain("3 unreferenced blobs younger than 1h kept");
+      // Nothing was announced: no descriptor cache anywhere had to stop vouching.
+      await expect(stat(join(root, layout.removalEpoch))).rejects.toMatchObject({ code: "ENOENT" });
+      await rm(config, { force: true });
+    } finally {
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
