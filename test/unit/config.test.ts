@@ -73,6 +73,9 @@ describe("proxy (the mirror)", () => {
     if (!loaded.ok) throw new Error("expected ok");
     expect(loaded.warnings).toEqual([]);
     expect(loaded.config.proxy).toMatchObject({ ttlMs: 300_000, namespaces: ["lain", "library"], prefetch: ["lain/registry:latest", "lain/webrouter:latest"] });
+    // Open (no auth, deletes on): so it serves its own node only.
+    expect(loaded.config.http.addr).toBe("127.0.0.1:5000");
+    expect(loaded.config.auth).toEqual({});
   });
 
   it("refuses a proxy without a usable remoteurl, bad prefetch references and a zero pool", () => {
