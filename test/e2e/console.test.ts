@@ -1,5 +1,7 @@
 import bcrypt from "bcryptjs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,8 +19,14 @@ import type { RepositoryName } from "../../src/registry/names.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const available = hasTool("skopeo") && hasTool(CHROMIUM);
-/** Screenshots for the README, taken by this test. */
-const SHOTS = new URL("../../docs/console/", import.meta.url).pathname;
+/**
+ * Screenshots of each view. The README's (docs/console/) are refreshed only when asked
+ * (LAIN_CONSOLE_SCREENSHOTS=1): a test run changes no tracked file.
+ */
+const SHOTS = process.env.LAIN_CONSOLE_SCREENSHOTS === "1" ? new URL("../../docs/console/", import.meta.url).pathname : mkdtempSync(join(tmpdir(), "lain-console-shots-"));
+afterAll(() => {
+  if (process.env.LAIN_CONSOLE_SCREENSHOTS !== "1") rmSync(SHOTS, { recursive: true, force: true });
+});
 
 // As root in a sandbox without a GPU, on a machine that refuses outside connections.
 const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
