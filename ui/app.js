@@ -221,6 +221,10 @@ async function renderRepositories(query) {
 async function repositoryView(name) {
   const { body } = await call(`${API}/tags/${name}?n=1000`, pullScope(name));
   const host = location.host;
+  if (body.tags.length === 0) {
+    return show(h("h1", {}, name), h("p", { class: "muted", "data-testid": "no-tags" },
+      "This repository has no tags: it holds blobs pushed or mounted without a manifest, or only untagged manifests (a pull by digest still works)."));
+  }
   show(
     h("h1", {}, name),
     h("table", { "data-testid": "tags" },
@@ -228,7 +232,7 @@ async function repositoryView(name) {
       h("tbody", {}, body.tags.map((t) => h("tr", { "data-tag": t.tag },
         h("td", {}, h("a", { href: `#/m/${name}/${t.digest}` }, t.tag)),
         h("td", { class: "nowrap" }, manifestLink(name, t.digest)),
-        h("td", { class: "mono nowrap" }, t.mediaType),
+        h("td", { class: "mono" }, t.mediaType),
         h("td", {}, t.platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`).join(", ")),
         h("td", { class: "num" }, bytes(t.size)),
         h("td", { class: "nowrap" }, when(t.pushed)),

@@ -107,7 +107,8 @@ export class ConsoleApi {
   async tags(name: RepositoryName, n: number, last: string | undefined): Promise<{ tags: TagSummary[]; more: boolean } | undefined> {
     const repo = this.sources.registry.repository(name);
     const all = await repo.tags.list();
-    if (!all) return undefined;
+    // A repository with blobs or untagged manifests but no tag is there all the same.
+    if (!all) return (await unlessMissing(() => this.sources.registry.driver.stat(layout.repository(name)))) ? { tags: [], more: false } : undefined;
     const after = last === undefined ? all : all.filter((t) => t > last);
     const page = after.slice(0, Math.min(n, 1000));
     const tags = (await Promise.all(page.map((tag) => this.tagSummary(repo, tag)))).filter((t): t is TagSummary => t !== undefined);

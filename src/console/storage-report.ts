@@ -11,7 +11,7 @@ export interface StorageReport {
   totalBytes: number;
   blobs: number;
   repositories: number;
-  /** The largest repositories by the bytes of what they link (shared blobs count in each). */
+  /** The largest repositories by the bytes of what they link (shared blobs count in each); none that holds nothing. */
   largest: Array<{ name: string; bytes: number; blobs: number }>;
 }
 
@@ -44,6 +44,6 @@ export async function storageReport(driver: StorageDriver, top: number, progress
     totalBytes: unique.reduce((a, b) => a + b, 0),
     blobs: unique.filter((size) => size > 0).length,
     repositories: repositories.length,
-    largest: repositories.slice(0, top),
+    largest: repositories.filter((r) => r.bytes > 0).slice(0, top),
   };
 }

@@ -42,7 +42,10 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
   let sbom: ReturnType<typeof artifactFor>;
   let images: Image[];
   let index: ReturnType<typeof indexOf>;
+  let dockerImages: Image[];
+  let dockerList: ReturnType<typeof indexOf>;
   const orphan = Buffer.from("a blob no manifest names");
+  let gone: Buffer;
   const services: Image[] = [];
 
   beforeAll(async () => {
@@ -63,6 +66,15 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
     index = indexOf(images);
     for (const image of images) await pushImage(registry.url, "console/multi", image.manifest.digest, image);
     await pushManifest(registry.url, "console/multi", "v2", index);
+    // The longest media type a tag row shows: a Docker manifest list.
+    dockerImages = ["amd64", "arm64"].map((architecture) => randomImage({ architecture, layers: 1, format: "docker" }));
+    dockerList = indexOf(dockerImages, "docker");
+    for (const image of dockerImages) await pushImage(registry.url, "console/multi", image.manifest.digest, image);
+    await pushManifest(registry.url, "console/multi", "v3-with-a-longer-tag-name", dockerList);
+    // A repository that holds nothing any more: its only blob was pushed, then deleted.
+    gone = Buffer.from("pushed, then deleted");
+    await pushBlob(registry.url, "console/empty", { mediaType: "application/octet-stream", content: gone, digest: sha256(gone) });
+    expect((await call("DELETE", `${registry.url}/v2/console/empty/blobs/${sha256(gone)}`)).status).toBe(202);
     for (let i = 0; i < 60; i++) {
       const small = randomImage({ layers: 1, layerSize: 64 });
       services.push(small);
@@ -85,14 +97,14 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
 
   it("lists the repositories, finds one by search, pages through the rest", async () => {
     await page.goto(`${registry.url}/ui/`);
-    await expect.poll(() => page.getByTestId("count").textContent()).toBe("62 of 62");
+    await expect.poll(() => page.getByTestId("count").textContent()).toBe("63 of 63");
     expect(await page.locator("[data-testid=repositories] tbody tr").count()).toBe(50);
     await page.screenshot({ path: join(SHOTS, "repositories.png") });
     await page.getByRole("button", { name: "Next ›" }).click();
-    await expect.poll(() => page.locator("[data-testid=repositories] tbody tr").count()).toBe(12);
+    await expect.poll(() => page.locator("[data-testid=repositories] tbody tr").count()).toBe(13);
     await page.getByTestId("search").fill("console/");
-    await expect.poll(() => page.getByTestId("count").textContent()).toBe("2 of 62");
-    expect(await page.locator("[data-testid=repositories] tbody td").allTextContents()).toEqual(["console/app", "console/multi"]);
+    await expect.poll(() => page.getByTestId("count").textContent()).toBe("3 of 63");
+    expect(await page.locator("[data-testid=repositories] tbody td").allTextContents()).toEqual(["console/app", "console/empty", "console/multi"]);
   });
 
   it("shows a repository's tags with digest, media type, size, push time and a pull command that copies", async () => {
@@ -142,22 +154,46 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
     expect(index.digest).toBe(await page.getByTestId("digest").textContent());
   });
 
+  it("fits a tag table with the longest media type into a 1280 px window, pull command and copy button included", async () => {
+    await page.goto(`${registry.url}/ui/#/r/console/multi`);
+    const row = page.locator("[data-testid=tags] tbody tr[data-tag=v3-with-a-longer-tag-name]");
+    await row.waitFor();
+    expect(await row.locator("td:nth-child(3)").textContent()).toBe(dockerList.mediaType);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    const copy = await row.getByTestId("copy").boundingBox();
+    const input = await row.getByTestId("pull-command").boundingBox();
+    expect((copy?.x ?? Infinity) + (copy?.width ?? 0)).toBeLessThanOrEqual(1280);
+    expect(input?.width ?? 0).toBeGreaterThanOrEqual(180);
+  });
+
+  it("says so for a repository without tags", async () => {
+    await page.goto(`${registry.url}/ui/#/r/console/empty`);
+    await page.getByTestId("no-tags").waitFor();
+    expect(await page.getByTestId("no-tags").textContent()).toMatch(/has no tags/);
+    expect(await page.locator("[data-testid=tags]").count()).toBe(0);
+  });
+
   it("analyzes storage on request, with progress, and says what garbage-collect would free", async () => {
     await page.goto(`${registry.url}/ui/#/storage`);
     await page.getByTestId("analyze").click();
     await page.getByTestId("total-bytes").waitFor({ timeout: 30_000 });
-    expect(await page.getByTestId("repository-count").textContent()).toBe("62");
+    expect(await page.getByTestId("repository-count").textContent()).toBe("63");
     // Every blob of every repository once: layers, configs, manifests, and the orphan (pushed
     // into console/app, referenced by no manifest: garbage).
     const stored = new Map<string, number>();
-    for (const image of [app, sbom, ...images, ...services]) for (const b of [image.manifest, image.config, ...image.layers]) stored.set(b.digest, b.content.length);
+    for (const image of [app, sbom, ...images, ...dockerImages, ...services]) for (const b of [image.manifest, image.config, ...image.layers]) stored.set(b.digest, b.content.length);
     stored.set(index.digest, index.content.length);
+    stored.set(dockerList.digest, dockerList.content.length);
     stored.set(sha256(orphan), orphan.length);
     const total = [...stored.values()].reduce((a, b) => a + b, 0);
     expect(await page.getByTestId("total-bytes").textContent()).toBe(`${(total / 1024).toFixed(1)} KiB`);
     expect(await page.getByTestId("blobs").textContent()).toBe(String(stored.size));
-    expect(await page.getByTestId("gc-would-free").textContent()).toBe(`${orphan.length} B in 1 blobs`);
+    // The orphan, and the blob console/empty no longer links.
+    expect(await page.getByTestId("gc-would-free").textContent()).toBe(`${orphan.length + gone.length} B in 2 blobs`);
     expect(await page.locator("[data-testid=largest] tbody tr:first-child td:first-child").textContent()).toBe("console/app");
+    // A repository that holds nothing is not among the largest, however few there are.
+    expect(await page.locator("[data-testid=largest] tbody td:first-child").allTextContents()).not.toContain("console/empty");
     await page.screenshot({ path: join(SHOTS, "storage.png") });
     // A dry run: the orphan is still there.
     expect((await call("HEAD", `${registry.url}/v2/console/app/blobs/${sha256(orphan)}`)).status).toBe(200);
