@@ -14,6 +14,19 @@ export type LoadResult =
   | { ok: true; config: RegistryConfig; warnings: Problem[] }
   | { ok: false; errors: Problem[]; warnings: Problem[] };
 
+/**
+ * YAML reserves "@" and "`": a value starting with one must be quoted. js-yaml reports it as
+ * bad indentation; say what it is instead.
+ */
+function reservedStart(source: string, e: yaml.YAMLException): string | undefined {
+  const line = e.mark ? source.split(/\r?\n/)[e.mark.line] : undefined;
+  const match = line ? /^\s*(?:-\s+)?([^\s:#][^:#]*):\s+([@`].*?)\s*$/.exec(line) : null;
+  if (!match) return undefined;
+  const [, key, value] = match;
+  // The value itself is left out: it is often a password.
+  return `the value of ${key} starts with ${JSON.stringify(value!.charAt(0))}, which YAML reserves: quote it (${key}: "${value!.charAt(0)}...")`;
+}
+
 /** Parses, applies REGISTRY_* overrides and validates a configuration document. */
 export function parseConfig(source: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   let raw: unknown;
@@ -22,7 +35,7 @@ export function parseConfig(source: string, env: NodeJS.ProcessEnv = process.env
   } catch (err) {
     const e = err as yaml.YAMLException;
     const where = e.mark ? `line ${e.mark.line + 1}, column ${e.mark.column + 1}` : "";
-    return { ok: false, errors: [{ path: where, message: `not valid YAML: ${e.reason ?? e.message}` }], warnings: [] };
+    return { ok: false, errors: [{ path: where, message: `not valid YAML: ${reservedStart(source, e) ?? e.reason ?? e.message}` }], warnings: [] };
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     return { ok: false, errors: [{ path: "", message: "the configuration must be a YAML map" }], warnings: [] };

@@ -126,6 +126,11 @@ function checkStorage(storage: unknown, out: Findings): void {
   if (drivers[0] === "filesystem" && isObject(filesystem) && filesystem.rootdirectory === "") {
     out.errors.push({ path: "storage.filesystem.rootdirectory", message: "must not be empty" });
   }
+  const oss = storage.oss;
+  // The LAIN README's sample puts a sentence here: it means false, and the reader is told so.
+  if (isObject(oss) && oss.internal !== undefined && oss.internal !== null && asBool(oss.internal) === undefined) {
+    out.warnings.push({ path: "storage.oss.internal", message: `${describe(oss.internal)} is not true or false: the public endpoint is used (write true for the region's internal one)` });
+  }
   const cache = storage.cache;
   if (isObject(cache) && [cache.blobdescriptor, cache.layerinfo].includes("redis")) {
     out.warnings.push({ path: "storage.cache", message: "redis is not supported: the registry runs without a descriptor cache" });

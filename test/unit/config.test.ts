@@ -155,6 +155,24 @@ describe("validation", () => {
     expect(loaded.ok).toBe(false);
     if (!loaded.ok) expect(loaded.errors[0]?.path).toMatch(/line \d+/);
   });
+
+  it.each(["@", "`"])("names the real cause of a value starting with %s unquoted, and its line, without the value", (c) => {
+    const loaded = parseConfig(`version: 0.1\nproxy:\n  remoteurl: http://peer\n  password: ${c}s3cret\n`, {});
+    if (loaded.ok) throw new Error("expected a YAML error");
+    expect(loaded.errors[0]?.path).toMatch(/^line 4,/);
+    expect(loaded.errors[0]?.message).toBe(`not valid YAML: the value of password starts with "${c}", which YAML reserves: quote it (password: "${c}...")`);
+    expect(loaded.errors[0]?.message).not.toContain("s3cret");
+  });
+
+  it("storage.oss.internal: a boolean, or the LAIN README's sentence, which means false and is said to", () => {
+    const sample = parseConfig("version: 0.1\nstorage: {oss: {bucket: b, accesskeyid: k, accesskeysecret: s, internal: optional internal endpoint}}", {});
+    if (!sample.ok) throw new Error(JSON.stringify(sample.errors));
+    expect(sample.warnings.find((w) => w.path === "storage.oss.internal")?.message).toMatch(/is not true or false: the public endpoint is used/);
+    const real = parseConfig("version: 0.1\nstorage: {oss: {bucket: b, accesskeyid: k, accesskeysecret: s, internal: true}}", {});
+    if (!real.ok) throw new Error(JSON.stringify(real.errors));
+    expect(real.warnings.map((w) => w.path)).not.toContain("storage.oss.internal");
+    expect(real.config.storage.parameters.internal).toBe(true);
+  });
 });
 
 describe("REGISTRY_* environment overrides", () => {
