@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import { sendMetrics } from "./metrics-endpoint.js";
-import { listen, type RunningServer } from "./server.js";
+import { listen, type RunningServer } from "./listen.js";
 
 /**
  * http.debug.addr: a listener for operators only (bind it to a private address), as in

@@ -1,20 +1,18 @@
 import { randomUUID } from "node:crypto";
-import { lstat, unlink } from "node:fs/promises";
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { TlsOptions } from "node:tls";
-import type { Logger } from "pino";
 import type { Access } from "../auth/access.js";
 import type { AuthDecision } from "../auth/authenticator.js";
-import { ConfigError } from "../config/config-error.js";
-import { listenAddress } from "../config/listen-address.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
 import { sendError } from "./errors.js";
 import { matchRoute, type RouteMatch } from "./router.js";
-import { clientAddress, originOf } from "./urls.js";
+import { listen, type RunningServer } from "./listen.js";
+import { bodyWritten, goDuration, requestFields } from "./log-fields.js";
+import { originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
 import { sendMetrics } from "./metrics-endpoint.js";
 import { serveConsole } from "./console.js";
@@ -43,25 +41,6 @@ const DEFAULT_LIMITS: ConnectionLimits = { idleMs: 5 * 60_000, headersMs: 60_000
 function isClientGone(err: unknown, req: IncomingMessage): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return req.destroyed || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE";
-}
-
-/**
- * What every line logged for a request says of it, under distribution's field names (dotted keys,
- * as its logrus JSON has them), so pipelines and dashboards built for distribution keep working.
- */
-function requestFields(ctx: RequestContext): Record<string, unknown> {
-  const { req } = ctx;
-  return {
-    "http.request.id": ctx.id,
-    "http.request.method": ctx.method,
-    "http.request.uri": req.url,
-    "http.request.host": req.headers.host,
-    "http.request.remoteaddr": clientAddress(req),
-    "http.request.useragent": req.headers["user-agent"],
-    // The route's variables; distribution calls the upload id "uuid".
-    ...Object.fromEntries(Object.entries(ctx.params).map(([key, value]) => [`vars.${key === "upload" ? "uuid" : key}`, value])),
-    ...(ctx.user !== undefined ? { "auth.user.name": ctx.user } : {}),
-  };
 }
 
 function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
@@ -141,30 +120,6 @@ function observe(app: AppContext, ctx: RequestContext, handler: string): void {
       );
     }
   });
-}
-
-/**
- * distribution's http.response.written: body bytes. Every response of ours declares its length,
- * so a finished one wrote exactly that; one cut short wrote at most what crossed the connection.
- */
-function bodyWritten(ctx: RequestContext, bytesOut: number): number {
-  const { res } = ctx;
-  if (ctx.head || res.statusCode === 204 || res.statusCode === 304) return 0;
-  const declared = Number(res.getHeader("content-length"));
-  return res.writableFinished && Number.isFinite(declared) ? declared : bytesOut;
-}
-
-/** A duration as Go prints one ("350µs", "12.5ms", "2m3.5s"): distribution's http.response.duration. */
-export function goDuration(nanoseconds: bigint): string {
-  const ns = Number(nanoseconds);
-  const trim = (value: number, digits: number) => value.toFixed(digits).replace(/\.?0+$/, "");
-  if (ns < 1e3) return `${ns}ns`;
-  if (ns < 1e6) return `${trim(ns / 1e3, 3)}µs`;
-  if (ns < 1e9) return `${trim(ns / 1e6, 6)}ms`;
-  const hours = Math.floor(ns / 3.6e12);
-  const minutes = Math.floor((ns % 3.6e12) / 6e10);
-  const seconds = (ns % 6e10) / 1e9;
-  return `${hours > 0 ? `${hours}h` : ""}${hours > 0 || minutes > 0 ? `${minutes}m` : ""}${trim(seconds, 9)}s`;
 }
 
 /** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
@@ -247,17 +202,6 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
   };
 }
 
-export interface RunningServer {
-  server: Server;
-  /** "http://127.0.0.1:5000" (or the unix socket path) */
-  url: string;
-  /**
-   * Stops accepting connections; requests in flight get up to `graceMs` to finish (idle
-   * keep-alive connections close at once), then every connection is cut.
-   */
-  close(graceMs?: number): Promise<void>;
-}
-
 /** `tls`: the options tlsServerOptions built from http.tls, when the registry serves HTTPS. */
 export async function startServer(app: AppContext, limits: ConnectionLimits = DEFAULT_LIMITS, tls?: TlsOptions): Promise<RunningServer> {
   const listener = requestListener(app);
@@ -279,81 +223,3 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
   return listen(server, target, tls ? "https" : "http", { key: "http.addr", log: app.log });
 }
 
-const LISTEN_FAILURES: Record<string, string> = {
-  EADDRINUSE: "is in use by another process",
-  EACCES: "is not permitted (ports below 1024 need privileges)",
-  EADDRNOTAVAIL: "is not an address of this machine",
-  ENOTFOUND: "names a host that does not resolve",
-};
-
-/** Whether something accepts connections on a unix socket. */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ path });
-    socket.setTimeout(1000, () => socket.destroy());
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-    socket.once("close", () => resolve(false));
-  });
-}
-
-/** A socket file nobody listens on is a leftover of a process that died: removed, as distribution does. */
-async function clearStaleSocket(path: string, key: string): Promise<void> {
-  const info = await lstat(path).catch(() => undefined);
-  if (!info) return;
-  if (!info.isSocket()) throw new ConfigError(key, `${path} exists and is not a socket`);
-  if (await answers(path)) throw new ConfigError(key, `${path} ${LISTEN_FAILURES.EADDRINUSE}`);
-  await unlink(path);
-}
-
-/**
- * Listens on "host:port" (":port" is every interface) or a unix socket; a failure is a
- * ConfigError at `key`. close(graceMs) stops accepting, lets requests in flight finish within
- * the grace (idle keep-alive connections close at once), then cuts every connection.
- */
-export async function listen(server: Server, addr: string | { path: string }, scheme: "http" | "https", where: { key: string; log: Logger }): Promise<RunningServer> {
-  if (typeof addr !== "string") await clearStaleSocket(addr.path, where.key);
-  await new Promise<void>((resolve, reject) => {
-    const failed = (err: NodeJS.ErrnoException) => {
-      const shown = typeof addr === "string" ? addr : addr.path;
-      reject(new ConfigError(where.key, `${shown} ${LISTEN_FAILURES[err.code ?? ""] ?? `cannot be listened on: ${err.message}`}`));
-    };
-    server.once("error", failed);
-    const listening = () => {
-      server.off("error", failed);
-      // Past the start (an accept failing for lack of file descriptors): said, never fatal.
-      server.on("error", (err) => where.log.error({ err, listener: where.key }, "listener error"));
-      resolve();
-    };
-    if (typeof addr !== "string") server.listen(addr.path, listening);
-    else {
-      const { host, port } = listenAddress(addr);
-      server.listen(port, host, listening);
-    }
-  });
-  const address = server.address();
-  const url =
-    typeof address === "string" ? address : `${scheme}://${formatHost((address as AddressInfo).address)}:${(address as AddressInfo).port}`;
-  return {
-    server,
-    url,
-    close: (graceMs = 0) =>
-      new Promise<void>((resolve) => {
-        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
-        server.close(() => {
-          clearTimeout(cut);
-          resolve();
-        });
-        server.closeIdleConnections();
-        if (graceMs === 0) server.closeAllConnections();
-      }),
-  };
-}
-
-function formatHost(address: string): string {
-  if (address === "::" || address === "0.0.0.0") return "127.0.0.1";
-  return address.includes(":") ? `[${address}]` : address;
-}

@@ -159,7 +159,7 @@ describe.skipIf(!available)("web console in headless Chromium", () => {
     const row = page.locator("[data-testid=tags] tbody tr[data-tag=v3-with-a-longer-tag-name]");
     await row.waitFor();
     expect(await row.locator("td:nth-child(3)").textContent()).toBe(dockerList.mediaType);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = Number(await page.evaluate("document.documentElement.scrollWidth - window.innerWidth"));
     expect(overflow).toBeLessThanOrEqual(0);
     const copy = await row.getByTestId("copy").boundingBox();
     const input = await row.getByTestId("pull-command").boundingBox();

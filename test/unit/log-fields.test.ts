@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { describe, expect, it } from "vitest";
-import { goDuration } from "../../src/http/server.js";
+import { goDuration } from "../../src/http/log-fields.js";
 import { clientAddress } from "../../src/http/urls.js";
 
 describe("distribution's log fields", () => {
