@@ -1,5 +1,5 @@
 # lain-registry: build with the dev toolchain, run on a slim Node LTS as a non-root user.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -7,7 +7,7 @@ COPY config ./config
 COPY ui ./ui
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /opt/lain-registry
 COPY --from=build /src/package.json ./
@@ -26,5 +26,6 @@ EXPOSE 5000
 # GET /health wherever the configuration (REGISTRY_* overrides included) listens; 503 while draining.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 \
   CMD ["node", "/opt/lain-registry/dist/cli/main.js", "healthcheck", "/etc/lain-registry/config.yml"]
-ENTRYPOINT ["node", "/opt/lain-registry/dist/cli/main.js"]
+# The flags of the bin's first line (src/cli/main.ts).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/opt/lain-registry/dist/cli/main.js"]
 CMD ["serve", "/etc/lain-registry/config.yml"]

@@ -10,9 +10,9 @@ import { join } from "node:path";
 import type { Digest } from "../src/registry/digest.js";
 import type { RepositoryName, Tag } from "../src/registry/names.js";
 import { layout } from "../src/storage/layout.js";
-import { CLI } from "../test/helpers/process.js";
+import { cliArgs } from "../test/helpers/process.js";
 import { storedBlobs } from "../test/helpers/store.js";
-import { peakRssDuring } from "./load.js";
+import { sampledPeakRss } from "./load.js";
 
 const REPOSITORIES = Number(process.env.BENCH_GC_REPOSITORIES ?? 2000);
 const LAYERS = 8;
@@ -77,7 +77,7 @@ async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): P
   const started = process.hrtime.bigint();
   const child = spawn(command, args, { env, stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
-  const peakMiB = await peakRssDuring(child.pid ?? 0, () => exited);
+  const peakMiB = await sampledPeakRss(child.pid ?? 0, () => exited);
   const code = await exited;
   if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${code}`);
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB };
@@ -96,7 +96,7 @@ export async function measureGc(work: string, log: (m: string) => void): Promise
   await writeFile(join(work, "gc-d.yml"), `version: 0.1\nstorage: {filesystem: {rootdirectory: ${theirs}}}\n`);
   await writeFile(join(work, "gc-l.yml"), `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${ours}}}\n`);
   const distribution = await timed("docker-registry", ["garbage-collect", join(work, "gc-d.yml")], env);
-  const lain = await timed(process.execPath, [CLI, "garbage-collect", join(work, "gc-l.yml"), "--delay", "0s", "--settle", "0s"], env);
+  const lain = await timed(process.execPath, cliArgs("garbage-collect", join(work, "gc-l.yml"), "--delay", "0s", "--settle", "0s"), env);
   const [left, right] = [await storedBlobs(theirs), await storedBlobs(ours)];
   const sameResult = left.length === right.length && left.every((d, i) => d === right[i]);
   log(`[gc] ${blobs} blobs: lain ${lain.seconds.toFixed(2)} s, ${lain.peakMiB.toFixed(0)} MiB; distribution ${distribution.seconds.toFixed(2)} s, ${distribution.peakMiB.toFixed(0)} MiB; same result: ${sameResult}`);

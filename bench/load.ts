@@ -123,21 +123,43 @@ export async function abHead(url: string, options: { connections: number; second
   };
 }
 
-/** Samples a process's resident set every 20 ms while `work` runs; the peak in MiB. */
-export async function peakRssDuring(pid: number, work: () => Promise<unknown>): Promise<number> {
+async function statusMiB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1]);
+  if (!Number.isFinite(kb)) throw new Error(`no ${field} for process ${pid}`);
+  return kb / 1024;
+}
+
+/**
+ * The peak resident set of a process that exits while `work` runs (its high-water mark goes with
+ * it): sampled every 20 ms, in MiB.
+ */
+export async function sampledPeakRss(pid: number, work: () => Promise<unknown>): Promise<number> {
   let peak = 0;
   const sample = async () => {
-    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    peak = Math.max(peak, kb / 1024);
+    peak = Math.max(peak, await statusMiB(pid, "VmRSS").catch(() => 0));
   };
   const timer = setInterval(() => void sample(), 20);
   try {
     await sample();
     await work();
-    await sample();
   } finally {
     clearInterval(timer);
   }
   return peak;
+}
+
+/** A process's resident set now, in MiB. */
+export function rssMiB(pid: number): Promise<number> {
+  return statusMiB(pid, "VmRSS");
+}
+
+/**
+ * A process's peak resident set while `work` runs, in MiB: the kernel's high-water mark, reset
+ * first (clear_refs 5), so no short peak falls between two samples.
+ */
+export async function peakRssDuring(pid: number, work: () => Promise<unknown>): Promise<number> {
+  await writeFile(`/proc/${pid}/clear_refs`, "5");
+  await work();
+  return statusMiB(pid, "VmHWM");
 }

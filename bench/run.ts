@@ -19,7 +19,7 @@ import { hasTool } from "../test/helpers/tools.js";
 import { FENCE_TIMING } from "../src/registry/removal-fence.js";
 import { measureGc } from "./gc.js";
 import { measureMirror } from "./mirror.js";
-import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, wrk, type BlobFile } from "./load.js";
+import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, rssMiB, wrk, type BlobFile } from "./load.js";
 
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -40,6 +40,9 @@ interface Measures {
   manifestP99ms: number;
   headRps: number;
   headP99ms: number;
+  idleRssMiB: number;
+  manifestRssMiB: number;
+  push64RssMiB: number;
   peakRssMiB: number;
 }
 
@@ -77,13 +80,19 @@ async function alternate(contenders: Contender[], key: keyof Measures, unit: str
   }
 }
 
-/** Manifest GETs by tag (wrk) and blob HEADs (ab) of bench/small, 32 connections each. */
-async function requestRates(name: string, url: string, layer: string, scriptDir: string) {
-  const manifest = await wrk(`${url}/v2/bench/small/manifests/latest`, { connections: 32, seconds: SECONDS, headers: { Accept: MANIFEST_ACCEPT }, scriptDir });
-  log(`[${name}] manifest GET by tag ${manifest.rps.toFixed(0)} req/s, p99 ${manifest.p99ms} ms`);
-  const head = await abHead(`${url}/v2/bench/small/blobs/${layer}`, { connections: 32, seconds: SECONDS });
+/**
+ * Manifest GETs by tag (wrk) and blob HEADs (ab) of bench/small, 32 connections each, and the
+ * server's peak RSS under the manifest load.
+ */
+async function requestRates(name: string, server: ServerProcess, layer: string, scriptDir: string) {
+  let manifest: Awaited<ReturnType<typeof wrk>> | undefined;
+  const rssMiB = await peakRssDuring(server.child.pid ?? 0, async () => {
+    manifest = await wrk(`${server.url}/v2/bench/small/manifests/latest`, { connections: 32, seconds: SECONDS, headers: { Accept: MANIFEST_ACCEPT }, scriptDir });
+  });
+  log(`[${name}] manifest GET by tag ${manifest!.rps.toFixed(0)} req/s, p99 ${manifest!.p99ms} ms, peak RSS ${rssMiB.toFixed(0)} MiB`);
+  const head = await abHead(`${server.url}/v2/bench/small/blobs/${layer}`, { connections: 32, seconds: SECONDS });
   log(`[${name}] blob HEAD ${head.rps.toFixed(0)} req/s, p99 ${head.p99ms} ms`);
-  return { manifest, head };
+  return { manifest: manifest!, head, rssMiB };
 }
 
 /**
@@ -96,7 +105,7 @@ async function accessLogCost(root: string, layer: string, work: string): Promise
   const quiet = await startLainProcess(config, await freePort());
   try {
     settle();
-    const rates = await requestRates("lain-registry, access log off", quiet.url, layer, work);
+    const rates = await requestRates("lain-registry, access log off", quiet, layer, work);
     return { manifestRps: rates.manifest.rps, headRps: rates.head.rps };
   } finally {
     await quiet.stop();
@@ -126,7 +135,7 @@ async function withDescriptorCache(lainRoot: string, distributionRoot: string, l
     const out: Record<string, Rates> = {};
     for (const [name, server] of [["lain", lain], ["distribution", distribution]] as const) {
       settle();
-      const rates = await requestRates(`${name}, descriptor cache on`, server.url, layer, work);
+      const rates = await requestRates(`${name}, descriptor cache on`, server, layer, work);
       out[name] = { manifestRps: rates.manifest.rps, manifestP99ms: rates.manifest.p99ms, headRps: rates.head.rps, headP99ms: rates.head.p99ms };
     }
     return { lain: out.lain!, distribution: out.distribution! };
@@ -136,7 +145,17 @@ async function withDescriptorCache(lainRoot: string, distributionRoot: string, l
   }
 }
 
-async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: string): Promise<string> {
+/** Peak RSS while four pushes of `blob` run at once. */
+async function concurrentPushRss(c: Contender, blob: BlobFile): Promise<number> {
+  const mib = blob.size / MiB;
+  settle();
+  const peak = await peakRssDuring(c.server.child.pid ?? 0, () => Promise.all([0, 1, 2, 3].map((i) => pushBlob(c.server.url, `bench/rss${mib}-${i}`, blob))));
+  log(`[${c.name}] peak RSS during 4 concurrent ${mib} MiB pushes ${peak.toFixed(0)} MiB`);
+  return peak;
+}
+
+async function measureAll(contenders: Contender[], blob: BlobFile, smallBlob: BlobFile, scriptDir: string): Promise<string> {
+  for (const c of contenders) c.measures.idleRssMiB = await rssMiB(c.server.child.pid ?? 0);
   const mib = blob.size / MiB;
   await alternate(contenders, "pushMiBps", "MiB/s", async (c, i) => mib / (await pushBlob(c.server.url, `bench/push${i}`, blob)));
   await alternate(contenders, "pullMiBps", "MiB/s", async (c) => mib / (await pullBlob(c.server.url, "bench/push0", blob)));
@@ -150,7 +169,8 @@ async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: st
   for (const c of contenders) await pushImage(c.server.url, "bench/small", "latest", image);
   for (const c of contenders) {
     settle();
-    const rates = await requestRates(c.name, c.server.url, image.layers[0]!.digest, scriptDir);
+    const rates = await requestRates(c.name, c.server, image.layers[0]!.digest, scriptDir);
+    c.measures.manifestRssMiB = rates.rssMiB;
     c.measures.manifestRps = rates.manifest.rps;
     c.measures.manifestP99ms = rates.manifest.p99ms;
     c.measures.headRps = rates.head.rps;
@@ -158,11 +178,8 @@ async function measureAll(contenders: Contender[], blob: BlobFile, scriptDir: st
   }
 
   for (const c of contenders) {
-    settle();
-    c.measures.peakRssMiB = await peakRssDuring(c.server.child.pid ?? 0, () =>
-      Promise.all([0, 1, 2, 3].map((i) => pushBlob(c.server.url, `bench/rss${i}`, blob))),
-    );
-    log(`[${c.name}] peak RSS during 4 concurrent pushes ${c.measures.peakRssMiB.toFixed(0)} MiB`);
+    c.measures.push64RssMiB = await concurrentPushRss(c, smallBlob);
+    c.measures.peakRssMiB = await concurrentPushRss(c, blob);
   }
   return image.layers[0]!.digest;
 }
@@ -240,6 +257,7 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`generating a ${BLOB_MIB} MiB random blob\n`);
     const blob = await makeBlobFile(join(work, "blob"), BLOB_MIB * MiB);
+    const smallBlob = await makeBlobFile(join(work, "blob-small"), Math.min(64, BLOB_MIB) * MiB);
     const loopback = await loopbackMiBps(BLOB_MIB * MiB);
     process.stderr.write(`loopback carries ${loopback.toFixed(0)} MiB/s\n`);
 
@@ -254,7 +272,7 @@ async function main(): Promise<void> {
       { name: "lain-registry", server: lain, measures: {} },
       { name: "distribution", server: distribution, measures: {} },
     ];
-    const layer = await measureAll(contenders, blob, work);
+    const layer = await measureAll(contenders, blob, smallBlob, work);
     const quiet = await accessLogCost(join(work, "lain"), layer, work);
     const cached = await withDescriptorCache(join(work, "lain"), join(work, "distribution"), layer, work);
     const ours = contenders[0]!.measures as Measures;
@@ -268,7 +286,10 @@ async function main(): Promise<void> {
       ["manifest GET p99 (ms)", "manifestP99ms", "< 1"],
       ["blob HEAD, c=32 (req/s)", "headRps", "≥ 3"],
       ["blob HEAD p99 (ms)", "headP99ms", "< 1"],
-      ["peak RSS, 4 pushes at once (MiB)", "peakRssMiB", "lain < 150"],
+      ["RSS idle (MiB)", "idleRssMiB", ""],
+      ["peak RSS, manifest GET load (MiB)", "manifestRssMiB", "lain ≤ 150"],
+      [`peak RSS, 4 pushes of ${smallBlob.size / MiB} MiB (MiB)`, "push64RssMiB", "lain ≤ 150"],
+      [`peak RSS, 4 pushes of ${BLOB_MIB} MiB (MiB)`, "peakRssMiB", "lain ≤ 150"],
     ];
     const lines = [
       `${"measure".padEnd(36)}${"lain".padStart(10)}${"distribution".padStart(14)}${"ratio".padStart(8)}  target`,

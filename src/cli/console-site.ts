@@ -5,11 +5,10 @@ import { ConsoleApi } from "../console/api.js";
 import type { Asset } from "../console/assets.js";
 import type { AppContext } from "../http/context.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { MirrorRegistry } from "../proxy/mirror.js";
-import type { PrefetchLoop } from "../proxy/prefetch.js";
 import type { Registry } from "../registry/registry.js";
 import { VERSION } from "../version.js";
 import { mode, type AuthSetup } from "./auth-setup.js";
+import type { MirrorParts } from "./mirror-setup.js";
 import type { ReadOnlyState } from "./read-only.js";
 
 /** What the web console reads from a running instance. */
@@ -18,14 +17,14 @@ export interface ConsoleParts {
   metrics: Metrics;
   auth: AuthSetup;
   readOnly: ReadOnlyState;
-  prefetching: PrefetchLoop | undefined;
+  mirror: MirrorParts | undefined;
   announcer: Announcer | undefined;
 }
 
 /** The console of `console.enabled` (its files read by prepare), wired to this instance's parts; undefined when it is off. */
 export function consoleSite(config: RegistryConfig, assets: Map<string, Asset> | undefined, parts: ConsoleParts): AppContext["console"] {
   if (!config.console.enabled || !assets) return undefined;
-  const { registry, metrics, auth, readOnly, prefetching, announcer } = parts;
+  const { registry, metrics, auth, readOnly, mirror, announcer } = parts;
   const api = new ConsoleApi({
     registry,
     metrics,
@@ -38,7 +37,7 @@ export function consoleSite(config: RegistryConfig, assets: Map<string, Asset> |
     },
     readOnly: () => readOnly.enabled,
     gcDelayMs: config.storage.gc.delayMs,
-    ...(registry instanceof MirrorRegistry ? { mirror: { registry, prefetch: () => prefetching?.state ?? [] } } : {}),
+    ...(mirror ? { mirror: { registry: mirror.registry, prefetch: () => mirror.prefetching?.state ?? [] } } : {}),
     ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
   });
   return { path: config.console.path, assets, api };

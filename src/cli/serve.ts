@@ -15,12 +15,9 @@ import { StoreProbe } from "../cluster/store-probe.js";
 import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
-import { MirrorRegistry } from "../proxy/mirror.js";
-import { HOP_HEADER } from "../proxy/upstream.js";
-import { PrefetchLoop } from "../proxy/prefetch.js";
-import { parseReference, type Reference } from "../registry/names.js";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
+import { paceBufferCollection } from "../memory.js";
 import { VERSION } from "../version.js";
 import { setupAuth } from "./auth-setup.js";
 import { commandArgs } from "./args.js";
@@ -30,6 +27,7 @@ import { prepare } from "./prepare.js";
 import { exitOnUnhandled } from "./last-resort.js";
 import { consoleSite } from "./console-site.js";
 import { followReadOnly } from "./read-only.js";
+import type { MirrorParts } from "./mirror-setup.js";
 
 export function registryOptions({ storage }: RegistryConfig, log: Logger): RegistryOptions {
   return {
@@ -39,10 +37,12 @@ export function registryOptions({ storage }: RegistryConfig, log: Logger): Regis
   };
 }
 
-/** The registry a configuration asks for: a mirror when it has a proxy section. */
-function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Registry {
+/** The registry a configuration asks for: a mirror (and its parts) when it has a proxy section. */
+async function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Promise<{ registry: Registry; mirror?: MirrorParts }> {
   const options = registryOptions(config, log);
-  return config.proxy ? new MirrorRegistry(driver, options, config.proxy, log, metrics) : new Registry(driver, options);
+  if (!config.proxy) return { registry: new Registry(driver, options) };
+  const mirror = (await import("./mirror-setup.js")).mirrorParts(config.proxy, driver, options, log, metrics);
+  return { registry: mirror.registry, mirror };
 }
 
 function gcCounters(metrics: Metrics): CollectionCounters {
@@ -64,15 +64,6 @@ function eventSource(http: RegistryConfig["http"]): string {
 
 /** Notifications wait this long at shutdown for endpoints to take what is queued. */
 const NOTIFICATIONS_FLUSH_MS = 2000;
-
-/** proxy.prefetch's loop (started once the registry listens), re-checking every ttl (at least every 10 s). */
-function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefined {
-  const { prefetch, ttlMs } = registry.config;
-  if (prefetch.length === 0) return undefined;
-  // Validation has checked every entry's grammar.
-  const references = prefetch.map((text) => ({ text, ref: parseReference(text) as Reference }));
-  return new PrefetchLoop(registry, references, Math.max(ttlMs, 10_000), log);
-}
 
 /** How long a withdrawn instance keeps taking new requests: the load balancer reloads meanwhile. */
 const WITHDRAW_SETTLE_MS = 2000;
@@ -98,7 +89,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const metrics = new Metrics();
   const driver = instrumentDriver(prepared.driver, metrics);
   await driver.verify?.();
-  const registry = createRegistry(config, driver, log, metrics);
+  const { registry, mirror } = await createRegistry(config, driver, log, metrics);
   const auth = await setupAuth(config, prepared.auth, log);
   const readOnly = await followReadOnly(config, log);
   for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
@@ -108,8 +99,8 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const { debug } = config;
-  const prefetching = registry instanceof MirrorRegistry ? keepWarm(registry, log) : undefined;
-  const site = consoleSite(config, prepared.consoleAssets, { registry, metrics, auth, readOnly: readOnly.state, prefetching, announcer });
+  const prefetching = mirror?.prefetching;
+  const site = consoleSite(config, prepared.consoleAssets, { registry, mirror, metrics, auth, readOnly: readOnly.state, announcer });
   const app: AppContext = {
     auth: auth.authenticator,
     health: async () => ({
@@ -132,7 +123,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
     ...(notifier ? { notifier } : {}),
     ...(site ? { console: site } : {}),
-    ...(registry instanceof MirrorRegistry ? { ownHop: { header: HOP_HEADER, value: registry.upstream.hop } } : {}),
+    ...(mirror ? { ownHop: mirror.ownHop } : {}),
   };
   let running: RunningServer | undefined;
   let debugServer: RunningServer | undefined;
@@ -211,6 +202,7 @@ export async function serve(args: string[]): Promise<number> {
     return 2;
   }
   log.info({ version: VERSION, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrl }, "lain-registry listening");
+  const pacer = paceBufferCollection();
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -221,6 +213,7 @@ export async function serve(args: string[]): Promise<number> {
     process.once("SIGINT", stop);
   });
   await running.drain();
+  pacer.stop();
   log.info("stopped");
   return 0;
 }

@@ -1,6 +1,6 @@
-import yaml from "js-yaml";
 import { STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
 import type { Problem } from "./validate.js";
+import { parseYaml } from "./yaml.js";
 
 const PREFIX = "REGISTRY_";
 
@@ -17,7 +17,7 @@ function child(tree: Tree, key: string): Tree {
 function parseValue(spec: Spec | undefined, text: string): unknown {
   if (spec?.kind === "string") return text;
   try {
-    return yaml.load(text) ?? text;
+    return parseYaml(text) ?? text;
   } catch {
     return text;
   }

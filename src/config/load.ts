@@ -1,11 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import yaml from "js-yaml";
 import { toConfig, type RegistryConfig } from "./config.js";
 import { applyEnvironment } from "./env.js";
 import { CONFIG_SPEC } from "./schema.js";
 import { validate, type Problem } from "./validate.js";
+import { parseYaml, type YAMLException } from "./yaml.js";
 
 /** config/config.yml of the package: the quick start's configuration. */
 export const DEFAULT_CONFIG_PATH = resolve(dirname(fileURLToPath(import.meta.url)), "../../config/config.yml");
@@ -18,7 +18,7 @@ export type LoadResult =
  * YAML reserves "@" and "`": a value starting with one must be quoted. js-yaml reports it as
  * bad indentation; say what it is instead.
  */
-function reservedStart(source: string, e: yaml.YAMLException): string | undefined {
+function reservedStart(source: string, e: YAMLException): string | undefined {
   const line = e.mark ? source.split(/\r?\n/)[e.mark.line] : undefined;
   const match = line ? /^\s*(?:-\s+)?([^\s:#][^:#]*):\s+([@`].*?)\s*$/.exec(line) : null;
   if (!match) return undefined;
@@ -31,9 +31,9 @@ function reservedStart(source: string, e: yaml.YAMLException): string | undefine
 export function parseConfig(source: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   let raw: unknown;
   try {
-    raw = yaml.load(source) ?? {};
+    raw = parseYaml(source) ?? {};
   } catch (err) {
-    const e = err as yaml.YAMLException;
+    const e = err as YAMLException;
     const where = e.mark ? `line ${e.mark.line + 1}, column ${e.mark.column + 1}` : "";
     return { ok: false, errors: [{ path: where, message: `not valid YAML: ${reservedStart(source, e) ?? e.reason ?? e.message}` }], warnings: [] };
   }

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
 import { randomImage, pushImage } from "../helpers/oci.js";
-import { CLI, freePort, runCli, startLainProcess } from "../helpers/process.js";
+import { cliArgs, freePort, runCli, startLainProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 
 
@@ -165,13 +165,13 @@ describe("lain-registry CLI", () => {
     await registry.close();
     const config = join(work, "gc.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}}\n`);
-    const args = [CLI, "garbage-collect", config, "--dry-run", "--delay", "0s", "--settle", "0s"];
+    const args = ["garbage-collect", config, "--dry-run", "--delay", "0s", "--settle", "0s"];
     // script(1) gives the command a pseudo-terminal.
-    const { stdout: terminal } = await promisify(execFile)("script", ["-qec", [process.execPath, ...args].join(" "), "/dev/null"]);
+    const { stdout: terminal } = await promisify(execFile)("script", ["-qec", [process.execPath, ...cliArgs(...args)].join(" "), "/dev/null"]);
     expect(terminal).toMatch(/\rmark: repositories 1, manifests 1/);
     expect(terminal).toMatch(/\rscan: blobs 4, unreferenced 0/);
     expect(terminal).toContain("would free 0 blobs");
-    const piped = await runCli(...args.slice(1));
+    const piped = await runCli(...args);
     expect(piped.code).toBe(0);
     expect(piped.stderr).not.toContain("mark:");
     expect(piped.stdout).toContain("1 repositories, 1 manifests, 4 blobs kept; would free 0 blobs");
@@ -181,7 +181,7 @@ describe("lain-registry CLI", () => {
     const port = await freePort();
     const config = join(work, "tty.yml");
     await writeFile(config, `version: 0.1\nstorage: {inmemory: {}}\nhttp: {addr: "127.0.0.1:${port}"}\n`);
-    const { stdout: terminal } = await promisify(execFile)("script", ["-qc", `timeout -s TERM 2 ${process.execPath} ${CLI} serve ${config}`, "/dev/null"]);
+    const { stdout: terminal } = await promisify(execFile)("script", ["-qc", `timeout -s TERM 2 ${process.execPath} ${cliArgs("serve", config).join(" ")}`, "/dev/null"]);
     expect(terminal).toMatch(/INFO.*lain-registry listening/);
     expect(terminal).not.toContain('{"level"');
     const piped = await startLainProcess(config, port);

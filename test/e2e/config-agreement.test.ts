@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { startRegistry } from "../../src/cli/serve.js";
 import { parseConfig } from "../../src/config/load.js";
-import { CLI, freePort } from "../helpers/process.js";
+import { cliArgs, freePort } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
 import { caSignedIdentity, selfSignedIdentity } from "../helpers/token-issuer.js";
 import { hasTool } from "../helpers/tools.js";
@@ -26,7 +26,7 @@ interface Run {
 /** The built CLI with an environment of the test's own; `serve` is stopped if it does start. */
 function cli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, cliArgs(...args), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -153,7 +153,7 @@ describe.skipIf(!available)("config check and serve agree", () => {
     const config = join(work, "unix.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\n${storage()}\nhttp: {net: unix, addr: ${socket}, secret: s}\n`);
     expect((await cli(["config", "check", config])).code).toBe(0);
-    const server = spawn(process.execPath, [CLI, "serve", config], { stdio: "ignore" });
+    const server = spawn(process.execPath, cliArgs("serve", config), { stdio: "ignore" });
     try {
       expect(await until(() => get({ socketPath: socket }, "/v2/"), (s) => s === 200)).toBe(200);
     } finally {
@@ -172,7 +172,7 @@ describe.skipIf(!available)("config check and serve agree", () => {
     expect(check.stdout).toContain(`warning: proxy.spooldir: ${spool} does not exist yet; serve will create it`);
     expect(check.stdout).toContain("storage: the root directory does not exist yet; serve will create it");
     await expect(stat(join(work, "fresh"))).rejects.toMatchObject({ code: "ENOENT" });
-    const server = spawn(process.execPath, [CLI, "serve", config], { stdio: "ignore" });
+    const server = spawn(process.execPath, cliArgs("serve", config), { stdio: "ignore" });
     try {
       expect(await until(() => get({ port }, "/v2/"), (s) => s === 200)).toBe(200);
       expect((await stat(root)).isDirectory()).toBe(true);
@@ -192,7 +192,7 @@ describe.skipIf(!available)("config check and serve agree", () => {
       `version: 0.1\nlog: {level: error}\n${storage()}\nhttp:\n  addr: "127.0.0.1:${port}"\n  secret: s\n  tls:\n    certificate: ${cert}\n    key: ${key}\n    clientcas: [${ca.certPath}]\n    minimumtls: tls1.2\n    ciphersuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]\n`,
     );
     expect((await cli(["config", "check", config])).code).toBe(0);
-    const server = spawn(process.execPath, [CLI, "serve", config], { stdio: "ignore" });
+    const server = spawn(process.execPath, cliArgs("serve", config), { stdio: "ignore" });
     try {
       const withCert = { port, tls: { cert: await readFile(client.certPath), key: await readFile(join(work, "client.key")) } };
       expect(await until(() => get(withCert, "/v2/"), (s) => s === 200)).toBe(200);
@@ -210,7 +210,7 @@ describe.skipIf(!available)("config check and serve agree", () => {
     const config = join(work, "htpasswd.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\n${storage()}\nhttp: {addr: "127.0.0.1:${port}", secret: s}\nauth: {htpasswd: {realm: r, path: ${htpasswd}}}\n`);
     expect((await cli(["config", "check", config])).code).toBe(0);
-    const server = spawn(process.execPath, [CLI, "serve", config], { stdio: "ignore" });
+    const server = spawn(process.execPath, cliArgs("serve", config), { stdio: "ignore" });
     try {
       const alice = { authorization: `Basic ${Buffer.from("alice:secret").toString("base64")}` };
       expect(await until(() => get({ port }, "/v2/", alice), (s) => s === 200)).toBe(200);

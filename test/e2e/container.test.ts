@@ -90,6 +90,13 @@ describe.skipIf(!available)("the container image (Dockerfile built with podman)"
     expect(id.stdout.trim()).toBe("1000");
   });
 
+  it("runs Node 24, the server with the bin's node flags", async () => {
+    const version = await podman("exec", name, "node", "--version");
+    expect(version.stdout.trim()).toMatch(/^v24\./);
+    const server = await podman("exec", name, "cat", "/proc/1/cmdline");
+    expect(server.stdout.split("\0").slice(0, 3)).toEqual(["node", "--max-semi-space-size=8", "/opt/lain-registry/dist/cli/main.js"]);
+  });
+
   it("passes its HEALTHCHECK (which follows REGISTRY_HTTP_ADDR to /health)", async () => {
     const check = await podman("healthcheck", "run", name);
     expect(check.code, check.stdout + check.stderr).toBe(0);

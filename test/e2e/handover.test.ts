@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
 import { call } from "../helpers/http.js";
 import { pushImage, randomImage, type Image } from "../helpers/oci.js";
-import { CLI, freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
+import { cliArgs, freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
 import { startNginx, writeNginxConfig } from "../helpers/nginx.js";
 import { holdsBlobs } from "../helpers/store.js";
@@ -158,7 +158,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
       `  prefetch: [${images.map((i) => `${i.repo}:latest`).join(", ")}]`,
     ]);
     const reloads = join(work, "reloads");
-    watcher = spawn(process.execPath, [CLI, "upstreams", join(work, "primary-a.yml"), "--out", upstreamFile, "--reload", `echo reload >> ${reloads}; nginx -c ${nginxConf} -s reload 2>/dev/null || true`], {
+    watcher = spawn(process.execPath, cliArgs("upstreams", join(work, "primary-a.yml"), "--out", upstreamFile, "--reload", `echo reload >> ${reloads}; nginx -c ${nginxConf} -s reload 2>/dev/null || true`), {
       stdio: "ignore",
     });
     await until(async () => (await upstreamServers()).length === 2, "two servers in the upstream file");

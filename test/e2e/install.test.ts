@@ -47,6 +47,9 @@ describe("installing lain-registry as the README says", () => {
     const server = await startServerProcess(bin, ["serve", config], port, { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` });
     try {
       expect((await call("GET", `${server.url}/ui/`)).status).toBe(200);
+      // The bin's first line reaches node: the server runs with its small young generation.
+      const cmdline = (await readFile(`/proc/${server.child.pid}/cmdline`, "utf8")).split("\0");
+      expect(cmdline.slice(0, 2)).toEqual(["node", "--max-semi-space-size=8"]);
     } finally {
       await server.stop();
     }

@@ -6,7 +6,7 @@ import { CountingProxy } from "../helpers/counting-proxy.js";
 import { startDistribution } from "../helpers/distribution.js";
 import { call } from "../helpers/http.js";
 import { pushBlob, sha256 } from "../helpers/oci.js";
-import { CLI, freePort, startServerProcess, type ServerProcess } from "../helpers/process.js";
+import { cliArgs, freePort, startServerProcess, type ServerProcess } from "../helpers/process.js";
 import { tempDir } from "../helpers/registry.js";
 import { storedBlobs } from "../helpers/store.js";
 import { fillUp, mountTmpfs, unmount } from "../helpers/tmpfs.js";
@@ -111,7 +111,7 @@ describe.skipIf(!available)("mirror faults: no fault crashes the mirror or gives
     );
     const port = await freePort();
     const dropDacOverride = ["--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"];
-    mirror = await startServerProcess("setpriv", [...dropDacOverride, process.execPath, CLI, "serve", config], port, {
+    mirror = await startServerProcess("setpriv", [...dropDacOverride, process.execPath, ...cliArgs("serve", config)], port, {
       ...process.env,
       REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
     });

@@ -1,14 +1,25 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { createServer } from "node:net";
 import { call } from "./http.js";
 
 export const CLI = new URL("../../dist/cli/main.js", import.meta.url).pathname;
 
+/**
+ * process.execPath's arguments that run the built CLI with `args` as its bin does: with the node
+ * flags of its first line (`#!/usr/bin/env -S node FLAGS`), so that tests and benchmarks measure
+ * the server its launchers start.
+ */
+export function cliArgs(...args: string[]): string[] {
+  const flags = readFileSync(CLI, "utf8").split("\n", 1)[0]!.split(/\s+/).slice(3);
+  return [...flags, CLI, ...args];
+}
+
 /** Runs the built CLI to completion: its exit code and output. */
 export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args]);
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, cliArgs(...args));
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -86,7 +97,7 @@ export async function startServerProcess(command: string, args: string[], port: 
 
 /** lain-registry as its own process (built CLI), configured by a YAML file. */
 export async function startLainProcess(configPath: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  return startServerProcess(process.execPath, [CLI, "serve", configPath], port, {
+  return startServerProcess(process.execPath, cliArgs("serve", configPath), port, {
     ...process.env,
     REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
     ...env,

@@ -164,6 +164,22 @@ describe("validation", () => {
     expect(loaded.errors[0]?.message).not.toContain("s3cret");
   });
 
+
+  it("reads YAML 1.2 with merge keys; one document only; nothing but comments is an empty map", () => {
+    const merged = parseConfig("version: 0.1\nx-auth: &auth {username: u, password: p}\nstorage: {inmemory: {}}\nproxy:\n  <<: *auth\n  remoteurl: http://peer\n", {});
+    if (!merged.ok) throw new Error(JSON.stringify(merged.errors));
+    expect(merged.config.proxy).toMatchObject({ username: "u", password: "p" });
+    const two = parseConfig("version: 0.1\nstorage: {inmemory: {}}\n---\nversion: 0.1\n", {});
+    expect(two.ok).toBe(false);
+    if (!two.ok) expect(two.errors[0]?.message).toMatch(/single document/);
+    const [empty, braces] = [parseConfig("# nothing here\n", {}), parseConfig("{}", {})];
+    if (!empty.ok || !braces.ok) throw new Error("an empty configuration is the defaults");
+    // Without http.secret each load draws its own.
+    const unsalted = (c: typeof empty.config) => ({ ...c, http: { ...c.http, secret: "" } });
+    expect(unsalted(empty.config)).toEqual(unsalted(braces.config));
+    // YAML 1.1's yes is a string in 1.2, and a string is not a boolean: refused, not read as true.
+    expect(parseConfig("version: 0.1\nstorage: {inmemory: {}, delete: {enabled: yes}}\n", {}).ok).toBe(false);
+  });
   it("storage.oss.internal: a boolean, or the LAIN README's sentence, which means false and is said to", () => {
     const sample = parseConfig("version: 0.1\nstorage: {oss: {bucket: b, accesskeyid: k, accesskeysecret: s, internal: optional internal endpoint}}", {});
     if (!sample.ok) throw new Error(JSON.stringify(sample.errors));

@@ -1,0 +1,33 @@
+import type { Logger } from "pino";
+import type { ProxyConfig } from "../config/config.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { MirrorRegistry } from "../proxy/mirror.js";
+import { PrefetchLoop } from "../proxy/prefetch.js";
+import { HOP_HEADER } from "../proxy/upstream.js";
+import { parseReference, type Reference } from "../registry/names.js";
+import type { RegistryOptions } from "../registry/registry.js";
+import type { StorageDriver } from "../storage/driver.js";
+
+/** What a configuration with a proxy section adds to a running instance. */
+export interface MirrorParts {
+  registry: MirrorRegistry;
+  /** proxy.prefetch's loop, started once the registry listens; undefined without entries. */
+  prefetching: PrefetchLoop | undefined;
+  /** The hop mark of this instance's upstream requests, by which it recognises its own. */
+  ownHop: { header: string; value: string };
+}
+
+/** proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */
+function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefined {
+  const { prefetch, ttlMs } = registry.config;
+  if (prefetch.length === 0) return undefined;
+  // Validation has checked every entry's grammar.
+  const references = prefetch.map((text) => ({ text, ref: parseReference(text) as Reference }));
+  return new PrefetchLoop(registry, references, Math.max(ttlMs, 10_000), log);
+}
+
+/** The pull-through mirror of a proxy section (serve loads this module, and undici, only then). */
+export function mirrorParts(proxy: ProxyConfig, driver: StorageDriver, options: RegistryOptions, log: Logger, metrics: Metrics): MirrorParts {
+  const registry = new MirrorRegistry(driver, options, proxy, log, metrics);
+  return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop } };
+}
