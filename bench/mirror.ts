@@ -2,7 +2,9 @@
  * The mirror measures: lain-registry pulling through from a peer (Debian's docker-registry),
  * against the same peer pulled directly and distribution in proxy mode in front of it.
  */
+import { execFile } from "node:child_process";
 import { mkdir, stat, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { CountingProxy } from "../test/helpers/counting-proxy.js";
 import { startDistribution } from "../test/helpers/distribution.js";
@@ -11,7 +13,8 @@ import { freePort, startLainProcess, type ServerProcess } from "../test/helpers/
 import { MiB, peakRssDuring, pullBlob, type BlobFile } from "./load.js";
 
 const ROUNDS = 3;
-const CONCURRENT = 8;
+const CONCURRENT = 4;
+const run = promisify(execFile);
 
 export interface MirrorMeasures {
   /** Straight from the peer. */
@@ -23,8 +26,13 @@ export interface MirrorMeasures {
   /** Cached in the mirror, against a pull from a lain-registry that stores the blob itself. */
   warmMiBps: number;
   localMiBps: number;
-  /** 8 concurrent cold pulls of one blob: upstream GETs made, and the mirror's peak RSS. */
+  /** 4 concurrent cold pulls of one blob, all bytes over the time of the last: lain, and distribution's proxy. */
+  concurrentMiBps: number;
+  distributionConcurrentMiBps: number;
+  /** Upstream GETs the 4 pulls made: lain's, distribution's. */
   concurrentUpstreamGets: number;
+  distributionConcurrentUpstreamGets: number;
+  /** The mirror's peak RSS during them. */
   concurrentPeakRssMiB: number;
 }
 
@@ -33,39 +41,58 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-/** `peer` and `local` both hold `repo`'s blob; every round gets mirrors with empty stores. */
+const exists = (path: string) => stat(path).then(() => true, () => false);
+
+/** Waits (bounded) until a registry has stored the blob, then until the disk has it: each pull starts on a quiet machine. */
+async function settle(data: string): Promise<void> {
+  for (let i = 0; i < 600 && !(await exists(data)); i++) await new Promise((r) => setTimeout(r, 100));
+  await run("sync");
+}
+
+interface Proxying extends ServerProcess {
+  /** Resolves once it has stored the blob and the disk has written it. */
+  settled(): Promise<void>;
+}
+
+/**
+ * `peer` and `local` both hold `repo`'s blob; every round gets proxies with empty stores. Each
+ * cold pull starts after the previous one's caching is over (distribution's proxy caches with a
+ * second fetch after answering) and the disk has written it back: whoever pulls second would
+ * otherwise pay for the other's writes.
+ */
 export async function measureMirror(peer: ServerProcess, local: ServerProcess, repo: string, blob: BlobFile, work: string, log: (m: string) => void): Promise<MirrorMeasures> {
   const mib = blob.size / MiB;
   let round = 0;
-  const startMirror = async (remoteurl: string): Promise<ServerProcess & { cached(): Promise<void> }> => {
+  const startMirror = async (remoteurl: string): Promise<Proxying> => {
     const dir = join(work, `mirror-${++round}`);
     await mkdir(dir, { recursive: true });
     const config = join(dir, "lain.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "store")}}\nhttp:\n  secret: bench\nproxy:\n  remoteurl: ${remoteurl}\n`);
     const server = await startLainProcess(config, await freePort());
-    const data = blobFile(join(dir, "store"), blob.digest);
-    // The store copies a fetched blob after the transfer; a warm pull starts once it is there.
-    const cached = async () => {
-      for (let i = 0; i < 600 && !(await stat(data).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
-    };
-    return Object.assign(server, { cached });
+    return Object.assign(server, { settled: () => settle(blobFile(join(dir, "store"), blob.digest)) });
   };
-  const startDistributionProxy = async (): Promise<ServerProcess> => {
+  const startDistributionProxy = async (remoteurl: string): Promise<Proxying> => {
     const dir = join(work, `dproxy-${++round}`);
     await mkdir(join(dir, "store"), { recursive: true });
-    return startDistribution({ root: join(dir, "store"), secret: "bench", configDir: dir, extraYaml: `proxy:\n  remoteurl: ${peer.url}` });
+    const server = await startDistribution({ root: join(dir, "store"), secret: "bench", configDir: dir, extraYaml: `proxy:\n  remoteurl: ${remoteurl}` });
+    return Object.assign(server, { settled: () => settle(blobFile(join(dir, "store"), blob.digest)) });
   };
-  const timed = async (server: ServerProcess) => mib / (await pullBlob(server.url, repo, blob));
+  const timed = async (server: ServerProcess) => {
+    await run("sync");
+    return mib / (await pullBlob(server.url, repo, blob));
+  };
 
   const samples = { peer: [] as number[], cold: [] as number[], distribution: [] as number[], warm: [] as number[], local: [] as number[] };
   for (let i = 0; i < ROUNDS; i++) {
     samples.peer.push(await timed(peer));
     const mirror = await startMirror(peer.url);
-    const proxyMode = await startDistributionProxy();
+    const proxyMode = await startDistributionProxy(peer.url);
     try {
-      samples.cold.push(await timed(mirror));
-      samples.distribution.push(await timed(proxyMode));
-      await mirror.cached();
+      // Who goes first alternates, so neither always meets a machine the other has warmed.
+      for (const contender of i % 2 === 0 ? [mirror, proxyMode] : [proxyMode, mirror]) {
+        (contender === mirror ? samples.cold : samples.distribution).push(await timed(contender));
+        await contender.settled();
+      }
       samples.warm.push(await timed(mirror));
       samples.local.push(await timed(local));
     } finally {
@@ -75,23 +102,36 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
   }
   for (const [name, values] of Object.entries(samples)) log(`[mirror] ${name}: ${values.map((v) => v.toFixed(0)).join(", ")} MiB/s`);
 
-  const counter = await CountingProxy.start(peer.url);
-  const mirror = await startMirror(counter.url);
+  const concurrently = async (server: Proxying, counter: CountingProxy) => {
+    await run("sync");
+    const started = performance.now();
+    const peak = await peakRssDuring(server.child.pid ?? 0, () => Promise.all(Array.from({ length: CONCURRENT }, () => pullBlob(server.url, repo, blob))));
+    const seconds = (performance.now() - started) / 1000;
+    await server.settled();
+    return { MiBps: (CONCURRENT * mib) / seconds, gets: counter.count("GET", new RegExp(`/blobs/${blob.digest}`)), peak };
+  };
+  const counters = [await CountingProxy.start(peer.url), await CountingProxy.start(peer.url)] as const;
+  const mirror = await startMirror(counters[0].url);
+  const proxyMode = await startDistributionProxy(counters[1].url);
   try {
-    const peak = await peakRssDuring(mirror.child.pid ?? 0, () => Promise.all(Array.from({ length: CONCURRENT }, () => pullBlob(mirror.url, repo, blob))));
-    const gets = counter.count("GET", new RegExp(`/blobs/${blob.digest}`));
-    log(`[mirror] ${CONCURRENT} concurrent cold pulls: ${gets} upstream GET(s), peak RSS ${peak.toFixed(0)} MiB`);
+    const ours = await concurrently(mirror, counters[0]);
+    const theirs = await concurrently(proxyMode, counters[1]);
+    log(`[mirror] ${CONCURRENT} concurrent cold pulls: lain ${ours.MiBps.toFixed(0)} MiB/s, ${ours.gets} upstream GET(s), peak RSS ${ours.peak.toFixed(0)} MiB; distribution ${theirs.MiBps.toFixed(0)} MiB/s, ${theirs.gets} upstream GET(s)`);
     return {
       peerMiBps: median(samples.peer),
       coldMiBps: median(samples.cold),
       distributionColdMiBps: median(samples.distribution),
       warmMiBps: median(samples.warm),
       localMiBps: median(samples.local),
-      concurrentUpstreamGets: gets,
-      concurrentPeakRssMiB: peak,
+      concurrentMiBps: ours.MiBps,
+      distributionConcurrentMiBps: theirs.MiBps,
+      concurrentUpstreamGets: ours.gets,
+      distributionConcurrentUpstreamGets: theirs.gets,
+      concurrentPeakRssMiB: ours.peak,
     };
   } finally {
     await mirror.stop();
-    await counter.close();
+    await proxyMode.stop();
+    for (const counter of counters) await counter.close();
   }
 }

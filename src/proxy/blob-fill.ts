@@ -2,14 +2,23 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { digestAlgorithm, hashToDigest, newHash, type Digest } from "../registry/digest.js";
-import { RegistryError } from "../registry/errors.js";
+import { asError, RegistryError } from "../registry/errors.js";
 import type { BlobSink } from "../registry/uploads.js";
+import { RecyclingReader } from "../storage/chunk-pool.js";
 import { Signal } from "./signal.js";
 import type { Spool } from "./spool.js";
 import { UpstreamError } from "./upstream.js";
 
-/** Readers take the spool's bytes from its file in pieces of at most this size. */
+/** Readers take the spool's bytes in pieces of at most this size. */
 const READ_CHUNK = 1024 * 1024;
+/** Chunks a reader keeps for reuse once the client's socket has taken them. */
+const SPARE_CHUNKS = 3;
+
+/** Where a fill keeps the blob: `spooled` when its spool is the store's upload (nothing to copy). */
+export interface FillStore {
+  sink: BlobSink;
+  spooled: boolean;
+}
 
 export interface FillSource {
   digest: Digest;
@@ -21,9 +30,10 @@ export interface FillSource {
 /**
  * One fetch of a blob from the peer, shared by every client that wants it meanwhile. Bytes go
  * to a spool that readers follow at their own pace (a late joiner starts with what has arrived
- * and then keeps up) and to the store as an upload session. The last byte is held back from
+ * and then keeps up); the store keeps them as an upload session, which is the spool itself where
+ * the store has local files and a copy from it otherwise. The last byte is held back from
  * readers until the digest is verified, so a peer that lies yields a broken transfer, never a
- * complete-looking wrong one; the store's copy becomes a blob only once verified.
+ * complete-looking wrong one; the upload becomes a blob only once verified.
  */
 export class BlobFill {
   readonly digest: Digest;
@@ -40,14 +50,14 @@ export class BlobFill {
   constructor(
     source: FillSource,
     private readonly spool: Spool,
-    sink: BlobSink | undefined,
+    store: FillStore | undefined,
     private readonly log: Logger,
   ) {
     this.digest = source.digest;
     this.size = source.size;
     this.joinable = new Promise((resolve) => (this.endJoining = resolve));
     // The spool stays open to joiners until the store has its copy (or gave up on it).
-    this.done = this.run(source.body, sink).finally(() => {
+    this.done = this.run(source.body, store).finally(() => {
       spool.finish();
       this.endJoining();
     });
@@ -61,61 +71,50 @@ export class BlobFill {
   /** Bytes [start, end) as they arrive; undefined when the fill is over and its spool gone. */
   reader(start: number, end: number): Readable | undefined {
     if (!this.spool.retain()) return undefined;
-    const stream = Readable.from(this.follow(start, end), { objectMode: false });
-    // On "close", not in the generator: a stream destroyed before its first read never runs it.
-    stream.once("close", () => this.spool.release());
-    return stream;
-  }
-
-  private async *follow(start: number, end: number): AsyncGenerator<Buffer> {
-    let position = start;
-    while (position < end) {
-      const available = Math.min(this.visible(), end);
-      if (position < available) {
-        const chunk = await this.spool.read(position, Math.min(available - position, READ_CHUNK));
-        if (chunk.length === 0) throw new Error(`spool of ${this.digest} ended early at ${position}`);
-        position += chunk.length;
-        yield chunk;
-      } else if (this.failure) {
-        // The fill logged why; each reader's client only sees its transfer end.
-        throw new RegistryError("UNAVAILABLE", `fetching blob ${this.digest} failed: ${this.failure.message}`);
-      } else {
-        await this.progress.wait();
-      }
-    }
+    return new FillReader(this, this.spool, start, end);
   }
 
   /** Readers may have everything once verified, and all but the last byte before. */
-  private visible(): number {
+  visible(): number {
     const received = this.spool.length;
     return this.verified ? received : Math.max(0, Math.min(received, this.size - 1));
   }
 
-  private async run(body: Readable, sink: BlobSink | undefined): Promise<void> {
-    // The store's reader is taken now, so the spool stays open for its copy.
-    const reader = sink && this.reader(0, this.size);
+  /** Resolves when more is visible, or the fill failed. */
+  progressed(): Promise<void> {
+    return this.progress.wait();
+  }
+
+  private async run(body: Readable, store: FillStore | undefined): Promise<void> {
+    // A copy's reader is taken now, so the spool stays open for it.
+    const copy = store && !store.spooled ? this.reader(0, this.size) : undefined;
     try {
       await this.receive(body);
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.failure = asError(err);
       this.progress.notify();
       this.endJoining();
       body.destroy();
       this.log.warn({ digest: this.digest, err: this.failure.message }, "mirror: fetching a blob from upstream failed; nothing cached");
     }
-    // The store copies from the spool once the peer's transfer is over: on a machine of few
-    // cores, copying (and syncing) alongside it would take the clients' pace down to the disk's.
-    if (sink) await this.store(sink, reader);
+    if (store) await this.keep(store.sink, copy);
   }
 
-  /** Copies the verified bytes into the store; on any failure the store keeps nothing. */
-  private async store(sink: BlobSink, reader: Readable | undefined): Promise<void> {
+  /**
+   * Makes the verified bytes the store's blob; on any failure the store keeps nothing. A copy
+   * starts once the peer's transfer is over: on a machine of few cores, copying (and syncing)
+   * alongside it would take the clients' pace down to the disk's.
+   */
+  private async keep(sink: BlobSink, copy: Readable | undefined): Promise<void> {
     try {
-      if (!reader || this.failure) throw this.failure ?? new Error("spool closed before the store copy began");
-      await pipeline(reader, sink.stream);
+      if (this.failure) throw this.failure;
+      if (copy) await pipeline(copy, sink.stream);
+      else await this.spool.drained();
+      const spilled = this.spool.spilledBecause;
+      if (spilled) throw spilled;
       await sink.commit(this.digest);
     } catch (err) {
-      reader?.destroy();
+      copy?.destroy();
       await sink.abort().catch(() => undefined);
       // Clients got their bytes from the spool; the store just does not keep a copy this time.
       if (!this.failure) this.log.warn({ digest: this.digest, err: String(err) }, "mirror: could not cache a blob (served it uncached)");
@@ -141,5 +140,62 @@ export class BlobFill {
     if (actual !== this.digest) throw new UpstreamError(`upstream sent bytes whose digest is ${actual} for blob ${this.digest}`);
     this.verified = true;
     this.progress.notify();
+  }
+}
+
+/**
+ * Follows a fill from `position` to `end`: recent bytes straight from the spool's memory, older
+ * ones read from its file into chunks the client's socket hands back (a recycling reader).
+ */
+class FillReader extends RecyclingReader {
+  private pumping = false;
+
+  constructor(
+    private readonly fill: BlobFill,
+    private readonly spool: Spool,
+    private position: number,
+    private readonly end: number,
+  ) {
+    super(READ_CHUNK, SPARE_CHUNKS);
+  }
+
+  override _read(): void {
+    void this.pump();
+  }
+
+  /** Pushes what is visible until the stream is full, waiting for the fill when it is not ahead. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        if (this.position >= this.end) {
+          this.push(null);
+          return;
+        }
+        const available = Math.min(this.fill.visible(), this.end);
+        if (this.position < available) {
+          const max = Math.min(available - this.position, READ_CHUNK);
+          const chunk = this.spool.recent(this.position, max) ?? (await this.spool.readFile(this.position, this.chunks.take().subarray(0, max)));
+          if (chunk.length === 0) throw new Error(`spool of ${this.fill.digest} ended early at ${this.position}`);
+          this.position += chunk.length;
+          if (!this.push(chunk)) return;
+        } else if (this.fill.error) {
+          // The fill logged why; each reader's client only sees its transfer end.
+          throw new RegistryError("UNAVAILABLE", `fetching blob ${this.fill.digest} failed: ${this.fill.error.message}`);
+        } else {
+          await this.fill.progressed();
+        }
+      }
+    } catch (err) {
+      this.destroy(asError(err));
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.spool.release();
+    callback(err);
   }
 }

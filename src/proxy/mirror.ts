@@ -12,9 +12,10 @@ import type { ManifestCache, StoredManifest } from "../registry/manifests.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
 import { Registry, Repository, type BlobContent, type ManifestLookup, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
-import { BlobFill } from "./blob-fill.js";
+import { BlobFill, type FillStore } from "./blob-fill.js";
 import { Coalescer } from "./coalesce.js";
 import { Spool } from "./spool.js";
+import { uploadSpoolFile } from "./upload-spool.js";
 import { UpstreamError, UpstreamRegistry, type UpstreamManifest } from "./upstream.js";
 
 /** Turns a failure of the peer into the error a client sees: it names the peer. */
@@ -206,19 +207,23 @@ export class MirroredRepository extends Repository {
   private async startFill(digest: Digest): Promise<BlobFill | undefined> {
     const remote = await this.upstream.fetchBlob(this.name, digest);
     if (remote.kind === "missing") return undefined;
-    let spool: Spool;
-    try {
-      spool = await Spool.create(this.mirror.spoolDir);
-    } catch (err) {
-      remote.body.destroy();
-      this.mirror.log.error({ digest, spoolDir: this.mirror.spoolDir, err: String(err) }, "mirror: cannot open a spool file");
-      throw new RegistryError("UNAVAILABLE", `the mirror cannot spool blob ${digest} now (a local I/O error, in its log); retry later`);
-    }
     const sink = await this.mirror.uploads.receive(this.blobs).catch((err: unknown) => {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
       return undefined;
     });
-    const fill = new BlobFill({ digest, size: remote.size, body: remote.body }, spool, sink, this.mirror.log);
+    let spool: Spool;
+    let store: FillStore | undefined;
+    try {
+      const upload = sink && (await uploadSpoolFile(sink));
+      spool = upload ? Spool.over(upload, this.mirror.spoolDir) : await Spool.create(this.mirror.spoolDir);
+      store = sink && { sink, spooled: upload !== undefined };
+    } catch (err) {
+      remote.body.destroy();
+      await sink?.abort().catch(() => undefined);
+      this.mirror.log.error({ digest, spoolDir: this.mirror.spoolDir, err: String(err) }, "mirror: cannot open a spool file");
+      throw new RegistryError("UNAVAILABLE", `the mirror cannot spool blob ${digest} now (a local I/O error, in its log); retry later`);
+    }
+    const fill = new BlobFill({ digest, size: remote.size, body: remote.body }, spool, store, this.mirror.log);
     const { filling, metrics } = this.mirror;
     filling.add(fill.done);
     metrics.proxyFetchesInFlight.inc();

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, open, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { asError } from "../registry/errors.js";
 import { Signal } from "./signal.js";
 
 /** The newest bytes stay in memory up to this much, so readers keeping up never touch the disk. */
@@ -13,11 +14,20 @@ interface Piece {
   chunk: Buffer;
 }
 
+/** What a spool writes to and reads back from (the shape of a node:fs FileHandle's). */
+export interface SpoolFile {
+  writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
 /**
- * A temporary file that a blob fill appends to and its readers read back from at their own pace,
- * so a late or slow reader never holds the fetch back and no blob is held in memory: only its
- * newest few MiB, which readers that keep up take from memory. Writes are batched, one in flight.
- * The file is unlinked as soon as it is open: nothing is left behind, even after a kill -9.
+ * A file that a blob fill appends to and its readers read back from at their own pace, so a late
+ * or slow reader never holds the fetch back and no blob is held in memory: only its newest few
+ * MiB, which readers that keep up take from memory. Writes are batched, one in flight. The file
+ * is the store's upload where the store has local files (`over`), else a temporary one (`create`).
+ * An upload that cannot take more (its disk is full) spills the rest into a temporary file: the
+ * clients still get every byte, the store keeps nothing.
  */
 export class Spool {
   /** Bytes appended. */
@@ -31,22 +41,27 @@ export class Spool {
   private readers = 0;
   private finished = false;
   private closed = false;
+  /** Where bytes from `at` on went once the first file failed, and why it did. */
+  private spill: { file: SpoolFile; at: number; cause: Error } | undefined;
 
-  private constructor(private readonly file: FileHandle) {}
+  private constructor(
+    private readonly file: SpoolFile,
+    private readonly spillDir?: string,
+  ) {}
 
+  /** Spools into `file`, spilling into a temporary file in `spillDir` if it fails. */
+  static over(file: SpoolFile, spillDir: string): Spool {
+    return new Spool(file, spillDir);
+  }
+
+  /** A temporary file. */
   static async create(dir: string): Promise<Spool> {
-    const path = join(dir, `lain-registry-spool-${randomUUID()}`);
-    let file: FileHandle;
-    try {
-      file = await open(path, "w+", 0o600);
-    } catch (err) {
-      // The directory went (a temp cleaner): it is the mirror's, made at start, so make it again.
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      file = await open(path, "w+", 0o600);
-    }
-    await unlink(path).catch(() => undefined);
-    return new Spool(file);
+    return new Spool(await temporaryFile(dir));
+  }
+
+  /** Why the first file failed, if it did: later bytes are only in the temporary one. */
+  get spilledBecause(): Error | undefined {
+    return this.spill?.cause;
   }
 
   /** Appends a chunk (which must not change afterwards); waits only when the file lags far behind. */
@@ -58,17 +73,28 @@ export class Spool {
     if (this.writeError) throw this.writeError;
   }
 
-  /** Up to `max` bytes at `position` (< length): from memory when recent, else from the file. */
-  async read(position: number, max: number): Promise<Buffer> {
+  /** Resolves once every appended byte is in the file. */
+  async drained(): Promise<void> {
+    while (!this.writeError && this.persisted < this.length) await this.progress.wait();
+    if (this.writeError) throw this.writeError;
+  }
+
+  /** Up to `max` bytes at `position` (< length) if they are still in memory. */
+  recent(position: number, max: number): Buffer | undefined {
     const piece = this.pieceAt(position);
-    if (piece) {
-      const offset = position - piece.start;
-      return piece.chunk.subarray(offset, offset + Math.min(max, piece.chunk.length - offset));
-    }
-    const length = Math.min(max, this.persisted - position);
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await this.file.read(buffer, 0, length, position);
-    return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+    if (!piece) return undefined;
+    const offset = position - piece.start;
+    return piece.chunk.subarray(offset, offset + Math.min(max, piece.chunk.length - offset));
+  }
+
+  /** Up to `buffer.length` bytes at `position` (< length), from the file: for what is no longer recent. */
+  async readFile(position: number, buffer: Buffer): Promise<Buffer> {
+    const { spill } = this;
+    const length = Math.min(buffer.length, (spill && position < spill.at ? spill.at : this.persisted) - position);
+    const { bytesRead } = spill && position >= spill.at
+      ? await spill.file.read(buffer, 0, length, position - spill.at)
+      : await this.file.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
   }
 
   private pieceAt(position: number): Piece | undefined {
@@ -91,7 +117,8 @@ export class Spool {
       .filter((p) => p.start + p.chunk.length > this.persisted)
       .map((p) => (p.start < this.persisted ? p.chunk.subarray(this.persisted - p.start) : p.chunk));
     this.writing = true;
-    this.file.writev(pending, this.persisted).then(
+    const { spill } = this;
+    (spill ? spill.file.writev(pending, this.persisted - spill.at) : this.file.writev(pending, this.persisted)).then(
       ({ bytesWritten }) => {
         this.persisted += bytesWritten;
         this.writing = false;
@@ -100,11 +127,29 @@ export class Spool {
         this.write();
       },
       (err: unknown) => {
-        this.writeError = err instanceof Error ? err : new Error(String(err));
-        this.writing = false;
-        this.progress.notify();
+        if (this.spillDir && !this.spill) return this.spillFrom(this.spillDir, asError(err));
+        this.fail(err);
       },
     );
+  }
+
+  /** Goes on writing into a temporary file, from the first byte the failed file lacks. */
+  private spillFrom(dir: string, cause: Error): void {
+    temporaryFile(dir).then(
+      (file) => {
+        if (this.closed) return void file.close().catch(() => undefined);
+        this.spill = { file, at: this.persisted, cause };
+        this.writing = false;
+        this.write();
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private fail(err: unknown): void {
+    this.writeError = asError(err);
+    this.writing = false;
+    this.progress.notify();
   }
 
   /** Drops the oldest pieces that are in the file while the tail is over its size. */
@@ -141,5 +186,22 @@ export class Spool {
     this.closed = true;
     this.tail.length = 0;
     void this.file.close().catch(() => undefined);
+    void this.spill?.file.close().catch(() => undefined);
   }
+}
+
+/** A file in `dir`, unlinked as soon as it is open: nothing is left behind, even after a kill -9. */
+async function temporaryFile(dir: string): Promise<FileHandle> {
+  const path = join(dir, `lain-registry-spool-${randomUUID()}`);
+  let file: FileHandle;
+  try {
+    file = await open(path, "w+", 0o600);
+  } catch (err) {
+    // The directory went (a temp cleaner): it is the mirror's, made at start, so make it again.
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    file = await open(path, "w+", 0o600);
+  }
+  await unlink(path).catch(() => undefined);
+  return file;
 }

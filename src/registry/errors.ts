@@ -46,3 +46,8 @@ export class RegistryError extends Error {
 export function warning(code: 110 | 112, text: string): string {
   return `${code} - "${text.replace(/["\\\r\n]/g, "'")}"`;
 }
+
+/** What was thrown, as an Error (a rejection may carry anything). */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import { deleteIfPresent, isPathNotFound, type FileWriter, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, isPathNotFound, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { unlessMissing, type BlobDescriptor, type RepositoryBlobs } from "./blobs.js";
 import {
@@ -25,6 +25,8 @@ export interface BlobSink {
   commit(digest: Digest): Promise<void>;
   /** Discards what was written. */
   abort(): Promise<void>;
+  /** Where the store keeps local files: reads what was written so far (see FileWriter.readBack). */
+  readBack?(): Promise<ReadBack>;
 }
 
 export interface UploadStatus {
@@ -99,6 +101,7 @@ export class UploadStore {
         await writer.cancel().catch(() => undefined);
         await this.remove(repo.name, id);
       },
+      ...(writer.readBack && { readBack: writer.readBack.bind(writer) }),
     };
   }
 

@@ -71,6 +71,17 @@ export interface FileWriter {
   commit(): Promise<void>;
   /** Discards the object. */
   cancel(): Promise<void>;
+  /**
+   * Reads what this writer has written, by position, while it writes: for drivers whose objects
+   * are local files. The handle keeps reading the same bytes after the object is moved or deleted.
+   */
+  readBack?(): Promise<ReadBack>;
+}
+
+/** Positional reads of a file being written (the shape of a node:fs FileHandle's). */
+export interface ReadBack {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
 }
 
 export class PathNotFoundError extends Error {

@@ -4,13 +4,14 @@ import { promisify } from "node:util";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ConfigError } from "../config/config-error.js";
+import { RecyclingReader } from "./chunk-pool.js";
 import { Readable, Writable } from "node:stream";
 import {
   checkPath,
   PathNotFoundError,
   type FileInfo,
   type FileWriter,
-  type RecyclingReadable,
+  type ReadBack,
   type StorageDriver,
 } from "./driver.js";
 
@@ -131,19 +132,13 @@ export class FilesystemDriver implements StorageDriver {
 }
 
 /** Reads [position, end) of an fd in READ_CHUNK pieces, reusing the chunks released to it. */
-class FileReader extends Readable implements RecyclingReadable {
-  private readonly spare: Buffer[] = [];
-
+class FileReader extends RecyclingReader {
   constructor(
     private readonly fd: number,
     private position: number,
     private readonly end: number,
   ) {
-    super({ highWaterMark: READ_CHUNK });
-  }
-
-  release(chunk: Buffer): void {
-    if (chunk.length === READ_CHUNK && this.spare.length < SPARE_CHUNKS) this.spare.push(chunk);
+    super(READ_CHUNK, SPARE_CHUNKS);
   }
 
   override _read(): void {
@@ -152,7 +147,7 @@ class FileReader extends Readable implements RecyclingReadable {
       this.push(null);
       return;
     }
-    const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+    const buffer = this.chunks.take();
     read(this.fd, buffer, 0, length, this.position, (err, bytes) => {
       if (err) return this.destroy(err);
       if (bytes === 0) return this.destroy(new Error("file ended before its size; was it truncated?"));
@@ -243,6 +238,10 @@ class FilesystemFileWriter implements FileWriter {
 
   commit(): Promise<void> {
     return this.finish(true);
+  }
+
+  readBack(): Promise<ReadBack> {
+    return fsp.open(this.file, "r");
   }
 
   async cancel(): Promise<void> {

@@ -10,7 +10,7 @@ import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, s
 import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
-import { storedBlobs } from "../helpers/store.js";
+import { blobFile, storedBlobs } from "../helpers/store.js";
 import { mountTmpfs, unmount } from "../helpers/tmpfs.js";
 import { hasTool } from "../helpers/tools.js";
 
@@ -171,6 +171,28 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
       inFlight = (await scrape(`${mirror.url}/metrics`))("registry_proxy_fetches_in_flight");
     }
     expect(inFlight).toBe(0);
+  });
+
+  it("writes each fetched byte to disk once: the fill spools into the store's upload, which a rename makes the blob", async () => {
+    const blob = { mediaType: "application/octet-stream", content: randomBytes(32 * MiB), digest: "" };
+    blob.digest = sha256(blob.content);
+    await pushBlob(peer.url, "lain/once", blob);
+    const uploads = join(mirror.root!, "docker/registry/v2/repositories/lain/once/_uploads");
+    const uploadData = async () => Promise.all((await readdir(uploads)).map((id) => stat(join(uploads, id, "data"))));
+    proxy.tamper = { delayMs: 1 };
+    let midway: ReturnType<typeof uploadData> | undefined;
+    proxy.tamper.onBytes = (count) => {
+      if (count >= 16 * MiB) midway ??= uploadData();
+    };
+    expect(await download(`${mirror.url}/v2/lain/once/blobs/${blob.digest}`)).toMatchObject({ status: 200, length: 32 * MiB, digest: blob.digest });
+    // Mid-transfer the upload already holds what arrived (a copy would start only afterwards)...
+    const during = await midway!;
+    expect(during).toHaveLength(1);
+    expect(during[0]!.size).toBeGreaterThan(0);
+    // ...and that very file became the blob.
+    await expect.poll(() => storedBlobs(mirror.root!), { timeout: 10_000 }).toContain(blob.digest);
+    expect((await stat(blobFile(mirror.root!, blob.digest))).ino).toBe(during[0]!.ino);
+    expect(await uploadsLeft(mirror.root!, "lain/once")).toEqual([]);
   });
 
   it("links a blob it already holds for another repository after one HEAD, instead of fetching it again", async () => {
