@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
@@ -8,6 +8,16 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 export const MiB = 1024 * 1024;
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+/** Flushes dirty pages (the test blob, the previous phase) so no phase pays for another's writes. */
+export function settle(): void {
+  execFileSync("sync");
+}
 
 export interface BlobFile {
   path: string;

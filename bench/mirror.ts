@@ -2,19 +2,16 @@
  * The mirror measures: lain-registry pulling through from a peer (Debian's docker-registry),
  * against the same peer pulled directly and distribution in proxy mode in front of it.
  */
-import { execFile } from "node:child_process";
 import { mkdir, stat, writeFile } from "node:fs/promises";
-import { promisify } from "node:util";
 import { join } from "node:path";
 import { CountingProxy } from "../test/helpers/counting-proxy.js";
 import { startDistribution } from "../test/helpers/distribution.js";
 import { blobFile } from "../test/helpers/store.js";
 import { freePort, startLainProcess, type ServerProcess } from "../test/helpers/process.js";
-import { MiB, peakRssDuring, pullBlob, type BlobFile } from "./load.js";
+import { median, MiB, peakRssDuring, pullBlob, settle, type BlobFile } from "./load.js";
 
 const ROUNDS = 3;
 const CONCURRENT = 4;
-const run = promisify(execFile);
 
 export interface MirrorMeasures {
   /** Straight from the peer. */
@@ -36,17 +33,12 @@ export interface MirrorMeasures {
   concurrentPeakRssMiB: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
 const exists = (path: string) => stat(path).then(() => true, () => false);
 
 /** Waits (bounded) until a registry has stored the blob, then until the disk has it: each pull starts on a quiet machine. */
-async function settle(data: string): Promise<void> {
+async function storedAndSettled(data: string): Promise<void> {
   for (let i = 0; i < 600 && !(await exists(data)); i++) await new Promise((r) => setTimeout(r, 100));
-  await run("sync");
+  settle();
 }
 
 interface Proxying extends ServerProcess {
@@ -69,16 +61,16 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
     const config = join(dir, "lain.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "store")}}\nhttp:\n  secret: bench\nproxy:\n  remoteurl: ${remoteurl}\n`);
     const server = await startLainProcess(config, await freePort());
-    return Object.assign(server, { settled: () => settle(blobFile(join(dir, "store"), blob.digest)) });
+    return Object.assign(server, { settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
   };
   const startDistributionProxy = async (remoteurl: string): Promise<Proxying> => {
     const dir = join(work, `dproxy-${++round}`);
     await mkdir(join(dir, "store"), { recursive: true });
     const server = await startDistribution({ root: join(dir, "store"), secret: "bench", configDir: dir, extraYaml: `proxy:\n  remoteurl: ${remoteurl}` });
-    return Object.assign(server, { settled: () => settle(blobFile(join(dir, "store"), blob.digest)) });
+    return Object.assign(server, { settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
   };
   const timed = async (server: ServerProcess) => {
-    await run("sync");
+    settle();
     return mib / (await pullBlob(server.url, repo, blob));
   };
 
@@ -103,7 +95,7 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
   for (const [name, values] of Object.entries(samples)) log(`[mirror] ${name}: ${values.map((v) => v.toFixed(0)).join(", ")} MiB/s`);
 
   const concurrently = async (server: Proxying, counter: CountingProxy) => {
-    await run("sync");
+    settle();
     const started = performance.now();
     const peak = await peakRssDuring(server.child.pid ?? 0, () => Promise.all(Array.from({ length: CONCURRENT }, () => pullBlob(server.url, repo, blob))));
     const seconds = (performance.now() - started) / 1000;

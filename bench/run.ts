@@ -19,18 +19,13 @@ import { hasTool } from "../test/helpers/tools.js";
 import { FENCE_TIMING } from "../src/registry/removal-fence.js";
 import { measureGc } from "./gc.js";
 import { measureMirror } from "./mirror.js";
-import { abHead, loopbackMiBps, makeBlobFile, MiB, peakRssDuring, pullBlob, pushBlob, rssMiB, wrk, type BlobFile } from "./load.js";
+import { abHead, loopbackMiBps, makeBlobFile, median, MiB, peakRssDuring, pullBlob, pushBlob, rssMiB, settle, wrk, type BlobFile } from "./load.js";
 
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = 5;
 const S3_ROUNDS = 3;
 const MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 interface Measures {
   pushMiBps: number;
@@ -54,11 +49,6 @@ interface Contender {
 
 function log(msg: string): void {
   process.stderr.write(`${msg}\n`);
-}
-
-/** Flushes dirty pages (the test blob, the previous phase) so no phase pays for another's writes. */
-function settle(): void {
-  execFileSync("sync");
 }
 
 /**

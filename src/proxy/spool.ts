@@ -89,12 +89,16 @@ export class Spool {
 
   /** Up to `buffer.length` bytes at `position` (< length), from the file: for what is no longer recent. */
   async readFile(position: number, buffer: Buffer): Promise<Buffer> {
-    const { spill } = this;
-    const length = Math.min(buffer.length, (spill && position < spill.at ? spill.at : this.persisted) - position);
-    const { bytesRead } = spill && position >= spill.at
-      ? await spill.file.read(buffer, 0, length, position - spill.at)
-      : await this.file.read(buffer, 0, length, position);
+    const { file, offset, end } = this.locate(position);
+    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), offset);
     return buffer.subarray(0, bytesRead);
+  }
+
+  /** The file that holds (or will hold) the byte at `position`, its offset there, and where that file's bytes end. */
+  private locate(position: number): { file: SpoolFile; offset: number; end: number } {
+    const { spill } = this;
+    if (!spill) return { file: this.file, offset: position, end: this.persisted };
+    return position < spill.at ? { file: this.file, offset: position, end: spill.at } : { file: spill.file, offset: position - spill.at, end: this.persisted };
   }
 
   private pieceAt(position: number): Piece | undefined {
@@ -117,8 +121,8 @@ export class Spool {
       .filter((p) => p.start + p.chunk.length > this.persisted)
       .map((p) => (p.start < this.persisted ? p.chunk.subarray(this.persisted - p.start) : p.chunk));
     this.writing = true;
-    const { spill } = this;
-    (spill ? spill.file.writev(pending, this.persisted - spill.at) : this.file.writev(pending, this.persisted)).then(
+    const { file, offset } = this.locate(this.persisted);
+    file.writev(pending, offset).then(
       ({ bytesWritten }) => {
         this.persisted += bytesWritten;
         this.writing = false;

@@ -13,19 +13,16 @@ export async function uploadSpoolFile(sink: BlobSink): Promise<SpoolFile | undef
   // Each write's callback carries its error to the spool, which fails the fill; the event
   // would otherwise be unhandled.
   stream.on("error", () => undefined);
-  let written = 0;
   return {
-    writev: (buffers, position) =>
+    // The spool writes in order, each batch where the last ended: appending is writing there.
+    writev: (buffers) =>
       new Promise((resolve, reject) => {
-        if (position !== written) return reject(new Error(`an upload is appended to at ${written}, not at ${position}`));
-        const total = buffers.reduce((sum, b) => sum + b.length, 0);
         const last = buffers.length - 1;
         stream.cork();
         buffers.forEach((buffer, i) =>
           stream.write(buffer, i < last ? undefined : (err) => {
             if (err) return reject(err);
-            written += total;
-            resolve({ bytesWritten: total });
+            resolve({ bytesWritten: buffers.reduce((sum, b) => sum + b.length, 0) });
           }),
         );
         stream.uncork();
