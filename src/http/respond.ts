@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import { isRecycling } from "../storage/driver.js";
 import { RegistryError } from "../registry/errors.js";
 import type { RequestContext } from "./context.js";
@@ -62,8 +62,14 @@ export function nextLink(path: string, last: string, n: number): string {
   return `<${path}?${query.toString()}>; rel="next"`;
 }
 
-/** Resolves when the response can take more, rejects if the client goes away first. */
+function clientGone(): Error {
+  return Object.assign(new Error("client went away"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+}
+
+/** Resolves when the response can take more, rejects if the client goes away first (or went already). */
 function drained(res: ServerResponse): Promise<void> {
+  // A response destroyed before this wait has already emitted "close", and never will again.
+  if (res.destroyed) return Promise.reject(clientGone());
   return new Promise((resolve, reject) => {
     const settle = (err?: Error) => {
       res.off("drain", onDrain);
@@ -72,7 +78,7 @@ function drained(res: ServerResponse): Promise<void> {
       else resolve();
     };
     const onDrain = () => settle();
-    const onClose = () => settle(Object.assign(new Error("client went away"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    const onClose = () => settle(clientGone());
     res.once("drain", onDrain);
     res.once("close", onClose);
   });
@@ -91,5 +97,6 @@ export async function streamBody(source: Readable, res: ServerResponse): Promise
     });
     if (!more) await drained(res);
   }
-  await new Promise<void>((resolve) => res.end(resolve));
+  res.end();
+  await finished(res);
 }
