@@ -39,14 +39,24 @@ export async function makeBlobFile(path: string, size: number): Promise<BlobFile
   return { path, size, digest: `sha256:${hash.digest("hex")}` };
 }
 
-/** Runs curl (a client fast enough not to be what is measured); returns time_total in seconds. */
-async function curlSeconds(args: string[], expectStatus: number): Promise<number> {
-  const { stdout } = await run("curl", ["-s", "-o", "/dev/null", "-H", "Expect:", "-w", "%{http_code} %{time_total}", ...args], {
+/** How long a transfer took, and how long until its first byte arrived, in seconds. */
+export interface CurlTimes {
+  seconds: number;
+  firstByteSeconds: number;
+}
+
+/** Runs curl (a client fast enough not to be what is measured), expecting `expectStatus`. */
+async function curlTimes(args: string[], expectStatus: number): Promise<CurlTimes> {
+  const { stdout } = await run("curl", ["-s", "-o", "/dev/null", "-H", "Expect:", "-w", "%{http_code} %{time_total} %{time_starttransfer}", ...args], {
     timeout: 300_000,
   });
-  const [status, seconds] = stdout.trim().split(" ");
+  const [status, seconds, firstByte] = stdout.trim().split(" ");
   if (Number(status) !== expectStatus) throw new Error(`curl ${args.join(" ")}: HTTP ${status}`);
-  return Number(seconds);
+  return { seconds: Number(seconds), firstByteSeconds: Number(firstByte) };
+}
+
+async function curlSeconds(args: string[], expectStatus: number): Promise<number> {
+  return (await curlTimes(args, expectStatus)).seconds;
 }
 
 /** POST a session, then PUT the whole blob with ?digest= (the API's monolithic upload). Seconds of the PUT. */
@@ -59,9 +69,14 @@ export async function pushBlob(base: string, repo: string, blob: BlobFile): Prom
   return curlSeconds(["-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", blob.path, location.toString()], 201);
 }
 
-/** GET the blob (following a redirect to the store), discarding the bytes. Seconds. */
-export function pullBlob(base: string, repo: string, blob: BlobFile): Promise<number> {
-  return curlSeconds(["-L", `${base}/v2/${repo}/blobs/${blob.digest}`], 200);
+/** GET the blob (following a redirect to the store), discarding the bytes. */
+export function pullBlobTimes(base: string, repo: string, blob: BlobFile): Promise<CurlTimes> {
+  return curlTimes(["-L", `${base}/v2/${repo}/blobs/${blob.digest}`], 200);
+}
+
+/** Seconds of a pullBlobTimes. */
+export async function pullBlob(base: string, repo: string, blob: BlobFile): Promise<number> {
+  return (await pullBlobTimes(base, repo, blob)).seconds;
 }
 
 /**

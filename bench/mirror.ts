@@ -8,7 +8,7 @@ import { CountingProxy } from "../test/helpers/counting-proxy.js";
 import { startDistribution } from "../test/helpers/distribution.js";
 import { blobFile } from "../test/helpers/store.js";
 import { freePort, startLainProcess, type ServerProcess } from "../test/helpers/process.js";
-import { median, MiB, peakRssDuring, pullBlob, settle, type BlobFile } from "./load.js";
+import { median, MiB, peakRssDuring, pullBlob, pullBlobTimes, settle, type BlobFile } from "./load.js";
 
 const ROUNDS = 3;
 const CONCURRENT = 4;
@@ -31,6 +31,10 @@ export interface MirrorMeasures {
   distributionConcurrentUpstreamGets: number;
   /** The mirror's peak RSS during them. */
   concurrentPeakRssMiB: number;
+  /** Time to the first byte of a blob GET, ms: from the peer, from the mirror cold, from distribution's proxy cold. */
+  peerFirstByteMs: number;
+  coldFirstByteMs: number;
+  distributionColdFirstByteMs: number;
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -69,30 +73,34 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
     const server = await startDistribution({ root: join(dir, "store"), secret: "bench", configDir: dir, extraYaml: `proxy:\n  remoteurl: ${remoteurl}` });
     return Object.assign(server, { settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
   };
-  const timed = async (server: ServerProcess) => {
+  const samples = { peer: [] as number[], cold: [] as number[], distribution: [] as number[], warm: [] as number[], local: [] as number[] };
+  const firstByteMs = { peer: [] as number[], cold: [] as number[], distribution: [] as number[] };
+  const timed = async (server: ServerProcess, sample: keyof typeof samples) => {
     settle();
-    return mib / (await pullBlob(server.url, repo, blob));
+    const times = await pullBlobTimes(server.url, repo, blob);
+    samples[sample].push(mib / times.seconds);
+    if (sample in firstByteMs) firstByteMs[sample as keyof typeof firstByteMs].push(times.firstByteSeconds * 1000);
   };
 
-  const samples = { peer: [] as number[], cold: [] as number[], distribution: [] as number[], warm: [] as number[], local: [] as number[] };
   for (let i = 0; i < ROUNDS; i++) {
-    samples.peer.push(await timed(peer));
+    await timed(peer, "peer");
     const mirror = await startMirror(peer.url);
     const proxyMode = await startDistributionProxy(peer.url);
     try {
       // Who goes first alternates, so neither always meets a machine the other has warmed.
       for (const contender of i % 2 === 0 ? [mirror, proxyMode] : [proxyMode, mirror]) {
-        (contender === mirror ? samples.cold : samples.distribution).push(await timed(contender));
+        await timed(contender, contender === mirror ? "cold" : "distribution");
         await contender.settled();
       }
-      samples.warm.push(await timed(mirror));
-      samples.local.push(await timed(local));
+      await timed(mirror, "warm");
+      await timed(local, "local");
     } finally {
       await mirror.stop();
       await proxyMode.stop();
     }
   }
   for (const [name, values] of Object.entries(samples)) log(`[mirror] ${name}: ${values.map((v) => v.toFixed(0)).join(", ")} MiB/s`);
+  for (const [name, values] of Object.entries(firstByteMs)) log(`[mirror] ${name} first byte: ${values.map((v) => v.toFixed(1)).join(", ")} ms`);
 
   const concurrently = async (server: Proxying, counter: CountingProxy) => {
     settle();
@@ -120,6 +128,9 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
       concurrentUpstreamGets: ours.gets,
       distributionConcurrentUpstreamGets: theirs.gets,
       concurrentPeakRssMiB: ours.peak,
+      peerFirstByteMs: median(firstByteMs.peer),
+      coldFirstByteMs: median(firstByteMs.cold),
+      distributionColdFirstByteMs: median(firstByteMs.distribution),
     };
   } finally {
     await mirror.stop();

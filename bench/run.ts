@@ -308,6 +308,7 @@ async function main(): Promise<void> {
     }
     lines.push(
       `4 concurrent cold pulls of one blob: lain ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), distribution ${mirror.distributionConcurrentUpstreamGets}; mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target ≤ 150)`,
+      `cold blob GET, time to first byte: lain mirror ${mirror.coldFirstByteMs.toFixed(1)} ms, the peer direct ${mirror.peerFirstByteMs.toFixed(1)} ms (target ≤ peer + 50), distribution proxy ${mirror.distributionColdFirstByteMs.toFixed(1)} ms`,
     );
     const gc = await measureGc(work, log);
     lines.push(

@@ -4,10 +4,14 @@ import { join } from "node:path";
 import { asError } from "../registry/errors.js";
 import { Signal } from "./signal.js";
 
-/** The newest bytes stay in memory up to this much, so readers keeping up never touch the disk. */
-const TAIL_BYTES = 4 * 1024 * 1024;
+/**
+ * The newest bytes stay in memory up to this much, so readers keeping up never touch the disk.
+ * With the limit below, a fill's memory is a few MiB: four concurrent 256 MiB pulls peaked at
+ * 135-148 MiB of RSS with these, 150-175 with 4 and 16 MiB, and ran no slower.
+ */
+const TAIL_BYTES = 2 * 1024 * 1024;
 /** Appending waits when this much is not in the file yet (a disk slower than the network). */
-const MAX_UNWRITTEN = 16 * 1024 * 1024;
+const MAX_UNWRITTEN = 4 * 1024 * 1024;
 
 interface Piece {
   start: number;
