@@ -1,5 +1,7 @@
+import type { Hash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { digestAlgorithm, hashToDigest, newHash, type Digest } from "../registry/digest.js";
 import { asError, RegistryError } from "../registry/errors.js";
@@ -13,6 +15,9 @@ import { UpstreamError } from "./upstream.js";
 const READ_CHUNK = 1024 * 1024;
 /** Chunks a reader keeps for reuse once the client's socket has taken them. */
 const SPARE_CHUNKS = 3;
+/** A transfer the peer cuts short is asked again for its rest this many times, waiting longer each time. */
+const RESUMES = 3;
+const RESUME_BACKOFF_MS = 100;
 
 /** Where a fill keeps the blob: `spooled` when its spool is the store's upload (nothing to copy). */
 export interface FillStore {
@@ -25,6 +30,8 @@ export interface FillSource {
   size: number;
   /** The peer's response body. */
   body: Readable;
+  /** Asks the peer again for the bytes from `start` on (a Range request). */
+  resume?: (start: number) => Promise<Readable>;
 }
 
 /**
@@ -46,6 +53,8 @@ export class BlobFill {
   private verified = false;
   private failure: Error | undefined;
   private readonly progress = new Signal();
+  /** The peer's body being read: the first response, or the latest resumed one. */
+  private body: Readable;
 
   constructor(
     source: FillSource,
@@ -55,9 +64,10 @@ export class BlobFill {
   ) {
     this.digest = source.digest;
     this.size = source.size;
+    this.body = source.body;
     this.joinable = new Promise((resolve) => (this.endJoining = resolve));
     // The spool stays open to joiners until the store has its copy (or gave up on it).
-    this.done = this.run(source.body, store).finally(() => {
+    this.done = this.run(source, store).finally(() => {
       spool.finish();
       this.endJoining();
     });
@@ -85,16 +95,16 @@ export class BlobFill {
     return this.progress.wait();
   }
 
-  private async run(body: Readable, store: FillStore | undefined): Promise<void> {
+  private async run(source: FillSource, store: FillStore | undefined): Promise<void> {
     // A copy's reader is taken now, so the spool stays open for it.
     const copy = store && !store.spooled ? this.reader(0, this.size) : undefined;
     try {
-      await this.receive(body);
+      await this.receive(source);
     } catch (err) {
       this.failure = asError(err);
       this.progress.notify();
       this.endJoining();
-      body.destroy();
+      this.body.destroy();
       this.log.warn({ digest: this.digest, err: this.failure.message }, "mirror: fetching a blob from upstream failed; nothing cached");
     }
     if (store) await this.keep(store.sink, copy);
@@ -121,10 +131,46 @@ export class BlobFill {
     }
   }
 
-  /** Copies the peer's bytes to the spool, then verifies them. */
-  private async receive(body: Readable): Promise<void> {
+  /**
+   * Copies the peer's bytes to the spool, asking for the rest where its transfer broke off (its
+   * clients see one unbroken body), then verifies them.
+   */
+  private async receive(source: FillSource): Promise<void> {
     const hash = newHash(digestAlgorithm(this.digest));
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    let cut = await this.copy(this.body, hash);
+    for (let resumed = 0; cut; resumed++) {
+      if (!source.resume || resumed === RESUMES) throw cut;
+      this.log.info({ digest: this.digest, at: this.spool.length, err: cut.message }, "mirror: upstream cut a blob short; asking for the rest");
+      await delay(RESUME_BACKOFF_MS * 2 ** resumed);
+      try {
+        this.body = await source.resume(this.spool.length);
+      } catch (err) {
+        // A peer still down or refusing the range: that attempt counts, the next may work.
+        cut = asError(err);
+        continue;
+      }
+      cut = await this.copy(this.body, hash);
+    }
+    const actual = hashToDigest(digestAlgorithm(this.digest), hash);
+    if (actual !== this.digest) throw new UpstreamError(`upstream sent bytes whose digest is ${actual} for blob ${this.digest}`);
+    this.verified = true;
+    this.progress.notify();
+  }
+
+  /** Appends a body's bytes to the spool; resolves with what cut it off if it ended before the blob. */
+  private async copy(body: Readable, hash: Hash): Promise<Error | undefined> {
+    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        return asError(err);
+      }
+      if (next.done) {
+        return this.spool.length < this.size ? new UpstreamError(`upstream ended blob ${this.digest} after ${this.spool.length} of ${this.size} bytes`) : undefined;
+      }
+      const chunk = next.value;
       if (this.spool.length + chunk.length > this.size) {
         throw new UpstreamError(`upstream sent more than the ${this.size} bytes it announced for blob ${this.digest}`);
       }
@@ -133,13 +179,6 @@ export class BlobFill {
       this.progress.notify();
       await appended;
     }
-    if (this.spool.length !== this.size) {
-      throw new UpstreamError(`upstream ended blob ${this.digest} after ${this.spool.length} of ${this.size} bytes`);
-    }
-    const actual = hashToDigest(digestAlgorithm(this.digest), hash);
-    if (actual !== this.digest) throw new UpstreamError(`upstream sent bytes whose digest is ${actual} for blob ${this.digest}`);
-    this.verified = true;
-    this.progress.notify();
   }
 }
 

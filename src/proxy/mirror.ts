@@ -223,7 +223,8 @@ export class MirroredRepository extends Repository {
       this.mirror.log.error({ digest, spoolDir: this.mirror.spoolDir, err: String(err) }, "mirror: cannot open a spool file");
       throw new RegistryError("UNAVAILABLE", `the mirror cannot spool blob ${digest} now (a local I/O error, in its log); retry later`);
     }
-    const fill = new BlobFill({ digest, size: remote.size, body: remote.body }, spool, store, this.mirror.log);
+    const resume = (start: number) => this.upstream.fetchBlobRest(this.name, digest, start, remote.size);
+    const fill = new BlobFill({ digest, size: remote.size, body: remote.body, resume }, spool, store, this.mirror.log);
     const { filling, metrics } = this.mirror;
     filling.add(fill.done);
     metrics.proxyFetchesInFlight.inc();

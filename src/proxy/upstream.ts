@@ -129,6 +129,20 @@ export class UpstreamRegistry {
     return { kind: "found", size, body: res.body };
   }
 
+  /** GET a blob's bytes from `start` to its end (resuming a cut transfer): the peer must answer with exactly that range. */
+  async fetchBlobRest(name: RepositoryName, digest: Digest, start: number, size: number): Promise<Readable> {
+    const what = `bytes ${start}- of blob ${digest}`;
+    const res = await this.send("GET", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name), { range: `bytes=${start}-` });
+    await this.expect(res, 206, what);
+    const range = header(res.headers, "content-range") ?? "";
+    const bounds = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(range);
+    if (!bounds || Number(bounds[1]) !== start || Number(bounds[2]) !== size - 1 || (bounds[3] !== "*" && Number(bounds[3]) !== size)) {
+      res.body.destroy();
+      throw new UpstreamError(`upstream ${this.url} answered ${what} with Content-Range "${range}"`);
+    }
+    return res.body;
+  }
+
   async statBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number }>> {
     const res = await this.send("HEAD", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name));
     if (res.status === 404) return missing(res);

@@ -181,14 +181,25 @@ describe.skipIf(!available)("mirror faults: no fault crashes the mirror or gives
     expect(await download(blob.url)).toMatchObject({ status: 200, digest: blob.digest });
   });
 
-  it("the peer resets mid-body: clients that joined at 0, 10 and 30 % get broken transfers, nothing is cached, the next pull fetches again", async () => {
+  it("the peer resets mid-body once: the fill asks for the rest (a Range GET), clients that joined at 0, 10 and 30 % get every byte, the blob is cached", async () => {
     const blob = await peerBlob(8);
-    proxy.tamper = { delayMs: 1, cutAfter: 0.4 * blob.content.length };
+    proxy.tamper = { delayMs: 1, cutAfter: 0.4 * blob.content.length, cuts: 1 };
     const outcomes = await clientsAt(blob.url, [0, 0.1, 0.3].map((f) => f * blob.content.length));
+    for (const o of outcomes) expect(o).toMatchObject({ status: 200, broken: false, digest: blob.digest });
+    expect(upstreamGets(blob.digest)).toBe(2);
+    for (let i = 0; i < 100 && !(await storedBlobs(store)).includes(blob.digest); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await storedBlobs(store)).toContain(blob.digest);
+  });
+
+  it("the peer resets mid-body every time: after three resumes clients that joined at 0, 1 and 2 % get broken transfers, nothing is cached, the next pull fetches again", async () => {
+    const blob = await peerBlob(8);
+    proxy.tamper = { delayMs: 1, cutAfter: 256 * 1024 };
+    const outcomes = await clientsAt(blob.url, [0, 0.01, 0.02].map((f) => f * blob.content.length));
     for (const o of outcomes) {
       expectHonest(o, blob.digest);
       expect(o.broken || o.status === 503).toBe(true);
     }
+    expect(upstreamGets(blob.digest)).toBe(4);
     expect(await storedBlobs(store)).not.toContain(blob.digest);
     proxy.tamper = {};
     expect(await download(blob.url)).toMatchObject({ status: 200, digest: blob.digest });

@@ -20,6 +20,8 @@ export interface BlobTampering {
   refuse?: boolean;
   /** Reset the connection once this many bytes of the body have passed. */
   cutAfter?: number;
+  /** How many blob bodies to cut (all when unset). */
+  cuts?: number;
 }
 
 /**
@@ -60,7 +62,8 @@ export class CountingProxy {
     const upstream = request({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (reply) => {
       this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 });
       res.writeHead(reply.statusCode ?? 502, reply.headers);
-      const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && reply.statusCode === 200;
+      // Whole bodies and ranges (a mirror resuming) alike.
+      const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && (reply.statusCode === 200 || reply.statusCode === 206);
       const body = isBlob ? reply.pipe(this.tamperer(Number(reply.headers["content-length"] ?? 0), () => res.socket?.resetAndDestroy())) : reply;
       body.pipe(res);
       reply.on("error", () => res.destroy());
@@ -80,11 +83,12 @@ export class CountingProxy {
     const tamper = this.tamper;
     let count = 0;
     let flipped = false;
+    const cutting = tamper.cutAfter !== undefined && (tamper.cuts === undefined || tamper.cuts-- > 0);
     return new Transform({
       transform(chunk: Buffer, _encoding, callback: TransformCallback) {
         const start = count;
         count += chunk.length;
-        if (tamper.cutAfter !== undefined && count > tamper.cutAfter) {
+        if (cutting && count > (tamper.cutAfter ?? Infinity)) {
           cut();
           callback();
           return;
