@@ -18,6 +18,7 @@ import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
 import { FENCE_TIMING } from "../src/registry/removal-fence.js";
 import { measureGc } from "./gc.js";
+import { measureFleet } from "./fleet.js";
 import { measureMirror } from "./mirror.js";
 import { abHead, loopbackMiBps, makeBlobFile, median, MiB, peakRssDuring, pullBlob, pushBlob, rssMiB, settle, wrk, type BlobFile } from "./load.js";
 
@@ -310,6 +311,12 @@ async function main(): Promise<void> {
       `4 concurrent cold pulls of one blob: lain ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), distribution ${mirror.distributionConcurrentUpstreamGets}; mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target ≤ 150)`,
       `cold blob GET, time to first byte: lain mirror ${mirror.coldFirstByteMs.toFixed(1)} ms, the peer direct ${mirror.peerFirstByteMs.toFixed(1)} ms (target ≤ peer + 50), distribution proxy ${mirror.distributionColdFirstByteMs.toFixed(1)} ms`,
     );
+    const fleet = await measureFleet(work, log);
+    lines.push(
+      `fleet rollout, ${fleet.mirrors} mirrors pulling one cold ${fleet.blobMiB} MiB blob behind a ${fleet.linkMiBps} MiB/s link: siblings on ${fleet.rolloutSeconds.toFixed(2)} s vs off ${fleet.rolloutSecondsWithoutSiblings.toFixed(2)} s = ` +
+        `${(fleet.rolloutSecondsWithoutSiblings / fleet.rolloutSeconds).toFixed(2)}x faster; vs one mirror alone ${fleet.singleSeconds.toFixed(2)} s: ${(fleet.rolloutSeconds / fleet.singleSeconds).toFixed(2)} (target ≤ 1.6); ` +
+        `primary egress ${fleet.primaryEgressBlobs.toFixed(2)} vs ${fleet.primaryEgressBlobsWithoutSiblings.toFixed(2)} blobs (target 1)`,
+    );
     const gc = await measureGc(work, log);
     lines.push(
       `garbage-collect, ${gc.repositories} repositories / ${gc.blobs} blobs: lain ${gc.lainSeconds.toFixed(2)} s vs distribution ${gc.distributionSeconds.toFixed(2)} s = ${(gc.distributionSeconds / gc.lainSeconds).toFixed(2)}x speed (target ≥ 1.0); peak RSS ${gc.lainPeakRssMiB.toFixed(0)} vs ${gc.distributionPeakRssMiB.toFixed(0)} MiB; same blobs removed: ${gc.sameResult}`,
@@ -341,6 +348,7 @@ async function main(): Promise<void> {
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
       mirror,
+      fleet,
       gc,
       s3: s3 ?? null,
     };

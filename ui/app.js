@@ -324,7 +324,7 @@ async function mirrorView() {
   const m = body.mirror;
   if (!m) return show(h("h1", {}, "Mirror"), h("p", { class: "muted" }, "This registry has no proxy section: it mirrors nothing."));
   const lookups = m.blobs.hits + m.blobs.misses + m.blobs.coalesced;
-  const served = m.bytes.cache + m.bytes.upstream;
+  const served = m.bytes.cache + m.bytes.upstream + m.bytes.sibling;
   show(
     h("h1", {}, "Mirror"),
     h("p", {}, "Pulls through from ", h("span", { class: "mono", "data-testid": "upstream" }, m.upstream), ": ",
@@ -334,9 +334,14 @@ async function mirrorView() {
       card("Blob hits / misses / joined", `${m.blobs.hits} / ${m.blobs.misses} / ${m.blobs.coalesced}`, "blob-lookups"),
       card("Served from cache", bytes(m.bytes.cache), "bytes-cache"),
       card("Fetched from upstream", bytes(m.bytes.upstream), "bytes-upstream"),
+      card("Fetched from siblings", bytes(m.bytes.sibling), "bytes-sibling"),
       card("Share from cache", served ? `${((m.bytes.cache / served) * 100).toFixed(1)} %` : "–", "cache-share"),
       card("Fetches in flight", m.fetchesInFlight, "in-flight"),
       card("Upstream errors", m.upstreamErrors, "upstream-errors")),
+    h("h2", {}, "Sibling mirrors (proxy.siblings)"),
+    m.siblings
+      ? h("ul", { "data-testid": "siblings" }, m.siblings.mirrors.map((a) => h("li", { class: "mono" }, a, a === m.siblings.self ? " (this one)" : "")))
+      : h("p", { class: "muted" }, "Off: every blob this mirror lacks comes from upstream."),
     h("h2", {}, "Prefetch (proxy.prefetch)"),
     m.prefetch.length
       ? h("table", { "data-testid": "prefetch" }, h("thead", {}, h("tr", {}, h("th", {}, "Reference"), h("th", {}, "State"), h("th", {}, "Checked"))),

@@ -1,12 +1,14 @@
 import type { Logger } from "pino";
-import type { ProxyConfig } from "../config/config.js";
+import type { RegistryConfig } from "../config/config.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
+import { Siblings } from "../proxy/siblings.js";
 import { HOP_HEADER } from "../proxy/upstream.js";
 import { parseReference, type Reference } from "../registry/names.js";
 import type { RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
+import { RegistrationWatch } from "../cluster/registration-watch.js";
 
 /** What a configuration with a proxy section adds to a running instance. */
 export interface MirrorParts {
@@ -15,6 +17,8 @@ export interface MirrorParts {
   prefetching: PrefetchLoop | undefined;
   /** The hop mark of this instance's upstream requests, by which it recognises its own. */
   ownHop: { header: string; value: string };
+  /** proxy.siblings: the watch of the fleet's registrations, started once the registry listens. */
+  siblingWatch: RegistrationWatch | undefined;
 }
 
 /** proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */
@@ -27,7 +31,24 @@ function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefin
 }
 
 /** The pull-through mirror of a proxy section (serve loads this module, and undici, only then). */
-export function mirrorParts(proxy: ProxyConfig, driver: StorageDriver, options: RegistryOptions, log: Logger, metrics: Metrics): MirrorParts {
-  const registry = new MirrorRegistry(driver, options, proxy, log, metrics);
-  return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop } };
+export function mirrorParts(config: RegistryConfig, driver: StorageDriver, options: RegistryOptions, log: Logger, metrics: Metrics): MirrorParts {
+  const proxy = config.proxy as NonNullable<RegistryConfig["proxy"]>;
+  const { cluster, etcd } = config;
+  // Validation has made sure of the cluster and etcd sections and of http.secret.
+  const siblings = proxy.siblings.enabled && cluster ? new Siblings(cluster.advertise, proxy, config.http.secret, () => metrics.proxyUpstreamErrors.inc()) : undefined;
+  const registry = new MirrorRegistry(driver, options, proxy, log, metrics, siblings);
+  const siblingWatch =
+    siblings && cluster && etcd
+      ? new RegistrationWatch(
+          etcd,
+          cluster.prefix,
+          (registrations) => {
+            siblings.update(registrations.filter((r) => r.role === "mirror").map((r) => r.address));
+            metrics.proxySiblings.set(siblings.addresses().length);
+          },
+          log,
+          "the last sibling mirrors seen",
+        )
+      : undefined;
+  return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch };
 }

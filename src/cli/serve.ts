@@ -41,7 +41,7 @@ export function registryOptions({ storage }: RegistryConfig, log: Logger): Regis
 async function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Promise<{ registry: Registry; mirror?: MirrorParts }> {
   const options = registryOptions(config, log);
   if (!config.proxy) return { registry: new Registry(driver, options) };
-  const mirror = (await import("./mirror-setup.js")).mirrorParts(config.proxy, driver, options, log, metrics);
+  const mirror = (await import("./mirror-setup.js")).mirrorParts(config, driver, options, log, metrics);
   return { registry: mirror.registry, mirror };
 }
 
@@ -124,6 +124,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     ...(notifier ? { notifier } : {}),
     ...(site ? { console: site } : {}),
     ...(mirror ? { ownHop: mirror.ownHop } : {}),
+    ...(mirror?.siblingWatch ? { siblingSecret: config.http.secret } : {}),
   };
   let running: RunningServer | undefined;
   let debugServer: RunningServer | undefined;
@@ -142,6 +143,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
   // Listening: from here on the registry runs its background work.
   prefetching?.start();
+  mirror?.siblingWatch?.start();
   announcer?.start();
   const { uploadPurging } = config.storage;
   const paused = () => readOnly.state.enabled;
@@ -150,6 +152,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
   const stop = async (graceMs: number) => {
     prefetching?.stop();
+    mirror?.siblingWatch?.stop();
     stopPurging?.();
     stopCollecting?.();
     await announcer?.withdraw();
@@ -201,7 +204,7 @@ export async function serve(args: string[]): Promise<number> {
     else throw err;
     return 2;
   }
-  log.info({ version: VERSION, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrl }, "lain-registry listening");
+  log.info({ version: VERSION, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrls.join(", ") }, "lain-registry listening");
   const pacer = paceBufferCollection();
 
   await new Promise<void>((resolve) => {

@@ -1,9 +1,9 @@
 import { execFile } from "node:child_process";
 import { readFile, rename, writeFile } from "node:fs/promises";
-import type { Etcd3 } from "etcd3";
 import type { Logger } from "pino";
-import { EtcdSession, type EtcdConfig } from "../config/etcd-key.js";
-import { parseRegistrations } from "./announce.js";
+import type { EtcdConfig } from "../config/etcd-key.js";
+import type { Registration } from "./announce.js";
+import { RegistrationWatch } from "./registration-watch.js";
 import { renderUpstream } from "./upstream-block.js";
 
 export interface UpstreamFileOptions {
@@ -24,52 +24,18 @@ export interface UpstreamFileOptions {
  * take the registry down for every client.
  */
 export class UpstreamFile {
-  private readonly session: EtcdSession;
+  private readonly watch: RegistrationWatch;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: UpstreamFileOptions) {
-    this.session = new EtcdSession(options.etcd, () => void this.connect());
+    this.watch = new RegistrationWatch(options.etcd, options.prefix, (registrations) => this.update(registrations), options.log, "the last upstream file");
   }
 
   start(): void {
-    void this.connect();
+    this.watch.start();
   }
 
-  private async connect(): Promise<void> {
-    const prefix = `${this.options.prefix}/`;
-    try {
-      // Inside: its TLS files are read again, and may have gone since the start.
-      const client = this.session.renew();
-      if (!client) return;
-      const current = await client.getAll().prefix(prefix).exec();
-      const watcher = await client.watch().prefix(prefix).startRevision(String(Number(current.header.revision) + 1)).create();
-      this.session.watching(watcher);
-      const refresh = () => void this.refresh(client, prefix);
-      watcher.on("put", refresh);
-      watcher.on("delete", refresh);
-      watcher.on("disconnected", () => {
-        if (!this.session.isCurrent(client)) return;
-        this.options.log.warn("upstreams: lost etcd; keeping the last upstream file");
-        this.session.retrySoon();
-      });
-      this.update(current.kvs.map((kv) => kv.value.toString("utf8")));
-    } catch (err) {
-      this.options.log.warn({ err: (err as Error).message }, "upstreams: etcd unreachable; keeping the last upstream file, retrying");
-      this.session.retrySoon();
-    }
-  }
-
-  private async refresh(client: Etcd3, prefix: string): Promise<void> {
-    try {
-      const all = await client.getAll().prefix(prefix).strings();
-      this.update(Object.values(all));
-    } catch (err) {
-      this.options.log.warn({ err: (err as Error).message }, "upstreams: reading the registrations failed; keeping the last upstream file");
-    }
-  }
-
-  private update(values: string[]): void {
-    const registrations = parseRegistrations(values);
+  private update(registrations: Registration[]): void {
     const content = renderUpstream(this.options.name, registrations);
     if (content === undefined) {
       this.options.log.warn("upstreams: no instance registered; keeping the last upstream file");
@@ -100,7 +66,7 @@ export class UpstreamFile {
 
   /** Waits for the writes in progress (tests, shutdown). */
   async stop(): Promise<void> {
-    this.session.close();
+    this.watch.stop();
     await this.writing;
   }
 }

@@ -86,7 +86,8 @@ export interface AuthConfig {
 }
 
 export interface ProxyConfig {
-  remoteUrl: string;
+  /** The peer, or equivalent peers (a primary and a standby): tried in order. */
+  remoteUrls: string[];
   username: string | undefined;
   password: string | undefined;
   /** How long a tag fetched from the peer is served before the peer is asked again. */
@@ -99,6 +100,8 @@ export interface ProxyConfig {
   /** Where blobs being fetched are spooled for concurrent readers; default the system's temp dir. */
   spoolDir: string | undefined;
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
+  /** Fetch each blob once per fleet: ask the mirror that owns it (proxy.siblings). */
+  siblings: { enabled: boolean; firstByteTimeoutMs: number };
 }
 
 export interface ClusterConfig {
@@ -213,8 +216,9 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
   if (typeof value !== "object" || value === null || !(value as Tree).remoteurl) return undefined;
   const proxy = value as Tree;
   const timeouts = section(proxy, "timeouts");
+  const siblings = section(proxy, "siblings");
   return {
-    remoteUrl: String(proxy.remoteurl).replace(/\/+$/, ""),
+    remoteUrls: list(proxy.remoteurl).map((url) => url.trim().replace(/\/+$/, "")),
     username: text(proxy.username),
     password: text(proxy.password),
     ttlMs: durationMs(proxy.ttl, 60_000),
@@ -227,6 +231,7 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
       responseMs: durationMs(timeouts.response, 30_000),
       idleMs: durationMs(timeouts.idle, 60_000),
     },
+    siblings: { enabled: asBool(siblings.enabled) ?? false, firstByteTimeoutMs: durationMs(siblings.firstbytetimeout, 500) },
   };
 }
 

@@ -143,9 +143,11 @@ export const CONFIG_SPEC = object(
     health: planned(any, "distribution's configurable health checks are not implemented; GET /health checks the store"),
     // distribution's remoteurl, username, password, ttl; the rest are lain-registry's own.
     proxy: object({
-      remoteurl: str, username: str, password: str, ttl: duration,
+      // A list (ours): equivalent upstreams, tried in order.
+      remoteurl: stringList, username: str, password: str, ttl: duration,
       namespaces: stringList, prefetch: stringList, maxconnections: int, spooldir: str,
       timeouts: object({ connect: duration, response: duration, idle: duration }),
+      siblings: object({ enabled: bool, firstbytetimeout: duration }),
     }),
     catalog: object({ maxentries: int }),
     validation: planned(any, "manifest URL validation is not configurable yet"),

@@ -209,7 +209,10 @@ function checkCluster(raw: Record<string, unknown>, out: Findings): void {
 
 function checkProxy(proxy: unknown, out: Findings): void {
   if (!isObject(proxy)) return;
-  checkHttpUrl("proxy.remoteurl", proxy.remoteurl, "the URL of the registry to pull through from", out);
+  const urls = proxy.remoteurl;
+  if (Array.isArray(urls) && urls.length > 0) urls.forEach((url, i) => checkHttpUrl(join("proxy.remoteurl", i), url, "", out));
+  else if (typeof urls === "string" && urls.includes(",")) urls.split(",").forEach((url, i) => checkHttpUrl(join("proxy.remoteurl", i), url.trim(), "", out));
+  else checkHttpUrl("proxy.remoteurl", Array.isArray(urls) ? undefined : urls, "the URL of the registry to pull through from", out);
   if (Array.isArray(proxy.prefetch)) {
     proxy.prefetch.forEach((entry, i) => {
       if (!parseReference(String(entry))) {
@@ -219,6 +222,20 @@ function checkProxy(proxy: unknown, out: Findings): void {
   }
   if (proxy.maxconnections !== undefined && Number(proxy.maxconnections) < 1) {
     out.errors.push({ path: "proxy.maxconnections", message: "must be at least 1" });
+  }
+}
+
+/** Mirrors find each other in etcd and sign their requests to each other with the shared http.secret. */
+function checkSiblings(raw: Record<string, unknown>, out: Findings): void {
+  const proxy = raw.proxy;
+  if (!isObject(proxy) || !isObject(proxy.siblings) || asBool(proxy.siblings.enabled) !== true) return;
+  const path = "proxy.siblings.enabled";
+  const cluster = raw.cluster;
+  if (!isObject(cluster)) out.errors.push({ path, message: "needs a cluster section (and etcd): mirrors find their siblings among the registrations in etcd" });
+  else if (cluster.role !== undefined && cluster.role !== "mirror") out.errors.push({ path, message: `needs cluster.role: mirror, not ${describe(cluster.role)}` });
+  const http = raw.http;
+  if (!isObject(http) || !http.secret) {
+    out.errors.push({ path, message: "needs http.secret, the same on every mirror: siblings sign their requests to each other with it" });
   }
 }
 
@@ -255,6 +272,7 @@ export function validate(spec: Spec, raw: unknown): Findings {
   checkAuth(raw.auth, out);
   checkProxy(raw.proxy, out);
   checkCluster(raw, out);
+  checkSiblings(raw, out);
   checkNotifications(raw.notifications, out);
   return out;
 }

@@ -6,7 +6,7 @@ import type { ConsoleApi } from "../console/api.js";
 import type { Asset } from "../console/assets.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Notifier } from "../notifications/notifier.js";
-import type { Registry } from "../registry/registry.js";
+import type { Caller, Registry } from "../registry/registry.js";
 
 /** What every handler may use: the domain, the settings it needs, and the request. */
 export interface AppContext {
@@ -37,6 +37,8 @@ export interface AppContext {
    * proxy.remoteurl leads back to this mirror, and is refused at once.
    */
   ownHop?: { header: string; value: string };
+  /** http.secret, when proxy.siblings is on: sibling mirrors sign their requests with it. */
+  siblingSecret?: string;
 }
 
 export interface RequestContext {
@@ -52,6 +54,8 @@ export interface RequestContext {
   id: string;
   /** Who authenticated, when auth is on. */
   user: string | undefined;
+  /** A sibling mirror (its signature checked) instead of a client. */
+  caller: Caller;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

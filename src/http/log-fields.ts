@@ -17,6 +17,8 @@ export function requestFields(ctx: RequestContext): Record<string, unknown> {
     // The route's variables; distribution calls the upload id "uuid".
     ...Object.fromEntries(Object.entries(ctx.params).map(([key, value]) => [`vars.${key === "upload" ? "uuid" : key}`, value])),
     ...(ctx.user !== undefined ? { "auth.user.name": ctx.user } : {}),
+    // Ours: a sibling mirror fetching for its node.
+    ...(ctx.caller === "sibling" ? { sibling: true } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import type { Socket } from "node:net";
 import type { TlsOptions } from "node:tls";
 import type { Access } from "../auth/access.js";
 import type { AuthDecision } from "../auth/authenticator.js";
+import { SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageUnavailableError } from "../storage/driver.js";
 import type { AppContext, RequestContext } from "./context.js";
@@ -132,6 +133,24 @@ async function authorize(app: AppContext, ctx: RequestContext, required: Access[
   return decision;
 }
 
+/** What sibling mirrors may ask each other: blobs and manifests to read. */
+const SIBLING_ROUTES = new Set(["blob", "manifest"]);
+
+/**
+ * A sibling mirror's request, signed with the shared http.secret, stands in for a user's
+ * credentials: why it is refused, or undefined when it may go on.
+ */
+function siblingRefusal(app: AppContext, ctx: RequestContext, route: string, signature: string): RegistryError | undefined {
+  if (app.siblingSecret === undefined) return new RegistryError("DENIED", "this instance takes no requests from sibling mirrors (proxy.siblings is off)");
+  if (!SIBLING_ROUTES.has(route) || (ctx.method !== "GET" && ctx.method !== "HEAD")) {
+    return new RegistryError("DENIED", "sibling mirrors may only read blobs and manifests");
+  }
+  const problem = siblingSignatureProblem(app.siblingSecret, ctx.method, ctx.req.url ?? "", signature);
+  if (!problem) return undefined;
+  app.metrics.authFailures.inc({ code: "DENIED" });
+  return new RegistryError("DENIED", problem);
+}
+
 /**
  * A refusal as the spec error, with the challenge that tells a client where to authenticate;
  * none for the web console, which asks its user itself (a challenge would make the browser open
@@ -154,7 +173,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
   return (req, res) => {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://registry.invalid");
-    const ctx: RequestContext = { app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), user: undefined };
+    const ctx: RequestContext = { app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), user: undefined, caller: "client" };
     res.setHeader(API_VERSION_HEADER, "registry/2.0");
     res.setHeader(REQUEST_ID_HEADER, ctx.id);
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
@@ -191,6 +210,14 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     }
     if (app.readOnly.enabled && method !== "GET" && method !== "HEAD") {
       fail(app, ctx, new RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly): pulls work, pushes and deletes do not"));
+      return;
+    }
+    const signature = req.headers[SIBLING_HEADER];
+    if (signature !== undefined) {
+      const refused = siblingRefusal(app, ctx, match.route, String(signature));
+      if (refused) return fail(app, ctx, refused);
+      ctx.caller = "sibling";
+      handler(ctx).catch((err: unknown) => fail(app, ctx, err));
       return;
     }
     authorize(app, ctx, required)

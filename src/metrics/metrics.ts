@@ -28,6 +28,7 @@ export class Metrics {
   readonly proxyBytes: Counter<"source">;
   readonly proxyFetchesInFlight: Gauge;
   readonly proxyUpstreamErrors: Counter;
+  readonly proxySiblings: Gauge;
 
   readonly gcRuns: Counter<"result">;
   readonly gcFreedBytes: Counter;
@@ -55,8 +56,9 @@ export class Metrics {
     this.storageErrors = new Counter({ name: "registry_storage_errors_total", help: "Storage driver calls that failed (a missing path is an answer, not an error).", labelNames: ["driver", "action"], registers });
 
     this.proxyRequests = new Counter({ name: "registry_proxy_requests_total", help: "Mirror lookups: hit (served from the store), miss (fetched from the peer), coalesced (joined a fetch already running).", labelNames: ["kind", "result"], registers });
-    this.proxyBytes = new Counter({ name: "registry_proxy_bytes_total", help: "Blob bytes served from the cache (source=cache) and fetched from the peer (source=upstream).", labelNames: ["source"], registers });
+    this.proxyBytes = new Counter({ name: "registry_proxy_bytes_total", help: "Blob bytes served from the cache (source=cache), fetched from the peer (source=upstream) and from the sibling mirror owning the blob (source=sibling).", labelNames: ["source"], registers });
     this.proxyFetchesInFlight = new Gauge({ name: "registry_proxy_fetches_in_flight", help: "Blobs being fetched from the peer now.", registers });
+    this.proxySiblings = new Gauge({ name: "registry_proxy_siblings", help: "Live mirrors of the fleet (proxy.siblings), this one included when registered.", registers });
     this.proxyUpstreamErrors = new Counter({ name: "registry_proxy_upstream_errors_total", help: "Requests to the peer that failed: unreachable, refused, an unexpected status, a bad or broken body.", registers });
 
     this.gcRuns = new Counter({ name: "registry_gc_runs_total", help: "Garbage collections run inside the server, by result.", labelNames: ["result"], registers });

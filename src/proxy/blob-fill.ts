@@ -55,6 +55,7 @@ export class BlobFill {
   private readonly progress = new Signal();
   /** The peer's body being read: the first response, or the latest resumed one. */
   private body: Readable;
+  private firstBody: number | undefined;
 
   constructor(
     source: FillSource,
@@ -71,6 +72,11 @@ export class BlobFill {
       spool.finish();
       this.endJoining();
     });
+  }
+
+  /** Bytes that came with the first response (all of them unless it was cut and resumed). */
+  get firstBodyBytes(): number {
+    return this.firstBody ?? this.spool.length;
   }
 
   /** Why the fill failed, once it has. */
@@ -138,6 +144,7 @@ export class BlobFill {
   private async receive(source: FillSource): Promise<void> {
     const hash = newHash(digestAlgorithm(this.digest));
     let cut = await this.copy(this.body, hash);
+    if (cut) this.firstBody = this.spool.length;
     for (let resumed = 0; cut; resumed++) {
       if (!source.resume || resumed === RESUMES) throw cut;
       this.log.info({ digest: this.digest, at: this.spool.length, err: cut.message }, "mirror: upstream cut a blob short; asking for the rest");

@@ -10,13 +10,17 @@ import { RegistryError, warning } from "../registry/errors.js";
 import type { Descriptor } from "../registry/manifest-format.js";
 import type { ManifestCache, StoredManifest } from "../registry/manifests.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
-import { Registry, Repository, type BlobContent, type ManifestLookup, type RegistryOptions } from "../registry/registry.js";
+import { Registry, Repository, type BlobContent, type Caller, type ManifestLookup, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { BlobFill, type FillStore } from "./blob-fill.js";
 import { Coalescer } from "./coalesce.js";
+import type { Siblings } from "./siblings.js";
 import { Spool } from "./spool.js";
 import { uploadSpoolFile } from "./upload-spool.js";
-import { UpstreamError, UpstreamRegistry, type UpstreamManifest } from "./upstream.js";
+import { UpstreamError, UpstreamRegistry, type Found, type UpstreamManifest } from "./upstream.js";
+
+/** Where a fetch got its bytes: the peer (proxy.remoteurl), or the sibling mirror that owns the blob. */
+export type FetchSource = "upstream" | "sibling";
 
 /** Turns a failure of the peer into the error a client sees: it names the peer. */
 function upstreamFailure(err: unknown): unknown {
@@ -52,6 +56,8 @@ export class MirrorRegistry extends Registry {
     readonly config: ProxyConfig,
     readonly log: Logger,
     readonly metrics = new Metrics(),
+    /** proxy.siblings: the fleet's other mirrors, each owning a share of the blobs. */
+    readonly siblings?: Siblings,
   ) {
     super(driver, options);
     this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
@@ -64,9 +70,9 @@ export class MirrorRegistry extends Registry {
     return namespaces.length === 0 || namespaces.some((ns) => name === ns || name.startsWith(`${ns}/`));
   }
 
-  override repository(name: RepositoryName): Repository {
+  override repository(name: RepositoryName, caller: Caller = "client"): Repository {
     if (!this.isMirrored(name)) return super.repository(name);
-    return new MirroredRepository(this.driver, this.blobs, name, this.manifestCache, this);
+    return new MirroredRepository(this.driver, this.blobs, name, this.manifestCache, this, caller);
   }
 
   /** Local and upstream pages merged: each holds the first `limit` after `last`, so the union's first `limit` are right. */
@@ -86,7 +92,7 @@ export class MirrorRegistry extends Registry {
 
   /** Cuts the connections to the peer (fills in progress fail and discard what they wrote). */
   override async close(): Promise<void> {
-    await this.upstream.close();
+    await Promise.all([this.upstream.close(), this.siblings?.close()]);
     await Promise.allSettled([...this.filling]);
     await super.close();
   }
@@ -99,6 +105,8 @@ export class MirroredRepository extends Repository {
     name: RepositoryName,
     cache: ManifestCache,
     private readonly mirror: MirrorRegistry,
+    /** A sibling's request is answered from here and the peer, never by asking another sibling (one hop). */
+    private readonly caller: Caller,
   ) {
     super(driver, blobStore, name, cache);
   }
@@ -204,8 +212,27 @@ export class MirroredRepository extends Repository {
     );
   }
 
+  /**
+   * Asks the sibling mirror that owns a digest first, when another one does; the peer when this
+   * instance owns it, when the request came from a sibling, or when the owner cannot answer (down,
+   * slow to answer, or without it).
+   */
+  private async fromFleet<T>(digest: Digest, ask: (peer: UpstreamRegistry) => Promise<Found<T>>): Promise<{ found: Found<T>; from: FetchSource }> {
+    const owner = this.caller === "client" ? this.mirror.siblings?.owner(digest) : undefined;
+    if (owner) {
+      try {
+        const found = await ask(owner.client);
+        if (found.kind === "found") return { found, from: "sibling" };
+      } catch (err) {
+        if (!(err instanceof UpstreamError)) throw err;
+        this.mirror.log.info({ digest, sibling: owner.address, err: err.message }, "mirror: the sibling owning this digest cannot give it; asking upstream");
+      }
+    }
+    return { found: await ask(this.upstream), from: "upstream" };
+  }
+
   private async startFill(digest: Digest): Promise<BlobFill | undefined> {
-    const remote = await this.upstream.fetchBlob(this.name, digest);
+    const { found: remote, from } = await this.fromFleet(digest, (peer) => peer.fetchBlob(this.name, digest));
     if (remote.kind === "missing") return undefined;
     const sink = await this.mirror.uploads.receive(this.blobs).catch((err: unknown) => {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
@@ -223,6 +250,7 @@ export class MirroredRepository extends Repository {
       this.mirror.log.error({ digest, spoolDir: this.mirror.spoolDir, err: String(err) }, "mirror: cannot open a spool file");
       throw new RegistryError("UNAVAILABLE", `the mirror cannot spool blob ${digest} now (a local I/O error, in its log); retry later`);
     }
+    // A sibling that fails mid-blob leaves the rest to the peer.
     const resume = (start: number) => this.upstream.fetchBlobRest(this.name, digest, start, remote.size);
     const fill = new BlobFill({ digest, size: remote.size, body: remote.body, resume }, spool, store, this.mirror.log);
     const { filling, metrics } = this.mirror;
@@ -231,8 +259,9 @@ export class MirroredRepository extends Repository {
     void fill.done.then(() => {
       filling.delete(fill.done);
       metrics.proxyFetchesInFlight.dec();
-      if (fill.error) metrics.proxyUpstreamErrors.inc();
-      else metrics.proxyBytes.inc({ source: "upstream" }, fill.size);
+      if (fill.error) return metrics.proxyUpstreamErrors.inc();
+      metrics.proxyBytes.inc({ source: from }, fill.firstBodyBytes);
+      metrics.proxyBytes.inc({ source: "upstream" }, fill.size - fill.firstBodyBytes);
     });
     return fill;
   }
@@ -313,7 +342,7 @@ export class MirroredRepository extends Repository {
 
   private cacheManifest(digest: Digest): Promise<StoredManifest | undefined> {
     return this.mirror.manifestFetches.run(`${this.name}@${digest}`, async () => {
-      const remote = await this.upstream.fetchManifest(this.name, digest);
+      const { found: remote } = await this.fromFleet(digest, (peer) => peer.fetchManifest(this.name, digest));
       return remote.kind === "found" ? this.store(digest, remote) : undefined;
     });
   }

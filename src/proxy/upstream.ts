@@ -38,7 +38,23 @@ const ACCEPT_MANIFESTS = MANIFEST_MEDIA_TYPES.join(", ");
 /** Token endpoints answer small JSON documents; anything bigger is not one. */
 const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
+/** How long a peer that failed is passed over for the next one in proxy.remoteurl. */
+const DOWN_MS = 10_000;
+
+/** One URL of proxy.remoteurl. */
+interface Peer {
+  url: string;
+  origin: string;
+  /** The URL's own path: a peer behind a prefix. */
+  basePath: string;
+}
+
+/** Signs a request in place of credentials (a sibling mirror's request): headers to add. */
+export type RequestSigner = (method: string, path: string) => Record<string, string>;
+
 interface Sent {
+  /** The peer that answered. */
+  peer: Peer;
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Dispatcher.ResponseData["body"];
@@ -67,13 +83,17 @@ async function readLimited(body: Readable, limit: number, what: string): Promise
 /**
  * The peer registry, spoken to over the Docker Registry HTTP API v2 with a bounded connection
  * pool. Expected outcomes (found, missing) are values; everything else is an UpstreamError whose
- * message names the peer.
+ * message names the peer. Several equivalent peers are tried in order: one that cannot be
+ * reached or answers 5xx is passed over for a while.
  */
 export class UpstreamRegistry {
+  /** The peers, for messages and the console. */
   readonly url: string;
   /** This mirror's id on its requests to the peer: what it refuses to be asked. */
   readonly hop = randomUUID();
-  private readonly basePath: string;
+  private readonly peers: Peer[];
+  /** When each peer that failed may be tried first again. */
+  private readonly down = new Map<Peer, number>();
   private readonly dispatcher: Dispatcher;
   private readonly agent: Agent;
   private readonly auth: UpstreamAuth;
@@ -82,9 +102,13 @@ export class UpstreamRegistry {
     config: ProxyConfig,
     /** Told of every failed request to the peer (for the metrics). */
     private readonly failed: () => void = () => undefined,
+    private readonly sign?: RequestSigner,
   ) {
-    this.url = config.remoteUrl;
-    this.basePath = new URL(config.remoteUrl).pathname.replace(/\/$/, "");
+    this.url = config.remoteUrls.join(", ");
+    this.peers = config.remoteUrls.map((url) => {
+      const parsed = new URL(url);
+      return { url, origin: parsed.origin, basePath: parsed.pathname.replace(/\/$/, "") };
+    });
     this.agent = new Agent({
       connections: config.maxConnections,
       connectTimeout: config.timeouts.connectMs,
@@ -98,11 +122,6 @@ export class UpstreamRegistry {
     this.auth = new UpstreamAuth(credentials, (url, basic) => this.fetchToken(url, basic));
   }
 
-  /** A path of the peer's API, under the remote URL's own path (a peer behind a prefix). */
-  private api(path: string): string {
-    return `${this.basePath}${path}`;
-  }
-
   /** Aborts what is in flight: a stopping registry has already let its clients' requests drain. */
   close(): Promise<void> {
     return this.agent.destroy();
@@ -110,21 +129,21 @@ export class UpstreamRegistry {
 
   /** GET /v2/ with the configured credentials: what the peer answers, for `config check --connect`. */
   async check(): Promise<string> {
-    const res = await this.send("GET", this.api("/v2/"), "");
+    const res = await this.send("GET", "/v2/", "");
     await this.expect(res, 200, "the API check /v2/");
     await res.body.dump();
-    return `upstream ${this.url} answers the registry API`;
+    return `upstream ${res.peer.url} answers the registry API`;
   }
 
   /** GET a blob: its size and a stream of its bytes, which the caller must consume or destroy. */
   async fetchBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number; body: Readable }>> {
-    const res = await this.send("GET", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name));
+    const res = await this.send("GET", `/v2/${name}/blobs/${digest}`, pullScope(name));
     if (res.status === 404) return missing(res);
     await this.expect(res, 200, `blob ${digest}`);
     const size = Number(header(res.headers, "content-length"));
     if (!Number.isSafeInteger(size) || size < 0) {
       res.body.destroy();
-      throw new UpstreamError(`upstream ${this.url} sent blob ${digest} without a Content-Length`);
+      throw new UpstreamError(`upstream ${res.peer.url} sent blob ${digest} without a Content-Length`);
     }
     return { kind: "found", size, body: res.body };
   }
@@ -132,45 +151,45 @@ export class UpstreamRegistry {
   /** GET a blob's bytes from `start` to its end (resuming a cut transfer): the peer must answer with exactly that range. */
   async fetchBlobRest(name: RepositoryName, digest: Digest, start: number, size: number): Promise<Readable> {
     const what = `bytes ${start}- of blob ${digest}`;
-    const res = await this.send("GET", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name), { range: `bytes=${start}-` });
+    const res = await this.send("GET", `/v2/${name}/blobs/${digest}`, pullScope(name), { range: `bytes=${start}-` });
     await this.expect(res, 206, what);
     const range = header(res.headers, "content-range") ?? "";
     const bounds = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(range);
     if (!bounds || Number(bounds[1]) !== start || Number(bounds[2]) !== size - 1 || (bounds[3] !== "*" && Number(bounds[3]) !== size)) {
       res.body.destroy();
-      throw new UpstreamError(`upstream ${this.url} answered ${what} with Content-Range "${range}"`);
+      throw new UpstreamError(`upstream ${res.peer.url} answered ${what} with Content-Range "${range}"`);
     }
     return res.body;
   }
 
   async statBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number }>> {
-    const res = await this.send("HEAD", this.api(`/v2/${name}/blobs/${digest}`), pullScope(name));
+    const res = await this.send("HEAD", `/v2/${name}/blobs/${digest}`, pullScope(name));
     if (res.status === 404) return missing(res);
     await this.expect(res, 200, `blob ${digest}`);
     await res.body.dump();
     const size = Number(header(res.headers, "content-length"));
-    if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError(`upstream ${this.url} answered HEAD of ${digest} without a size`);
+    if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError(`upstream ${res.peer.url} answered HEAD of ${digest} without a size`);
     return { kind: "found", size };
   }
 
   /** GET a manifest, checking its content against the digest asked for or announced. */
   async fetchManifest(name: RepositoryName, reference: Tag | Digest): Promise<Found<UpstreamManifest>> {
-    const res = await this.send("GET", this.api(`/v2/${name}/manifests/${reference}`), pullScope(name), { accept: ACCEPT_MANIFESTS });
+    const res = await this.send("GET", `/v2/${name}/manifests/${reference}`, pullScope(name), { accept: ACCEPT_MANIFESTS });
     if (res.status === 404) return missing(res);
     await this.expect(res, 200, `manifest ${name}:${reference}`);
-    const content = await readLimited(res.body, MANIFEST_MAX_BYTES, `upstream ${this.url}'s manifest ${name}:${reference}`);
+    const content = await readLimited(res.body, MANIFEST_MAX_BYTES, `upstream ${res.peer.url}'s manifest ${name}:${reference}`);
     const announced = header(res.headers, "docker-content-digest");
     const expected = isDigest(reference) ? reference : announced && isDigest(announced) ? announced : undefined;
     const digest = digestOf(content, expected ? digestAlgorithm(expected) : "sha256");
     if (expected && digest !== expected) {
-      throw new UpstreamError(`upstream ${this.url} sent manifest ${name}:${reference} whose content is ${digest}, not ${expected}`);
+      throw new UpstreamError(`upstream ${res.peer.url} sent manifest ${name}:${reference} whose content is ${digest}, not ${expected}`);
     }
     return { kind: "found", digest, mediaType: baseMediaType(header(res.headers, "content-type")), content };
   }
 
   /** HEAD a manifest: the digest a tag points at now, without its content. */
   async headManifest(name: RepositoryName, reference: Tag | Digest): Promise<Found<{ digest: Digest | undefined }>> {
-    const res = await this.send("HEAD", this.api(`/v2/${name}/manifests/${reference}`), pullScope(name), { accept: ACCEPT_MANIFESTS });
+    const res = await this.send("HEAD", `/v2/${name}/manifests/${reference}`, pullScope(name), { accept: ACCEPT_MANIFESTS });
     if (res.status === 404) return missing(res);
     await this.expect(res, 200, `manifest ${name}:${reference}`);
     await res.body.dump();
@@ -181,7 +200,7 @@ export class UpstreamRegistry {
   /** Every tag of a repository (following Link pages); undefined when the peer does not know it. */
   async tags(name: RepositoryName): Promise<string[] | undefined> {
     const tags: string[] = [];
-    let path: string | undefined = this.api(`/v2/${name}/tags/list`);
+    let path: string | undefined = `/v2/${name}/tags/list`;
     for (let page = 0; path && page < MAX_PAGES; page++) {
       const res = await this.send("GET", path, pullScope(name));
       if (res.status === 404) {
@@ -191,7 +210,7 @@ export class UpstreamRegistry {
       await this.expect(res, 200, `tags of ${name}`);
       const json = (await this.json(res)) as { tags?: unknown };
       if (Array.isArray(json.tags)) tags.push(...json.tags.filter((t): t is string => typeof t === "string"));
-      path = nextPage(header(res.headers, "link"));
+      path = nextPage(header(res.headers, "link"), res.peer);
     }
     return tags;
   }
@@ -200,16 +219,16 @@ export class UpstreamRegistry {
   async catalog(n: number, last: string | undefined): Promise<{ repositories: string[]; more: boolean }> {
     const query = new URLSearchParams({ n: String(n) });
     if (last !== undefined) query.set("last", last);
-    const res = await this.send("GET", this.api(`/v2/_catalog?${query}`), "registry:catalog:*");
+    const res = await this.send("GET", `/v2/_catalog?${query}`, "registry:catalog:*");
     await this.expect(res, 200, "the catalog");
     const json = (await this.json(res)) as { repositories?: unknown };
     const repositories = Array.isArray(json.repositories) ? json.repositories.filter((r): r is string => typeof r === "string") : [];
-    return { repositories, more: nextPage(header(res.headers, "link")) !== undefined };
+    return { repositories, more: nextPage(header(res.headers, "link"), res.peer) !== undefined };
   }
 
   /** The referrers the peer knows; none when it has no referrers API (distribution 2.x). */
   async referrers(name: RepositoryName, subject: Digest): Promise<Descriptor[]> {
-    const res = await this.send("GET", this.api(`/v2/${name}/referrers/${subject}`), pullScope(name));
+    const res = await this.send("GET", `/v2/${name}/referrers/${subject}`, pullScope(name));
     if (res.status === 404) {
       await res.body.dump();
       return [];
@@ -219,19 +238,49 @@ export class UpstreamRegistry {
     return Array.isArray(json.manifests) ? (json.manifests as Descriptor[]).filter((d) => typeof d?.digest === "string" && isDigest(d.digest)) : [];
   }
 
-  /** Sends a request for a path of the peer (with its query), answering a 401 challenge once with the credentials it asks for. */
+  /**
+   * Sends a request for an API path (with its query) to the first peer that answers below 500,
+   * those that failed lately last; the last peer's answer is the answer.
+   */
   private async send(method: "GET" | "HEAD", path: string, scope: string, extra: Record<string, string> = {}): Promise<Sent> {
+    const now = Date.now();
+    const order = [...this.peers.filter((p) => !((this.down.get(p) ?? 0) > now)), ...this.peers.filter((p) => (this.down.get(p) ?? 0) > now)];
+    for (const [i, peer] of order.entries()) {
+      const last = i === order.length - 1;
+      let sent: Sent;
+      try {
+        sent = await this.sendTo(peer, method, path, scope, extra);
+      } catch (err) {
+        this.down.set(peer, Date.now() + DOWN_MS);
+        if (last) throw err;
+        continue;
+      }
+      if (sent.status < 500) this.down.delete(peer);
+      else if (!last) {
+        this.failed();
+        this.down.set(peer, Date.now() + DOWN_MS);
+        await sent.body.dump();
+        continue;
+      }
+      return sent;
+    }
+    throw new Error("proxy.remoteurl lists no peer");
+  }
+
+  /** Sends a request to one peer, answering a 401 challenge once with the credentials it asks for. */
+  private async sendTo(peer: Peer, method: "GET" | "HEAD", apiPath: string, scope: string, extra: Record<string, string>): Promise<Sent> {
+    const path = `${peer.basePath}${apiPath}`;
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.auth.header(scope);
-      const headers = authorization ? { ...extra, authorization } : extra;
+      const headers = { ...extra, ...(authorization ? { authorization } : {}), ...this.sign?.(method, path) };
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.dispatch({ origin: this.url, path, method, headers });
+        res = await this.dispatch({ origin: peer.origin, path, method, headers });
       } catch (err) {
         this.failed();
-        throw new UpstreamError(`upstream ${this.url} is unreachable: ${describeFailure(err)}`);
+        throw new UpstreamError(`upstream ${peer.url} is unreachable: ${describeFailure(err)}`);
       }
-      const sent = { status: res.statusCode, headers: res.headers, body: res.body };
+      const sent = { peer, status: res.statusCode, headers: res.headers, body: res.body };
       if (res.statusCode !== 401 || attempt > 0) return sent;
       await res.body.dump();
       if (!this.auth.learn(header(res.headers, "www-authenticate"), scope, authorization)) return sent;
@@ -256,15 +305,15 @@ export class UpstreamRegistry {
       res.status === 401 || res.status === 403
         ? "refused our credentials (proxy.username / proxy.password)"
         : `answered ${res.status}${detail ? `: ${detail}` : ""}`;
-    throw new UpstreamError(`upstream ${this.url} ${reason} for ${what}`, res.status);
+    throw new UpstreamError(`upstream ${res.peer.url} ${reason} for ${what}`, res.status);
   }
 
   private async json(res: Sent): Promise<unknown> {
-    const body = await readLimited(res.body, 16 * 1024 * 1024, `upstream ${this.url}'s response`);
+    const body = await readLimited(res.body, 16 * 1024 * 1024, `upstream ${res.peer.url}'s response`);
     try {
       return JSON.parse(body.toString("utf8"));
     } catch {
-      throw new UpstreamError(`upstream ${this.url} sent a response that is not JSON`);
+      throw new UpstreamError(`upstream ${res.peer.url} sent a response that is not JSON`);
     }
   }
 
@@ -297,12 +346,13 @@ async function missing(res: Sent): Promise<{ kind: "missing" }> {
   return { kind: "missing" };
 }
 
-/** The path and query of a Link: <...>; rel="next" header. */
-function nextPage(link: string | undefined): string | undefined {
+/** The API path and query of a Link: <...>; rel="next" header, without the peer's own path. */
+function nextPage(link: string | undefined, peer: Peer): string | undefined {
   const target = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined;
   if (!target) return undefined;
   const url = new URL(target, "http://upstream.invalid");
-  return `${url.pathname}${url.search}`;
+  const path = url.pathname.startsWith(`${peer.basePath}/`) ? url.pathname.slice(peer.basePath.length) : url.pathname;
+  return `${path}${url.search}`;
 }
 
 function describeFailure(err: unknown): string {

@@ -16,6 +16,12 @@ export interface RegistryOptions extends BlobStoreOptions {
   manifestCacheEntries?: number;
 }
 
+/**
+ * Who asks: a client, or a sibling mirror of the fleet, which has already chosen this instance
+ * as the one to fetch for it (and whose request must not be forwarded again).
+ */
+export type Caller = "client" | "sibling";
+
 /** The namespace: every repository of one store. */
 export class Registry {
   readonly blobs: BlobStore;
@@ -35,7 +41,7 @@ export class Registry {
     });
   }
 
-  repository(name: RepositoryName): Repository {
+  repository(name: RepositoryName, _caller: Caller = "client"): Repository {
     return new Repository(this.driver, this.blobs, name, this.manifestCache);
   }
 

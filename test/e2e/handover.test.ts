@@ -11,6 +11,7 @@ import { cliArgs, freePort, startLainProcess, type ServerProcess } from "../help
 import { tempDir } from "../helpers/registry.js";
 import { startNginx, writeNginxConfig } from "../helpers/nginx.js";
 import { holdsBlobs } from "../helpers/store.js";
+import { until } from "../helpers/until.js";
 import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("etcd") && hasTool("nginx");
@@ -71,15 +72,6 @@ function pullLoop(base: string, images: Array<{ repo: string; image: Image }>) {
       return stats;
     },
   };
-}
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, drain", () => {

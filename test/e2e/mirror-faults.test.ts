@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CountingProxy } from "../helpers/counting-proxy.js";
 import { startDistribution } from "../helpers/distribution.js";
+import { download, type Outcome } from "../helpers/download.js";
 import { call } from "../helpers/http.js";
 import { pushBlob, sha256 } from "../helpers/oci.js";
 import { cliArgs, freePort, startServerProcess, type ServerProcess } from "../helpers/process.js";
@@ -14,43 +15,6 @@ import { hasTool } from "../helpers/tools.js";
 
 const available = hasTool("docker-registry") && hasTool("setpriv");
 const MiB = 1024 * 1024;
-
-/** How one client's GET ended: all the right bytes, a spec error status, or a transfer cut short. */
-interface Outcome {
-  status: number;
-  /** Bytes received, and what Content-Length promised. */
-  length: number;
-  declared: number;
-  digest: string;
-  code?: string;
-  broken: boolean;
-}
-
-async function download(url: string, leaveAfter?: number): Promise<Outcome> {
-  const abort = new AbortController();
-  const res = await fetch(url, { signal: abort.signal });
-  const declared = Number(res.headers.get("content-length"));
-  if (res.status !== 200) {
-    const text = await res.text();
-    const code = (JSON.parse(text) as { errors: Array<{ code: string }> }).errors[0]?.code;
-    return { status: res.status, length: 0, declared, digest: "", broken: false, ...(code ? { code } : {}) };
-  }
-  const hash = createHash("sha256");
-  let length = 0;
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      hash.update(chunk);
-      length += chunk.length;
-      if (leaveAfter !== undefined && length >= leaveAfter) {
-        abort.abort();
-        break;
-      }
-    }
-  } catch {
-    // A transfer cut short: what arrived is counted below.
-  }
-  return { status: 200, length, declared, digest: length === declared ? `sha256:${hash.digest("hex")}` : "", broken: length < declared };
-}
 
 /** The only three endings a client may see: the right bytes, a clean spec error, a broken transfer. Never complete wrong bytes. */
 function expectHonest(outcome: Outcome, digest: string): void {

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CountingProxy } from "../helpers/counting-proxy.js";
 import { startDistribution } from "../helpers/distribution.js";
+import { download } from "../helpers/download.js";
 import { call, errorCode } from "../helpers/http.js";
 import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
@@ -26,22 +27,6 @@ async function expectSameImage(layout: string, image: Image): Promise<void> {
     const file = join(layout, "blobs", "sha256", item.digest.slice("sha256:".length));
     expect((await readFile(file)).equals(item.content)).toBe(true);
   }
-}
-
-/** Reads a response to its end, answering the bytes' sha256 and count, or the error that broke it. */
-async function download(url: string, headers: Record<string, string> = {}): Promise<{ status: number; length: number; digest: string; declared: number; error?: string }> {
-  const res = await fetch(url, { headers });
-  const hash = createHash("sha256");
-  let length = 0;
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      hash.update(chunk);
-      length += chunk.length;
-    }
-  } catch (err) {
-    return { status: res.status, length, digest: "", declared: Number(res.headers.get("content-length")), error: String(err) };
-  }
-  return { status: res.status, length, digest: `sha256:${hash.digest("hex")}`, declared: Number(res.headers.get("content-length")) };
 }
 
 async function uploadsLeft(root: string, repo: string): Promise<string[]> {
@@ -242,7 +227,7 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     proxy.tamper = { delayMs: 1, onBytes: (count) => count > 4 * MiB && void dying.stop("SIGKILL") };
     const broken = await download(`${mirror.url}/v2/lain/dies/blobs/${digest}`);
     expect(broken.declared).toBe(content.length);
-    expect(broken.error ?? (broken.length < content.length ? "short" : undefined)).toBeDefined();
+    expect(broken).toMatchObject({ status: 200, broken: true });
     await dying.stop("SIGKILL");
     expect(await storedBlobs(mirror.root!)).not.toContain(digest);
     await expect.poll(() => uploadsLeft(mirror.root!, "lain/dies"), { timeout: 5000 }).toEqual([]);

@@ -9,6 +9,7 @@ import { randomImage, writeOciLayout, type Image } from "../helpers/oci.js";
 import { freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
+import { until } from "../helpers/until.js";
 import { hasTool } from "../helpers/tools.js";
 
 const PASSWORD = "Pa55-wonderland-7e1f";
@@ -45,14 +46,6 @@ async function startReceiver(failures: number): Promise<{ url: string; deliverie
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${port}`, deliveries, refused: () => refused, server };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
@@ -156,7 +149,7 @@ notifications:
     const forged = await call("GET", `${registry.url}/v2/`, { headers: { "x-request-id": "bad id\twith spaces" } });
     expect(forged.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
 
-    await until("the access line", () => registry.fullOutput().includes("ops-test-req-42"));
+    await until(() => registry.fullOutput().includes("ops-test-req-42"), "the access line");
     const lines = registry.fullOutput().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
     const line = lines.find((l) => l["http.request.id"] === "ops-test-req-42");
     // distribution's field names, as dotted keys, then ours.
@@ -182,9 +175,12 @@ notifications:
     const flaky = () => receiver.deliveries.filter((d) => d.path === "/events").flatMap((d) => d.events);
     const has = (action: string, match: Record<string, unknown>) =>
       flaky().filter((e) => e.action === action && Object.entries(match).every(([k, v]) => e.target[k] === v));
-    await until("every event at the flaky endpoint", () =>
-      has("delete", { tag: "v1" }).length === 1 && has("delete", { digest: layer1, repository: "ops/other" }).length === 1 &&
-      has("mount", { digest: layer1 }).length === 1 && has("pull", { digest: layer2 }).length >= 1);
+    await until(
+      () =>
+        has("delete", { tag: "v1" }).length === 1 && has("delete", { digest: layer1, repository: "ops/other" }).length === 1 &&
+        has("mount", { digest: layer1 }).length === 1 && has("pull", { digest: layer2 }).length >= 1,
+      "every event at the flaky endpoint",
+    );
     expect(receiver.refused()).toBe(3);
     for (const digest of [config, layer1, layer2]) expect(has("push", { digest, repository: "ops/app", mediaType: "application/octet-stream" })).toHaveLength(1);
     const [pushed] = has("push", { digest: image.manifest.digest });

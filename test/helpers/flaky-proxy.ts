@@ -7,6 +7,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 export class FlakyProxy {
   /** Connections still to reset; Infinity keeps the store "down". */
   resetNext = 0;
+  /** Connections accepted so far (reset ones included). */
+  accepted = 0;
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -19,6 +21,7 @@ export class FlakyProxy {
     let proxy: FlakyProxy | undefined;
     const server = createServer((client) => {
       if (!proxy) return client.destroy();
+      proxy.accepted++;
       proxy.sockets.add(client);
       client.on("close", () => proxy?.sockets.delete(client));
       if (proxy.resetNext > 0) {

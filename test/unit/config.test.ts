@@ -56,7 +56,7 @@ describe("proxy (the mirror)", () => {
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
     expect(loaded.warnings.filter((w) => w.path.startsWith("proxy"))).toEqual([]);
     expect(loaded.config.proxy).toEqual({
-      remoteUrl: "https://primary.lain.local",
+      remoteUrls: ["https://primary.lain.local"],
       username: "u",
       password: "p",
       ttlMs: 168 * 3_600_000,
@@ -65,7 +65,40 @@ describe("proxy (the mirror)", () => {
       maxConnections: 32,
       spoolDir: undefined,
       timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
+      siblings: { enabled: false, firstByteTimeoutMs: 500 },
     });
+  });
+
+  it("takes a list of equivalent upstreams, as a YAML list or comma-separated, each checked", () => {
+    const listed = parseConfig("version: 0.1\nproxy:\n  remoteurl: [http://primary:5000/, http://standby:5000]", {});
+    expect(listed.ok && listed.config.proxy?.remoteUrls).toEqual(["http://primary:5000", "http://standby:5000"]);
+    const env = parseConfig("version: 0.1", { REGISTRY_PROXY_REMOTEURL: "http://a:5000,http://b:5000" });
+    expect(env.ok && env.config.proxy?.remoteUrls).toEqual(["http://a:5000", "http://b:5000"]);
+    const bad = parseConfig("version: 0.1\nproxy:\n  remoteurl: [http://primary:5000, 'ftp://x']", {});
+    expect(bad.ok ? [] : paths(bad.errors)).toEqual(["proxy.remoteurl[1]"]);
+    const empty = parseConfig("version: 0.1\nproxy:\n  remoteurl: []", {});
+    expect(empty.ok).toBe(false);
+  });
+
+  it("takes proxy.siblings only with a mirror's cluster section, etcd and a shared http.secret", () => {
+    const fleet = [
+      "version: 0.1",
+      "http: {secret: shared}",
+      "etcd: {endpoints: [http://127.0.0.1:2379]}",
+      "cluster: {advertise: 'http://10.0.0.5:5000'}",
+      "proxy: {remoteurl: http://primary:5000, siblings: {enabled: true, firstbytetimeout: 300ms}}",
+    ];
+    const loaded = parseConfig(fleet.join("\n"), {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.config.proxy?.siblings).toEqual({ enabled: true, firstByteTimeoutMs: 300 });
+    const without = (index: number) => parseConfig(fleet.filter((_, i) => i !== index).join("\n"), {});
+    for (const [index, needs] of [[1, /http\.secret/], [3, /cluster section/]] as const) {
+      const refused = without(index);
+      expect(refused.ok).toBe(false);
+      if (!refused.ok) expect(refused.errors.find((e) => e.path === "proxy.siblings.enabled")?.message).toMatch(needs);
+    }
+    const primary = parseConfig(fleet.join("\n").replace("cluster: {", "cluster: {role: primary, "), {});
+    expect(primary.ok ? [] : paths(primary.errors)).toEqual(["proxy.siblings.enabled"]);
   });
 
   it("reads the mirror example's extensions", async () => {
@@ -89,7 +122,7 @@ describe("proxy (the mirror)", () => {
 
   it("takes REGISTRY_PROXY_REMOTEURL from the environment", () => {
     const loaded = parseConfig("version: 0.1", { REGISTRY_PROXY_REMOTEURL: "http://127.0.0.1:5001" });
-    expect(loaded.ok && loaded.config.proxy?.remoteUrl).toBe("http://127.0.0.1:5001");
+    expect(loaded.ok && loaded.config.proxy?.remoteUrls).toEqual(["http://127.0.0.1:5001"]);
   });
 });
 

@@ -6,7 +6,7 @@ import type { RequestContext } from "../context.js";
 
 /** The route's repository; the router has checked the name's grammar. */
 export function repositoryOf(ctx: RequestContext): Repository {
-  return ctx.app.registry.repository(ctx.params.name as RepositoryName);
+  return ctx.app.registry.repository(ctx.params.name as RepositoryName, ctx.caller);
 }
 
 export function digestParam(ctx: RequestContext): Digest {
