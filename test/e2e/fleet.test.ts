@@ -80,6 +80,7 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
           "  siblings: {enabled: true}",
           "  timeouts: {connect: 2s, response: 10s, idle: 5s}",
           ...(i === 0 ? ["auth:", `  htpasswd: {realm: fleet, path: ${htpasswd}}`] : []),
+          ...(i === 1 ? ["console: {enabled: true}"] : []),
         ].join("\n"),
       );
       mirrors.push({ name, port, url: `http://127.0.0.1:${port}`, config, auth: i === 0, process: undefined });
@@ -224,6 +225,32 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
       const byDigest = new RegExp(`"GET /v2/lain/multi/manifests/${image.manifest.digest} HTTP/1\\.1" 200 `, "g");
       expect(primary.fullOutput().match(byDigest)?.length ?? 0).toBe(1);
     }
+  });
+
+  it("an owner that does not answer in time (stopped) is passed over: the asking mirror fetches from the primary itself", async () => {
+    const [asking, stuck] = [mirrors[1] as Mirror, mirrors[2] as Mirror];
+    const blob = await blobOwnedBy(stuck, 1024 * 1024);
+    const before = { sibling: await metric(asking, "sibling"), upstream: await metric(asking, "upstream") };
+    stuck.process?.child.kill("SIGSTOP");
+    try {
+      // Its kernel still accepts the connection; nothing answers it (proxy.siblings.firstbytetimeout: 500ms).
+      expect(await pull(asking, blob.digest)).toMatchObject({ status: 200, broken: false, digest: blob.digest });
+      expect(primaryGets(blob.digest)).toBe(1);
+    } finally {
+      stuck.process?.child.kill("SIGCONT");
+    }
+    await until(async () => (await metric(asking, "upstream")) - before.upstream >= blob.content.length, "the fill's count", 5_000);
+    expect(await metric(asking, "sibling")).toBe(before.sibling);
+  });
+
+  it("the console's Mirror view lists the siblings and the bytes they gave", async () => {
+    const viewer = mirrors[1] as Mirror;
+    const overview = await call("GET", `${viewer.url}/ui/api/overview`);
+    expect(overview.status).toBe(200);
+    const { mirror } = overview.json() as { mirror: { siblings: { self: string; mirrors: string[] }; bytes: { sibling: number; upstream: number } } };
+    expect(mirror.siblings).toEqual({ self: viewer.url, mirrors: mirrors.map((m) => m.url).sort() });
+    expect(mirror.bytes.sibling).toBe(await metric(viewer, "sibling"));
+    expect(mirror.bytes.sibling).toBeGreaterThan(0);
   });
 
   it("the link cut mid-blob: the owner resumes from the primary and the node's client gets one clean 200", async () => {
