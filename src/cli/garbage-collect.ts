@@ -15,16 +15,14 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
     "dry-run": { type: "boolean" },
     "delete-untagged": { type: "boolean" },
     delay: { type: "string" },
-    settle: { type: "string" },
   });
   if (typeof parsed === "string") return usageError("garbage-collect", parsed);
-  const values = parsed.values as { "dry-run"?: boolean; "delete-untagged"?: boolean; delay?: string; settle?: string };
+  const values = parsed.values as { "dry-run"?: boolean; "delete-untagged"?: boolean; delay?: string };
   const loaded = await loadOrReport(parsed.config);
   if (!loaded) return 2;
   // --delay overrides storage.gc.delay.
   const delayMs = values.delay === undefined ? loaded.config.storage.gc.delayMs : parseDuration(values.delay);
-  const settleMs = parseDuration(values.settle ?? "5s");
-  if (delayMs === undefined || settleMs === undefined) return usageError("garbage-collect", "--delay and --settle take durations such as 30s or 1h");
+  if (delayMs === undefined) return usageError("garbage-collect", "--delay takes a duration such as 30s or 1h");
   const driver = await createDriver(loaded.config.storage);
   await driver.verify?.();
   const dryRun = values["dry-run"] === true;
@@ -33,7 +31,6 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
     dryRun,
     deleteUntagged: values["delete-untagged"] === true,
     delayMs,
-    settleMs,
     progress: tty ? (phase, counts) => process.stderr.write(`\r${phase}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ")}   `) : undefined,
   });
   if (tty) process.stderr.write("\n");
@@ -42,7 +39,7 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
   process.stdout.write(
     `${report.repositories} repositories, ${report.manifests} manifests, ${report.blobsKept} blobs kept; ` +
       `${dryRun ? "would free" : "freed"} ${report.blobsDeleted.length} blobs, ${formatBytes(report.bytesFreed)}, ${report.manifestsDeleted.length} untagged manifests; ` +
-      `${report.blobsSpared} unreferenced blobs younger than ${formatDuration(delayMs)} kept\n`,
+      `${report.blobsSpared - report.blobsRescued} unreferenced blobs younger than ${formatDuration(delayMs)} kept, ${report.blobsRescued} put to use while collecting\n`,
   );
   return 0;
 }

@@ -51,13 +51,12 @@ Exit 0 on SIGTERM, 2 usage or configuration error.`,
   },
   {
     name: "garbage-collect",
-    synopsis: "lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay 1h] [--settle 5s]",
+    synopsis: "lain-registry garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--delay 1h]",
     summary: "remove unreferenced blobs; safe while the registry serves",
     details: `Marks what manifests reference and deletes the rest, as distribution's garbage-collect does.
   --dry-run          report only
   --delete-untagged  also delete manifests no tag reaches (and their blobs)
   --delay D          never delete blobs younger than D (default storage.gc.delay, 1h)
-  --settle D         wait before the second mark (default 5s)
 Progress on stderr when it is a terminal. Exit 0 done, 1 failed, 2 usage or configuration error.`,
   },
   {

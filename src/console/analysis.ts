@@ -53,7 +53,6 @@ export class StorageAnalysis {
       dryRun: true,
       deleteUntagged: false,
       delayMs: this.delayMs,
-      settleMs: 0,
       progress: (phase, counts) => {
         running.phase = `gc ${phase}`;
         running.counts = counts;

@@ -1,4 +1,5 @@
 import type { Registration } from "../cluster/announce.js";
+import { unlessMissing } from "../storage/driver.js";
 import { renderUpstream } from "../cluster/upstream-block.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
@@ -10,7 +11,6 @@ import type { StoredManifest } from "../registry/manifests.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
 import type { Registry, Repository } from "../registry/registry.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing } from "../registry/blobs.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageAnalysis, type AnalysisState } from "./analysis.js";
 

@@ -2,8 +2,7 @@ import { linkedDigests } from "../gc/collect.js";
 import { forEachLimit } from "../gc/limit.js";
 import { listRepositories } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
-import { unlessMissing } from "../registry/blobs.js";
-import type { StorageDriver } from "../storage/driver.js";
+import { unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 
 export interface StorageReport {

@@ -1,10 +1,13 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { listRepositories } from "../registry/catalog.js";
 import { isDigest, parseDigest, type Digest } from "../registry/digest.js";
 import type { RepositoryName } from "../registry/names.js";
 import { Registry } from "../registry/registry.js";
-import { readLink, unlessMissing } from "../registry/blobs.js";
-import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { readLink } from "../registry/blobs.js";
+import type { GuardTiming } from "../registry/collection-guard.js";
+import type { FenceTiming } from "../registry/removal-fence.js";
+import { deleteIfPresent, exists, listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { forEachLimit } from "./limit.js";
 import { repeat } from "./repeat.js";
@@ -16,9 +19,10 @@ export interface CollectOptions {
   deleteUntagged: boolean;
   /** Blobs and links younger than this are never swept: pushes in progress are safe. */
   delayMs: number;
-  /** How long the sweep marker stands before the second mark, so manifest puts already under way land first. */
-  settleMs: number;
   progress?: (phase: string, counts: Record<string, number>) => void;
+  /** The removal fence's and the collection guard's timing (tests shorten them). */
+  fence?: FenceTiming;
+  guard?: GuardTiming;
 }
 
 export interface CollectReport {
@@ -27,6 +31,8 @@ export interface CollectReport {
   blobsKept: number;
   /** Of the blobs kept, those no manifest references but younger than the delay spared. */
   blobsSpared: number;
+  /** Of those spared, the ones a push, mount or HEAD started using while this collection decided on them. */
+  blobsRescued: number;
   blobsDeleted: Digest[];
   bytesFreed: number;
   /** name@digest of the untagged manifests deleted. */
@@ -182,14 +188,14 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
 }
 
 /**
- * distribution's garbage collection on the same layout, safe while the registry serves: mark,
- * list the blobs the mark did not keep (giving the removal fence's notice from the first one
- * on: descriptor caches stop vouching); if there are any, raise the sweep marker (manifest puts
- * and mounts are refused, retryably), wait for puts under way, mark again, remove the
- * candidates still unmarked and older than the delay, lower the marker.
+ * distribution's garbage collection on the same layout, safe while registries serve and push:
+ * mark, list the blobs the mark did not keep (giving the removal fence's notice from the first
+ * one on: descriptor caches stop vouching, writers stop taking the quiet path); if there are
+ * any, put a tombstone on each, mark again, and decide on each candidate still unmarked under
+ * a claim, as registry/collection-guard.ts describes: nothing is refused meanwhile.
  */
 export async function collectGarbage(driver: StorageDriver, options: CollectOptions, now = () => Date.now()): Promise<CollectReport> {
-  const registry = new Registry(driver);
+  const registry = new Registry(driver, { ...(options.fence ? { fence: options.fence } : {}), ...(options.guard ? { guard: options.guard } : {}) });
   try {
     return await collect(registry, options, now);
   } finally {
@@ -198,7 +204,7 @@ export async function collectGarbage(driver: StorageDriver, options: CollectOpti
 }
 
 async function collect(registry: Registry, options: CollectOptions, now: () => number): Promise<CollectReport> {
-  const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsSpared: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
+  const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsSpared: 0, blobsRescued: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
   const cutoff = now() - options.delayMs;
   // Announced when the first candidate old enough to go turns up: its notice runs out while the
   // rest is listed, and a run that finds nothing to remove never disturbs a descriptor cache.
@@ -208,7 +214,7 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
     const first = await mark(registry, options, cutoff, report);
     const unreferenced = await candidates(registry.driver, first, cutoff, report, options, announce);
     if (options.dryRun) {
-      await sweep(registry, unreferenced, first, cutoff, true, report, options);
+      await sweep(registry, unreferenced, first, cutoff, undefined, report, options);
       report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
       return report;
     }
@@ -217,31 +223,58 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
         report.manifestsDeleted.push(`${name}@${digest}`);
       }
     }
-    // Nothing old enough to sweep: no marker refuses a push, nothing waits the settle time.
+    // Nothing old enough to sweep: no tombstone, no second mark.
     if (releaseFence === undefined) return report;
-    // The rest of the notice is waited out before the marker goes up: no push waits for it.
+    // Writers on the quiet path finish within the notice: the tombstones come after it.
     await registry.blobs.removals.ready();
-    await whileSweeping(registry.driver, async () => {
-      await new Promise((resolve) => setTimeout(resolve, options.settleMs));
+    await removeLeftovers(registry.driver, now());
+    const run = randomUUID();
+    try {
+      await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from("")));
       const second = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
-      await sweep(registry, unreferenced, second, cutoff, false, report, options);
-    });
+      await sweep(registry, unreferenced, second, cutoff, run, report, options);
+    } catch (err) {
+      // A run that fails removes its marks (each decision removes its own as it goes).
+      await forEachLimit(unreferenced, CONCURRENCY, (digest) => forgetCandidate(registry.driver, digest, run).catch(() => undefined));
+      throw err;
+    }
     return report;
   } finally {
     releaseFence?.();
   }
 }
 
-/** Runs `task` with the sweep marker up (refreshed every minute so it never looks stale), then lowers it. */
-async function whileSweeping(driver: StorageDriver, task: () => Promise<void>): Promise<void> {
-  const raise = () => driver.putContent(layout.gcSweepMarker, Buffer.from(new Date().toISOString()));
-  await raise();
-  const refresh = setInterval(() => void raise().catch(() => undefined), 60_000);
-  try {
-    await task();
-  } finally {
-    clearInterval(refresh);
-    await deleteIfPresent(driver, layout.gcSweepMarker);
+function tombstone(digest: Digest, run: string): string {
+  return `${layout.gcTombstones(digest)}/${run}`;
+}
+
+function claim(digest: Digest, run: string): string {
+  return `${layout.gcClaims(digest)}/${run}`;
+}
+
+/** Removes a run's tombstone and claim on a blob, and their directories once empty. */
+async function forgetCandidate(driver: StorageDriver, digest: Digest, run: string): Promise<void> {
+  await deleteIfPresent(driver, claim(digest, run));
+  await deleteIfPresent(driver, tombstone(digest, run));
+  await driver.removeEmptyDir?.(layout.gcClaims(digest));
+  await driver.removeEmptyDir?.(layout.gcTombstones(digest));
+}
+
+/** Tombstones, claims and writers' marks older than this were left by a process that died. */
+const LEFTOVER_MS = 60 * 60_000;
+
+/** Removes what collectors and writers that died left under _gc (a collector that stalled this long spares what it claimed). */
+async function removeLeftovers(driver: StorageDriver, now: number): Promise<void> {
+  for (const root of layout.gcMarkRoots) {
+    for (const algorithm of await listIfPresent(driver, root)) {
+      await forEachLimit(await listIfPresent(driver, algorithm), CONCURRENCY, async (blobDir) => {
+        for (const mark of await listIfPresent(driver, blobDir)) {
+          const info = await unlessMissing(() => driver.stat(mark));
+          if (info && now - info.modTime.getTime() > LEFTOVER_MS) await deleteIfPresent(driver, mark);
+        }
+        await driver.removeEmptyDir?.(blobDir);
+      });
+    }
   }
 }
 
@@ -292,21 +325,18 @@ async function candidates(driver: StorageDriver, marked: Marked, cutoff: number,
 
 /**
  * Removes each candidate the second mark did not keep and older than the cutoff (a blob
- * pushed again meanwhile is young again); a dry run only counts them.
+ * pushed again meanwhile is young again), each under the run's claim; a dry run (no `run`)
+ * only counts them.
  */
-async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked, cutoff: number, dryRun: boolean, report: CollectReport, options: CollectOptions): Promise<void> {
+async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked, cutoff: number, run: string | undefined, report: CollectReport, options: CollectOptions): Promise<void> {
   let done = 0;
   const consider = async (digest: Digest) => {
-    if (keptByMark(marked, digest, report)) return;
-    const info = await unlessMissing(() => registry.driver.stat(layout.blobData(digest)));
-    if (!info || info.isDir) return;
-    if (info.modTime.getTime() > cutoff) {
-      report.blobsKept++;
-      report.blobsSpared++;
-    } else if (dryRun || (await registry.blobs.remove(digest))) {
-      report.blobsDeleted.push(digest);
-      report.bytesFreed += info.size;
+    if (keptByMark(marked, digest, report)) {
+      if (run) await forgetCandidate(registry.driver, digest, run);
+      return;
     }
+    if (run) await decide(registry, digest, run, cutoff, report);
+    else await removable(registry.driver, digest, cutoff, report, () => Promise.resolve(true));
   };
   await forEachLimit(unreferenced, CONCURRENCY, async (digest) => {
     await consider(digest);
@@ -315,6 +345,46 @@ async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked,
     }
   });
   report.blobsDeleted.sort();
+}
+
+/**
+ * Counts the blob as removed when it is old enough and `remove` removes it; as spared when it is
+ * young (pushed again meanwhile).
+ */
+async function removable(driver: StorageDriver, digest: Digest, cutoff: number, report: CollectReport, remove: () => Promise<boolean>): Promise<void> {
+  const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
+  if (!info || info.isDir) return;
+  if (info.modTime.getTime() > cutoff) {
+    report.blobsKept++;
+    report.blobsSpared++;
+  } else if (await remove()) {
+    report.blobsDeleted.push(digest);
+    report.bytesFreed += info.size;
+  }
+}
+
+/**
+ * The collector's side of registry/collection-guard.ts: claims the candidate, then spares it if
+ * a writer is moving its data or has rescued it (the tombstone is gone), and removes it otherwise
+ * (old enough, within the claim's bound).
+ */
+async function decide(registry: Registry, digest: Digest, run: string, cutoff: number, report: CollectReport): Promise<void> {
+  const { driver } = registry;
+  const bound = registry.blobs.guard.timing.claimBoundMs;
+  await driver.putContent(claim(digest, run), Buffer.from(new Date().toISOString()));
+  const claimed = performance.now();
+  try {
+    if ((await listIfPresent(driver, layout.gcWriters(digest))).length > 0 || !(await exists(driver, tombstone(digest, run)))) {
+      report.blobsKept++;
+      report.blobsSpared++;
+      report.blobsRescued++;
+      return;
+    }
+    // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may have stopped waiting.
+    await removable(driver, digest, cutoff, report, async () => performance.now() - claimed < bound && (await registry.blobs.remove(digest)));
+  } finally {
+    await forgetCandidate(driver, digest, run);
+  }
 }
 
 /** storage.gc in the server: a collection every interval (none while read-only), logged. */
@@ -332,7 +402,7 @@ export function scheduleCollection(
 ): () => void {
   const collect = async () => {
     try {
-      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: options.delayMs, settleMs: 5000 });
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: options.delayMs });
       counters.collected(report);
       log.info({ repositories: report.repositories, blobsDeleted: report.blobsDeleted.length, bytesFreed: report.bytesFreed }, "garbage collection done");
     } catch (err) {

@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
-import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing } from "../registry/blobs.js";
 import { repeat } from "./repeat.js";
 
 export interface PurgeOptions {

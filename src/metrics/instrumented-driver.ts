@@ -27,8 +27,9 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     move: (source, destination) => timed("Move", () => driver.move(source, destination)),
     delete: (path) => timed("Delete", () => driver.delete(path)),
   };
-  const { redirectURL, verify } = driver;
+  const { redirectURL, verify, removeEmptyDir } = driver;
   if (redirectURL) instrumented.redirectURL = (path) => timed("RedirectURL", () => redirectURL.call(driver, path));
   if (verify) instrumented.verify = () => verify.call(driver);
+  if (removeEmptyDir) instrumented.removeEmptyDir = (path) => timed("RemoveEmptyDir", () => removeEmptyDir.call(driver, path));
   return instrumented;
 }

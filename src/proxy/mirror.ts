@@ -115,8 +115,8 @@ export class MirroredRepository extends Repository {
     return this.mirror.upstream;
   }
 
-  override async statBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
-    const local = await super.statBlob(digest);
+  override async statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined> {
+    const local = await super.statBlob(digest, keep);
     if (local) return local;
     let remote: Awaited<ReturnType<UpstreamRegistry["statBlob"]>>;
     try {

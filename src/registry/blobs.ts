@@ -1,25 +1,17 @@
 import type { Readable } from "node:stream";
-import { deleteIfPresent, isPathNotFound, type StorageDriver } from "../storage/driver.js";
+import { LRUCache } from "lru-cache";
+import { deleteIfPresent, isPathNotFound, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { DescriptorCache } from "./descriptor-cache.js";
 import { parseDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
-import { RemovalFence, type FenceTiming } from "./removal-fence.js";
+import { CollectionGuard, type GuardTiming } from "./collection-guard.js";
+import { FENCE_TIMING, RemovalFence, RemovalWatch, type FenceTiming } from "./removal-fence.js";
 import type { RepositoryName } from "./names.js";
 
 export interface BlobDescriptor {
   digest: Digest;
   size: number;
-}
-
-/** Runs fn and answers undefined when the path it touches does not exist. */
-export async function unlessMissing<T>(fn: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isPathNotFound(err)) return undefined;
-    throw err;
-  }
 }
 
 /** Reads a distribution link file: the digest it holds, or undefined when absent or garbled. */
@@ -34,6 +26,9 @@ export function writeLink(driver: StorageDriver, path: string, digest: Digest): 
   return driver.putContent(path, Buffer.from(digest));
 }
 
+/** A HEAD renews a repository's link to a blob older than this, so a collection's delay counts from the HEAD. */
+const LINK_RENEWAL_MS = 1000;
+
 export interface BlobStoreOptions {
   /** storage.cache.blobdescriptor: entries of the in-memory descriptor cache; none without. */
   cacheEntries?: number;
@@ -41,6 +36,8 @@ export interface BlobStoreOptions {
   redirect?: boolean;
   /** The removal fence's timing (tests shorten it). */
   fence?: FenceTiming;
+  /** How long writers wait for a collection's claim (tests shorten it). */
+  guard?: GuardTiming;
   /** Where the fence reports a removal that outlasted its heartbeat. */
   warn?: (message: string) => void;
 }
@@ -57,13 +54,23 @@ export class BlobStore {
   readonly cache: DescriptorCache | undefined;
   /** Every removal of blob data or links in this process goes through it. */
   readonly removals: RemovalFence;
+  /** What this instance knows of removals anywhere: the cache and the collection guard rely on it. */
+  private readonly watch: RemovalWatch;
+  /** What a write that starts using blobs does so that no collection deletes them under it. */
+  readonly guard: CollectionGuard;
+  /** When each repository link (name@digest) was last written, as this instance knows it (wall clock). */
+  readonly linkTimes = new LRUCache<string, number>({ max: 100_000 });
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly options: BlobStoreOptions = {},
   ) {
-    this.cache = options.cacheEntries ? new DescriptorCache(driver, options.cacheEntries, options.fence) : undefined;
-    this.removals = new RemovalFence(driver, options.fence, options.warn);
+    const timing = options.fence ?? FENCE_TIMING;
+    this.watch = new RemovalWatch(driver, () => this.cache?.clear(), timing);
+    this.cache = options.cacheEntries ? new DescriptorCache(options.cacheEntries, this.watch) : undefined;
+    this.watch.start();
+    this.removals = new RemovalFence(driver, timing, options.warn);
+    this.guard = new CollectionGuard(driver, this.watch, timing, options.guard);
   }
 
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
@@ -113,7 +120,7 @@ export class BlobStore {
   }
 
   close(): void {
-    this.cache?.close();
+    this.watch.stop();
   }
 }
 
@@ -144,11 +151,27 @@ export class RepositoryBlobs {
     return this.lookUp(digest, (d) => this.blobs.statInStore(d));
   }
 
+  /**
+   * The linked blob's size for a HEAD, after which a client skips its upload: from then on no
+   * collection deletes it (the link is renewed when older than a second, so a collection starting
+   * later sees it young; one deciding now is told).
+   */
+  async vouch(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const ticket = this.blobs.guard.ticket();
+    const blob = await this.stat(digest);
+    if (!blob) return undefined;
+    const key = this.cacheKey(digest);
+    const written = this.blobs.linkTimes.get(key) ?? (await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest))))?.modTime.getTime();
+    if (written === undefined || Date.now() - written > LINK_RENEWAL_MS) await this.link(digest);
+    return (await this.blobs.guard.used(ticket, [digest])).length === 0 ? blob : undefined;
+  }
+
   private async lookUp(digest: Digest, data: (digest: Digest) => Promise<BlobDescriptor | undefined>): Promise<BlobDescriptor | undefined> {
     const cache = this.blobs.cache;
     const snapshot = cache?.snapshot();
     const link = await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest)));
     if (!link) return undefined;
+    this.blobs.linkTimes.set(this.cacheKey(digest), link.modTime.getTime());
     const blob = await data(digest);
     if (blob) cache?.remember(this.cacheKey(digest), blob.size, snapshot);
     return blob;
@@ -167,8 +190,25 @@ export class RepositoryBlobs {
     }
   }
 
-  link(digest: Digest): Promise<void> {
-    return writeLink(this.driver, layout.layerLink(this.name, digest), digest);
+  async link(digest: Digest): Promise<void> {
+    await writeLink(this.driver, layout.layerLink(this.name, digest), digest);
+    this.blobs.linkTimes.set(this.cacheKey(digest), Date.now());
+  }
+
+  /**
+   * Links a blob that `source` holds (a cross-repository mount), so that no collection deletes
+   * it from then on; undefined when it cannot (not there, or a collection removed it meanwhile).
+   */
+  async mount(source: RepositoryBlobs, digest: Digest): Promise<BlobDescriptor | undefined> {
+    const ticket = this.blobs.guard.ticket();
+    // The store, not the cache: a mount acknowledged for a removed blob would be a lie.
+    const blob = await source.statInStore(digest);
+    if (!blob) return undefined;
+    const linkedBefore = await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest)));
+    await this.link(digest);
+    if ((await this.blobs.guard.used(ticket, [digest])).length === 0) return blob;
+    if (!linkedBefore) await this.unlink(digest);
+    return undefined;
   }
 
   /**

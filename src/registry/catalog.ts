@@ -1,6 +1,5 @@
-import type { StorageDriver } from "../storage/driver.js";
+import { unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing } from "./blobs.js";
 import { isRepositoryName, type RepositoryName } from "./names.js";
 
 /**

@@ -1,6 +1,5 @@
 import { LRUCache } from "lru-cache";
-import type { StorageDriver } from "../storage/driver.js";
-import { FENCE_TIMING, RemovalWatch, systemClock, type Clock, type FenceTiming } from "./removal-fence.js";
+import type { RemovalWatch } from "./removal-fence.js";
 
 /**
  * storage.cache.blobdescriptor (layerinfo): blob sizes by digest, and which repositories link
@@ -10,12 +9,18 @@ import { FENCE_TIMING, RemovalWatch, systemClock, type Clock, type FenceTiming }
  */
 export class DescriptorCache {
   private readonly entries: LRUCache<string, number>;
-  private readonly watch: RemovalWatch;
 
-  constructor(driver: StorageDriver, max: number, timing: FenceTiming = FENCE_TIMING, clock: Clock = systemClock) {
+  /** `watch`: the store's removal watch; the cache must be cleared whenever its token changes. */
+  constructor(
+    max: number,
+    private readonly watch: RemovalWatch,
+  ) {
     this.entries = new LRUCache({ max });
-    this.watch = new RemovalWatch(driver, () => this.entries.clear(), timing, clock);
-    this.watch.start();
+  }
+
+  /** Everything cached so far goes (the removal epoch changed). */
+  clear(): void {
+    this.entries.clear();
   }
 
   /** The size the cache vouches for, if it may vouch for anything now. */
@@ -37,7 +42,4 @@ export class DescriptorCache {
     this.entries.delete(key);
   }
 
-  close(): void {
-    this.watch.stop();
-  }
 }

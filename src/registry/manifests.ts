@@ -1,12 +1,13 @@
 import type { LRUCache } from "lru-cache";
-import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing, writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
+import { writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
 import type { Tag } from "./names.js";
 import type { ReferrerIndex } from "./referrers.js";
+import type { UseTicket } from "./collection-guard.js";
 import { refuseDuringSweep } from "./sweep-guard.js";
 import type { TagStore } from "./tags.js";
 
@@ -100,12 +101,15 @@ export class ManifestStore {
     if (byDigest && digest !== reference) {
       throw new RegistryError("DIGEST_INVALID", `manifest digest ${digest} does not match reference ${reference}`);
     }
+    const ticket = this.blobs.guard.ticket();
     await refuseDuringSweep(this.driver);
     if (options.checkReferences) await this.checkReferences(info);
 
     // The store, not the cache: content a collector removed meanwhile must be written again.
     if (!(await this.blobs.statInStore(digest))) await this.blobs.putContent(digest, content);
+    const linkedBefore = await this.exists(digest);
     await writeLink(this.driver, layout.revisionLink(this.name, digest), digest);
+    await this.keepReferences(ticket, digest, content, info, options.checkReferences, linkedBefore);
     if (info.subject) await this.referrers.add(info.subject.digest, digest);
     if (!byDigest) await this.tags.tag(reference, digest);
     this.cache.set(digest, { digest, mediaType: info.mediaType, content });
@@ -121,6 +125,20 @@ export class ManifestStore {
     const subject = subjectOf(manifest);
     if (subject) await this.referrers.remove(subject, digest);
     return true;
+  }
+
+  /**
+   * With the revision linked, makes sure no collection deletes what it names (or the manifest's
+   * own content) from now on. What one removed meanwhile: the content is written again; a
+   * referenced blob that is gone makes the push fail as if it had never been there.
+   */
+  private async keepReferences(ticket: UseTicket, digest: Digest, content: Buffer, info: ManifestInfo, required: boolean, linkedBefore: boolean): Promise<void> {
+    const gone = await this.blobs.guard.used(ticket, [digest, ...info.blobs.map((d) => d.digest), ...info.children.map((d) => d.digest)]);
+    if (gone.includes(digest)) await this.blobs.putContent(digest, content);
+    const missing = required ? gone.find((d) => d !== digest) : undefined;
+    if (missing === undefined) return;
+    if (!linkedBefore) await deleteIfPresent(this.driver, layout.revisionDir(this.name, digest));
+    throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest references ${missing}, which garbage collection removed from this repository meanwhile`, { digest: missing });
   }
 
   private async checkReferences(info: ManifestInfo): Promise<void> {

@@ -1,6 +1,6 @@
-import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing, writeLink } from "./blobs.js";
+import { writeLink } from "./blobs.js";
 import { parseDigest, type Digest } from "./digest.js";
 import type { RepositoryName } from "./names.js";
 

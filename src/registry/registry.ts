@@ -33,7 +33,7 @@ export class Registry {
     options: RegistryOptions = {},
   ) {
     this.blobs = new BlobStore(driver, options);
-    this.uploads = new UploadStore(driver);
+    this.uploads = new UploadStore(driver, this.blobs.guard);
     this.manifestCache = new LRUCache({
       max: options.manifestCacheEntries ?? 10_000,
       maxSize: 64 * 1024 * 1024,
@@ -86,8 +86,12 @@ export class Repository implements ReferenceFallback {
     this.manifests = new ManifestStore(driver, blobStore, this.blobs, this.tags, this.referrerIndex, cache, this);
   }
 
-  statBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
-    return this.blobs.stat(digest);
+  /**
+   * The size, for a HEAD. `keep` (a registry that takes pushes): a client that hears it may skip
+   * uploading the blob, so it is kept from garbage collection from then on.
+   */
+  statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined> {
+    return keep ? this.blobs.vouch(digest) : this.blobs.stat(digest);
   }
 
   async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {

@@ -136,6 +136,15 @@ export class RemovalWatch {
     );
   }
 
+  /**
+   * When the read began that shows no removal under way or announced before it (the start of
+   * the latest read, while trusted): nothing announced after it removes anything before
+   * noticeMs from then. Undefined when no such read is fresh.
+   */
+  quietRead(): number | undefined {
+    return this.trusted() ? this.lastRead : undefined;
+  }
+
   /** Taken before a store read whose result may be cached: undefined when it may not. */
   snapshot(): string | undefined {
     return this.trusted() ? this.token : undefined;

@@ -1,6 +1,6 @@
-import { deleteIfPresent, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { readLink, unlessMissing, writeLink } from "./blobs.js";
+import { readLink, writeLink } from "./blobs.js";
 import type { Digest } from "./digest.js";
 import { isTag, type RepositoryName, type Tag } from "./names.js";
 

@@ -2,9 +2,10 @@ import { randomUUID, type Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import { deleteIfPresent, isPathNotFound, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, isPathNotFound, unlessMissing, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
-import { unlessMissing, type BlobDescriptor, type RepositoryBlobs } from "./blobs.js";
+import type { BlobDescriptor, RepositoryBlobs } from "./blobs.js";
+import type { CollectionGuard } from "./collection-guard.js";
 import {
   DEFAULT_ALGORITHM,
   digestAlgorithm,
@@ -71,6 +72,8 @@ export class UploadStore {
 
   constructor(
     private readonly driver: StorageDriver,
+    /** The store's collection guard: a commit moves data no collection may delete under it. */
+    private readonly guard: CollectionGuard,
     options: UploadsOptions = {},
   ) {
     this.progress = new LRUCache({ max: options.hashCacheSize ?? 1024 });
@@ -164,7 +167,7 @@ export class UploadStore {
   /** Moves a verified upload's data into place as the blob and links it into the repository. */
   private async promote(repo: RepositoryBlobs, id: string, digest: Digest): Promise<void> {
     // The link may land a moment before the data: nobody has been told of the blob yet.
-    await Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(digest)), repo.link(digest)]);
+    await this.guard.moving(digest, () => Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(digest)), repo.link(digest)]));
     // With its data moved, the session is already gone for status(); removing the leftover
     // directory need not delay the response (upload purging collects it if this never runs).
     void this.remove(repo.name, id).catch(() => undefined);

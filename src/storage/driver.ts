@@ -36,6 +36,8 @@ export interface StorageDriver {
   redirectURL?(path: string): Promise<string | undefined>;
   /** Checks that the store is usable (exists, credentials work), failing with a clear message. */
   verify?(): Promise<void>;
+  /** Removes a directory if it is empty (stores with directories); anything else stays as it is. */
+  removeEmptyDir?(path: string): Promise<void>;
 }
 
 /**
@@ -108,6 +110,25 @@ export function checkPath(path: string): void {
   for (const segment of path.split("/").slice(1)) {
     if (segment === "." || segment === "..") throw new InvalidPathError(path);
   }
+}
+
+/** Runs fn and answers undefined when the path it touches does not exist. */
+export async function unlessMissing<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isPathNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** The children of a directory; none when it does not exist. */
+export async function listIfPresent(driver: StorageDriver, dir: string): Promise<string[]> {
+  return (await unlessMissing(() => driver.list(dir))) ?? [];
+}
+
+export async function exists(driver: StorageDriver, path: string): Promise<boolean> {
+  return (await unlessMissing(() => driver.stat(path))) !== undefined;
 }
 
 /** Deletes a path, answering whether it existed. */

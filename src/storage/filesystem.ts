@@ -129,6 +129,12 @@ export class FilesystemDriver implements StorageDriver {
     await orNotFound(path, () => fsp.lstat(file));
     await fsp.rm(file, { recursive: true, force: true });
   }
+
+  async removeEmptyDir(path: string): Promise<void> {
+    await fsp.rmdir(this.resolve(path)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT" && err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
+    });
+  }
 }
 
 /** Reads [position, end) of an fd in READ_CHUNK pieces, reusing the chunks released to it. */

@@ -25,10 +25,22 @@ export const layout = {
   root: ROOT,
   repositoriesRoot: `${ROOT}/repositories`,
   blobsRoot: `${ROOT}/blobs`,
-  /** Ours: present while garbage collection sweeps (distribution ignores it). */
+  /** Ours: present while a collector of an earlier version sweeps (distribution ignores it). */
   gcSweepMarker: `${ROOT}/_gc/sweeping`,
   /** Ours: rewritten before anything removes blob data or links (registry/removal-fence.ts). */
   removalEpoch: `${ROOT}/_gc/epoch`,
+  /** Ours (registry/collection-guard.ts): per blob, a collection's tombstones and claims, and writers moving its data. */
+  gcTombstones(digest: Digest): string {
+    return `${ROOT}/_gc/tombstones/${digestDir(digest)}`;
+  },
+  gcClaims(digest: Digest): string {
+    return `${ROOT}/_gc/claims/${digestDir(digest)}`;
+  },
+  gcWriters(digest: Digest): string {
+    return `${ROOT}/_gc/writers/${digestDir(digest)}`;
+  },
+  /** The roots of those, for removing what a crashed collector or writer left. */
+  gcMarkRoots: [`${ROOT}/_gc/tombstones`, `${ROOT}/_gc/claims`, `${ROOT}/_gc/writers`],
 
   blobDir(digest: Digest): string {
     const hex = digestHex(digest);

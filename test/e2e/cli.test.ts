@@ -165,7 +165,7 @@ describe("lain-registry CLI", () => {
     await registry.close();
     const config = join(work, "gc.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}}\n`);
-    const args = ["garbage-collect", config, "--dry-run", "--delay", "0s", "--settle", "0s"];
+    const args = ["garbage-collect", config, "--dry-run", "--delay", "0s"];
     // script(1) gives the command a pseudo-terminal.
     const { stdout: terminal } = await promisify(execFile)("script", ["-qec", [process.execPath, ...cliArgs(...args)].join(" "), "/dev/null"]);
     expect(terminal).toMatch(/\rmark: repositories 1, manifests 1/);

@@ -163,7 +163,10 @@ describe("RemovalFence: the remover's side", () => {
     for (const readerHangs of [false, true]) {
       const clock = new FakeClock();
       const { driver, gates } = storeWithGates();
-      const cache = new DescriptorCache(driver, 100, T, clock);
+      let cache: DescriptorCache | undefined;
+      const watch = new RemovalWatch(driver, () => cache?.clear(), T, clock);
+      cache = new DescriptorCache(100, watch);
+      watch.start();
       await clock.advance(T.quietMs + 2 * T.pollMs);
       const snapshot = cache.snapshot();
       expect(snapshot).toBeDefined();
@@ -185,7 +188,7 @@ describe("RemovalFence: the remover's side", () => {
       expect(removed).toBe(true);
       await removal;
       hung.open();
-      cache.close();
+      watch.stop();
     }
   });
 

@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { BlobStore } from "../../src/registry/blobs.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 import { UploadStore } from "../../src/registry/uploads.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
@@ -11,7 +12,8 @@ describe("UploadStore: a session removed while a request writes to it", () => {
     const inner = new InMemoryDriver();
     const driver = Object.create(inner) as StorageDriver;
     const name = "race/upload" as RepositoryName;
-    const uploads = new UploadStore(driver);
+    const blobs = new BlobStore(driver);
+    const uploads = new UploadStore(driver, blobs.guard);
     const { id } = await uploads.create(name);
     await uploads.append(name, id, Readable.from([Buffer.from("first chunk")]));
     // Upload purging (or a DELETE on another instance) removes it between the status read and the write.
@@ -21,5 +23,6 @@ describe("UploadStore: a session removed while a request writes to it", () => {
     };
     await expect(uploads.append(name, id, Readable.from([Buffer.from("second")]))).rejects.toMatchObject({ code: "BLOB_UPLOAD_UNKNOWN" });
     expect(await uploads.status(name, id)).toBeUndefined();
+    blobs.close();
   });
 });

@@ -86,12 +86,10 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const from = ctx.url.searchParams.get("from");
   if (mount && from !== null) {
     if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
-    // The store, not the cache: a mount acknowledged for a removed blob would be a lie.
-    const mountable = await registry.repository(from as RepositoryName).blobs.statInStore(mount);
-    if (mountable) {
-      await refuseDuringSweep(registry.driver);
-      await repo.blobs.link(mount);
-      sendBlobCreated(ctx, mountable, from as RepositoryName);
+    await refuseDuringSweep(registry.driver);
+    const mounted = await repo.blobs.mount(registry.repository(from as RepositoryName).blobs, mount);
+    if (mounted) {
+      sendBlobCreated(ctx, mounted, from as RepositoryName);
       return;
     }
     // Not mountable: the spec asks for an ordinary upload session instead.

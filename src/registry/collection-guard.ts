@@ -1,0 +1,123 @@
+import { randomUUID } from "node:crypto";
+import { deleteIfPresent, exists, listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
+import { layout } from "../storage/layout.js";
+import type { Digest } from "./digest.js";
+import { RegistryError } from "./errors.js";
+import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./removal-fence.js";
+
+/**
+ * How writers and collections share a store without a barrier. A write that starts using a
+ * blob (a manifest that names it, a mount, an upload's commit, a HEAD that lets a client skip an
+ * upload) and a collection deciding to delete the blob each leave a mark before they look for
+ * the other's, so at least one of them sees the other:
+ *
+ *   collection run R, for each candidate D (unreferenced, older than the delay):
+ *     1. put a tombstone `_gc/tombstones/D/R`, for all candidates, after the removal fence's notice;
+ *     2. mark again (what the first mark missed: manifests and links written meanwhile);
+ *     3. put a claim `_gc/claims/D/R`, then: any writer moving D's data (`_gc/writers/D/*`),
+ *        the tombstone gone (rescued), D's data missing or young, or more than claimBoundMs since
+ *        the claim: spare D; else delete it; then remove the claim and the tombstone.
+ *   a writer, after writing its link:
+ *     delete every tombstone of D (the rescue), wait while any claim of D listed then stands
+ *     (at most claimWaitMs), then look: D's data still there, or it is gone (never acknowledged).
+ *
+ * A writer whose link lands before step 2 reads it is kept by the mark. One whose link lands
+ * after finds the tombstone (put before step 2) and deletes it: if the collection reads the
+ * tombstone after that, it spares D; if before, its claim was put before the writer lists the
+ * claims, so the writer waits until the collection has deleted D or spared it, and then sees
+ * which. A writer moving data (an upload's commit) puts its own mark first and waits for claims
+ * before moving: a collection that claims later sees the mark and spares D. The store must show
+ * every completed write to every later read and listing (the filesystem; S3 and OSS today).
+ *
+ * Writers skip all that while the removal fence shows nothing under way: a collection gives
+ * the fence's notice before its first tombstone, so a write that ends within three quarters of
+ * the notice after a read that found the fence quiet is seen by the collection's second mark,
+ * and anything removed before that read is missing for the writer's own checks.
+ */
+export interface GuardTiming {
+  /** A writer waits this long at most for a claim to go (a collector that died holding it). */
+  claimWaitMs: number;
+  /** How often it looks again. */
+  claimPollMs: number;
+  /** A collector deletes only within this long of its claim (what a writer's wait relies on). */
+  claimBoundMs: number;
+}
+
+export const GUARD_TIMING: GuardTiming = { claimWaitMs: 60_000, claimPollMs: 50, claimBoundMs: 10_000 };
+
+/** Of the fence's notice, the share a write taken on the quiet path may use: the rest is margin. */
+const QUIET_SHARE = 0.75;
+
+/** Taken before a write that starts using blobs: when the fence was last seen quiet. */
+export interface UseTicket {
+  quietRead: number | undefined;
+}
+
+/** The writers' side of the protocol above (the collector's is in gc/collect.ts). */
+export class CollectionGuard {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly watch: RemovalWatch,
+    private readonly fence: FenceTiming,
+    readonly timing: GuardTiming = GUARD_TIMING,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  ticket(): UseTicket {
+    return { quietRead: this.watch.quietRead() };
+  }
+
+  /** Whether a write begun with this ticket ended soon enough for no collection to have missed it. */
+  private quiet(ticket: UseTicket): boolean {
+    return ticket.quietRead !== undefined && this.clock.now() - ticket.quietRead < this.fence.noticeMs * QUIET_SHARE;
+  }
+
+  /**
+   * After a write (begun with `ticket`) that makes these blobs used: makes sure no collection
+   * deletes them from now on, and answers those already gone.
+   */
+  async used(ticket: UseTicket, digests: Digest[]): Promise<Digest[]> {
+    if (this.quiet(ticket)) return [];
+    const gone = await Promise.all([...new Set(digests)].map((d) => this.rescue(d)));
+    return [...new Set(digests)].filter((_, i) => gone[i]);
+  }
+
+  /**
+   * Runs `move` (an upload's data moving into place as the blob, and its link) so that no
+   * collection deletes the blob under it; fails, retryably, when one did anyway.
+   */
+  async moving<T>(digest: Digest, move: () => Promise<T>): Promise<T> {
+    const ticket = this.ticket();
+    const mark = ticket.quietRead === undefined ? `${layout.gcWriters(digest)}/${randomUUID()}` : undefined;
+    if (mark) {
+      await this.driver.putContent(mark, Buffer.from(new Date().toISOString()));
+      await this.claimsGone(digest);
+    }
+    try {
+      const result = await move();
+      if ((await this.used(ticket, [digest])).length > 0) {
+        throw new RegistryError("UNAVAILABLE", `garbage collection removed blob ${digest} while it was being stored; push it again`);
+      }
+      return result;
+    } finally {
+      if (mark) await deleteIfPresent(this.driver, mark);
+    }
+  }
+
+  /** Rescues the blob from every collection deciding on it; answers whether its data is gone. */
+  private async rescue(digest: Digest): Promise<boolean> {
+    await Promise.all((await listIfPresent(this.driver, layout.gcTombstones(digest))).map((t) => deleteIfPresent(this.driver, t)));
+    await this.claimsGone(digest);
+    const info = await unlessMissing(() => this.driver.stat(layout.blobData(digest)));
+    return !info || info.isDir;
+  }
+
+  /** Waits while a claim on the blob listed now stands: its collector is deleting the blob or sparing it. */
+  private async claimsGone(digest: Digest): Promise<void> {
+    const claims = await listIfPresent(this.driver, layout.gcClaims(digest));
+    const deadline = this.clock.now() + this.timing.claimWaitMs;
+    for (const claim of claims) {
+      while ((await exists(this.driver, claim)) && this.clock.now() < deadline) await this.clock.sleep(this.timing.claimPollMs);
+    }
+  }
+}

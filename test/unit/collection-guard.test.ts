@@ -1,0 +1,275 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { collectGarbage, type CollectReport } from "../../src/gc/collect.js";
+import type { GuardTiming } from "../../src/registry/collection-guard.js";
+import { digestOf, type Digest } from "../../src/registry/digest.js";
+import { RegistryError } from "../../src/registry/errors.js";
+import type { RepositoryName, Tag } from "../../src/registry/names.js";
+import type { FenceTiming } from "../../src/registry/removal-fence.js";
+import { Registry } from "../../src/registry/registry.js";
+import { exists, type StorageDriver } from "../../src/storage/driver.js";
+import { FilesystemDriver } from "../../src/storage/filesystem.js";
+import { InMemoryDriver } from "../../src/storage/inmemory.js";
+import { layout } from "../../src/storage/layout.js";
+
+const FENCE: FenceTiming = { pollMs: 5, freshMs: 15, quietMs: 40, noticeMs: 20, heartbeatMs: 5, maxGapMs: 25 };
+const GUARD: GuardTiming = { claimWaitMs: 5_000, claimPollMs: 1, claimBoundMs: 5_000 };
+const OLD = "lain/old" as RepositoryName;
+const NEW = "lain/new" as RepositoryName;
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const SEEDS = Number(process.env.GUARD_SEEDS ?? 40);
+/** About how many store calls a collection of this tiny store makes. */
+const COLLECTOR_CALLS = 24;
+
+type Party = "collector" | "writer";
+const party = new AsyncLocalStorage<Party>();
+
+/** A tiny xorshift generator: each seed is one reproducible schedule. */
+function random(seed: number): () => number {
+  let x = seed || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Lets the collector's and the writer's store calls through one at a time, in an order the seed
+ * picks among those waiting: every interleaving of the two protocols at store-call granularity
+ * is reachable. The removal fence's own reads and writes of the epoch pass freely (they run on
+ * timers of both processes).
+ */
+class Schedule {
+  /** Calls waiting for their turn, by party (a party may make several at once). */
+  private readonly waiting = new Map<Party, Array<() => void>>();
+  private running = true;
+  /** Calls the collector has made so far, and who waits for a number of them. */
+  private collectorCalls = 0;
+  private readonly watchers: Array<{ calls: number; go: () => void }> = [];
+
+  constructor(private readonly next: () => number) {
+    void this.loop();
+  }
+
+  turn(who: Party): Promise<void> {
+    // Once the collection is over, the writer runs alone.
+    if (!this.running) return Promise.resolve();
+    return new Promise((go) => this.waiting.set(who, [...(this.waiting.get(who) ?? []), go]));
+  }
+
+  /** Resolves once the collector has made `calls` store calls (or is done). */
+  afterCollectorCalls(calls: number): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((go) => this.watchers.push({ calls, go }));
+  }
+
+  stop(): void {
+    for (const watcher of this.watchers) watcher.go();
+    this.running = false;
+    for (const calls of this.waiting.values()) for (const go of calls) go();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      // Whoever is between two calls gets there first.
+      for (let i = 0; i < 4; i++) await settle();
+      const ready = [...this.waiting.entries()].filter(([, calls]) => calls.length > 0);
+      if (ready.length === 0) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      const [who, calls] = ready[Math.floor(this.next() * ready.length)] as [Party, Array<() => void>];
+      (calls.shift() as () => void)();
+      if (who === "collector") this.collectorCalls++;
+      for (const watcher of this.watchers.filter((w) => w.calls <= this.collectorCalls)) {
+        this.watchers.splice(this.watchers.indexOf(watcher), 1);
+        watcher.go();
+      }
+    }
+  }
+}
+
+function scheduled(inner: StorageDriver, schedule: Schedule): StorageDriver {
+  const gated = <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const who = party.getStore();
+      if (who && args[0] !== layout.removalEpoch) await schedule.turn(who);
+      return call(...args);
+    };
+  return {
+    name: inner.name,
+    getContent: gated((path: string) => inner.getContent(path)),
+    putContent: gated((path: string, content: Buffer) => inner.putContent(path, content)),
+    reader: gated((path: string, offset?: number, end?: number) => inner.reader(path, offset, end)),
+    writer: gated((path: string, append: boolean) => inner.writer(path, append)),
+    stat: gated((path: string) => inner.stat(path)),
+    list: gated((path: string) => inner.list(path)),
+    move: gated((source: string, destination: string) => inner.move(source, destination)),
+    delete: gated((path: string) => inner.delete(path)),
+  };
+}
+
+interface Blob {
+  digest: Digest;
+  content: Buffer;
+}
+
+function blob(content: Buffer): Blob {
+  return { digest: digestOf(content, "sha256"), content };
+}
+
+function manifestNaming(config: Blob, layer: Blob): Blob {
+  const descriptor = (b: Blob, mediaType: string) => ({ mediaType, digest: b.digest, size: b.content.length });
+  return blob(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: descriptor(config, "application/vnd.oci.image.config.v1+json"),
+        layers: [descriptor(layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+      }),
+    ),
+  );
+}
+
+/** Stores a blob as a push does (an upload's commit) and links it into the repository. */
+async function push(registry: Registry, name: RepositoryName, item: Blob): Promise<void> {
+  const { id } = await registry.uploads.create(name);
+  await registry.uploads.complete(registry.repository(name).blobs, id, item.digest, Readable.from([item.content]));
+}
+
+/** What a writer does with the old garbage blob D while a collection runs; true when it was acknowledged. */
+type Writer = (registry: Registry, garbage: Blob, config: Blob) => Promise<boolean>;
+
+const refusedForGc = (err: unknown) => err instanceof RegistryError && (err.code === "MANIFEST_BLOB_UNKNOWN" || err.code === "UNAVAILABLE");
+
+const WRITERS: Record<string, Writer> = {
+  "a manifest put naming it": async (registry, garbage, config) => {
+    try {
+      const manifest = manifestNaming(config, garbage);
+      await registry.repository(OLD).manifests.put("v1" as Tag, manifest.content, OCI_MANIFEST);
+      return true;
+    } catch (err) {
+      if (refusedForGc(err)) return false;
+      throw err;
+    }
+  },
+  "a mount of it": async (registry, garbage) => (await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest)) !== undefined,
+  "an upload of it": async (registry, garbage) => {
+    try {
+      await push(registry, NEW, garbage);
+      return true;
+    } catch (err) {
+      if (refusedForGc(err)) return false;
+      throw err;
+    }
+  },
+  "a HEAD, then the manifest put it lets the client make": async (registry, garbage, config) => {
+    if (!(await registry.repository(OLD).statBlob(garbage.digest, true))) return false;
+    // Told the blob is there, the client skips its upload: the put must not be refused now.
+    const manifest = manifestNaming(config, garbage);
+    await registry.repository(OLD).manifests.put("v1" as Tag, manifest.content, OCI_MANIFEST);
+    return true;
+  },
+};
+
+/**
+ * One run: a store holding an old unreferenced blob (garbage) and a young config; a collection
+ * with no delay and a writer that starts using the garbage, their store calls interleaved as the
+ * seed says.
+ */
+async function interleave(seed: number, write: Writer): Promise<{ acknowledged: boolean; present: boolean; report: CollectReport }> {
+  const inner = new InMemoryDriver();
+  const setup = new Registry(inner);
+  const garbage = blob(randomBytes(64));
+  const config = blob(Buffer.from(`{"architecture":"amd64","os":"linux","seed":${seed}}`));
+  await push(setup, OLD, garbage);
+  await setup.close();
+  const startedAt = Date.now() + 1;
+  await new Promise((r) => setTimeout(r, 2));
+  const schedule = new Schedule(random(seed));
+  const driver = scheduled(inner, schedule);
+  const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+  try {
+    // The config is pushed after the collection's start: young, so it stays whatever happens.
+    await push(registry, OLD, config);
+    // The writer starts somewhere in the collection: before its first mark, during its notice, among its decisions.
+    const startAfter = Math.floor(random(seed + 1)() * COLLECTOR_CALLS);
+    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD }, () => startedAt));
+    void collecting.finally(() => schedule.stop());
+    const writing = schedule.afterCollectorCalls(startAfter).then(() => party.run("writer", () => write(registry, garbage, config)));
+    const [report, acknowledged] = await Promise.all([collecting, writing]);
+    return { acknowledged, present: await exists(inner, layout.blobData(garbage.digest)), report };
+  } finally {
+    schedule.stop();
+    await registry.close();
+  }
+}
+
+describe("collection guard: a collection and a writer, every interleaving of their store calls", () => {
+  for (const [name, write] of Object.entries(WRITERS)) {
+    it(`${name}: acknowledged means the blob is kept; it is removed only when the writer was told it is gone`, async () => {
+      const outcomes = new Set<string>();
+      for (let seed = 1; seed <= SEEDS; seed++) {
+        const { acknowledged, present, report } = await interleave(seed * 7919, write);
+        if (acknowledged) expect(present, `seed ${seed * 7919}`).toBe(true);
+        if (!present) expect(report.blobsDeleted).toHaveLength(1);
+        outcomes.add(`${acknowledged ? "acknowledged" : "refused"} ${present ? "kept" : "removed"}${report.blobsRescued > 0 ? " rescued" : ""}`);
+      }
+      // The schedules reach the race: the writer came while the collection decided, and rescued the blob.
+      expect([...outcomes], [...outcomes].join("; ")).toContain("acknowledged kept rescued");
+    }, 120_000);
+  }
+});
+
+describe("collection guard: what dead processes leave", () => {
+  it("a writer waits for a dead collector's claim only claimWaitMs, then goes on", async () => {
+    const driver = new InMemoryDriver();
+    const registry = new Registry(driver, { fence: FENCE, guard: { ...GUARD, claimWaitMs: 100 } });
+    try {
+      const garbage = blob(randomBytes(64));
+      await push(registry, OLD, garbage);
+      const claim = `${layout.gcClaims(garbage.digest)}/dead-run`;
+      await driver.putContent(claim, Buffer.from("2026-01-01T00:00:00Z"));
+      expect(await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest)).toBeDefined();
+      // Only collectors remove claims (a later one, once it is an hour old).
+      expect(await exists(driver, claim)).toBe(true);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it("a collection removes tombstones, claims and writers' marks older than an hour, and nothing younger", async () => {
+    const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
+    const driver = new FilesystemDriver(root);
+    const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+    try {
+      const garbage = blob(randomBytes(64));
+      await push(registry, OLD, garbage);
+      const someone = blob(randomBytes(64)).digest;
+      const [old, young] = [`${layout.gcClaims(someone)}/dead-run`, `${layout.gcWriters(someone)}/live-writer`];
+      for (const mark of [old, young]) await driver.putContent(mark, Buffer.from(""));
+      const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+      await utimes(join(root, old), twoHoursAgo, twoHoursAgo);
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD }, () => Date.now() + 1000);
+      expect(report.blobsDeleted).toEqual([garbage.digest]);
+      expect(await exists(driver, old)).toBe(false);
+      expect(await exists(driver, young)).toBe(true);
+      // The run's own marks are gone with their directories.
+      expect(await exists(driver, layout.gcTombstones(garbage.digest))).toBe(false);
+      expect(await exists(driver, layout.gcClaims(garbage.digest))).toBe(false);
+    } finally {
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
