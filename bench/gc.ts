@@ -1,7 +1,11 @@
 /**
  * Garbage collection: lain-registry vs distribution's garbage-collect on copies of one store of
- * 2,000 repositories and ~20,000 small blobs (written straight in distribution's layout), half of
- * the repositories' manifests deleted. Wall time and peak RSS of each, as separate processes.
+ * 10,000 repositories and ~110,000 small blobs (written straight in distribution's layout), half
+ * of the repositories' manifests deleted. distribution's runs on its copy with nothing serving it
+ * (it needs the registry stopped or read-only); lain-registry's runs on the other copy while a
+ * lain-registry serving it takes pushes: new images, and images deleted earlier pushed again
+ * (their blobs are what the collection is deleting). Wall time and peak RSS of each collection,
+ * as separate processes; the pushes acknowledged and refused meanwhile.
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -10,12 +14,14 @@ import { join } from "node:path";
 import type { Digest } from "../src/registry/digest.js";
 import type { RepositoryName, Tag } from "../src/registry/names.js";
 import { layout } from "../src/storage/layout.js";
-import { cliArgs } from "../test/helpers/process.js";
+import { cliArgs, freePort, startLainProcess } from "../test/helpers/process.js";
 import { storedBlobs } from "../test/helpers/store.js";
 import { sampledPeakRss } from "./load.js";
 
-const REPOSITORIES = Number(process.env.BENCH_GC_REPOSITORIES ?? 2000);
+const REPOSITORIES = Number(process.env.BENCH_GC_REPOSITORIES ?? 10_000);
 const LAYERS = 8;
+/** lain's delay: the pushes during its collection must finish within it (a push takes milliseconds here). */
+const LAIN_DELAY_MS = 10_000;
 
 export interface GcMeasures {
   repositories: number;
@@ -24,8 +30,21 @@ export interface GcMeasures {
   distributionSeconds: number;
   lainPeakRssMiB: number;
   distributionPeakRssMiB: number;
-  /** Both removed the same blobs. */
+  /** Both removed the same blobs, but for those of the images pushed again during lain's. */
   sameResult: boolean;
+  lainFreed: number;
+  distributionFreed: number;
+  /** Pushes during lain's collection: acknowledged, refused; of the acknowledged ones pushed again, those that pull back whole. */
+  pushesAcknowledged: number;
+  pushesRefused: number;
+  repushedIntact: number;
+  repushed: number;
+}
+
+interface StoredImage {
+  name: RepositoryName;
+  manifest: Buffer;
+  blobs: Buffer[];
 }
 
 function digest(content: Buffer): Digest {
@@ -38,22 +57,15 @@ async function put(root: string, path: string, content: Buffer | string): Promis
   await writeFile(file, content);
 }
 
-/** A store as distribution lays it out; every odd repository's manifest is deleted (link gone). */
-async function makeStore(root: string): Promise<number> {
+/** A store as distribution lays it out; every odd repository's manifest is deleted (link gone), and returned. */
+async function makeStore(root: string): Promise<{ blobs: number; deleted: StoredImage[] }> {
   let blobs = 0;
+  const deleted: StoredImage[] = [];
   for (let r = 0; r < REPOSITORIES; r++) {
     const name = `bench/team${r % 50}/app${r}` as RepositoryName;
     const layers = Array.from({ length: LAYERS }, () => randomBytes(64));
     const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", n: r }));
-    const descriptor = (mediaType: string, content: Buffer) => ({ mediaType, digest: digest(content), size: content.length });
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: descriptor("application/vnd.oci.image.config.v1+json", config),
-        layers: layers.map((l) => descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l)),
-      }),
-    );
+    const { manifest } = imageOf(layers, config);
     for (const content of [...layers, config, manifest]) {
       await put(root, layout.blobData(digest(content)), content);
       blobs++;
@@ -68,9 +80,55 @@ async function makeStore(root: string): Promise<number> {
     } else {
       // Deleted through the API: distribution leaves the directories, without links.
       await mkdir(join(root, layout.revisionDir(name, m)), { recursive: true });
+      deleted.push({ name, manifest, blobs: [...layers, config] });
     }
   }
-  return blobs;
+  return { blobs, deleted };
+}
+
+/** A push as docker makes it: HEAD each blob, upload the missing ones, then the manifest; whether it was acknowledged. */
+async function pushImage(base: string, image: StoredImage): Promise<boolean> {
+  for (const content of image.blobs) {
+    const head = await fetch(`${base}/v2/${image.name}/blobs/${digest(content)}`, { method: "HEAD" });
+    if (head.status === 200) continue;
+    const start = await fetch(`${base}/v2/${image.name}/blobs/uploads/`, { method: "POST" });
+    const location = new URL(start.headers.get("location") ?? "", base);
+    location.searchParams.set("digest", digest(content));
+    const put = await fetch(location, { method: "PUT", body: content, headers: { "content-type": "application/octet-stream" } });
+    if (put.status !== 201) return false;
+  }
+  const put = await fetch(`${base}/v2/${image.name}/manifests/latest`, {
+    method: "PUT",
+    body: image.manifest,
+    headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+  });
+  return put.status === 201;
+}
+
+async function pullsBack(base: string, image: StoredImage): Promise<boolean> {
+  for (const content of image.blobs) {
+    const got = await fetch(`${base}/v2/${image.name}/blobs/${digest(content)}`);
+    if (got.status !== 200 || !Buffer.from(await got.arrayBuffer()).equals(content)) return false;
+  }
+  return true;
+}
+
+/** An OCI image manifest of these layers and config, and its blobs. */
+function imageOf(layers: Buffer[], config: Buffer): Omit<StoredImage, "name"> {
+  const descriptor = (mediaType: string, content: Buffer) => ({ mediaType, digest: digest(content), size: content.length });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: descriptor("application/vnd.oci.image.config.v1+json", config),
+      layers: layers.map((l) => descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l)),
+    }),
+  );
+  return { manifest, blobs: [...layers, config] };
+}
+
+function freshImage(): Omit<StoredImage, "name"> {
+  return imageOf([randomBytes(2048), randomBytes(2048)], Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", fresh: randomBytes(8).toString("hex") })));
 }
 
 async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; peakMiB: number }> {
@@ -86,20 +144,62 @@ async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): P
 export async function measureGc(work: string, log: (m: string) => void): Promise<GcMeasures> {
   const original = join(work, "gc-store");
   log(`[gc] writing a store of ${REPOSITORIES} repositories`);
-  const blobs = await makeStore(original);
+  const { blobs, deleted } = await makeStore(original);
+  const written = Date.now();
   const theirs = join(work, "gc-distribution");
   const ours = join(work, "gc-lain");
-  await cp(original, theirs, { recursive: true });
-  await cp(original, ours, { recursive: true });
+  // Timestamps kept: the store is older than lain's delay, which the pushes during its run are not.
+  await cp(original, theirs, { recursive: true, preserveTimestamps: true });
+  await cp(original, ours, { recursive: true, preserveTimestamps: true });
   const env = { ...process.env };
   delete env.AWS_CA_BUNDLE;
   await writeFile(join(work, "gc-d.yml"), `version: 0.1\nstorage: {filesystem: {rootdirectory: ${theirs}}}\n`);
-  await writeFile(join(work, "gc-l.yml"), `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${ours}}}\n`);
+  await writeFile(join(work, "gc-l.yml"), `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${ours}}, delete: {enabled: true}}\nhttp: {secret: bench}\n`);
+  const before = new Set(await storedBlobs(original));
   const distribution = await timed("docker-registry", ["garbage-collect", join(work, "gc-d.yml")], env);
-  const lain = await timed(process.execPath, cliArgs("garbage-collect", join(work, "gc-l.yml"), "--delay", "0s"), env);
-  const [left, right] = [await storedBlobs(theirs), await storedBlobs(ours)];
-  const sameResult = left.length === right.length && left.every((d, i) => d === right[i]);
-  log(`[gc] ${blobs} blobs: lain ${lain.seconds.toFixed(2)} s, ${lain.peakMiB.toFixed(0)} MiB; distribution ${distribution.seconds.toFixed(2)} s, ${distribution.peakMiB.toFixed(0)} MiB; same result: ${sameResult}`);
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, written + LAIN_DELAY_MS + 1000 - Date.now())));
+  const server = await startLainProcess(join(work, "gc-l.yml"), await freePort());
+  const pushes = { acknowledged: 0, refused: 0 };
+  const repushed: StoredImage[] = [];
+  let lain: { seconds: number; peakMiB: number };
+  try {
+    let collecting = true;
+    const pushing = (async () => {
+      for (let i = 0; collecting && i < deleted.length; i++) {
+        // New images and images deleted earlier, in turn.
+        const again = deleted[(i * 7919) % deleted.length] as StoredImage;
+        const fresh: StoredImage = { name: `bench/online${i % 10}` as RepositoryName, ...freshImage() };
+        for (const image of [fresh, again]) {
+          if (await pushImage(server.url, image)) {
+            pushes.acknowledged++;
+            if (image === again) repushed.push(again);
+          } else pushes.refused++;
+        }
+      }
+    })();
+    lain = await timed(process.execPath, cliArgs("garbage-collect", join(work, "gc-l.yml"), "--delay", `${LAIN_DELAY_MS / 1000}s`), env);
+    collecting = false;
+    await pushing;
+  } finally {
+    await server.stop();
+  }
+  const verify = await startLainProcess(join(work, "gc-l.yml"), await freePort());
+  let repushedIntact = 0;
+  try {
+    for (const image of repushed) if (await pullsBack(verify.url, image)) repushedIntact++;
+  } finally {
+    await verify.stop();
+  }
+  const left = new Set(await storedBlobs(theirs));
+  const right = new Set(await storedBlobs(ours));
+  const removedByThem = [...before].filter((d) => !left.has(d));
+  const removedByUs = [...before].filter((d) => !right.has(d));
+  const takenUp = new Set(repushed.flatMap((image) => [image.manifest, ...image.blobs].map(digest)));
+  const sameResult = removedByUs.every((d) => !left.has(d)) && removedByThem.every((d) => !right.has(d) || takenUp.has(d as Digest));
+  log(
+    `[gc] ${blobs} blobs: lain ${lain.seconds.toFixed(2)} s, ${lain.peakMiB.toFixed(0)} MiB, freed ${removedByUs.length}, during ${pushes.acknowledged} acknowledged / ${pushes.refused} refused pushes ` +
+      `(${repushedIntact} of ${repushed.length} images pushed again pull back whole); distribution ${distribution.seconds.toFixed(2)} s, ${distribution.peakMiB.toFixed(0)} MiB, freed ${removedByThem.length}; same result: ${sameResult}`,
+  );
   return {
     repositories: REPOSITORIES,
     blobs,
@@ -108,5 +208,11 @@ export async function measureGc(work: string, log: (m: string) => void): Promise
     lainPeakRssMiB: lain.peakMiB,
     distributionPeakRssMiB: distribution.peakMiB,
     sameResult,
+    lainFreed: removedByUs.length,
+    distributionFreed: removedByThem.length,
+    pushesAcknowledged: pushes.acknowledged,
+    pushesRefused: pushes.refused,
+    repushedIntact,
+    repushed: repushed.length,
   };
 }

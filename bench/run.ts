@@ -319,7 +319,9 @@ async function main(): Promise<void> {
     );
     const gc = await measureGc(work, log);
     lines.push(
-      `garbage-collect, ${gc.repositories} repositories / ${gc.blobs} blobs: lain ${gc.lainSeconds.toFixed(2)} s vs distribution ${gc.distributionSeconds.toFixed(2)} s = ${(gc.distributionSeconds / gc.lainSeconds).toFixed(2)}x speed (target ≥ 1.0); peak RSS ${gc.lainPeakRssMiB.toFixed(0)} vs ${gc.distributionPeakRssMiB.toFixed(0)} MiB; same blobs removed: ${gc.sameResult}`,
+      `garbage-collect, ${gc.repositories} repositories / ${gc.blobs} blobs: lain ${gc.lainSeconds.toFixed(2)} s while serving pushes vs distribution ${gc.distributionSeconds.toFixed(2)} s with nothing serving = ${(gc.distributionSeconds / gc.lainSeconds).toFixed(2)}x speed; ` +
+        `freed ${gc.lainFreed} vs ${gc.distributionFreed} blobs (same but for the images pushed again: ${gc.sameResult}); pushes during lain's: ${gc.pushesAcknowledged} acknowledged, ${gc.pushesRefused} refused (target 0), ` +
+        `${gc.repushedIntact} of ${gc.repushed} deleted images pushed again pull back whole; peak RSS ${gc.lainPeakRssMiB.toFixed(0)} vs ${gc.distributionPeakRssMiB.toFixed(0)} MiB`,
     );
     const s3 = await measureS3(blob, work);
     if (s3?.lain && s3.distribution) {

@@ -230,7 +230,7 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
     await removeLeftovers(registry.driver, now());
     const run = randomUUID();
     try {
-      await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from("")));
+      await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from(""), true));
       const second = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
       await sweep(registry, unreferenced, second, cutoff, run, report, options);
     } catch (err) {
@@ -371,7 +371,7 @@ async function removable(driver: StorageDriver, digest: Digest, cutoff: number, 
 async function decide(registry: Registry, digest: Digest, run: string, cutoff: number, report: CollectReport): Promise<void> {
   const { driver } = registry;
   const bound = registry.blobs.guard.timing.claimBoundMs;
-  await driver.putContent(claim(digest, run), Buffer.from(new Date().toISOString()));
+  await driver.putContent(claim(digest, run), Buffer.from(new Date().toISOString()), true);
   const claimed = performance.now();
   try {
     if ((await listIfPresent(driver, layout.gcWriters(digest))).length > 0 || !(await exists(driver, tombstone(digest, run)))) {

@@ -19,7 +19,7 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
   const instrumented: StorageDriver = {
     name: driver.name,
     getContent: (path) => timed("GetContent", () => driver.getContent(path)),
-    putContent: (path, content) => timed("PutContent", () => driver.putContent(path, content)),
+    putContent: (path, content, transient) => timed("PutContent", () => driver.putContent(path, content, transient)),
     reader: (path, offset, end): Promise<Readable> => timed("Reader", () => driver.reader(path, offset, end)),
     writer: (path, append): Promise<FileWriter> => timed("Writer", () => driver.writer(path, append)),
     stat: (path): Promise<FileInfo> => timed("Stat", () => driver.stat(path)),

@@ -90,7 +90,7 @@ export class CollectionGuard {
     const ticket = this.ticket();
     const mark = ticket.quietRead === undefined ? `${layout.gcWriters(digest)}/${randomUUID()}` : undefined;
     if (mark) {
-      await this.driver.putContent(mark, Buffer.from(new Date().toISOString()));
+      await this.driver.putContent(mark, Buffer.from(new Date().toISOString()), true);
       await this.claimsGone(digest);
     }
     try {

@@ -9,8 +9,12 @@ export interface StorageDriver {
   readonly name: string;
   /** Whole content of a small object (links, manifests, state files). */
   getContent(path: string): Promise<Buffer>;
-  /** Replaces the object atomically: readers see the old or the new content, never a mix. */
-  putContent(path: string, content: Buffer): Promise<void>;
+  /**
+   * Replaces the object atomically: readers see the old or the new content, never a mix.
+   * `transient`: it need not survive a crash of the machine (a collection's marks), so the
+   * filesystem does not sync it.
+   */
+  putContent(path: string, content: Buffer, transient?: boolean): Promise<void>;
   /** Streams the object from `offset` (inclusive) to `end` (exclusive, default: its end). */
   reader(path: string, offset?: number, end?: number): Promise<Readable>;
   /**

@@ -67,7 +67,7 @@ export class FilesystemDriver implements StorageDriver {
     return orNotFound(path, () => fsp.readFile(file), true);
   }
 
-  async putContent(path: string, content: Buffer): Promise<void> {
+  async putContent(path: string, content: Buffer, transient = false): Promise<void> {
     const file = this.resolve(path);
     await fsp.mkdir(dirname(file), { recursive: true });
     // Write beside the target and rename over it, so no reader ever sees a half-written link.
@@ -75,7 +75,7 @@ export class FilesystemDriver implements StorageDriver {
     const handle = await fsp.open(temp, "w");
     try {
       await handle.writeFile(content);
-      await handle.sync();
+      if (!transient) await handle.sync();
     } finally {
       await handle.close();
     }

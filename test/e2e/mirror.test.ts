@@ -14,6 +14,7 @@ import { skopeo } from "../helpers/skopeo.js";
 import { blobFile, storedBlobs } from "../helpers/store.js";
 import { mountTmpfs, unmount } from "../helpers/tmpfs.js";
 import { hasTool } from "../helpers/tools.js";
+import { until } from "../helpers/until.js";
 
 const available = hasTool("skopeo") && hasTool("docker-registry");
 const MiB = 1024 * 1024;
@@ -75,8 +76,10 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     const blobGets = () => proxy.count("GET", /^\/v2\/lain\/single\/blobs\//);
     expect(blobGets()).toBe(4);
     const blobBytes = [image.config, ...image.layers].reduce((n, b) => n + b.content.length, 0);
+    const delta = (now: Awaited<ReturnType<typeof metrics>>, then: typeof now, name: string, labels: Record<string, string>) => now(name, labels) - then(name, labels);
+    // A fill counts its bytes once it has stored the blob, a moment after its client has it.
+    await until(async () => delta(await metrics(), before, "registry_proxy_bytes_total", { source: "upstream" }) >= blobBytes, "the fills' byte counts", 5_000).catch(() => undefined);
     const cold = await metrics();
-    const delta = (now: typeof cold, then: typeof cold, name: string, labels: Record<string, string>) => now(name, labels) - then(name, labels);
     expect(delta(cold, before, "registry_proxy_requests_total", { kind: "blob", result: "miss" })).toBe(4);
     expect(delta(cold, before, "registry_proxy_requests_total", { kind: "manifest", result: "miss" })).toBe(1);
     expect(delta(cold, before, "registry_proxy_bytes_total", { source: "upstream" })).toBe(blobBytes);
