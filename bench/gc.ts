@@ -1,24 +1,33 @@
 /**
  * Garbage collection: lain-registry vs distribution's garbage-collect on copies of one store of
- * 10,000 repositories and ~110,000 small blobs (written straight in distribution's layout), half
+ * 10,000 repositories and 100,000 small blobs (written straight in distribution's layout), half
  * of the repositories' manifests deleted. distribution's runs on its copy with nothing serving it
  * (it needs the registry stopped or read-only); lain-registry's runs on the other copy while a
  * lain-registry serving it takes pushes: new images, and images deleted earlier pushed again
  * (their blobs are what the collection is deleting). Wall time and peak RSS of each collection,
- * as separate processes; the pushes acknowledged and refused meanwhile.
+ * as separate processes; the pushes acknowledged and refused meanwhile. On the filesystem and
+ * on S3 (Ceph RGW).
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { cp, mkdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Digest } from "../src/registry/digest.js";
 import type { RepositoryName, Tag } from "../src/registry/names.js";
+import { forEachLimit } from "../src/gc/limit.js";
+import { listIfPresent, type StorageDriver } from "../src/storage/driver.js";
+import { s3Driver } from "../src/storage/factory.js";
+import { FilesystemDriver } from "../src/storage/filesystem.js";
 import { layout } from "../src/storage/layout.js";
 import { cliArgs, freePort, startLainProcess } from "../test/helpers/process.js";
-import { storedBlobs } from "../test/helpers/store.js";
+import { RGW_TOOLS, startRgw, type S3Server } from "../test/helpers/rgw.js";
+import { createBucket, s3StorageYaml, s3TestOptions } from "../test/helpers/s3.js";
+import { hasTool } from "../test/helpers/tools.js";
 import { sampledPeakRss } from "./load.js";
 
 const REPOSITORIES = Number(process.env.BENCH_GC_REPOSITORIES ?? 10_000);
+/** RGW on memstore here writes a few hundred small objects a second: 300 repositories (3,000 blobs) by default. */
+const S3_REPOSITORIES = Number(process.env.BENCH_GC_S3_REPOSITORIES ?? 300);
 const LAYERS = 8;
 /** lain's delay: the pushes during its collection must finish within it (a push takes milliseconds here). */
 const LAIN_DELAY_MS = 10_000;
@@ -51,38 +60,87 @@ function digest(content: Buffer): Digest {
   return `sha256:${createHash("sha256").update(content).digest("hex")}` as Digest;
 }
 
-async function put(root: string, path: string, content: Buffer | string): Promise<void> {
-  const file = join(root, path);
-  await mkdir(join(file, ".."), { recursive: true });
-  await writeFile(file, content);
+/** The two copies of the store, one for each collector. */
+interface Copies {
+  /** The `storage:` section of distribution's copy, and of lain's. */
+  theirs: string;
+  ours: string;
+  /** Writes an object into both. */
+  put(path: string, content: Buffer | string): Promise<void>;
+  /** What a manifest deleted through the API leaves: an empty directory (stores that have them). */
+  leaveDir(path: string): Promise<void>;
+  blobs(copy: "theirs" | "ours"): Promise<Set<string>>;
+}
+
+/** The blob digests a store holds, read through a driver. */
+async function storedDigests(driver: StorageDriver): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const prefix of await listIfPresent(driver, `${layout.blobsRoot}/sha256`)) {
+    for (const entry of await listIfPresent(driver, prefix)) out.add(`sha256:${entry.slice(entry.lastIndexOf("/") + 1)}`);
+  }
+  return out;
+}
+
+function filesystemCopies(work: string): Copies {
+  const roots = { theirs: join(work, "gc-distribution"), ours: join(work, "gc-lain") };
+  return {
+    theirs: `  filesystem: {rootdirectory: ${roots.theirs}}`,
+    ours: `  filesystem: {rootdirectory: ${roots.ours}}`,
+    put: async (path, content) => {
+      for (const root of Object.values(roots)) {
+        const file = join(root, path);
+        await mkdir(join(file, ".."), { recursive: true });
+        await writeFile(file, content);
+      }
+    },
+    leaveDir: async (path) => {
+      for (const root of Object.values(roots)) await mkdir(join(root, path), { recursive: true });
+    },
+    blobs: (copy) => storedDigests(new FilesystemDriver(roots[copy])),
+  };
+}
+
+async function s3Copies(rgw: S3Server): Promise<Copies> {
+  const buckets = { theirs: await createBucket(rgw, "gc-d"), ours: await createBucket(rgw, "gc-l") };
+  const drivers = { theirs: await s3Driver(s3TestOptions(rgw, buckets.theirs)), ours: await s3Driver(s3TestOptions(rgw, buckets.ours)) };
+  return {
+    theirs: s3StorageYaml(rgw, buckets.theirs),
+    ours: s3StorageYaml(rgw, buckets.ours),
+    put: async (path, content) => {
+      await Promise.all(Object.values(drivers).map((d) => d.putContent(path, Buffer.from(content))));
+    },
+    leaveDir: () => Promise.resolve(),
+    blobs: (copy) => storedDigests(drivers[copy]),
+  };
 }
 
 /** A store as distribution lays it out; every odd repository's manifest is deleted (link gone), and returned. */
-async function makeStore(root: string): Promise<{ blobs: number; deleted: StoredImage[] }> {
+async function makeStore(copies: Copies, repositories: number): Promise<{ blobs: number; deleted: StoredImage[] }> {
   let blobs = 0;
   const deleted: StoredImage[] = [];
-  for (let r = 0; r < REPOSITORIES; r++) {
+  const put = (path: string, content: Buffer | string) => copies.put(path, content);
+  await forEachLimit(Array.from({ length: repositories }, (_, r) => r), 16, async (r) => {
     const name = `bench/team${r % 50}/app${r}` as RepositoryName;
     const layers = Array.from({ length: LAYERS }, () => randomBytes(64));
     const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", n: r }));
     const { manifest } = imageOf(layers, config);
     for (const content of [...layers, config, manifest]) {
-      await put(root, layout.blobData(digest(content)), content);
+      await put(layout.blobData(digest(content)), content);
       blobs++;
-      if (content !== manifest) await put(root, layout.layerLink(name, digest(content)), digest(content));
+      if (content !== manifest) await put(layout.layerLink(name, digest(content)), digest(content));
     }
     const m = digest(manifest);
     const latest = "latest" as Tag;
     if (r % 2 === 0) {
-      await put(root, layout.revisionLink(name, m), m);
-      await put(root, layout.tagCurrentLink(name, latest), m);
-      await put(root, layout.tagIndexLink(name, latest, m), m);
+      await put(layout.revisionLink(name, m), m);
+      await put(layout.tagCurrentLink(name, latest), m);
+      await put(layout.tagIndexLink(name, latest, m), m);
     } else {
       // Deleted through the API: distribution leaves the directories, without links.
-      await mkdir(join(root, layout.revisionDir(name, m)), { recursive: true });
+      await copies.leaveDir(layout.revisionDir(name, m));
       deleted.push({ name, manifest, blobs: [...layers, config] });
     }
-  }
+  });
   return { blobs, deleted };
 }
 
@@ -141,21 +199,32 @@ async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): P
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB };
 }
 
-export async function measureGc(work: string, log: (m: string) => void): Promise<GcMeasures> {
-  const original = join(work, "gc-store");
-  log(`[gc] writing a store of ${REPOSITORIES} repositories`);
-  const { blobs, deleted } = await makeStore(original);
+/** On the filesystem. */
+export function measureGc(work: string, log: (m: string) => void): Promise<GcMeasures> {
+  return compare(filesystemCopies(work), REPOSITORIES, work, log, "filesystem");
+}
+
+/** On S3: a Ceph RGW of its own; undefined where RGW cannot run. */
+export async function measureGcS3(work: string, log: (m: string) => void): Promise<GcMeasures | undefined> {
+  if (!RGW_TOOLS.every(hasTool)) return undefined;
+  const rgw = await startRgw({ memoryBytes: 8 * 1024 ** 3 });
+  try {
+    return await compare(await s3Copies(rgw), S3_REPOSITORIES, work, log, "s3");
+  } finally {
+    await rgw.stop();
+  }
+}
+
+async function compare(copies: Copies, repositories: number, work: string, log: (m: string) => void, label: string): Promise<GcMeasures> {
+  log(`[gc ${label}] writing a store of ${repositories} repositories`);
+  const { blobs, deleted } = await makeStore(copies, repositories);
+  // The store is older than lain's delay, which the pushes during its run are not.
   const written = Date.now();
-  const theirs = join(work, "gc-distribution");
-  const ours = join(work, "gc-lain");
-  // Timestamps kept: the store is older than lain's delay, which the pushes during its run are not.
-  await cp(original, theirs, { recursive: true, preserveTimestamps: true });
-  await cp(original, ours, { recursive: true, preserveTimestamps: true });
   const env = { ...process.env };
   delete env.AWS_CA_BUNDLE;
-  await writeFile(join(work, "gc-d.yml"), `version: 0.1\nstorage: {filesystem: {rootdirectory: ${theirs}}}\n`);
-  await writeFile(join(work, "gc-l.yml"), `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${ours}}, delete: {enabled: true}}\nhttp: {secret: bench}\n`);
-  const before = new Set(await storedBlobs(original));
+  await writeFile(join(work, "gc-d.yml"), `version: 0.1\nstorage:\n${copies.theirs}\n`);
+  await writeFile(join(work, "gc-l.yml"), `version: 0.1\nlog: {level: warn}\nstorage:\n${copies.ours}\n  delete: {enabled: true}\n  redirect: {disable: true}\nhttp: {secret: bench}\n`);
+  const before = await copies.blobs("ours");
   const distribution = await timed("docker-registry", ["garbage-collect", join(work, "gc-d.yml")], env);
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, written + LAIN_DELAY_MS + 1000 - Date.now())));
   const server = await startLainProcess(join(work, "gc-l.yml"), await freePort());
@@ -190,18 +259,18 @@ export async function measureGc(work: string, log: (m: string) => void): Promise
   } finally {
     await verify.stop();
   }
-  const left = new Set(await storedBlobs(theirs));
-  const right = new Set(await storedBlobs(ours));
+  const left = await copies.blobs("theirs");
+  const right = await copies.blobs("ours");
   const removedByThem = [...before].filter((d) => !left.has(d));
   const removedByUs = [...before].filter((d) => !right.has(d));
   const takenUp = new Set(repushed.flatMap((image) => [image.manifest, ...image.blobs].map(digest)));
   const sameResult = removedByUs.every((d) => !left.has(d)) && removedByThem.every((d) => !right.has(d) || takenUp.has(d as Digest));
   log(
-    `[gc] ${blobs} blobs: lain ${lain.seconds.toFixed(2)} s, ${lain.peakMiB.toFixed(0)} MiB, freed ${removedByUs.length}, during ${pushes.acknowledged} acknowledged / ${pushes.refused} refused pushes ` +
+    `[gc ${label}] ${blobs} blobs: lain ${lain.seconds.toFixed(2)} s, ${lain.peakMiB.toFixed(0)} MiB, freed ${removedByUs.length}, during ${pushes.acknowledged} acknowledged / ${pushes.refused} refused pushes ` +
       `(${repushedIntact} of ${repushed.length} images pushed again pull back whole); distribution ${distribution.seconds.toFixed(2)} s, ${distribution.peakMiB.toFixed(0)} MiB, freed ${removedByThem.length}; same result: ${sameResult}`,
   );
   return {
-    repositories: REPOSITORIES,
+    repositories,
     blobs,
     lainSeconds: lain.seconds,
     distributionSeconds: distribution.seconds,

@@ -17,7 +17,7 @@ import { RGW_TOOLS, startRgw } from "../test/helpers/rgw.js";
 import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
 import { FENCE_TIMING } from "../src/registry/removal-fence.js";
-import { measureGc } from "./gc.js";
+import { measureGc, measureGcS3 } from "./gc.js";
 import { measureFleet } from "./fleet.js";
 import { measureMirror } from "./mirror.js";
 import { abHead, loopbackMiBps, makeBlobFile, median, MiB, peakRssDuring, pullBlob, pushBlob, rssMiB, settle, wrk, type BlobFile } from "./load.js";
@@ -318,11 +318,16 @@ async function main(): Promise<void> {
         `primary egress ${fleet.primaryEgressBlobs.toFixed(2)} vs ${fleet.primaryEgressBlobsWithoutSiblings.toFixed(2)} blobs (target 1)`,
     );
     const gc = await measureGc(work, log);
-    lines.push(
-      `garbage-collect, ${gc.repositories} repositories / ${gc.blobs} blobs: lain ${gc.lainSeconds.toFixed(2)} s while serving pushes vs distribution ${gc.distributionSeconds.toFixed(2)} s with nothing serving = ${(gc.distributionSeconds / gc.lainSeconds).toFixed(2)}x speed; ` +
-        `freed ${gc.lainFreed} vs ${gc.distributionFreed} blobs (same but for the images pushed again: ${gc.sameResult}); pushes during lain's: ${gc.pushesAcknowledged} acknowledged, ${gc.pushesRefused} refused (target 0), ` +
-        `${gc.repushedIntact} of ${gc.repushed} deleted images pushed again pull back whole; peak RSS ${gc.lainPeakRssMiB.toFixed(0)} vs ${gc.distributionPeakRssMiB.toFixed(0)} MiB`,
-    );
+    const gcS3 = await measureGcS3(work, log);
+    for (const [where, measured] of [["filesystem", gc], ["S3", gcS3]] as const) {
+      if (!measured) continue;
+      const g = measured;
+      lines.push(
+        `garbage-collect on ${where}, ${g.repositories} repositories / ${g.blobs} blobs: lain ${g.lainSeconds.toFixed(2)} s while serving pushes vs distribution ${g.distributionSeconds.toFixed(2)} s with nothing serving = ${(g.distributionSeconds / g.lainSeconds).toFixed(2)}x speed; ` +
+        `freed ${g.lainFreed} vs ${g.distributionFreed} blobs (same but for the images pushed again: ${g.sameResult}); pushes during lain's: ${g.pushesAcknowledged} acknowledged, ${g.pushesRefused} refused (target 0), ` +
+        `${g.repushedIntact} of ${g.repushed} deleted images pushed again pull back whole; peak RSS ${g.lainPeakRssMiB.toFixed(0)} vs ${g.distributionPeakRssMiB.toFixed(0)} MiB`,
+      );
+    }
     const s3 = await measureS3(blob, work);
     if (s3?.lain && s3.distribution) {
       const s3Rows: Array<[string, keyof S3Measures]> = [
@@ -352,6 +357,7 @@ async function main(): Promise<void> {
       mirror,
       fleet,
       gc,
+      gcS3: gcS3 ?? null,
       s3: s3 ?? null,
     };
     const dir = new URL("./results/", import.meta.url).pathname;
