@@ -273,3 +273,25 @@ describe("collection guard: what dead processes leave", () => {
     }
   });
 });
+
+describe("collection guard: the collector's checks", () => {
+  it("spares a candidate whose data a writer is moving into place (its mark stands), and removes it once the mark is gone", async () => {
+    const driver = new InMemoryDriver();
+    const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+    try {
+      const garbage = blob(randomBytes(64));
+      await push(registry, OLD, garbage);
+      const mark = `${layout.gcWriters(garbage.digest)}/an-upload`;
+      await driver.putContent(mark, Buffer.from(""));
+      const options = { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD };
+      const spared = await collectGarbage(driver, options, () => Date.now() + 1000);
+      expect(spared).toMatchObject({ blobsDeleted: [], blobsRescued: 1 });
+      expect(await exists(driver, layout.blobData(garbage.digest))).toBe(true);
+      await driver.delete(mark);
+      const removed = await collectGarbage(driver, options, () => Date.now() + 1000);
+      expect(removed.blobsDeleted).toEqual([garbage.digest]);
+    } finally {
+      await registry.close();
+    }
+  });
+});
