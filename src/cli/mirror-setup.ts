@@ -35,20 +35,21 @@ export function mirrorParts(config: RegistryConfig, driver: StorageDriver, optio
   const proxy = config.proxy as NonNullable<RegistryConfig["proxy"]>;
   const { cluster, etcd } = config;
   // Validation has made sure of the cluster and etcd sections and of http.secret.
-  const siblings = proxy.siblings.enabled && cluster ? new Siblings(cluster.advertise, proxy, config.http.secret, () => metrics.proxyUpstreamErrors.inc()) : undefined;
+  const fleet = proxy.siblings.enabled && cluster && etcd ? { cluster, etcd } : undefined;
+  const siblings = fleet && new Siblings(fleet.cluster.advertise, proxy, config.http.secret, () => metrics.proxyUpstreamErrors.inc());
   const registry = new MirrorRegistry(driver, options, proxy, log, metrics, siblings);
   const siblingWatch =
-    siblings && cluster && etcd
-      ? new RegistrationWatch(
-          etcd,
-          cluster.prefix,
-          (registrations) => {
-            siblings.update(registrations.filter((r) => r.role === "mirror").map((r) => r.address));
-            metrics.proxySiblings.set(siblings.addresses().length);
-          },
-          log,
-          "the last sibling mirrors seen",
-        )
-      : undefined;
+    fleet &&
+    siblings &&
+    new RegistrationWatch(
+      fleet.etcd,
+      fleet.cluster.prefix,
+      (registrations) => {
+        siblings.update(registrations.filter((r) => r.role === "mirror").map((r) => r.address));
+        metrics.proxySiblings.set(siblings.addresses().length);
+      },
+      log,
+      "the last sibling mirrors seen",
+    );
   return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch };
 }

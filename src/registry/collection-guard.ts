@@ -78,8 +78,9 @@ export class CollectionGuard {
    */
   async used(ticket: UseTicket, digests: Digest[]): Promise<Digest[]> {
     if (this.quiet(ticket)) return [];
-    const gone = await Promise.all([...new Set(digests)].map((d) => this.rescue(d)));
-    return [...new Set(digests)].filter((_, i) => gone[i]);
+    const distinct = [...new Set(digests)];
+    const gone = await Promise.all(distinct.map((d) => this.rescue(d)));
+    return distinct.filter((_, i) => gone[i]);
   }
 
   /**

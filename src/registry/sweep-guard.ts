@@ -5,7 +5,7 @@ import { RegistryError } from "./errors.js";
 /** A marker not refreshed for this long is a leftover of a collector that died. */
 export const MARKER_STALE_MS = 5 * 60_000;
 
-/** Whether a garbage collector (this process or another on the same store) is sweeping now. */
+/** Whether a garbage collector of an earlier version (which raises a store-wide marker) is sweeping now. */
 export async function sweepInProgress(driver: StorageDriver, now = Date.now()): Promise<boolean> {
   try {
     const info = await driver.stat(layout.gcSweepMarker);
@@ -17,8 +17,9 @@ export async function sweepInProgress(driver: StorageDriver, now = Date.now()): 
 }
 
 /**
- * Refuses, retryably, what could make a blob the collector is about to delete referenced again
- * (a manifest put, a mount): the client tries again after the sweep and nothing is lost.
+ * Refuses, retryably, what could make a blob such a collector is about to delete referenced
+ * again (a manifest put, a mount), as it expects: a fleet being upgraded stays safe. Collectors
+ * of this version raise no marker (registry/collection-guard.ts).
  */
 export async function refuseDuringSweep(driver: StorageDriver): Promise<void> {
   if (await sweepInProgress(driver)) {
