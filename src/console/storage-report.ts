@@ -1,4 +1,4 @@
-import { linkedDigests } from "../gc/collect.js";
+import { linksBelow } from "../gc/collect.js";
 import { forEachLimit } from "../gc/limit.js";
 import { listRepositories } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
@@ -31,8 +31,8 @@ export async function storageReport(driver: StorageDriver, top: number, progress
   const { repositories: names } = await listRepositories(driver, Number.MAX_SAFE_INTEGER);
   await forEachLimit(names, CONCURRENCY, async (name) => {
     // Layers and configs are linked under _layers, manifests under _manifests/revisions.
-    const linked = await Promise.all([linkedDigests(driver, layout.layersDir(name)), linkedDigests(driver, layout.revisionsDir(name))]);
-    const digests = [...new Set(linked.flat())];
+    const linked = await Promise.all([linksBelow(driver, layout.layersDir(name)), linksBelow(driver, layout.revisionsDir(name))]);
+    const digests = [...new Set(linked.flat().map((l) => l.digest))];
     const bytes = (await Promise.all(digests.map(sizeOf))).reduce((a, b) => a + b, 0);
     repositories.push({ name, bytes, blobs: digests.length });
     progress(repositories.length);

@@ -5,9 +5,9 @@ import { isDigest, parseDigest, type Digest } from "../registry/digest.js";
 import type { RepositoryName } from "../registry/names.js";
 import { Registry } from "../registry/registry.js";
 import { readLink } from "../registry/blobs.js";
-import type { GuardTiming } from "../registry/collection-guard.js";
+import { readMarks, type GuardTiming } from "../registry/collection-guard.js";
 import type { FenceTiming } from "../registry/removal-fence.js";
-import { deleteIfPresent, exists, listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { forEachLimit } from "./limit.js";
 import { repeat } from "./repeat.js";
@@ -66,15 +66,14 @@ function refsOf(content: Buffer): ManifestRefs {
   }
 }
 
-/** Digests of the links below `dir/<algorithm>/<hex>/link` (revisions, layers). */
-export async function linkedDigests(driver: StorageDriver, dir: string): Promise<Digest[]> {
-  const out: Digest[] = [];
-  for (const algorithmDir of (await unlessMissing(() => driver.list(dir))) ?? []) {
-    const algorithm = algorithmDir.slice(algorithmDir.lastIndexOf("/") + 1);
-    for (const entry of (await unlessMissing(() => driver.list(algorithmDir))) ?? []) {
-      const parsed = parseDigest(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
-      if (parsed.ok) out.push(parsed.digest);
-    }
+/** The links below `dir/<algorithm>/<hex>/link` (revisions, layers) and when each was written: one walk. */
+export async function linksBelow(driver: StorageDriver, dir: string): Promise<Array<{ digest: Digest; written: number }>> {
+  const out: Array<{ digest: Digest; written: number }> = [];
+  for (const file of await driver.walk(dir)) {
+    const [algorithm, hex, name, ...deeper] = file.path.slice(dir.length + 1).split("/");
+    if (name !== "link" || deeper.length > 0) continue;
+    const parsed = parseDigest(`${algorithm}:${hex}`);
+    if (parsed.ok) out.push({ digest: parsed.digest, written: file.modTime.getTime() });
   }
   return out;
 }
@@ -107,7 +106,10 @@ async function mark(
     // A deleted manifest may leave its directory behind (distribution removes only the link).
     // One that an earlier mark saw linked is kept without asking again (at worst for one more run).
     const earlier = known.get(name);
-    const listed = await linkedDigests(driver, layout.revisionsDir(name));
+    const [listed, layers] = await Promise.all([
+      linksBelow(driver, layout.revisionsDir(name)).then((links) => links.map((l) => l.digest)),
+      linksBelow(driver, layout.layersDir(name)),
+    ]);
     const fresh = listed.filter((d) => !earlier?.has(d));
     const linked = await Promise.all(fresh.map((d) => readLink(driver, layout.revisionLink(name, d))));
     const revisions = [...listed.filter((d) => earlier?.has(d)), ...fresh.filter((d, i) => linked[i] === d)];
@@ -136,12 +138,7 @@ async function mark(
       keep.add(digest);
       for (const blob of refs.get(digest)?.blobs ?? []) keep.add(blob);
     }
-    const unmarked = (await linkedDigests(driver, layout.layersDir(name))).filter((d) => !keep.has(d));
-    const links = await Promise.all(unmarked.map((d) => unlessMissing(() => driver.stat(layout.layerLink(name, d)))));
-    unmarked.forEach((digest, i) => {
-      const link = links[i];
-      if (link && link.modTime.getTime() > cutoff) young.add(digest);
-    });
+    for (const { digest, written } of layers) if (!keep.has(digest) && written > cutoff) young.add(digest);
     options.progress?.("mark", { repositories: report.repositories, manifests: report.manifests, marked: keep.size });
   });
   const spared = new Set([...young].filter((d) => !keep.has(d)));
@@ -235,7 +232,7 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
       await sweep(registry, unreferenced, second, cutoff, run, report, options);
     } catch (err) {
       // A run that fails removes its marks (each decision removes its own as it goes).
-      await forEachLimit(unreferenced, CONCURRENCY, (digest) => forgetCandidate(registry.driver, digest, run).catch(() => undefined));
+      await forgetCandidates(registry.driver, unreferenced, run).catch(() => undefined);
       throw err;
     }
     return report;
@@ -245,19 +242,23 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
 }
 
 function tombstone(digest: Digest, run: string): string {
-  return `${layout.gcTombstones(digest)}/${run}`;
+  return layout.gcMark(digest, "tombstone", run);
 }
 
 function claim(digest: Digest, run: string): string {
-  return `${layout.gcClaims(digest)}/${run}`;
+  return layout.gcMark(digest, "claim", run);
 }
 
-/** Removes a run's tombstone and claim on a blob, and their directories once empty. */
-async function forgetCandidate(driver: StorageDriver, digest: Digest, run: string): Promise<void> {
-  await deleteIfPresent(driver, claim(digest, run));
-  await deleteIfPresent(driver, tombstone(digest, run));
-  await driver.removeEmptyDir?.(layout.gcClaims(digest));
-  await driver.removeEmptyDir?.(layout.gcTombstones(digest));
+/** Candidates whose run's marks are removed in one request (a writer waiting for a claim waits that much longer). */
+const FORGET_BATCH = 64;
+
+/** Removes a run's tombstones and claims on these blobs, and their directories once empty. */
+async function forgetCandidates(driver: StorageDriver, digests: Digest[], run: string): Promise<void> {
+  for (let i = 0; i < digests.length; i += FORGET_BATCH) {
+    const batch = digests.slice(i, i + FORGET_BATCH);
+    await driver.deleteObjects(batch.flatMap((d) => [claim(d, run), tombstone(d, run)]));
+    if (driver.removeEmptyDir) await Promise.all(batch.map((d) => driver.removeEmptyDir?.(layout.gcMarks(d))));
+  }
 }
 
 /** Tombstones, claims and writers' marks older than this were left by a process that died. */
@@ -265,16 +266,16 @@ const LEFTOVER_MS = 60 * 60_000;
 
 /** Removes what collectors and writers that died left under _gc (a collector that stalled this long spares what it claimed). */
 async function removeLeftovers(driver: StorageDriver, now: number): Promise<void> {
-  for (const root of layout.gcMarkRoots) {
-    for (const algorithm of await listIfPresent(driver, root)) {
-      await forEachLimit(await listIfPresent(driver, algorithm), CONCURRENCY, async (blobDir) => {
-        for (const mark of await listIfPresent(driver, blobDir)) {
-          const info = await unlessMissing(() => driver.stat(mark));
-          if (info && now - info.modTime.getTime() > LEFTOVER_MS) await deleteIfPresent(driver, mark);
-        }
-        await driver.removeEmptyDir?.(blobDir);
-      });
-    }
+  for (const algorithm of await listIfPresent(driver, layout.gcMarksRoot)) {
+    await forEachLimit(await listIfPresent(driver, algorithm), CONCURRENCY, async (marksDir) => {
+      const marks = await listIfPresent(driver, marksDir);
+      const infos = await Promise.all(marks.map((mark) => unlessMissing(() => driver.stat(mark))));
+      await driver.deleteObjects(marks.filter((_, i) => {
+        const info = infos[i];
+        return info !== undefined && !info.isDir && now - info.modTime.getTime() > LEFTOVER_MS;
+      }));
+      await driver.removeEmptyDir?.(marksDir);
+    });
   }
 }
 
@@ -330,13 +331,21 @@ async function candidates(driver: StorageDriver, marked: Marked, cutoff: number,
  */
 async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked, cutoff: number, run: string | undefined, report: CollectReport, options: CollectOptions): Promise<void> {
   let done = 0;
+  let decided: Digest[] = [];
+  const forget = async (digest: Digest) => {
+    if (!run) return;
+    decided.push(digest);
+    if (decided.length < FORGET_BATCH) return;
+    const batch = decided;
+    decided = [];
+    await forgetCandidates(registry.driver, batch, run);
+  };
   const consider = async (digest: Digest) => {
-    if (keptByMark(marked, digest, report)) {
-      if (run) await forgetCandidate(registry.driver, digest, run);
-      return;
+    if (!keptByMark(marked, digest, report)) {
+      if (run) await decide(registry, digest, run, cutoff, report);
+      else await removable(registry.driver, digest, cutoff, report, () => Promise.resolve(true));
     }
-    if (run) await decide(registry, digest, run, cutoff, report);
-    else await removable(registry.driver, digest, cutoff, report, () => Promise.resolve(true));
+    await forget(digest);
   };
   await forEachLimit(unreferenced, CONCURRENCY, async (digest) => {
     await consider(digest);
@@ -344,6 +353,7 @@ async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked,
       options.progress?.("sweep", { considered: done, deleted: report.blobsDeleted.length, bytes: report.bytesFreed });
     }
   });
+  if (run) await forgetCandidates(registry.driver, decided, run);
   report.blobsDeleted.sort();
 }
 
@@ -373,18 +383,19 @@ async function decide(registry: Registry, digest: Digest, run: string, cutoff: n
   const bound = registry.blobs.guard.timing.claimBoundMs;
   await driver.putContent(claim(digest, run), Buffer.from(new Date().toISOString()), true);
   const claimed = performance.now();
-  try {
-    if ((await listIfPresent(driver, layout.gcWriters(digest))).length > 0 || !(await exists(driver, tombstone(digest, run)))) {
-      report.blobsKept++;
-      report.blobsSpared++;
-      report.blobsRescued++;
-      return;
-    }
-    // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may have stopped waiting.
-    await removable(driver, digest, cutoff, report, async () => performance.now() - claimed < bound && (await registry.blobs.remove(digest)));
-  } finally {
-    await forgetCandidate(driver, digest, run);
+  const marks = await readMarks(driver, digest);
+  if (marks.writer.length > 0 || !marks.tombstone.includes(tombstone(digest, run))) {
+    report.blobsKept++;
+    report.blobsSpared++;
+    report.blobsRescued++;
+    return;
   }
+  // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may have stopped waiting.
+  await removable(driver, digest, cutoff, report, async () => {
+    if (performance.now() - claimed >= bound) return false;
+    await registry.blobs.remove(digest);
+    return true;
+  });
 }
 
 /** storage.gc in the server: a collection every interval (none while read-only), logged. */

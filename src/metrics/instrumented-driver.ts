@@ -24,8 +24,10 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     writer: (path, append): Promise<FileWriter> => timed("Writer", () => driver.writer(path, append)),
     stat: (path): Promise<FileInfo> => timed("Stat", () => driver.stat(path)),
     list: (path) => timed("List", () => driver.list(path)),
+    walk: (path) => timed("Walk", () => driver.walk(path)),
     move: (source, destination) => timed("Move", () => driver.move(source, destination)),
     delete: (path) => timed("Delete", () => driver.delete(path)),
+    deleteObjects: (paths) => timed("DeleteObjects", () => driver.deleteObjects(paths)),
   };
   const { redirectURL, verify, removeEmptyDir } = driver;
   if (redirectURL) instrumented.redirectURL = (path) => timed("RedirectURL", () => redirectURL.call(driver, path));

@@ -114,9 +114,12 @@ export class BlobStore {
   }
 
   /** Deletes the blob's data (garbage collection) once every cache sharing the store knows. */
-  remove(digest: Digest): Promise<boolean> {
+  remove(digest: Digest): Promise<void> {
     this.cache?.forget(digest);
-    return this.removals.remove(() => deleteIfPresent(this.driver, layout.blobDir(digest)));
+    return this.removals.remove(async () => {
+      await this.driver.deleteObjects([layout.blobData(digest)]);
+      await this.driver.removeEmptyDir?.(layout.blobDir(digest));
+    });
   }
 
   close(): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { deleteIfPresent, exists, listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
+import { layout, type GcMarkKind } from "../storage/layout.js";
 import type { Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./removal-fence.js";
@@ -12,22 +12,27 @@ import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./
  * the other's, so at least one of them sees the other:
  *
  *   collection run R, for each candidate D (unreferenced, older than the delay):
- *     1. put a tombstone `_gc/tombstones/D/R`, for all candidates, after the removal fence's notice;
+ *     1. put a tombstone `_gc/marks/D/tombstone-R`, for all candidates, after the removal fence's notice;
  *     2. mark again (what the first mark missed: manifests and links written meanwhile);
- *     3. put a claim `_gc/claims/D/R`, then: any writer moving D's data (`_gc/writers/D/*`),
- *        the tombstone gone (rescued), D's data missing or young, or more than claimBoundMs since
- *        the claim: spare D; else delete it; then remove the claim and the tombstone.
+ *     3. put a claim `_gc/marks/D/claim-R`, then list D's marks: any writer moving D's data
+ *        (`writer-*`), the tombstone gone (rescued), D's data missing or young, or more than
+ *        claimBoundMs since the claim: spare D; else delete it; then remove the claim and the tombstone.
  *   a writer, after writing its link:
- *     delete every tombstone of D (the rescue), wait while any claim of D listed then stands
- *     (at most claimWaitMs), then look: D's data still there, or it is gone (never acknowledged).
+ *     list D's marks; if there are tombstones, delete them (the rescue) and list again; wait while
+ *     any claim listed stands (at most claimWaitMs), then look: D's data still there, or it is gone
+ *     (never acknowledged).
  *
  * A writer whose link lands before step 2 reads it is kept by the mark. One whose link lands
  * after finds the tombstone (put before step 2) and deletes it: if the collection reads the
  * tombstone after that, it spares D; if before, its claim was put before the writer lists the
- * claims, so the writer waits until the collection has deleted D or spared it, and then sees
- * which. A writer moving data (an upload's commit) puts its own mark first and waits for claims
- * before moving: a collection that claims later sees the mark and spares D. The store must show
- * every completed write to every later read and listing (the filesystem; S3 and OSS today).
+ * claims again, so the writer waits until the collection has deleted D or spared it, and then
+ * sees which. A writer whose first listing finds no tombstone of a collection that later reads
+ * it present was listed before that tombstone was put, so that collection's second mark comes
+ * after the writer's link; claims of collections that read a tombstone some other writer
+ * deleted are in that first listing. A writer moving data (an upload's commit) puts its own
+ * mark first and waits for claims before moving: a collection that claims later sees the mark
+ * and spares D. The store must show every completed write to every later read and listing (the
+ * filesystem; S3 and OSS today).
  *
  * Writers skip all that while the removal fence shows nothing under way: a collection gives
  * the fence's notice before its first tombstone, so a write that ends within three quarters of
@@ -89,10 +94,10 @@ export class CollectionGuard {
    */
   async moving<T>(digest: Digest, move: () => Promise<T>): Promise<T> {
     const ticket = this.ticket();
-    const mark = ticket.quietRead === undefined ? `${layout.gcWriters(digest)}/${randomUUID()}` : undefined;
+    const mark = ticket.quietRead === undefined ? layout.gcMark(digest, "writer", randomUUID()) : undefined;
     if (mark) {
       await this.driver.putContent(mark, Buffer.from(new Date().toISOString()), true);
-      await this.claimsGone(digest);
+      await this.claimsGone(digest, (await readMarks(this.driver, digest)).claim);
     }
     try {
       const result = await move();
@@ -101,24 +106,49 @@ export class CollectionGuard {
       }
       return result;
     } finally {
-      if (mark) await deleteIfPresent(this.driver, mark);
+      if (mark) {
+        await this.driver.deleteObjects([mark]);
+        await this.driver.removeEmptyDir?.(layout.gcMarks(digest));
+      }
     }
   }
 
   /** Rescues the blob from every collection deciding on it; answers whether its data is gone. */
   private async rescue(digest: Digest): Promise<boolean> {
-    await Promise.all((await listIfPresent(this.driver, layout.gcTombstones(digest))).map((t) => deleteIfPresent(this.driver, t)));
-    await this.claimsGone(digest);
+    const found = await readMarks(this.driver, digest);
+    const claims = new Set(found.claim);
+    if (found.tombstone.length > 0) {
+      await this.driver.deleteObjects(found.tombstone);
+      for (const claim of (await readMarks(this.driver, digest)).claim) claims.add(claim);
+    }
+    await this.claimsGone(digest, [...claims]);
     const info = await unlessMissing(() => this.driver.stat(layout.blobData(digest)));
     return !info || info.isDir;
   }
 
-  /** Waits while a claim on the blob listed now stands: its collector is deleting the blob or sparing it. */
-  private async claimsGone(digest: Digest): Promise<void> {
-    const claims = await listIfPresent(this.driver, layout.gcClaims(digest));
+  /** Waits while any of these claims on the blob stands: its collector is deleting the blob or sparing it. */
+  private async claimsGone(digest: Digest, claims: string[]): Promise<void> {
     const deadline = this.clock.now() + this.timing.claimWaitMs;
-    for (const claim of claims) {
-      while ((await exists(this.driver, claim)) && this.clock.now() < deadline) await this.clock.sleep(this.timing.claimPollMs);
+    let standing = claims;
+    while (standing.length > 0 && this.clock.now() < deadline) {
+      await this.clock.sleep(this.timing.claimPollMs);
+      const now = new Set((await readMarks(this.driver, digest)).claim);
+      standing = standing.filter((c) => now.has(c));
     }
   }
+}
+
+/** A blob's marks (full paths), by kind. */
+export type BlobMarks = Record<GcMarkKind, string[]>;
+
+const MARK_NAME = /^(tombstone|claim|writer)-[A-Za-z0-9-]+$/;
+
+/** One listing of the blob's marks (a mark being written, not yet in place, is not one). */
+export async function readMarks(driver: StorageDriver, digest: Digest): Promise<BlobMarks> {
+  const marks: BlobMarks = { tombstone: [], claim: [], writer: [] };
+  for (const path of await listIfPresent(driver, layout.gcMarks(digest))) {
+    const kind = MARK_NAME.exec(path.slice(path.lastIndexOf("/") + 1))?.[1] as GcMarkKind | undefined;
+    if (kind) marks[kind].push(path);
+  }
+  return marks;
 }

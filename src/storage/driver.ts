@@ -29,10 +29,20 @@ export interface StorageDriver {
   stat(path: string): Promise<FileInfo>;
   /** Full paths of the direct children of a directory, in no particular order. */
   list(path: string): Promise<string[]>;
+  /**
+   * Every object below a directory, at any depth, with its size and time (none when the
+   * directory does not exist): one request per thousand objects on stores that list that way.
+   */
+  walk(path: string): Promise<FileInfo[]>;
   /** Moves an object; the destination is replaced atomically. */
   move(source: string, destination: string): Promise<void>;
   /** Deletes an object or a whole directory tree, including writes not yet committed. */
   delete(path: string): Promise<void>;
+  /**
+   * Deletes these objects (never directories), each whether it exists or not, in as few requests
+   * as the store allows: what a collection removes by the thousand.
+   */
+  deleteObjects(paths: string[]): Promise<void>;
   /**
    * A short-lived URL from which a client may fetch the object directly (GET only), for
    * drivers whose store can serve it; undefined otherwise.

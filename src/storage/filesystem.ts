@@ -69,10 +69,9 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(path: string, content: Buffer, transient = false): Promise<void> {
     const file = this.resolve(path);
-    await fsp.mkdir(dirname(file), { recursive: true });
     // Write beside the target and rename over it, so no reader ever sees a half-written link.
     const temp = `${file}.tmp-${randomBytes(6).toString("hex")}`;
-    const handle = await fsp.open(temp, "w");
+    const handle = await openInDir(temp);
     try {
       await handle.writeFile(content);
       if (!transient) await handle.sync();
@@ -117,6 +116,21 @@ export class FilesystemDriver implements StorageDriver {
     return names.map((name) => `${prefix}/${name}`);
   }
 
+  async walk(path: string): Promise<FileInfo[]> {
+    const dir = this.resolve(path);
+    const entries = await fsp.readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [];
+      throw err;
+    });
+    const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    const infos = await Promise.all(files.map((file) => fsp.lstat(file).catch(() => undefined)));
+    // A file removed between the listing and its stat is not there.
+    return files.flatMap((file, i) => {
+      const info = infos[i];
+      return info ? [{ path: `${path}${file.slice(dir.length)}`, size: info.size, modTime: info.mtime, isDir: false }] : [];
+    });
+  }
+
   async move(source: string, destination: string): Promise<void> {
     const from = this.resolve(source);
     const to = this.resolve(destination);
@@ -130,10 +144,33 @@ export class FilesystemDriver implements StorageDriver {
     await fsp.rm(file, { recursive: true, force: true });
   }
 
+  async deleteObjects(paths: string[]): Promise<void> {
+    const files = paths.map((path) => this.resolve(path));
+    await Promise.all(
+      files.map((file) =>
+        fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "ENOENT") throw err;
+        }),
+      ),
+    );
+  }
+
   async removeEmptyDir(path: string): Promise<void> {
     await fsp.rmdir(this.resolve(path)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== "ENOENT" && err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
     });
+  }
+}
+
+/** Opens a new file for writing, making its directory; again if an empty-directory removal (a collection's marks) took it meanwhile. */
+async function openInDir(file: string): Promise<fsp.FileHandle> {
+  for (let attempt = 1; ; attempt++) {
+    await fsp.mkdir(dirname(file), { recursive: true });
+    try {
+      return await fsp.open(file, "w");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || attempt === 3) throw err;
+    }
   }
 }
 

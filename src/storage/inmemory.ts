@@ -102,6 +102,12 @@ export class InMemoryDriver implements StorageDriver {
     return [...children];
   }
 
+  async walk(path: string): Promise<FileInfo[]> {
+    checkPath(path);
+    const prefix = `${path}/`;
+    return [...this.objects.entries()].filter(([key]) => key.startsWith(prefix)).map(([key, obj]) => ({ path: key, size: obj.size, modTime: obj.modTime, isDir: false }));
+  }
+
   async move(source: string, destination: string): Promise<void> {
     const obj = this.get(source);
     checkPath(destination);
@@ -120,5 +126,11 @@ export class InMemoryDriver implements StorageDriver {
       }
     }
     if (!found) throw new PathNotFoundError(path);
+  }
+
+  deleteObjects(paths: string[]): Promise<void> {
+    paths.forEach(checkPath);
+    for (const path of paths) this.objects.delete(path);
+    return Promise.resolve();
   }
 }

@@ -17,6 +17,8 @@ import type { RepositoryName, Tag } from "../registry/names.js";
  */
 const ROOT = "/docker/registry/v2";
 
+export type GcMarkKind = "tombstone" | "claim" | "writer";
+
 function digestDir(digest: Digest): string {
   return `${digestAlgorithm(digest)}/${digestHex(digest)}`;
 }
@@ -29,18 +31,18 @@ export const layout = {
   gcSweepMarker: `${ROOT}/_gc/sweeping`,
   /** Ours: rewritten before anything removes blob data or links (registry/removal-fence.ts). */
   removalEpoch: `${ROOT}/_gc/epoch`,
-  /** Ours (registry/collection-guard.ts): per blob, a collection's tombstones and claims, and writers moving its data. */
-  gcTombstones(digest: Digest): string {
-    return `${ROOT}/_gc/tombstones/${digestDir(digest)}`;
+  /**
+   * Ours (registry/collection-guard.ts): per blob, one directory of marks, so that a single
+   * listing shows them all: a collection's tombstone and claim, a writer moving its data.
+   */
+  gcMarks(digest: Digest): string {
+    return `${ROOT}/_gc/marks/${digestDir(digest)}`;
   },
-  gcClaims(digest: Digest): string {
-    return `${ROOT}/_gc/claims/${digestDir(digest)}`;
+  gcMark(digest: Digest, kind: GcMarkKind, id: string): string {
+    return `${layout.gcMarks(digest)}/${kind}-${id}`;
   },
-  gcWriters(digest: Digest): string {
-    return `${ROOT}/_gc/writers/${digestDir(digest)}`;
-  },
-  /** The roots of those, for removing what a crashed collector or writer left. */
-  gcMarkRoots: [`${ROOT}/_gc/tombstones`, `${ROOT}/_gc/claims`, `${ROOT}/_gc/writers`],
+  /** Their root, for removing what a crashed collector or writer left. */
+  gcMarksRoot: `${ROOT}/_gc/marks`,
 
   blobDir(digest: Digest): string {
     const hex = digestHex(digest);

@@ -122,10 +122,19 @@ export class ObjectStoreDriver implements StorageDriver {
     const children: string[] = [];
     for await (const page of this.pages(path, prefix, "/")) {
       for (const p of page.prefixes) children.push(`${base}/${p.slice(prefix.length).replace(/\/$/, "")}`);
-      for (const key of page.objects) children.push(`${base}/${key.slice(prefix.length)}`);
+      for (const { key } of page.objects) children.push(`${base}/${key.slice(prefix.length)}`);
     }
     if (children.length === 0) throw new PathNotFoundError(path);
     return children;
+  }
+
+  async walk(path: string): Promise<FileInfo[]> {
+    const prefix = `${this.key(path)}/`;
+    const found: FileInfo[] = [];
+    for await (const page of this.pages(path, prefix)) {
+      for (const o of page.objects) found.push({ path: `${path}/${o.key.slice(prefix.length)}`, size: o.size, modTime: o.modTime, isDir: false });
+    }
+    return found;
   }
 
   async move(source: string, destination: string): Promise<void> {
@@ -167,14 +176,23 @@ export class ObjectStoreDriver implements StorageDriver {
     const key = this.key(path);
     const within = (k: string) => k === key || k.startsWith(`${key}/`);
     const keys: string[] = [];
-    for await (const page of this.pages(path, key)) keys.push(...page.objects.filter(within));
+    for await (const page of this.pages(path, key)) keys.push(...page.objects.map((o) => o.key).filter(within));
     const uploads = (await this.call(path, () => this.store.listUploads(key))).filter((u) => within(u.key));
     if (keys.length === 0 && uploads.length === 0) throw new PathNotFoundError(path);
+    await this.deleteKeys(path, keys);
+    for (const u of uploads) await this.call(path, () => this.store.abortUpload(u.key, u.id)).catch(() => undefined);
+  }
+
+  async deleteObjects(paths: string[]): Promise<void> {
+    if (paths.length > 0) await this.deleteKeys(paths[0] as string, paths.map((p) => this.key(p)));
+  }
+
+  /** A DeleteObjects request takes at most 1,000 keys. */
+  private async deleteKeys(path: string, keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       await this.call(path, () => this.store.deleteMany(batch));
     }
-    for (const u of uploads) await this.call(path, () => this.store.abortUpload(u.key, u.id)).catch(() => undefined);
   }
 
   async redirectURL(path: string): Promise<string | undefined> {

@@ -5,9 +5,13 @@ export interface StoredObject {
   modTime: Date;
 }
 
+export interface ListedObject extends StoredObject {
+  key: string;
+}
+
 export interface ListPage {
-  /** Keys of objects directly matched by the prefix (and delimiter). */
-  objects: string[];
+  /** Objects directly matched by the prefix (and delimiter). */
+  objects: ListedObject[];
   /** Common prefixes, ending with the delimiter. */
   prefixes: string[];
   /** Continuation for the next page; absent on the last one. */

@@ -128,7 +128,7 @@ export class OssStore implements ObjectStore {
       c.list({ prefix, "max-keys": 1000, ...(delimiter ? { delimiter } : {}), ...(token ? { marker: token } : {}) }, {}),
     );
     return {
-      objects: (res.objects ?? []).map((o) => o.name),
+      objects: (res.objects ?? []).map((o) => ({ key: o.name, size: o.size, modTime: new Date(o.lastModified) })),
       prefixes: res.prefixes ?? [],
       ...(res.isTruncated && res.nextMarker ? { next: res.nextMarker } : {}),
     };

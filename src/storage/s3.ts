@@ -169,7 +169,7 @@ export class S3Store implements ObjectStore {
       new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token }),
     );
     return {
-      objects: (res.Contents ?? []).map((o) => o.Key!),
+      objects: (res.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, modTime: o.LastModified ?? new Date(0) })),
       prefixes: (res.CommonPrefixes ?? []).map((p) => p.Prefix!),
       ...(res.IsTruncated && res.NextContinuationToken ? { next: res.NextContinuationToken } : {}),
     };
@@ -184,7 +184,10 @@ export class S3Store implements ObjectStore {
   }
 
   async deleteMany(keys: string[]): Promise<void> {
-    await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
+    const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
+    // A quiet DeleteObjects answers 200 and lists only the keys it could not delete.
+    const failed = res.Errors?.[0];
+    if (failed) throw new Error(`deleting ${failed.Key ?? "?"}: ${failed.Code ?? ""} ${failed.Message ?? ""} (${res.Errors?.length ?? 0} keys not deleted)`);
   }
 
   async createUpload(key: string): Promise<string> {

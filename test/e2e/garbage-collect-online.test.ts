@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { collectGarbage, type CollectReport } from "../../src/gc/collect.js";
 import { exists, type StorageDriver } from "../../src/storage/driver.js";
@@ -9,7 +10,9 @@ import { layout } from "../../src/storage/layout.js";
 import type { Digest } from "../../src/registry/digest.js";
 import { call } from "../helpers/http.js";
 import { descriptor, manifestOf, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, pushBlob, sha256, type Blob, type Manifest } from "../helpers/oci.js";
-import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
+import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
+import { freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
+import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml, s3TestOptions } from "../helpers/s3.js";
 
 const server = inject("s3");
@@ -34,11 +37,15 @@ interface Pushed {
  * garbage for longer than the delay (a layer pushed long ago whose image went), so the
  * collections are deciding on exactly the blobs the pushes start using; mounts do the same.
  */
-async function pushWhileCollecting(registry: TestRegistry, driver: StorageDriver, budgetMs: number): Promise<void> {
+async function pushWhileCollecting(urls: string[], driver: StorageDriver, budgetMs: number): Promise<void> {
+  // With several instances each step of a push goes to the next one: a HEAD on one, the upload
+  // on another, the manifest on a third.
+  let step = 0;
+  const next = () => urls[step++ % urls.length] as string;
   const garbage: Array<{ repo: string; blob: Blob; at: number }> = [];
   const plant = async (repo: string) => {
     const blob = randomBlob();
-    await pushBlob(registry.url, repo, blob);
+    await pushBlob(next(), repo, blob);
     garbage.push({ repo, blob, at: Date.now() });
   };
   const reused = new Set<string>();
@@ -63,17 +70,17 @@ async function pushWhileCollecting(registry: TestRegistry, driver: StorageDriver
       const layers = [old?.blob ?? randomBlob(), randomBlob()];
       const manifest = manifestOf({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: descriptor(config), layers: layers.map(descriptor) });
       for (const blob of [config, ...layers]) {
-        const head = await call("HEAD", `${registry.url}/v2/${repo}/blobs/${blob.digest}`);
-        if (head.status !== 200) await pushBlob(registry.url, repo, blob);
+        const head = await call("HEAD", `${next()}/v2/${repo}/blobs/${blob.digest}`);
+        if (head.status !== 200) await pushBlob(next(), repo, blob);
       }
-      const put = await call("PUT", `${registry.url}/v2/${repo}/manifests/t${i}`, { headers: { "content-type": OCI_MANIFEST }, body: manifest.content });
+      const put = await call("PUT", `${next()}/v2/${repo}/manifests/t${i}`, { headers: { "content-type": OCI_MANIFEST }, body: manifest.content });
       if (put.status === 201) pushed.push({ repo, manifest, blobs: [config, ...layers] });
       else refused.push(`manifest put ${put.status}: ${put.text}`);
       if (i % 3 === 1) {
         // A mount of garbage from its repository: 201, or 202 (an upload session) when it is gone; never refused.
         const source = garbage.find((g) => !reused.has(g.blob.digest) && Date.now() - g.at > DELAY_MS * 1.5);
         if (source) {
-          const mount = await call("POST", `${registry.url}/v2/lain/mounts/blobs/uploads/?mount=${source.blob.digest}&from=${source.repo}`);
+          const mount = await call("POST", `${next()}/v2/lain/mounts/blobs/uploads/?mount=${source.blob.digest}&from=${source.repo}`);
           mounts.set(mount.status, (mounts.get(mount.status) ?? 0) + 1);
           if (mount.status !== 201 && mount.status !== 202) refused.push(`mount ${mount.status}: ${mount.text}`);
         }
@@ -89,11 +96,11 @@ async function pushWhileCollecting(registry: TestRegistry, driver: StorageDriver
   expect(swept()).toBeGreaterThanOrEqual(3);
   expect(reused.size).toBeGreaterThanOrEqual(5);
   for (const { repo, manifest, blobs } of pushed) {
-    const got = await call("GET", `${registry.url}/v2/${repo}/manifests/${manifest.digest}`, { headers: { accept: OCI_MANIFEST } });
+    const got = await call("GET", `${next()}/v2/${repo}/manifests/${manifest.digest}`, { headers: { accept: OCI_MANIFEST } });
     expect(got.status).toBe(200);
     for (const blob of blobs) {
       // fetch follows the store's redirect (S3: a presigned URL).
-      const data = { body: Buffer.from(await (await fetch(`${registry.url}/v2/${repo}/blobs/${blob.digest}`)).arrayBuffer()) };
+      const data = { body: Buffer.from(await (await fetch(`${next()}/v2/${repo}/blobs/${blob.digest}`)).arrayBuffer()) };
       const deletedBy = reports.findIndex((r) => r.blobsDeleted.includes(blob.digest as Digest));
       expect(data.body.equals(blob.content), `${repo}@${blob.digest} (${blob.mediaType}, reused garbage: ${reused.has(blob.digest)}, removed by collection ${deletedBy} ${JSON.stringify(reports[deletedBy] ?? {}).slice(0, 300)})`).toBe(true);
     }
@@ -106,7 +113,7 @@ async function pushWhileCollecting(registry: TestRegistry, driver: StorageDriver
   }
   const rescued = reports.reduce((n, r) => n + r.blobsRescued, 0);
   process.stderr.write(
-    `online gc on ${driver.name}: ${reports.length} collections (${swept()} removed blobs) during ${pushed.length} pushes, ` +
+    `online gc on ${driver.name}, ${urls.length} instance(s): ${reports.length} collections (${swept()} removed blobs) during ${pushed.length} pushes, ` +
       `${reused.size} of them naming old garbage, ${rescued} blobs rescued, mounts ${JSON.stringify(Object.fromEntries(mounts))}, 0 refused\n`,
   );
 }
@@ -116,10 +123,45 @@ describe("garbage collection refuses no push", () => {
     const root = await tempDir("lain-gc-online-");
     const registry = await startTestRegistry({ root });
     try {
-      await pushWhileCollecting(registry, new FilesystemDriver(root), 40_000);
+      await pushWhileCollecting([registry.url], new FilesystemDriver(root), 40_000);
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it("on several instances, each collecting on its own schedule with a descriptor cache, and a collection of the CLI's kind beside them", async () => {
+    const root = await tempDir("lain-gc-instances-");
+    const config = join(root, "..", `${basename(root)}.yml`);
+    await writeFile(
+      config,
+      [
+        "version: 0.1",
+        "log: {level: warn}",
+        "storage:",
+        `  filesystem: {rootdirectory: ${root}}`,
+        "  delete: {enabled: true}",
+        "  cache: {blobdescriptor: inmemory}",
+        `  gc: {enabled: true, interval: 1s, delay: ${DELAY_MS}ms}`,
+        "http:",
+        "  secret: test-secret",
+        METRICS_ON_MAIN_PORT,
+      ].join("\n"),
+    );
+    const instances: ServerProcess[] = [];
+    try {
+      for (let i = 0; i < 2; i++) instances.push(await startLainProcess(config, await freePort()));
+      await pushWhileCollecting(instances.map((p) => p.url), new FilesystemDriver(root), 40_000);
+      // Each instance collected in its own process meanwhile, and none of its runs failed.
+      for (const instance of instances) {
+        const metrics = await scrape(`${instance.url}/metrics`);
+        expect(metrics("registry_gc_runs_total", { result: "ok" }), instance.output()).toBeGreaterThanOrEqual(2);
+        expect(metrics("registry_gc_runs_total", { result: "error" }), instance.output()).toBe(0);
+      }
+    } finally {
+      await Promise.all(instances.map((p) => p.stop()));
+      await rm(root, { recursive: true, force: true });
+      await rm(config, { force: true });
     }
   }, 120_000);
 
@@ -127,7 +169,7 @@ describe("garbage collection refuses no push", () => {
     const bucket = await createBucket(server!);
     const registry = await startTestRegistry({ storageYaml: s3StorageYaml(server!, bucket) });
     try {
-      await pushWhileCollecting(registry, await s3Driver(s3TestOptions(server!, bucket)), 60_000);
+      await pushWhileCollecting([registry.url], await s3Driver(s3TestOptions(server!, bucket)), 60_000);
     } finally {
       await registry.close();
     }

@@ -113,8 +113,10 @@ function scheduled(inner: StorageDriver, schedule: Schedule): StorageDriver {
     writer: gated((path: string, append: boolean) => inner.writer(path, append)),
     stat: gated((path: string) => inner.stat(path)),
     list: gated((path: string) => inner.list(path)),
+    walk: gated((path: string) => inner.walk(path)),
     move: gated((source: string, destination: string) => inner.move(source, destination)),
     delete: gated((path: string) => inner.delete(path)),
+    deleteObjects: gated((paths: string[]) => inner.deleteObjects(paths)),
   };
 }
 
@@ -188,12 +190,16 @@ const WRITERS: Record<string, Writer> = {
  * seed says.
  */
 async function interleave(seed: number, write: Writer): Promise<{ acknowledged: boolean; present: boolean; report: CollectReport }> {
-  const inner = new InMemoryDriver();
+  const root = await mkdtemp(join(tmpdir(), "lain-interleave-"));
+  const inner = new FilesystemDriver(root);
   const setup = new Registry(inner);
   const garbage = blob(randomBytes(64));
   const config = blob(Buffer.from(`{"architecture":"amd64","os":"linux","seed":${seed}}`));
   await push(setup, OLD, garbage);
   await setup.close();
+  // Pushed an hour ago: a HEAD renews its link (one of a second would count from its push).
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  for (const path of [layout.blobData(garbage.digest), layout.layerLink(OLD, garbage.digest)]) await utimes(join(root, path), anHourAgo, anHourAgo);
   const startedAt = Date.now() + 1;
   await new Promise((r) => setTimeout(r, 2));
   const schedule = new Schedule(random(seed));
@@ -212,6 +218,7 @@ async function interleave(seed: number, write: Writer): Promise<{ acknowledged: 
   } finally {
     schedule.stop();
     await registry.close();
+    await rm(root, { recursive: true, force: true });
   }
 }
 
@@ -238,7 +245,7 @@ describe("collection guard: what dead processes leave", () => {
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
-      const claim = `${layout.gcClaims(garbage.digest)}/dead-run`;
+      const claim = layout.gcMark(garbage.digest, "claim", "dead-run");
       await driver.putContent(claim, Buffer.from("2026-01-01T00:00:00Z"));
       expect(await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest)).toBeDefined();
       // Only collectors remove claims (a later one, once it is an hour old).
@@ -256,7 +263,7 @@ describe("collection guard: what dead processes leave", () => {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
       const someone = blob(randomBytes(64)).digest;
-      const [old, young] = [`${layout.gcClaims(someone)}/dead-run`, `${layout.gcWriters(someone)}/live-writer`];
+      const [old, young] = [layout.gcMark(someone, "claim", "dead-run"), layout.gcMark(someone, "writer", "live-writer")];
       for (const mark of [old, young]) await driver.putContent(mark, Buffer.from(""));
       const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
       await utimes(join(root, old), twoHoursAgo, twoHoursAgo);
@@ -265,8 +272,7 @@ describe("collection guard: what dead processes leave", () => {
       expect(await exists(driver, old)).toBe(false);
       expect(await exists(driver, young)).toBe(true);
       // The run's own marks are gone with their directories.
-      expect(await exists(driver, layout.gcTombstones(garbage.digest))).toBe(false);
-      expect(await exists(driver, layout.gcClaims(garbage.digest))).toBe(false);
+      expect(await exists(driver, layout.gcMarks(garbage.digest))).toBe(false);
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });
@@ -281,7 +287,7 @@ describe("collection guard: the collector's checks", () => {
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
-      const mark = `${layout.gcWriters(garbage.digest)}/an-upload`;
+      const mark = layout.gcMark(garbage.digest, "writer", "an-upload");
       await driver.putContent(mark, Buffer.from(""));
       const options = { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD };
       const spared = await collectGarbage(driver, options, () => Date.now() + 1000);
