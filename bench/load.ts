@@ -1,7 +1,8 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { request } from "undici";
 import { once } from "node:events";
 import { promisify } from "node:util";
@@ -18,6 +19,48 @@ export function median(values: number[]): number {
 export function settle(): void {
   execFileSync("sync");
 }
+
+/** Dirty and writeback pages of the whole machine, in KiB. */
+async function unwrittenKiB(): Promise<number> {
+  const meminfo = await readFile("/proc/meminfo", "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(meminfo)?.[1] ?? 0);
+  return field("Dirty") + field("Writeback");
+}
+
+/**
+ * Before a push round: flushes dirty pages, drops the page cache where this user may (root), and
+ * waits (at most 10 s) until the disk has written back what is pending, so that the second
+ * registry to push does not pay for the first one's writeback; then reads `warm` back in.
+ */
+export async function settleWriteback(warm: string[] = []): Promise<void> {
+  settle();
+  await writeFile("/proc/sys/vm/drop_caches", "3").catch(() => undefined);
+  for (let i = 0; i < 100 && (await unwrittenKiB()) > 4096; i++) await new Promise((r) => setTimeout(r, 100));
+  // What the client sends is read back into the cache: the push, not the disk's reads, is measured.
+  for (const file of warm) await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M"]);
+}
+
+/** What the disk takes: `dd conv=fdatasync` of the blob into `dir`, MiB/s (the push's ceiling). */
+export async function ddFdatasyncMiBps(blob: BlobFile, dir: string): Promise<number> {
+  const out = join(dir, "dd.out");
+  await settleWriteback([blob.path]);
+  const started = process.hrtime.bigint();
+  await run("dd", [`if=${blob.path}`, `of=${out}`, "bs=1M", "conv=fdatasync"]);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await rm(out, { force: true });
+  return blob.size / MiB / seconds;
+}
+
+/** CPU seconds (user and system, all threads) a process has used so far. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** sysconf(_SC_CLK_TCK) on Linux. */
+const CLOCK_TICKS = 100;
 
 export interface BlobFile {
   path: string;
@@ -67,6 +110,41 @@ export async function pushBlob(base: string, repo: string, blob: BlobFile): Prom
   const location = new URL(String(started.headers.location), base);
   location.searchParams.set("digest", blob.digest);
   return curlSeconds(["-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", blob.path, location.toString()], 201);
+}
+
+/** The blob in `count` files of equal size (the last one shorter), for chunked pushes. */
+export async function splitBlob(blob: BlobFile, count: number): Promise<string[]> {
+  const size = Math.ceil(blob.size / count);
+  const prefix = `${blob.path}.chunk`;
+  await run("split", ["-b", String(size), "-d", "-a", "2", blob.path, prefix]);
+  return Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(2, "0")}`);
+}
+
+/** POST a session, PATCH each chunk with its Content-Range, then PUT ?digest= with no body. Seconds from the first PATCH. */
+export async function pushBlobChunked(base: string, repo: string, blob: BlobFile, chunks: string[]): Promise<number> {
+  const started = await request(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  await started.body.dump();
+  if (started.statusCode !== 202) throw new Error(`POST ${started.statusCode}`);
+  let location = new URL(String(started.headers.location), base);
+  const t0 = process.hrtime.bigint();
+  let offset = 0;
+  for (const chunk of chunks) {
+    const size = (await stat(chunk)).size;
+    const { stdout } = await run(
+      "curl",
+      ["-s", "-o", "/dev/null", "-H", "Expect:", "-X", "PATCH", "-H", "Content-Type: application/octet-stream", "-H", `Content-Range: ${offset}-${offset + size - 1}`, "-T", chunk, "-w", "%{http_code} %header{location}", location.toString()],
+      { timeout: 300_000 },
+    );
+    const [status, next] = stdout.trim().split(" ");
+    if (status !== "202" || !next) throw new Error(`PATCH: HTTP ${status}`);
+    location = new URL(next, base);
+    offset += size;
+  }
+  location.searchParams.set("digest", blob.digest);
+  const done = await request(location, { method: "PUT" });
+  await done.body.dump();
+  if (done.statusCode !== 201) throw new Error(`PUT: HTTP ${done.statusCode}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 /** GET the blob (following a redirect to the store), discarding the bytes. */
