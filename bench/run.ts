@@ -1,12 +1,12 @@
 /**
  * `npm run bench`: lain-registry and Debian's docker-registry (CNCF distribution) side by side
  * on this machine, each on its own temporary store, measured by the same client in the same run.
- * Prints lain / distribution ratios and writes bench/results/<date>.json.
+ * Prints lain / distribution ratios and writes bench/results/<date>.json (a later run of the day: <date>b.json, and so on).
  *
  * BENCH_BLOB_MIB (default 256) and BENCH_SECONDS (default 10) shrink a run for a quick look.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { startDistribution } from "../test/helpers/distribution.js";
@@ -286,6 +286,15 @@ async function measureS3(blob: BlobFile, work: string): Promise<Record<string, S
   }
 }
 
+/** `<day>.json`, or `<day>b.json`, `<day>c.json`...: a later run of the same day never replaces an earlier one. */
+async function freeResultsFile(dir: string, day: string): Promise<string> {
+  const taken = new Set(await readdir(dir));
+  for (const suffix of ["", ..."bcdefghijklmnopqrstuvwxyz"]) {
+    if (!taken.has(`${day}${suffix}.json`)) return join(dir, `${day}${suffix}.json`);
+  }
+  throw new Error(`bench/results already holds 26 runs of ${day}`);
+}
+
 async function main(): Promise<void> {
   const work = await tempDir("lain-bench-");
   let lain: ServerProcess | undefined;
@@ -416,8 +425,8 @@ async function main(): Promise<void> {
     };
     const dir = new URL("./results/", import.meta.url).pathname;
     await mkdir(dir, { recursive: true });
-    const file = join(dir, `${results.date.slice(0, 10)}.json`);
-    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+    const file = await freeResultsFile(dir, results.date.slice(0, 10));
+    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`, { flag: "wx" });
     process.stdout.write(`\nwritten to ${file}\n`);
   } finally {
     await lain?.stop();
