@@ -27,5 +27,5 @@ EXPOSE 5000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 \
   CMD ["node", "/opt/lain-registry/dist/cli/main.js", "healthcheck", "/etc/lain-registry/config.yml"]
 # The flags of the bin's first line (src/cli/main.ts).
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/opt/lain-registry/dist/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--min-semi-space-size=8", "/opt/lain-registry/dist/cli/main.js"]
 CMD ["serve", "/etc/lain-registry/config.yml"]

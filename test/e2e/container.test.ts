@@ -94,7 +94,7 @@ describe.skipIf(!available)("the container image (Dockerfile built with podman)"
     const version = await podman("exec", name, "node", "--version");
     expect(version.stdout.trim()).toMatch(/^v24\./);
     const server = await podman("exec", name, "cat", "/proc/1/cmdline");
-    expect(server.stdout.split("\0").slice(0, 3)).toEqual(["node", "--max-semi-space-size=8", "/opt/lain-registry/dist/cli/main.js"]);
+    expect(server.stdout.split("\0").slice(0, 4)).toEqual(["node", "--max-semi-space-size=8", "--min-semi-space-size=8", "/opt/lain-registry/dist/cli/main.js"]);
   });
 
   it("passes its HEALTHCHECK (which follows REGISTRY_HTTP_ADDR to /health)", async () => {

@@ -49,7 +49,7 @@ describe("installing lain-registry as the README says", () => {
       expect((await call("GET", `${server.url}/ui/`)).status).toBe(200);
       // The bin's first line reaches node: the server runs with its small young generation.
       const cmdline = (await readFile(`/proc/${server.child.pid}/cmdline`, "utf8")).split("\0");
-      expect(cmdline.slice(0, 2)).toEqual(["node", "--max-semi-space-size=8"]);
+      expect(cmdline.slice(0, 3)).toEqual(["node", "--max-semi-space-size=8", "--min-semi-space-size=8"]);
     } finally {
       await server.stop();
     }

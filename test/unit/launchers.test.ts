@@ -10,6 +10,7 @@ describe("launchers", () => {
     expect(shebang).toMatch(/^#!\/usr\/bin\/env -S node /);
     const flags = shebang.split(/\s+/).slice(3);
     expect(flags).toContain("--max-semi-space-size=8");
+    expect(flags).toContain("--min-semi-space-size=8");
 
     const start = (JSON.parse(await text("package.json")) as { scripts: { start: string } }).scripts.start;
     expect(start).toBe(`node ${flags.join(" ")} dist/cli/main.js serve config/config.yml`);
