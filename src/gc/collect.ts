@@ -268,12 +268,8 @@ const LEFTOVER_MS = 60 * 60_000;
 async function removeLeftovers(driver: StorageDriver, now: number): Promise<void> {
   for (const algorithm of await listIfPresent(driver, layout.gcMarksRoot)) {
     await forEachLimit(await listIfPresent(driver, algorithm), CONCURRENCY, async (marksDir) => {
-      const marks = await listIfPresent(driver, marksDir);
-      const infos = await Promise.all(marks.map((mark) => unlessMissing(() => driver.stat(mark))));
-      await driver.deleteObjects(marks.filter((_, i) => {
-        const info = infos[i];
-        return info !== undefined && !info.isDir && now - info.modTime.getTime() > LEFTOVER_MS;
-      }));
+      const marks = await driver.walk(marksDir);
+      await driver.deleteObjects(marks.filter((mark) => now - mark.modTime.getTime() > LEFTOVER_MS).map((mark) => mark.path));
       await driver.removeEmptyDir?.(marksDir);
     });
   }

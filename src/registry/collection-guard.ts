@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout, type GcMarkKind } from "../storage/layout.js";
+import { GC_MARK_KINDS, layout, type GcMarkKind } from "../storage/layout.js";
 import type { Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./removal-fence.js";
@@ -141,7 +141,7 @@ export class CollectionGuard {
 /** A blob's marks (full paths), by kind. */
 export type BlobMarks = Record<GcMarkKind, string[]>;
 
-const MARK_NAME = /^(tombstone|claim|writer)-[A-Za-z0-9-]+$/;
+const MARK_NAME = new RegExp(`^(${GC_MARK_KINDS.join("|")})-[A-Za-z0-9-]+$`);
 
 /** One listing of the blob's marks (a mark being written, not yet in place, is not one). */
 export async function readMarks(driver: StorageDriver, digest: Digest): Promise<BlobMarks> {

@@ -17,7 +17,8 @@ import type { RepositoryName, Tag } from "../registry/names.js";
  */
 const ROOT = "/docker/registry/v2";
 
-export type GcMarkKind = "tombstone" | "claim" | "writer";
+export const GC_MARK_KINDS = ["tombstone", "claim", "writer"] as const;
+export type GcMarkKind = (typeof GC_MARK_KINDS)[number];
 
 function digestDir(digest: Digest): string {
   return `${digestAlgorithm(digest)}/${digestHex(digest)}`;
