@@ -1,6 +1,6 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IRangeResponse } from "etcd3";
 import type { Logger } from "pino";
-import { EtcdSession, type EtcdConfig } from "../config/etcd-key.js";
+import { EtcdFollower, type EtcdConfig } from "../config/etcd-key.js";
 import { parseRegistrations, type Registration } from "./announce.js";
 
 /**
@@ -9,56 +9,36 @@ import { parseRegistrations, type Registration } from "./announce.js";
  * registrations told stay in force meanwhile (`what` names them in the log).
  */
 export class RegistrationWatch {
-  private readonly session: EtcdSession;
+  private readonly follower: EtcdFollower<IRangeResponse>;
 
-  constructor(
-    etcd: EtcdConfig,
-    private readonly prefix: string,
-    private readonly changed: (registrations: Registration[]) => void,
-    private readonly log: Logger,
-    private readonly what: string,
-  ) {
-    this.session = new EtcdSession(etcd, () => void this.connect());
+  constructor(etcd: EtcdConfig, prefix: string, changed: (registrations: Registration[]) => void, log: Logger, what: string) {
+    const under = `${prefix}/`;
+    const tell = (values: string[]) => changed(parseRegistrations(values));
+    // A change is read back whole: one registration's event says nothing of the others.
+    const reread = async (client: Etcd3) => {
+      try {
+        tell(Object.values(await client.getAll().prefix(under).strings()));
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, `cluster: reading the registrations failed; keeping ${what}`);
+      }
+    };
+    this.follower = new EtcdFollower(etcd, {
+      read: (client) => client.getAll().prefix(under).exec(),
+      watch: (client) => client.watch().prefix(under),
+      found: (read) => tell(read.kvs.map((kv) => kv.value.toString("utf8"))),
+      changed: (_kv, _deleted, client) => reread(client),
+      trouble: (problem) =>
+        problem.lost
+          ? log.warn(`cluster: lost etcd; keeping ${what}`)
+          : log.warn({ err: problem.error }, `cluster: etcd unreachable; keeping ${what}, retrying`),
+    });
   }
 
   start(): void {
-    void this.connect();
+    this.follower.start();
   }
 
   stop(): void {
-    this.session.close();
-  }
-
-  private async connect(): Promise<void> {
-    const prefix = `${this.prefix}/`;
-    try {
-      // Inside: its TLS files are read again, and may have gone since the start.
-      const client = this.session.renew();
-      if (!client) return;
-      const current = await client.getAll().prefix(prefix).exec();
-      const watcher = await client.watch().prefix(prefix).startRevision(String(Number(current.header.revision) + 1)).create();
-      this.session.watching(watcher);
-      const refresh = () => void this.refresh(client, prefix);
-      watcher.on("put", refresh);
-      watcher.on("delete", refresh);
-      watcher.on("disconnected", () => {
-        if (!this.session.isCurrent(client)) return;
-        this.log.warn(`cluster: lost etcd; keeping ${this.what}`);
-        this.session.retrySoon();
-      });
-      this.changed(parseRegistrations(current.kvs.map((kv) => kv.value.toString("utf8"))));
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, `cluster: etcd unreachable; keeping ${this.what}, retrying`);
-      this.session.retrySoon();
-    }
-  }
-
-  private async refresh(client: Etcd3, prefix: string): Promise<void> {
-    try {
-      const all = await client.getAll().prefix(prefix).strings();
-      this.changed(parseRegistrations(Object.values(all)));
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, `cluster: reading the registrations failed; keeping ${this.what}`);
-    }
+    this.follower.close();
   }
 }

@@ -1,4 +1,4 @@
-import { Etcd3, type IOptions, type Watcher } from "etcd3";
+import { Etcd3, type IKeyValue, type IOptions, type IRangeResponse, type Watcher, type WatchBuilder } from "etcd3";
 import { readFileSync } from "node:fs";
 import { ConfigError } from "./config-error.js";
 
@@ -17,6 +17,8 @@ export interface EtcdConfig {
 }
 
 const RETRY_MS = 2000;
+/** How long a read or the start of a watch may go unanswered before the connection counts as lost. */
+const CALL_MS = 5000;
 
 function readAt(path: string, key: string): Buffer {
   try {
@@ -48,45 +50,49 @@ function cancelWatch(watcher: Watcher | undefined): void {
   void watcher?.cancel().catch(() => undefined);
 }
 
+/** Rejects when `work` has not settled within CALL_MS: etcd3 sets no deadline of its own. */
+function withinDeadline<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} unanswered for ${CALL_MS} ms`)), CALL_MS);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** What an etcd follower reads, watches and tells. */
+export interface Following<R extends { header: { revision: string } }> {
+  read(client: Etcd3): Promise<R>;
+  /** The watch, started just after the revision of the read so that no change falls between. */
+  watch(client: Etcd3): WatchBuilder;
+  /** The read, then every change (deleted: the key's deletion), one at a time in etcd's order. */
+  found(read: R): Promise<void> | void;
+  changed(kv: IKeyValue, deleted: boolean, client: Etcd3): Promise<void> | void;
+  /** The connection is lost or etcd cannot be reached; what was told last stays in force. */
+  trouble(problem: { lost: true } | { lost: false; error: string }): void;
+}
+
 /**
- * One live etcd client and its watch: replaced wholesale when a connection is lost (etcd3's own
- * backoff can wait far longer than the 2 s here), closed cleanly when done.
+ * Follows what a `Following` reads and watches. A lost connection is replaced wholesale with a
+ * fresh client every 2 s (etcd3's own backoff can wait far longer), and a read or watch that
+ * etcd leaves unanswered counts as lost. Values are told in order, each after the previous one
+ * was applied: applying can take I/O (a token issuer's certificates), and an older value that
+ * finished last would otherwise stay in force.
  */
-export class EtcdSession {
+export class EtcdFollower<R extends { header: { revision: string } }> {
+  connected = false;
   private client: Etcd3 | undefined;
   private watcher: Watcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private telling: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: EtcdConfig,
-    private readonly connect: () => void,
+    private readonly following: Following<R>,
   ) {}
 
-  /** A fresh client, the previous one and its watch closed; undefined once the session is closed. */
-  renew(): Etcd3 | undefined {
-    if (this.stopped) return undefined;
-    cancelWatch(this.watcher);
-    this.client?.close();
-    this.client = new Etcd3(etcdClientOptions(this.config));
-    return this.client;
-  }
-
-  watching(watcher: Watcher): void {
-    this.watcher = watcher;
-  }
-
-  isCurrent(client: Etcd3): boolean {
-    return this.client === client;
-  }
-
-  /** Connects again in a moment, once however often asked. */
-  retrySoon(): void {
-    if (this.stopped || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.connect();
-    }, RETRY_MS);
+  start(): void {
+    void this.connect();
   }
 
   close(): void {
@@ -94,6 +100,62 @@ export class EtcdSession {
     clearTimeout(this.timer);
     cancelWatch(this.watcher);
     this.client?.close();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    cancelWatch(this.watcher);
+    this.client?.close();
+    this.connected = false;
+    let client: Etcd3 | undefined;
+    const current = () => !this.stopped && this.client === client;
+    try {
+      // Inside the try: its TLS files are read again, and may have gone since the start.
+      client = this.client = new Etcd3(etcdClientOptions(this.config));
+      const read = await withinDeadline(this.following.read(client), "the read");
+      if (!current()) return;
+      this.tell(() => this.following.found(read));
+      const watcher = (this.watcher = this.following.watch(client).startRevision(String(Number(read.header.revision) + 1)).watcher());
+      watcher.on("put", (kv) => current() && this.tell(() => this.following.changed(kv, false, client!)));
+      watcher.on("delete", (kv) => current() && this.tell(() => this.following.changed(kv, true, client!)));
+      await withinDeadline(
+        new Promise<void>((resolve, reject) => {
+          watcher.once("connected", () => resolve());
+          watcher.once("disconnected", (err: Error) => reject(err));
+          watcher.on("error", (err: Error) => reject(err));
+        }),
+        "the watch",
+      );
+      if (!current()) return;
+      this.connected = true;
+      // After the start a lost stream or a watch etcd cancels (compaction) both mean: connect again.
+      const lost = () => {
+        if (!current()) return;
+        this.connected = false;
+        this.following.trouble({ lost: true });
+        this.retrySoon();
+      };
+      watcher.on("disconnected", lost);
+      watcher.on("error", lost);
+    } catch (err) {
+      if (!current()) return;
+      this.connected = false;
+      this.following.trouble({ lost: false, error: (err as Error).message });
+      this.retrySoon();
+    }
+  }
+
+  private tell(apply: () => Promise<void> | void): void {
+    this.telling = this.telling.then(apply).catch((err: unknown) => this.following.trouble({ lost: false, error: (err as Error).message }));
+  }
+
+  /** Connects again in a moment, once however often asked. */
+  private retrySoon(): void {
+    if (this.stopped || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.connect();
+    }, RETRY_MS);
   }
 }
 
@@ -105,53 +167,40 @@ export interface WatchedKey {
 
 /**
  * Follows one key: its value at start and every change (null when deleted). When etcd is down
- * it says so and reconnects every 2 s with a fresh client (the library's own backoff can wait
- * far longer); the last value stays in force meanwhile.
+ * it says so and reconnects; the last value stays in force meanwhile.
  */
 export class EtcdKeyWatch {
-  connected = false;
-  private readonly session: EtcdSession;
+  private readonly follower: EtcdFollower<IRangeResponse>;
 
   constructor(
-    private readonly config: EtcdConfig,
+    config: EtcdConfig,
     readonly key: string,
-    private readonly onValue: (text: string | null) => Promise<void>,
-    private readonly onTrouble: (message: string) => void,
+    onValue: (text: string | null) => Promise<void>,
+    onTrouble: (message: string) => void,
   ) {
-    this.session = new EtcdSession(config, () => void this.connect());
+    this.follower = new EtcdFollower(config, {
+      read: (client) => client.get(key).exec(),
+      watch: (client) => client.watch().key(key),
+      found: (read) => onValue(read.kvs[0]?.value.toString("utf8") ?? null),
+      changed: (kv, deleted) => onValue(deleted ? null : kv.value.toString("utf8")),
+      trouble: (problem) =>
+        onTrouble(
+          problem.lost
+            ? `lost the etcd connection; keeping the value of ${key}`
+            : `etcd at ${config.endpoints.join(",")} is unreachable (${problem.error}); retrying`,
+        ),
+    });
+  }
+
+  get connected(): boolean {
+    return this.follower.connected;
   }
 
   start(): void {
-    void this.connect();
-  }
-
-  private async connect(): Promise<void> {
-    try {
-      // Inside: its TLS files are read again, and may have gone since the start.
-      const client = this.session.renew();
-      if (!client) return;
-      const current = await client.get(this.key).exec();
-      // Watch from just after what was read, so no change falls between the two.
-      const watcher = await client.watch().key(this.key).startRevision(String(Number(current.header.revision) + 1)).create();
-      this.session.watching(watcher);
-      watcher.on("put", (kv) => void this.onValue(kv.value.toString("utf8")));
-      watcher.on("delete", () => void this.onValue(null));
-      watcher.on("disconnected", () => {
-        if (!this.session.isCurrent(client)) return;
-        this.connected = false;
-        this.onTrouble(`lost the etcd connection; keeping the value of ${this.key}`);
-        this.session.retrySoon();
-      });
-      this.connected = true;
-      await this.onValue(current.kvs[0]?.value.toString("utf8") ?? null);
-    } catch (err) {
-      this.connected = false;
-      this.onTrouble(`etcd at ${this.config.endpoints.join(",")} is unreachable (${(err as Error).message}); retrying`);
-      this.session.retrySoon();
-    }
+    this.follower.start();
   }
 
   close(): void {
-    this.session.close();
+    this.follower.close();
   }
 }
