@@ -1,4 +1,4 @@
-import { randomUUID, type Hash } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
@@ -6,15 +6,8 @@ import { deleteIfPresent, isPathNotFound, unlessMissing, type FileWriter, type R
 import { layout } from "../storage/layout.js";
 import type { BlobDescriptor, RepositoryBlobs } from "./blobs.js";
 import type { CollectionGuard } from "./collection-guard.js";
-import {
-  DEFAULT_ALGORITHM,
-  digestAlgorithm,
-  hashToDigest,
-  HashingStream,
-  newHash,
-  type Digest,
-  type DigestAlgorithm,
-} from "./digest.js";
+import { DEFAULT_ALGORITHM, digestAlgorithm, hashToDigest, newHash, type Digest, type DigestAlgorithm } from "./digest.js";
+import { ThreadedHash } from "./digest-thread.js";
 import { RegistryError } from "./errors.js";
 import type { RepositoryName } from "./names.js";
 
@@ -51,8 +44,7 @@ export function isUploadId(value: string): boolean {
  * again from the stored data when it completes.
  */
 interface HashProgress {
-  algorithm: DigestAlgorithm;
-  hash: Hash;
+  hash: ThreadedHash;
   offset: number;
 }
 
@@ -76,13 +68,19 @@ export class UploadStore {
     private readonly guard: CollectionGuard,
     options: UploadsOptions = {},
   ) {
-    this.progress = new LRUCache({ max: options.hashCacheSize ?? 1024 });
+    // Hashes taken out or deleted are ended by whoever did that; the cache ends those it evicts.
+    this.progress = new LRUCache({
+      max: options.hashCacheSize ?? 1024,
+      dispose: (progress, _key, reason) => {
+        if (reason === "evict") progress.hash.dispose();
+      },
+    });
   }
 
   async create(name: RepositoryName): Promise<UploadStatus> {
     const { id, startedAt, writer } = await this.begin(name);
     await writer.close();
-    this.progress.set(progressKey(name, id), { algorithm: DEFAULT_ALGORITHM, hash: newHash(DEFAULT_ALGORITHM), offset: 0 });
+    this.progress.set(progressKey(name, id), { hash: new ThreadedHash(DEFAULT_ALGORITHM), offset: 0 });
     return { id, name, size: 0, startedAt };
   }
 
@@ -178,7 +176,7 @@ export class UploadStore {
   }
 
   private async remove(name: RepositoryName, id: string): Promise<void> {
-    this.progress.delete(progressKey(name, id));
+    this.takeProgress(progressKey(name, id))?.hash.dispose();
     await deleteIfPresent(this.driver, layout.uploadDir(name, id));
   }
 
@@ -191,12 +189,10 @@ export class UploadStore {
       await writer.cancel().catch(() => undefined);
       throw uploadGone(status.id);
     }
-    const known = this.progress.get(key);
-    const progress = known && known.offset === writer.startSize ? known : undefined;
-    this.progress.delete(key);
+    const progress = this.takeProgress(key, writer.startSize);
     try {
       if (body) {
-        if (progress) await pipeline(body, new HashingStream(progress.hash), writer.stream);
+        if (progress) await pipeline(body, progress.hash.feed(), writer.stream);
         else await pipeline(body, writer.stream);
       }
       if (commit) await writer.commit();
@@ -204,6 +200,7 @@ export class UploadStore {
     } catch (err) {
       // The bytes that made it to the store stay (the client may resume after them); the
       // running hash no longer matches them, so completion will hash the stored data again.
+      progress?.hash.dispose();
       await writer.close().catch(() => undefined);
       throw err;
     }
@@ -212,13 +209,22 @@ export class UploadStore {
     return size;
   }
 
-  private async digestOf(status: UploadStatus, algorithm: DigestAlgorithm, size: number): Promise<Digest> {
-    const key = progressKey(status.name, status.id);
+  /** The upload's running hash, if it covers exactly `offset` bytes; taken out of the cache (ended if it does not). */
+  private takeProgress(key: string, offset?: number): HashProgress | undefined {
     const progress = this.progress.get(key);
-    if (progress && progress.offset === size && progress.algorithm === algorithm) {
-      this.progress.delete(key);
-      return hashToDigest(algorithm, progress.hash);
-    }
+    if (!progress) return undefined;
+    this.progress.delete(key);
+    if (offset === undefined || progress.offset === offset) return progress;
+    progress.hash.dispose();
+    return undefined;
+  }
+
+  private async digestOf(status: UploadStatus, algorithm: DigestAlgorithm, size: number): Promise<Digest> {
+    const progress = this.takeProgress(progressKey(status.name, status.id), size);
+    if (progress?.hash.algorithm === algorithm) {
+      const digest = await progress.hash.digest().catch(() => undefined);
+      if (digest) return digest;
+    } else progress?.hash.dispose();
     const hash = newHash(algorithm);
     for await (const chunk of await this.driver.reader(layout.uploadData(status.name, status.id))) {
       hash.update(chunk as Buffer);
