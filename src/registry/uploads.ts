@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import { deleteIfPresent, isPathNotFound, unlessMissing, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, exists, isPathNotFound, unlessMissing, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import type { BlobDescriptor, RepositoryBlobs } from "./blobs.js";
 import type { CollectionGuard } from "./collection-guard.js";
@@ -164,10 +164,15 @@ export class UploadStore {
 
   /** Moves a verified upload's data into place as the blob and links it into the repository. */
   private async promote(repo: RepositoryBlobs, id: string, digest: Digest): Promise<void> {
-    // The link may land a moment before the data: nobody has been told of the blob yet.
-    await this.guard.moving(digest, () => Promise.all([this.driver.move(layout.uploadData(repo.name, id), layout.blobData(digest)), repo.link(digest)]));
-    // With its data moved, the session is already gone for status(); removing the leftover
-    // directory need not delay the response (upload purging collects it if this never runs).
+    // The link may land a moment before the data: nobody has been told of the blob yet. A blob
+    // the store holds already stays (content-addressed, as distribution does): replacing it cost
+    // freeing the old data's blocks before the 201 (65 ms for 256 MiB here), and on S3 a copy.
+    await this.guard.moving(digest, async () => {
+      const stored = await exists(this.driver, layout.blobData(digest));
+      await Promise.all([stored ? undefined : this.driver.move(layout.uploadData(repo.name, id), layout.blobData(digest)), repo.link(digest)]);
+    });
+    // Removing the session (its data too, when the blob was there already) need not delay the
+    // response; upload purging collects it if this never runs.
     void this.remove(repo.name, id).catch(() => undefined);
   }
 
