@@ -5,19 +5,23 @@ import type { Digest, DigestAlgorithm } from "./digest.js";
 /**
  * Digests computed on a worker thread. A push's main thread then only receives and writes: on
  * two cores, SHA-256 on the main thread (0.17 s per 256 MiB here) was a third of a push's time,
- * in series with the socket's reads. Bytes reach the worker in slots of 1 MiB that travel to it
- * and back by transfer, without a copy; a feed copies what passes into a slot (an ordinary
- * memmove: a shared buffer would cost V8's relaxed copy, several times slower on unaligned
- * chunks) and takes a returned slot for the next bytes.
+ * in series with the socket's reads. Bytes reach the worker in slots that travel to it and back
+ * by transfer, without a copy; a feed copies what passes into a slot (an ordinary memmove: a
+ * shared buffer would cost V8's relaxed copy, several times slower on unaligned chunks, 15% of
+ * a push) and takes a returned slot for the next bytes. Transferring the request's own chunks
+ * instead (each owns its memory) saved that copy but cost more in thousands of transfers.
  *
  * One worker serves the process: it hashes 1.5 GB/s, more than a push's disk or network carries.
  */
 
-/** Large enough that a message per slot costs nothing, few enough per feed to stay small. */
-const SLOT_BYTES = 1024 * 1024;
-const SLOTS = 4;
+/**
+ * A message per slot costs nothing at this size. Three slots keep the thread busy while the feed
+ * fills the next (with two, each waited on the other: a fifth slower); more only hold memory.
+ */
+const SLOT_BYTES = 512 * 1024;
+const SLOTS = 3;
 /** Slot sets kept for the next feeds (each is SLOTS × SLOT_BYTES of memory). */
-const IDLE_RINGS = 4;
+const IDLE_RINGS = 2;
 
 type ToWorker =
   | { op: "start"; hash: number; algorithm: DigestAlgorithm }

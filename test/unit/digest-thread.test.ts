@@ -42,8 +42,8 @@ async function feed(hash: ThreadedHash, chunks: Buffer[]): Promise<void> {
 }
 
 describe("ThreadedHash: digests on the digest thread", () => {
-  it("equals node:crypto's digest for sizes around the 1 MiB slots, in pieces of any size", async () => {
-    for (const size of [0, 1, MiB - 1, MiB, MiB + 1, 5.5 * MiB, 9 * MiB + 7]) {
+  it("equals node:crypto's digest for sizes around the slots' boundaries, in pieces of any size", async () => {
+    for (const size of [0, 1, MiB / 2 - 1, MiB / 2, MiB / 2 + 1, MiB, 5.5 * MiB, 9 * MiB + 7]) {
       const data = randomBytes(size);
       const hash = new ThreadedHash("sha256");
       await feed(hash, pieces(data, [65_536, 1, 333_333, 2 * MiB + 3, 7]));
