@@ -91,11 +91,12 @@ class DigestThread {
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(`(${hashWorkerMain.toString()})();`, { eval: true, name: "digests" });
-    // Idle, it must not keep the process alive; while something waits on it, it must.
-    worker.unref();
     worker.on("message", (message: FromWorker) => this.receive(message));
     worker.on("error", (err) => this.fail(worker, err));
     worker.on("exit", (code) => this.fail(worker, new Error(`the digest thread exited (code ${code})`)));
+    // Idle, it must not keep the process alive; while something waits on it, it must. After the
+    // listeners: a "message" listener refs the worker's port again.
+    worker.unref();
     this.worker = worker;
     this.generation++;
     this.busy = 0;
@@ -106,8 +107,9 @@ class DigestThread {
     if (this.busy++ === 0) this.worker?.ref();
   }
 
-  private letGo(): void {
-    if (--this.busy === 0) this.worker?.unref();
+  /** Ends a hold() taken while worker `generation` ran (a dead worker's holds went with it). */
+  private letGo(generation: number): void {
+    if (generation === this.generation && --this.busy === 0) this.worker?.unref();
   }
 
   /** A dead worker fails what waits on it (its slots are lost with it); the next hash starts a new one. */
@@ -159,7 +161,7 @@ class DigestThread {
     return new Promise<string>((resolve, reject) => {
       this.digests.set(hash, { resolve, reject });
       this.post({ op: "digest", hash });
-    }).finally(() => this.letGo());
+    }).finally(() => this.letGo(generation));
   }
 
   /** Hands a filled slot to the thread (it comes back to the ring's free slots once hashed). */
@@ -186,7 +188,7 @@ class DigestThread {
   private settle(ring: Ring): void {
     if (ring.out > 0) return;
     this.lent.delete(ring.id);
-    this.letGo();
+    this.letGo(this.generation);
     if (this.idle.length < IDLE_RINGS) this.idle.push(ring);
   }
 }

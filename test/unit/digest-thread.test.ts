@@ -1,6 +1,8 @@
+import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { BlobStore, RepositoryBlobs } from "../../src/registry/blobs.js";
 import { ThreadedHash } from "../../src/registry/digest-thread.js";
@@ -78,6 +80,26 @@ describe("ThreadedHash: digests on the digest thread", () => {
     const hash = new ThreadedHash("sha256");
     await feed(hash, pieces(data, [65_536]));
     expect(await hash.digest()).toBe(sha256(data));
+  });
+});
+
+describe("the digest thread and the process's exit", () => {
+  it("lets a process end while hashes are open but nothing waits on the thread (idle upload sessions)", async () => {
+    const module = new URL("../../dist/registry/digest-thread.js", import.meta.url).href;
+    const opened = `const { ThreadedHash } = await import(${JSON.stringify(module)}); new ThreadedHash("sha256"); console.log("opened");`;
+    const hashed = `
+      const { ThreadedHash } = await import(${JSON.stringify(module)});
+      const { Readable, Writable } = await import("node:stream");
+      const { pipeline } = await import("node:stream/promises");
+      const hash = new ThreadedHash("sha256");
+      await pipeline(Readable.from([Buffer.alloc(${MiB + 3}, 7)]), hash.feed(), new Writable({ write: (_c, _e, cb) => cb() }));
+      console.log(await hash.digest());
+      new ThreadedHash("sha256");`;
+    // A thread that held the process would be killed here, and the test would fail on the signal.
+    const run = async (script: string) =>
+      (await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 })).stdout.trim();
+    expect(await run(opened)).toBe("opened");
+    expect(await run(hashed)).toBe(sha256(Buffer.alloc(MiB + 3, 7)));
   });
 });
 
