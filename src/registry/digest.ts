@@ -1,4 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
 
 /** A content digest such as "sha256:<64 hex>", checked against the OCI digest grammar. */
 export type Digest = string & { readonly __digest: unique symbol };
@@ -54,4 +55,16 @@ export function hashToDigest(algorithm: DigestAlgorithm, hash: Hash): Digest {
 
 export function digestOf(content: Buffer, algorithm: DigestAlgorithm = DEFAULT_ALGORITHM): Digest {
   return hashToDigest(algorithm, newHash(algorithm).update(content));
+}
+
+/** A pass-through stream that feeds every chunk to a hash on its way. */
+export class HashingStream extends Transform {
+  constructor(readonly hash: Hash) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
 }

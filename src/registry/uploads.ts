@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomUUID, type Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
@@ -6,8 +6,15 @@ import { deleteIfPresent, exists, isPathNotFound, unlessMissing, type FileWriter
 import { layout } from "../storage/layout.js";
 import type { BlobDescriptor, RepositoryBlobs } from "./blobs.js";
 import type { CollectionGuard } from "./collection-guard.js";
-import { DEFAULT_ALGORITHM, digestAlgorithm, hashToDigest, newHash, type Digest, type DigestAlgorithm } from "./digest.js";
-import { ThreadedHash } from "./digest-thread.js";
+import {
+  DEFAULT_ALGORITHM,
+  digestAlgorithm,
+  hashToDigest,
+  HashingStream,
+  newHash,
+  type Digest,
+  type DigestAlgorithm,
+} from "./digest.js";
 import { RegistryError } from "./errors.js";
 import type { RepositoryName } from "./names.js";
 
@@ -44,7 +51,8 @@ export function isUploadId(value: string): boolean {
  * again from the stored data when it completes.
  */
 interface HashProgress {
-  hash: ThreadedHash;
+  algorithm: DigestAlgorithm;
+  hash: Hash;
   offset: number;
 }
 
@@ -68,19 +76,13 @@ export class UploadStore {
     private readonly guard: CollectionGuard,
     options: UploadsOptions = {},
   ) {
-    // Hashes taken out or deleted are ended by whoever did that; the cache ends those it evicts.
-    this.progress = new LRUCache({
-      max: options.hashCacheSize ?? 1024,
-      dispose: (progress, _key, reason) => {
-        if (reason === "evict") progress.hash.dispose();
-      },
-    });
+    this.progress = new LRUCache({ max: options.hashCacheSize ?? 1024 });
   }
 
   async create(name: RepositoryName): Promise<UploadStatus> {
     const { id, startedAt, writer } = await this.begin(name);
     await writer.close();
-    this.progress.set(progressKey(name, id), { hash: new ThreadedHash(DEFAULT_ALGORITHM), offset: 0 });
+    this.progress.set(progressKey(name, id), { algorithm: DEFAULT_ALGORITHM, hash: newHash(DEFAULT_ALGORITHM), offset: 0 });
     return { id, name, size: 0, startedAt };
   }
 
@@ -181,7 +183,7 @@ export class UploadStore {
   }
 
   private async remove(name: RepositoryName, id: string): Promise<void> {
-    this.takeProgress(progressKey(name, id))?.hash.dispose();
+    this.progress.delete(progressKey(name, id));
     await deleteIfPresent(this.driver, layout.uploadDir(name, id));
   }
 
@@ -197,7 +199,7 @@ export class UploadStore {
     const progress = this.takeProgress(key, writer.startSize);
     try {
       if (body) {
-        if (progress) await pipeline(body, progress.hash.feed(), writer.stream);
+        if (progress) await pipeline(body, new HashingStream(progress.hash), writer.stream);
         else await pipeline(body, writer.stream);
       }
       if (commit) await writer.commit();
@@ -205,7 +207,6 @@ export class UploadStore {
     } catch (err) {
       // The bytes that made it to the store stay (the client may resume after them); the
       // running hash no longer matches them, so completion will hash the stored data again.
-      progress?.hash.dispose();
       await writer.close().catch(() => undefined);
       throw err;
     }
@@ -214,22 +215,16 @@ export class UploadStore {
     return size;
   }
 
-  /** The upload's running hash, if it covers exactly `offset` bytes; taken out of the cache (ended if it does not). */
-  private takeProgress(key: string, offset?: number): HashProgress | undefined {
+  /** The upload's running hash, if it covers exactly `offset` bytes; taken out of the cache either way. */
+  private takeProgress(key: string, offset: number): HashProgress | undefined {
     const progress = this.progress.get(key);
-    if (!progress) return undefined;
     this.progress.delete(key);
-    if (offset === undefined || progress.offset === offset) return progress;
-    progress.hash.dispose();
-    return undefined;
+    return progress?.offset === offset ? progress : undefined;
   }
 
   private async digestOf(status: UploadStatus, algorithm: DigestAlgorithm, size: number): Promise<Digest> {
     const progress = this.takeProgress(progressKey(status.name, status.id), size);
-    if (progress?.hash.algorithm === algorithm) {
-      const digest = await progress.hash.digest().catch(() => undefined);
-      if (digest) return digest;
-    } else progress?.hash.dispose();
+    if (progress?.algorithm === algorithm) return hashToDigest(algorithm, progress.hash);
     const hash = newHash(algorithm);
     for await (const chunk of await this.driver.reader(layout.uploadData(status.name, status.id))) {
       hash.update(chunk as Buffer);
