@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { once } from "node:events";
 import { promisify } from "node:util";
+import { binNodeFlags, freePort, startServerProcess, type ServerProcess } from "../test/helpers/process.js";
 
 const run = promisify(execFile);
 export const MiB = 1024 * 1024;
@@ -180,6 +181,13 @@ export async function loopbackMiBps(size: number): Promise<number> {
   } finally {
     child.kill();
   }
+}
+
+/** bench/node-floor.ts as its own process, with the CLI's node flags, storing under `root`. */
+export async function startNodeFloor(root: string): Promise<ServerProcess> {
+  const port = await freePort();
+  const script = new URL("./node-floor.ts", import.meta.url).pathname;
+  return startServerProcess(process.execPath, [...binNodeFlags(), script, String(port), root], port, process.env);
 }
 
 export interface WrkResult {

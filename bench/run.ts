@@ -36,6 +36,7 @@ import {
   settle,
   settleWriteback,
   splitBlob,
+  startNodeFloor,
   wrk,
   type BlobFile,
 } from "./load.js";
@@ -175,12 +176,17 @@ async function concurrentPushRss(c: Contender, blob: BlobFile): Promise<number> 
   return peak;
 }
 
-async function measureAll(contenders: Contender[], blob: BlobFile, smallBlob: BlobFile, scriptDir: string): Promise<string> {
+/**
+ * Every measure of lain and distribution; the monolithic push of `floor` (bench/node-floor.ts)
+ * alternates with theirs.
+ */
+async function measureAll(contenders: Contender[], floor: Contender, blob: BlobFile, smallBlob: BlobFile, scriptDir: string): Promise<string> {
   for (const c of contenders) c.measures.idleRssMiB = await rssMiB(c.server.child.pid ?? 0);
   const mib = blob.size / MiB;
-  const cpu = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
+  const pushers = [...contenders, floor];
+  const cpu = new Map<Contender, number[]>(pushers.map((c) => [c, []]));
   await alternate(
-    contenders,
+    pushers,
     "pushMiBps",
     "MiB/s",
     async (c, i) => {
@@ -191,7 +197,7 @@ async function measureAll(contenders: Contender[], blob: BlobFile, smallBlob: Bl
     },
     () => settleWriteback([blob.path]),
   );
-  for (const c of contenders) c.measures.pushCpuSecondsPerGiB = median(cpu.get(c)!);
+  for (const c of pushers) c.measures.pushCpuSecondsPerGiB = median(cpu.get(c)!);
   const chunks = await splitBlob(blob, CHUNKS);
   await alternate(contenders, "chunkedPushMiBps", "MiB/s", async (c, i) => mib / (await pushBlobChunked(c.server.url, `bench/chunked${i}`, blob, chunks)), () => settleWriteback(chunks));
   await alternate(contenders, "pullMiBps", "MiB/s", async (c) => mib / (await pullBlob(c.server.url, "bench/push0", blob)));
@@ -299,6 +305,7 @@ async function main(): Promise<void> {
   const work = await tempDir("lain-bench-");
   let lain: ServerProcess | undefined;
   let distribution: ServerProcess | undefined;
+  let floorServer: ServerProcess | undefined;
   try {
     process.stderr.write(`generating a ${BLOB_MIB} MiB random blob\n`);
     const blob = await makeBlobFile(join(work, "blob"), BLOB_MIB * MiB);
@@ -316,12 +323,15 @@ async function main(): Promise<void> {
     lain = await startLainProcess(config, await freePort());
     await mkdir(join(work, "distribution"));
     distribution = await startDistribution({ root: join(work, "distribution"), secret: "bench", configDir: work });
+    floorServer = await startNodeFloor(join(work, "floor"));
 
     const contenders: Contender[] = [
       { name: "lain-registry", server: lain, measures: {} },
       { name: "distribution", server: distribution, measures: {} },
     ];
-    const layer = await measureAll(contenders, blob, smallBlob, work);
+    const floor: Contender = { name: "node floor", server: floorServer, measures: {} };
+    const layer = await measureAll(contenders, floor, blob, smallBlob, work);
+    await floorServer.stop();
     const quiet = await accessLogCost(join(work, "lain"), layer, work);
     const cached = await withDescriptorCache(join(work, "lain"), join(work, "distribution"), layer, work);
     const ours = contenders[0]!.measures as Measures;
@@ -351,6 +361,9 @@ async function main(): Promise<void> {
       `pull vs loopback (${loopback.toFixed(0)} MiB/s): ${((ours.pullMiBps / loopback) * 100).toFixed(0)}% (target ≥ 80%)`,
       `push vs dd conv=fdatasync of the same ${BLOB_MIB} MiB (${dd.toFixed(0)} MiB/s): lain ${((ours.pushMiBps / dd) * 100).toFixed(0)}%, chunked ${((ours.chunkedPushMiBps / dd) * 100).toFixed(0)}%, ` +
         `distribution ${((theirs.pushMiBps / dd) * 100).toFixed(0)}% (target ≥ 50%)`,
+      `push floor, bare node:http with lain's hash and writer (bench/node-floor.ts): ${floor.measures.pushMiBps!.toFixed(0)} MiB/s = ${(floor.measures.pushMiBps! / theirs.pushMiBps).toFixed(2)}x distribution, ` +
+        `${floor.measures.pushCpuSecondsPerGiB!.toFixed(2)} CPU s per GiB; lain's push ${((ours.pushMiBps / floor.measures.pushMiBps!) * 100).toFixed(0)}% of it, ` +
+        `${(ours.pushCpuSecondsPerGiB / floor.measures.pushCpuSecondsPerGiB!).toFixed(2)}x its CPU`,
       `access log on vs off: manifest GET ${ours.manifestRps.toFixed(0)} vs ${quiet.manifestRps.toFixed(0)} req/s (${(ours.manifestRps / quiet.manifestRps).toFixed(2)}), ` +
         `blob HEAD ${ours.headRps.toFixed(0)} vs ${quiet.headRps.toFixed(0)} req/s (${(ours.headRps / quiet.headRps).toFixed(2)})`,
       `descriptor cache on, both: manifest GET ${cached.lain.manifestRps.toFixed(0)} vs ${cached.distribution.manifestRps.toFixed(0)} req/s (${(cached.lain.manifestRps / cached.distribution.manifestRps).toFixed(2)}, target ≥ 3), ` +
@@ -413,6 +426,7 @@ async function main(): Promise<void> {
       seconds: SECONDS,
       loopbackMiBps: loopback,
       ddFdatasyncMiBps: dd,
+      nodeFloor: floor.measures,
       lain: ours,
       lainAccessLogOff: quiet,
       descriptorCache: cached,
@@ -432,6 +446,7 @@ async function main(): Promise<void> {
   } finally {
     await lain?.stop();
     await distribution?.stop();
+    await floorServer?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

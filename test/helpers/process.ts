@@ -9,14 +9,18 @@ export const CLI = new URL("../../dist/cli/main.js", import.meta.url).pathname;
 /** The node flags of the bin's first line, read at the first spawn (the CLI is built by then). */
 let binFlags: string[] | undefined;
 
+/** The node flags of the built CLI's first line (`#!/usr/bin/env -S node FLAGS`). */
+export function binNodeFlags(): string[] {
+  binFlags ??= readFileSync(CLI, "utf8").split("\n", 1)[0]!.split(/\s+/).slice(3);
+  return binFlags;
+}
+
 /**
- * process.execPath's arguments that run the built CLI with `args` as its bin does: with the node
- * flags of its first line (`#!/usr/bin/env -S node FLAGS`), so that tests and benchmarks measure
- * the server its launchers start.
+ * process.execPath's arguments that run the built CLI with `args` as its bin does, with its node
+ * flags, so that tests and benchmarks measure the server its launchers start.
  */
 export function cliArgs(...args: string[]): string[] {
-  binFlags ??= readFileSync(CLI, "utf8").split("\n", 1)[0]!.split(/\s+/).slice(3);
-  return [...binFlags, CLI, ...args];
+  return [...binNodeFlags(), CLI, ...args];
 }
 
 /** Runs the built CLI to completion: its exit code and output. */
