@@ -6,10 +6,12 @@ import { call } from "./http.js";
 
 export const CLI = new URL("../../dist/cli/main.js", import.meta.url).pathname;
 
-/** The node flags of the bin's first line, read at the first spawn (the CLI is built by then). */
 let binFlags: string[] | undefined;
 
-/** The node flags of the built CLI's first line (`#!/usr/bin/env -S node FLAGS`). */
+/**
+ * The node flags of the built CLI's first line (`#!/usr/bin/env -S node FLAGS`), read at the
+ * first spawn (the CLI is built by then).
+ */
 export function binNodeFlags(): string[] {
   binFlags ??= readFileSync(CLI, "utf8").split("\n", 1)[0]!.split(/\s+/).slice(3);
   return binFlags;
