@@ -138,7 +138,7 @@ async function mark(
       keep.add(digest);
       for (const blob of refs.get(digest)?.blobs ?? []) keep.add(blob);
     }
-    for (const { digest, written } of layers) if (!keep.has(digest) && written > cutoff) young.add(digest);
+    for (const { digest, written } of layers) if (!keep.has(digest) && isYoung(written, cutoff)) young.add(digest);
     options.progress?.("mark", { repositories: report.repositories, manifests: report.manifests, marked: keep.size });
   });
   const spared = new Set([...young].filter((d) => !keep.has(d)));
@@ -191,18 +191,43 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
  * any, put a tombstone on each, mark again, and decide on each candidate still unmarked under
  * a claim, as registry/collection-guard.ts describes: nothing is refused meanwhile.
  */
-export async function collectGarbage(driver: StorageDriver, options: CollectOptions, now = () => Date.now()): Promise<CollectReport> {
+export async function collectGarbage(driver: StorageDriver, options: CollectOptions): Promise<CollectReport> {
   const registry = new Registry(driver, { ...(options.fence ? { fence: options.fence } : {}), ...(options.guard ? { guard: options.guard } : {}) });
+  const run = randomUUID();
   try {
-    return await collect(registry, options, now);
+    // A dry run writes nothing: the local clock serves, as nothing rests on it.
+    const started = options.dryRun ? Date.now() : await startOnStoreClock(driver, run);
+    return await collect(registry, options, started, run);
   } finally {
+    if (!options.dryRun) await deleteIfPresent(driver, layout.gcRun(run)).catch(() => undefined);
     await registry.close();
   }
 }
 
-async function collect(registry: Registry, options: CollectOptions, now: () => number): Promise<CollectReport> {
+/**
+ * When the collection starts, as the store stamps what is written to it: ages are compared on
+ * that one clock, so a link written after this instant is never older than the cutoff, however
+ * far this host's clock is from the store's and however coarse the store's timestamps (a
+ * second on S3 and OSS, a kernel tick on a filesystem). Read back with stat, the coarsest way
+ * the collection reads a time.
+ */
+async function startOnStoreClock(driver: StorageDriver, run: string): Promise<number> {
+  await driver.putContent(layout.gcRun(run), Buffer.from(""), true);
+  return (await driver.stat(layout.gcRun(run))).modTime.getTime();
+}
+
+/**
+ * Whether something the store stamped at `written` is younger than the cutoff. A stamp equal to
+ * it is young: the store's clock may not have ticked between the collection's start and a
+ * write that came after it.
+ */
+function isYoung(written: number, cutoff: number): boolean {
+  return written >= cutoff;
+}
+
+async function collect(registry: Registry, options: CollectOptions, started: number, run: string): Promise<CollectReport> {
   const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsSpared: 0, blobsRescued: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
-  const cutoff = now() - options.delayMs;
+  const cutoff = started - options.delayMs;
   // Announced when the first candidate old enough to go turns up: its notice runs out while the
   // rest is listed, and a run that finds nothing to remove never disturbs a descriptor cache.
   let releaseFence: (() => void) | undefined;
@@ -224,8 +249,7 @@ async function collect(registry: Registry, options: CollectOptions, now: () => n
     if (releaseFence === undefined) return report;
     // Writers on the quiet path finish within the notice: the tombstones come after it.
     await registry.blobs.removals.ready();
-    await removeLeftovers(registry.driver, now());
-    const run = randomUUID();
+    await removeLeftovers(registry.driver, started);
     try {
       await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from(""), true));
       const second = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
@@ -266,13 +290,15 @@ const LEFTOVER_MS = 60 * 60_000;
 
 /** Removes what collectors and writers that died left under _gc (a collector that stalled this long spares what it claimed). */
 async function removeLeftovers(driver: StorageDriver, now: number): Promise<void> {
+  const old = (files: Array<{ path: string; modTime: Date }>) => files.filter((file) => now - file.modTime.getTime() > LEFTOVER_MS).map((file) => file.path);
   for (const algorithm of await listIfPresent(driver, layout.gcMarksRoot)) {
     await forEachLimit(await listIfPresent(driver, algorithm), CONCURRENCY, async (marksDir) => {
-      const marks = await driver.walk(marksDir);
-      await driver.deleteObjects(marks.filter((mark) => now - mark.modTime.getTime() > LEFTOVER_MS).map((mark) => mark.path));
+      await driver.deleteObjects(old(await driver.walk(marksDir)));
       await driver.removeEmptyDir?.(marksDir);
     });
   }
+  const runs = await unlessMissing(() => driver.walk(layout.gcRunsRoot));
+  if (runs) await driver.deleteObjects(old(runs));
 }
 
 /** What a mark keeps: `spared` are those kept only because a repository linked them within the delay. */
@@ -305,7 +331,7 @@ async function candidates(driver: StorageDriver, marked: Marked, cutoff: number,
       if (!old) {
         const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
         if (!info || info.isDir) continue;
-        if (info.modTime.getTime() > cutoff) {
+        if (isYoung(info.modTime.getTime(), cutoff)) {
           report.blobsKept++;
           report.blobsSpared++;
           continue;
@@ -360,7 +386,7 @@ async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked,
 async function removable(driver: StorageDriver, digest: Digest, cutoff: number, report: CollectReport, remove: () => Promise<boolean>): Promise<void> {
   const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
   if (!info || info.isDir) return;
-  if (info.modTime.getTime() > cutoff) {
+  if (isYoung(info.modTime.getTime(), cutoff)) {
     report.blobsKept++;
     report.blobsSpared++;
   } else if (await remove()) {
@@ -394,13 +420,13 @@ async function decide(registry: Registry, digest: Digest, run: string, cutoff: n
   });
 }
 
-/** storage.gc in the server: a collection every interval (none while read-only), logged. */
 /** What the server counts of its collections (registry_gc_* metrics). */
 export interface CollectionCounters {
   collected(report: CollectReport): void;
   failed(): void;
 }
 
+/** storage.gc in the server: a collection every interval (none while read-only), logged. */
 export function scheduleCollection(
   driver: StorageDriver,
   options: { intervalMs: number; delayMs: number; paused: () => boolean },

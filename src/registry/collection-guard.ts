@@ -22,7 +22,8 @@ import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./
  *     any claim listed stands (at most claimWaitMs), then look: D's data still there, or it is gone
  *     (never acknowledged).
  *
- * A writer whose link lands before step 2 reads it is kept by the mark. One whose link lands
+ * A writer whose link lands before step 2 reads it is kept by the mark (the link is younger
+ * than the collection's start, both read off the store's clock: gc/collect.ts). One whose link lands
  * after finds the tombstone (put before step 2) and deletes it: if the collection reads the
  * tombstone after that, it spares D; if before, its claim was put before the writer lists the
  * claims again, so the writer waits until the collection has deleted D or spared it, and then

@@ -44,6 +44,11 @@ export const layout = {
   },
   /** Their root, for removing what a crashed collector or writer left. */
   gcMarksRoot: `${ROOT}/_gc/marks`,
+  /** Ours: written as a collection starts, so that it reads its start off the store's own clock. */
+  gcRun(run: string): string {
+    return `${layout.gcRunsRoot}/${run}`;
+  },
+  gcRunsRoot: `${ROOT}/_gc/runs`,
 
   blobDir(digest: Digest): string {
     const hex = digestHex(digest);

@@ -8,6 +8,7 @@ import { call } from "../helpers/http.js";
 import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256 } from "../helpers/oci.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml, s3TestOptions } from "../helpers/s3.js";
+import { afterStoreTick } from "../helpers/store.js";
 
 const server = inject("s3");
 const options = { dryRun: false, delayMs: 0, settleMs: 0 };
@@ -29,6 +30,8 @@ async function scenario(registry: TestRegistry, driver: StorageDriver): Promise<
   const orphan = Buffer.from("orphan");
   await pushBlob(registry.url, "lain/multi", { mediaType: "application/octet-stream", content: orphan, digest: sha256(orphan) });
 
+  // Just written, and still garbage with no delay: once the store's clock has moved on.
+  await afterStoreTick(driver);
   const report = await collectGarbage(driver, { ...options, deleteUntagged: true });
   expect(report.manifestsDeleted).toEqual([`lain/multi@${stray.manifest.digest}`]);
   // The tagged index's children and its referrer stay, with their blobs.

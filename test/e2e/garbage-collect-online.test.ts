@@ -14,6 +14,7 @@ import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml, s3TestOptions } from "../helpers/s3.js";
+import { afterStoreTick } from "../helpers/store.js";
 
 const server = inject("s3");
 /** Unreferenced blobs older than this are garbage; a push (blobs, then its manifest) takes far less. */
@@ -106,7 +107,8 @@ async function pushWhileCollecting(urls: string[], driver: StorageDriver, budget
     }
   }
   // Garbage nobody took up goes once it is old enough (mounted copies included: nothing names them).
-  await new Promise((r) => setTimeout(r, DELAY_MS + 200));
+  await new Promise((r) => setTimeout(r, DELAY_MS));
+  await afterStoreTick(driver);
   await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: DELAY_MS });
   for (const { blob } of garbage.filter((g) => !reused.has(g.blob.digest))) {
     expect(await exists(driver, layout.blobData(blob.digest as Digest)), blob.digest).toBe(false);

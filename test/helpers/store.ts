@@ -1,6 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Digest } from "../../src/registry/digest.js";
+import type { StorageDriver } from "../../src/storage/driver.js";
 import { layout } from "../../src/storage/layout.js";
 
 /** The file of a blob's data under a filesystem store root. */
@@ -20,4 +22,21 @@ export async function storedBlobs(root: string): Promise<string[]> {
 export async function holdsBlobs(root: string, digests: string[]): Promise<boolean> {
   const present = await Promise.all(digests.map((d) => stat(blobFile(root, d)).then(() => true, () => false)));
   return present.every(Boolean);
+}
+
+/**
+ * Waits until the store stamps a new write later than everything written before the call. A
+ * collection reads ages off the store's clock and spares what was stamped in the same tick as
+ * its start (a second on S3): a test that wants what it just wrote to count as older than the
+ * delay waits for this first. At most five seconds.
+ */
+export async function afterStoreTick(driver: StorageDriver): Promise<void> {
+  const probe = `${layout.root}/_test/clock-${randomUUID()}`;
+  const stamp = async () => {
+    await driver.putContent(probe, Buffer.from(""));
+    return (await driver.stat(probe)).modTime.getTime();
+  };
+  const first = await stamp();
+  for (let i = 0; i < 100 && (await stamp()) <= first; i++) await new Promise((r) => setTimeout(r, 50));
+  await driver.delete(probe);
 }

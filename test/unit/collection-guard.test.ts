@@ -25,6 +25,8 @@ const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const SEEDS = Number(process.env.GUARD_SEEDS ?? 40);
 /** About how many store calls a collection of this tiny store makes. */
 const COLLECTOR_CALLS = 24;
+/** Its first calls write and read back its start on the store's clock: writers start after that. */
+const STAMP_CALLS = 2;
 
 type Party = "collector" | "writer";
 const party = new AsyncLocalStorage<Party>();
@@ -154,6 +156,14 @@ async function push(registry: Registry, name: RepositoryName, item: Blob): Promi
   await registry.uploads.complete(registry.repository(name).blobs, id, item.digest, Readable.from([item.content]));
 }
 
+/** Makes the blob's data and its link into the repository look written `ms` ago. */
+async function age(root: string, name: RepositoryName, digest: Digest, ms: number): Promise<void> {
+  const then = new Date(Date.now() - ms);
+  for (const path of [layout.blobData(digest), layout.layerLink(name, digest)]) await utimes(join(root, path), then, then);
+}
+
+const AN_HOUR = 3_600_000;
+
 /** What a writer does with the old garbage blob D while a collection runs; true when it was acknowledged. */
 type Writer = (registry: Registry, garbage: Blob, config: Blob) => Promise<boolean>;
 
@@ -190,9 +200,10 @@ const WRITERS: Record<string, Writer> = {
 };
 
 /**
- * One run: a store holding an old unreferenced blob (garbage) and a young config; a collection
- * with no delay and a writer that starts using the garbage, their store calls interleaved as the
- * seed says. The writer starts after the collector's `startAfter`-th store call.
+ * One run: a store holding an old unreferenced blob (garbage) and a tagged image whose config a
+ * writer's manifest may name; a collection with no delay and a writer that starts using the
+ * garbage after the collection started, their store calls interleaved as the seed says. The
+ * writer starts after the collector's `startAfter`-th store call.
  */
 async function interleave(
   seed: number,
@@ -204,20 +215,18 @@ async function interleave(
   const setup = new Registry(inner);
   const garbage = blob(randomBytes(64));
   const config = blob(Buffer.from(`{"architecture":"amd64","os":"linux","seed":${seed}}`));
-  await push(setup, OLD, garbage);
+  const base = blob(randomBytes(64));
+  for (const item of [garbage, config, base]) await push(setup, OLD, item);
+  // The config stays whatever happens: a tagged manifest names it.
+  await setup.repository(OLD).manifests.put("base" as Tag, manifestNaming(config, base).content, OCI_MANIFEST);
   await setup.close();
   // Pushed an hour ago: a HEAD renews its link (one of a second would count from its push).
-  const anHourAgo = new Date(Date.now() - 3_600_000);
-  for (const path of [layout.blobData(garbage.digest), layout.layerLink(OLD, garbage.digest)]) await utimes(join(root, path), anHourAgo, anHourAgo);
-  const startedAt = Date.now() + 1;
-  await new Promise((r) => setTimeout(r, 2));
+  await age(root, OLD, garbage.digest, AN_HOUR);
   const schedule = new Schedule(random(seed * 7919));
   const driver = scheduled(inner, schedule);
   const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
   try {
-    // The config is pushed after the collection's start: young, so it stays whatever happens.
-    await push(registry, OLD, config);
-    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD }, () => startedAt));
+    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD }));
     void collecting.finally(() => schedule.stop());
     const writing = schedule.afterCollectorCalls(startAfter).then(() => party.run("writer", () => write(registry, garbage, config)));
     const [report, acknowledged] = await Promise.all([collecting, writing]);
@@ -242,7 +251,7 @@ describe("collection guard: a collection and a writer, every interleaving of the
         // its tombstone (as the first seed counted them), where the narrow race is: random starts
         // reach it in one seed of forty, fewer on a loaded machine.
         const pick = random(seed * 7919 + 1)();
-        const startAfter = seed % 2 === 0 && tombstoneAt !== undefined ? tombstoneAt - 12 + Math.floor(pick * 15) : Math.floor(pick * COLLECTOR_CALLS);
+        const startAfter = Math.max(STAMP_CALLS, seed % 2 === 0 && tombstoneAt !== undefined ? tombstoneAt - 12 + Math.floor(pick * 15) : STAMP_CALLS + Math.floor(pick * COLLECTOR_CALLS));
         const { acknowledged, present, report, tombstoneCall } = await interleave(seed, write, startAfter);
         tombstoneAt ??= tombstoneCall;
         if (acknowledged) expect(present, `seed ${seed}`).toBe(true);
@@ -272,24 +281,27 @@ describe("collection guard: what dead processes leave", () => {
     }
   });
 
-  it("a collection removes tombstones, claims and writers' marks older than an hour, and nothing younger", async () => {
+  it("a collection removes tombstones, claims, writers' marks and runs' starts older than an hour, and nothing younger", async () => {
     const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
     const driver = new FilesystemDriver(root);
     const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
+      await age(root, OLD, garbage.digest, AN_HOUR);
       const someone = blob(randomBytes(64)).digest;
-      const [old, young] = [layout.gcMark(someone, "claim", "dead-run"), layout.gcMark(someone, "writer", "live-writer")];
-      for (const mark of [old, young]) await driver.putContent(mark, Buffer.from(""));
-      const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
-      await utimes(join(root, old), twoHoursAgo, twoHoursAgo);
-      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD }, () => Date.now() + 1000);
+      const old = [layout.gcMark(someone, "claim", "dead-run"), layout.gcRun("dead-run")];
+      const young = [layout.gcMark(someone, "writer", "live-writer"), layout.gcRun("live-run")];
+      for (const path of [...old, ...young]) await driver.putContent(path, Buffer.from(""));
+      const twoHoursAgo = new Date(Date.now() - 2 * AN_HOUR);
+      for (const path of old) await utimes(join(root, path), twoHoursAgo, twoHoursAgo);
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD });
       expect(report.blobsDeleted).toEqual([garbage.digest]);
-      expect(await exists(driver, old)).toBe(false);
-      expect(await exists(driver, young)).toBe(true);
-      // The run's own marks are gone with their directories.
+      for (const path of old) expect(await exists(driver, path), path).toBe(false);
+      for (const path of young) expect(await exists(driver, path), path).toBe(true);
+      // The run's own marks are gone with their directories, and its start with it.
       expect(await exists(driver, layout.gcMarks(garbage.digest))).toBe(false);
+      expect(await driver.list(layout.gcRunsRoot)).toEqual([layout.gcRun("live-run")]);
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });
@@ -299,22 +311,87 @@ describe("collection guard: what dead processes leave", () => {
 
 describe("collection guard: the collector's checks", () => {
   it("spares a candidate whose data a writer is moving into place (its mark stands), and removes it once the mark is gone", async () => {
-    const driver = new InMemoryDriver();
+    const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
+    const driver = new FilesystemDriver(root);
     const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
+      await age(root, OLD, garbage.digest, AN_HOUR);
       const mark = layout.gcMark(garbage.digest, "writer", "an-upload");
       await driver.putContent(mark, Buffer.from(""));
       const options = { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD };
-      const spared = await collectGarbage(driver, options, () => Date.now() + 1000);
+      const spared = await collectGarbage(driver, options);
       expect(spared).toMatchObject({ blobsDeleted: [], blobsRescued: 1 });
       expect(await exists(driver, layout.blobData(garbage.digest))).toBe(true);
       await driver.delete(mark);
-      const removed = await collectGarbage(driver, options, () => Date.now() + 1000);
+      const removed = await collectGarbage(driver, options);
       expect(removed.blobsDeleted).toEqual([garbage.digest]);
     } finally {
       await registry.close();
+      await rm(root, { recursive: true, force: true });
     }
   });
+
+  /**
+   * A store whose clock runs `behindMs` behind this host's and stamps whole seconds (as S3's
+   * HEAD answers), that runs `during` once the collection starts listing blobs.
+   */
+  function storeOwnClock(inner: StorageDriver, behindMs: number, during: () => Promise<void>): StorageDriver {
+    const stamp = (modTime: Date) => new Date(Math.floor((modTime.getTime() - behindMs) / 1000) * 1000);
+    let ran = false;
+    return {
+      name: inner.name,
+      getContent: (path) => inner.getContent(path),
+      putContent: (path, content, transient) => inner.putContent(path, content, transient),
+      reader: (path, offset, end) => inner.reader(path, offset, end),
+      writer: (path, append) => inner.writer(path, append),
+      move: (source, destination) => inner.move(source, destination),
+      delete: (path) => inner.delete(path),
+      deleteObjects: (paths) => inner.deleteObjects(paths),
+      removeEmptyDir: (path) => inner.removeEmptyDir?.(path) ?? Promise.resolve(),
+      stat: async (path) => {
+        const info = await inner.stat(path);
+        return { ...info, modTime: stamp(info.modTime) };
+      },
+      walk: async (path) => (await inner.walk(path)).map((info) => ({ ...info, modTime: stamp(info.modTime) })),
+      list: async (path) => {
+        if (path === layout.blobsRoot && !ran) {
+          ran = true;
+          await during();
+        }
+        return inner.list(path);
+      },
+    };
+  }
+
+  for (const { behindMs, delayMs } of [
+    { behindMs: 10 * 60_000, delayMs: 60_000 },
+    { behindMs: 0, delayMs: 0 },
+  ]) {
+    it(`keeps a blob mounted while it collects, with a store whose clock is ${behindMs / 60_000} min behind and counts seconds (delay ${delayMs / 1000} s)`, async () => {
+      const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
+      const inner = new FilesystemDriver(root);
+      const setup = new Registry(inner);
+      const garbage = blob(randomBytes(64));
+      await push(setup, OLD, garbage);
+      await setup.close();
+      await age(root, OLD, garbage.digest, 2 * AN_HOUR);
+      let mounted: unknown;
+      const driver = storeOwnClock(inner, behindMs, async () => {
+        mounted = await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest);
+      });
+      const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+      try {
+        const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs, fence: FENCE, guard: GUARD });
+        // Written after the collection started, the mount's link is young on the store's clock, whatever this host's says.
+        expect(mounted).toBeDefined();
+        expect(report.blobsDeleted).toEqual([]);
+        expect(await exists(inner, layout.blobData(garbage.digest))).toBe(true);
+      } finally {
+        await registry.close();
+        await rm(root, { recursive: true, force: true });
+      }
+    });
+  }
 });
