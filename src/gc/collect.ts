@@ -412,12 +412,9 @@ async function decide(registry: Registry, digest: Digest, run: string, cutoff: n
     report.blobsRescued++;
     return;
   }
-  // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may have stopped waiting.
-  await removable(driver, digest, cutoff, report, async () => {
-    if (performance.now() - claimed >= bound) return false;
-    await registry.blobs.remove(digest);
-    return true;
-  });
+  // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may
+  // have stopped waiting. Checked last thing before the delete, after the removal fence's wait.
+  await removable(driver, digest, cutoff, report, () => registry.blobs.remove(digest, () => performance.now() - claimed < bound));
 }
 
 /** What the server counts of its collections (registry_gc_* metrics). */

@@ -113,12 +113,17 @@ export class BlobStore {
     await this.driver.putContent(layout.blobData(digest), content);
   }
 
-  /** Deletes the blob's data (garbage collection) once every cache sharing the store knows. */
-  remove(digest: Digest): Promise<void> {
+  /**
+   * Deletes the blob's data (garbage collection) once every cache sharing the store knows, if
+   * `allowed` still says so then; answers whether it did.
+   */
+  remove(digest: Digest, allowed: () => boolean): Promise<boolean> {
     this.cache?.forget(digest);
     return this.removals.remove(async () => {
+      if (!allowed()) return false;
       await this.driver.deleteObjects([layout.blobData(digest)]);
       await this.driver.removeEmptyDir?.(layout.blobDir(digest));
+      return true;
     });
   }
 

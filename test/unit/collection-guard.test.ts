@@ -164,6 +164,18 @@ async function age(root: string, name: RepositoryName, digest: Digest, ms: numbe
 
 const AN_HOUR = 3_600_000;
 
+/** A filesystem store holding one blob of lain/old that no manifest names, pushed `ms` ago. */
+async function storeWithGarbage(ms: number): Promise<{ root: string; inner: FilesystemDriver; garbage: Blob }> {
+  const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
+  const inner = new FilesystemDriver(root);
+  const setup = new Registry(inner);
+  const garbage = blob(randomBytes(64));
+  await push(setup, OLD, garbage);
+  await setup.close();
+  await age(root, OLD, garbage.digest, ms);
+  return { root, inner, garbage };
+}
+
 /** What a writer does with the old garbage blob D while a collection runs; true when it was acknowledged. */
 type Writer = (registry: Registry, garbage: Blob, config: Blob) => Promise<boolean>;
 
@@ -210,18 +222,15 @@ async function interleave(
   write: Writer,
   startAfter: number,
 ): Promise<{ acknowledged: boolean; present: boolean; report: CollectReport; tombstoneCall: number | undefined }> {
-  const root = await mkdtemp(join(tmpdir(), "lain-interleave-"));
-  const inner = new FilesystemDriver(root);
-  const setup = new Registry(inner);
-  const garbage = blob(randomBytes(64));
+  // Pushed an hour ago: a HEAD renews its link (one of a second would count from its push).
+  const { root, inner, garbage } = await storeWithGarbage(AN_HOUR);
   const config = blob(Buffer.from(`{"architecture":"amd64","os":"linux","seed":${seed}}`));
   const base = blob(randomBytes(64));
-  for (const item of [garbage, config, base]) await push(setup, OLD, item);
+  const setup = new Registry(inner);
+  for (const item of [config, base]) await push(setup, OLD, item);
   // The config stays whatever happens: a tagged manifest names it.
   await setup.repository(OLD).manifests.put("base" as Tag, manifestNaming(config, base).content, OCI_MANIFEST);
   await setup.close();
-  // Pushed an hour ago: a HEAD renews its link (one of a second would count from its push).
-  await age(root, OLD, garbage.digest, AN_HOUR);
   const schedule = new Schedule(random(seed * 7919));
   const driver = scheduled(inner, schedule);
   const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
@@ -333,6 +342,33 @@ describe("collection guard: the collector's checks", () => {
     }
   });
 
+  it("leaves a candidate when the removal fence held it past the claim's bound (a writer may have stopped waiting)", async () => {
+    const { root, inner, garbage } = await storeWithGarbage(AN_HOUR);
+    const guard = { ...GUARD, claimBoundMs: 200 };
+    // From the tombstone on, the epoch's rewrites hang for four times the bound; the claim comes once
+    // the fence has gone stale (it counts from then), so the removal waits for the fence.
+    let stall: Promise<void> | undefined;
+    const driver: StorageDriver = Object.assign(Object.create(inner) as FilesystemDriver, {
+      putContent: async (path: string, content: Buffer, transient?: boolean) => {
+        if (path.includes("/tombstone-")) stall ??= new Promise<void>((r) => setTimeout(r, 4 * guard.claimBoundMs));
+        if (path.includes("/claim-")) await new Promise((r) => setTimeout(r, 3 * FENCE.maxGapMs));
+        if (path === layout.removalEpoch && stall) await stall;
+        return inner.putContent(path, content, transient);
+      },
+    });
+    try {
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard });
+      expect(stall).toBeDefined();
+      expect(report.blobsDeleted).toEqual([]);
+      expect(await exists(inner, layout.blobData(garbage.digest))).toBe(true);
+      // Nothing holds it up the next time.
+      const again = await collectGarbage(inner, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard });
+      expect(again.blobsDeleted).toEqual([garbage.digest]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   /**
    * A store whose clock runs `behindMs` behind this host's and stamps whole seconds (as S3's
    * HEAD answers), that runs `during` once the collection starts listing blobs.
@@ -370,13 +406,7 @@ describe("collection guard: the collector's checks", () => {
     { behindMs: 0, delayMs: 0 },
   ]) {
     it(`keeps a blob mounted while it collects, with a store whose clock is ${behindMs / 60_000} min behind and counts seconds (delay ${delayMs / 1000} s)`, async () => {
-      const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
-      const inner = new FilesystemDriver(root);
-      const setup = new Registry(inner);
-      const garbage = blob(randomBytes(64));
-      await push(setup, OLD, garbage);
-      await setup.close();
-      await age(root, OLD, garbage.digest, 2 * AN_HOUR);
+      const { root, inner, garbage } = await storeWithGarbage(2 * AN_HOUR);
       let mounted: unknown;
       const driver = storeOwnClock(inner, behindMs, async () => {
         mounted = await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest);
