@@ -7,7 +7,7 @@ import { Registry } from "../registry/registry.js";
 import { readLink } from "../registry/blobs.js";
 import { readMarks, type GuardTiming } from "../registry/collection-guard.js";
 import type { FenceTiming } from "../registry/removal-fence.js";
-import { deleteIfPresent, listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, listIfPresent, unlessMissing, type FileInfo, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { forEachLimit } from "./limit.js";
 import { repeat } from "./repeat.js";
@@ -236,7 +236,7 @@ async function collect(registry: Registry, options: CollectOptions, started: num
     const first = await mark(registry, options, cutoff, report);
     const unreferenced = await candidates(registry.driver, first, cutoff, report, options, announce);
     if (options.dryRun) {
-      await sweep(registry, unreferenced, first, cutoff, undefined, report, options);
+      await sweep(registry, unreferenced, () => Promise.resolve({ marked: first, stands: () => true }), cutoff, undefined, report, options);
       report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
       return report;
     }
@@ -252,8 +252,8 @@ async function collect(registry: Registry, options: CollectOptions, started: num
     await removeLeftovers(registry.driver, started);
     try {
       await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from(""), true));
-      const second = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, first.read);
-      await sweep(registry, unreferenced, second, cutoff, run, report, options);
+      const basis = await markUnderNotice(registry, options, cutoff, report, first.read);
+      await sweep(registry, unreferenced, basis, cutoff, run, report, options);
     } catch (err) {
       // A run that fails removes its marks (each decision removes its own as it goes).
       await forgetCandidates(registry.driver, unreferenced, run).catch(() => undefined);
@@ -307,6 +307,12 @@ interface Marked {
   spared: Set<Digest>;
 }
 
+/** Counts a blob that is kept though nothing references it (young, rescued, or left for the next run). */
+function spared(report: CollectReport): void {
+  report.blobsKept++;
+  report.blobsSpared++;
+}
+
 /** Whether the mark keeps the blob, counting it as kept (and as spared by the delay). */
 function keptByMark(marked: Marked, digest: Digest, report: CollectReport): boolean {
   if (!marked.keep.has(digest)) return false;
@@ -332,8 +338,7 @@ async function candidates(driver: StorageDriver, marked: Marked, cutoff: number,
         const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
         if (!info || info.isDir) continue;
         if (isYoung(info.modTime.getTime(), cutoff)) {
-          report.blobsKept++;
-          report.blobsSpared++;
+          spared(report);
           continue;
         }
         old = true;
@@ -346,12 +351,55 @@ async function candidates(driver: StorageDriver, marked: Marked, cutoff: number,
   return unmarked;
 }
 
+/** A mark the sweep decides against, and whether a removal may still rely on it. */
+interface Basis {
+  marked: Marked;
+  stands: () => boolean;
+}
+
+/** How many times a run marks again after its fence broke before it spares what is left. */
+const MAX_REMARKS = 3;
+
 /**
- * Removes each candidate the second mark did not keep and older than the cutoff (a blob
- * pushed again meanwhile is young again), each under the run's claim; a dry run (no `run`)
- * only counts them.
+ * The second mark, taken under the removal fence's notice, and what removals rely on while
+ * that notice stands. A break of the fence (a rewrite of the epoch that stalled past maxGapMs)
+ * ends the notice: writers may have seen the fence quiet meanwhile and skipped their rescue,
+ * linking what the mark did not see. The mark is then taken again under the new notice (what
+ * an earlier mark read is not read again), at most MAX_REMARKS times; after that the answer is
+ * undefined and the run spares what is left.
  */
-async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked, cutoff: number, run: string | undefined, report: CollectReport, options: CollectOptions): Promise<void> {
+async function markUnderNotice(registry: Registry, options: CollectOptions, cutoff: number, report: CollectReport, known: Map<string, Map<Digest, ManifestRefs>>): Promise<() => Promise<Basis | undefined>> {
+  const removals = registry.blobs.removals;
+  let read = known;
+  const take = async (): Promise<Basis> => {
+    await removals.ready();
+    const notice = removals.notices;
+    const marked = await mark(registry, { ...options, deleteUntagged: false }, cutoff, report, read);
+    read = marked.read;
+    return { marked, stands: () => removals.notices === notice };
+  };
+  let current = Promise.resolve(await take());
+  let remarks = 0;
+  return async () => {
+    for (;;) {
+      const taking = current;
+      const basis = await taking;
+      if (basis.stands()) return basis;
+      // The first to find it broken marks again; the others wait for that mark.
+      if (current === taking) {
+        if (remarks === MAX_REMARKS) return undefined;
+        remarks++;
+        current = take();
+      }
+    }
+  };
+}
+
+/**
+ * Removes each candidate the mark did not keep and older than the cutoff (a blob pushed again
+ * meanwhile is young again), each under the run's claim; a dry run (no `run`) only counts them.
+ */
+async function sweep(registry: Registry, unreferenced: Digest[], basis: () => Promise<Basis | undefined>, cutoff: number, run: string | undefined, report: CollectReport, options: CollectOptions): Promise<void> {
   let done = 0;
   let decided: Digest[] = [];
   const forget = async (digest: Digest) => {
@@ -363,9 +411,17 @@ async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked,
     await forgetCandidates(registry.driver, batch, run);
   };
   const consider = async (digest: Digest) => {
-    if (!keptByMark(marked, digest, report)) {
-      if (run) await decide(registry, digest, run, cutoff, report);
-      else await removable(registry.driver, digest, cutoff, report, () => Promise.resolve(true));
+    // Decided again, against a new mark, when the one it was decided against broke before the
+    // removal: bounded, as basis() marks again only so often.
+    for (;;) {
+      const against = await basis();
+      if (!against) spared(report);
+      else if (keptByMark(against.marked, digest, report)) break;
+      else if (!run) {
+        const info = await oldData(registry.driver, digest, cutoff, report);
+        if (info) removed(report, digest, info.size);
+      } else if (!(await decide(registry, digest, run, against.stands, cutoff, report))) continue;
+      break;
     }
     await forget(digest);
   };
@@ -379,42 +435,51 @@ async function sweep(registry: Registry, unreferenced: Digest[], marked: Marked,
   report.blobsDeleted.sort();
 }
 
-/**
- * Counts the blob as removed when it is old enough and `remove` removes it; as spared when it is
- * young (pushed again meanwhile).
- */
-async function removable(driver: StorageDriver, digest: Digest, cutoff: number, report: CollectReport, remove: () => Promise<boolean>): Promise<void> {
+/** The blob's data when it is there and older than the cutoff; a young one (pushed again meanwhile) is counted as spared. */
+async function oldData(driver: StorageDriver, digest: Digest, cutoff: number, report: CollectReport): Promise<FileInfo | undefined> {
   const info = await unlessMissing(() => driver.stat(layout.blobData(digest)));
-  if (!info || info.isDir) return;
-  if (isYoung(info.modTime.getTime(), cutoff)) {
-    report.blobsKept++;
-    report.blobsSpared++;
-  } else if (await remove()) {
-    report.blobsDeleted.push(digest);
-    report.bytesFreed += info.size;
-  }
+  if (!info || info.isDir) return undefined;
+  if (!isYoung(info.modTime.getTime(), cutoff)) return info;
+  spared(report);
+  return undefined;
+}
+
+function removed(report: CollectReport, digest: Digest, size: number): void {
+  report.blobsDeleted.push(digest);
+  report.bytesFreed += size;
 }
 
 /**
  * The collector's side of registry/collection-guard.ts: claims the candidate, then spares it if
  * a writer is moving its data or has rescued it (the tombstone is gone), and removes it otherwise
- * (old enough, within the claim's bound).
+ * (old enough, within the claim's bound). False, with nothing counted, when the mark it was
+ * decided against no longer `stands` at the removal: it is to be decided again.
  */
-async function decide(registry: Registry, digest: Digest, run: string, cutoff: number, report: CollectReport): Promise<void> {
+async function decide(registry: Registry, digest: Digest, run: string, stands: () => boolean, cutoff: number, report: CollectReport): Promise<boolean> {
   const { driver } = registry;
   const bound = registry.blobs.guard.timing.claimBoundMs;
   await driver.putContent(claim(digest, run), Buffer.from(new Date().toISOString()), true);
   const claimed = performance.now();
   const marks = await readMarks(driver, digest);
   if (marks.writer.length > 0 || !marks.tombstone.includes(tombstone(digest, run))) {
-    report.blobsKept++;
-    report.blobsSpared++;
+    spared(report);
     report.blobsRescued++;
-    return;
+    return true;
   }
+  const info = await oldData(driver, digest, cutoff, report);
+  if (!info) return true;
   // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may
-  // have stopped waiting. Checked last thing before the delete, after the removal fence's wait.
-  await removable(driver, digest, cutoff, report, () => registry.blobs.remove(digest, () => performance.now() - claimed < bound));
+  // have stopped waiting. Looked at last thing before the delete, after the removal fence's
+  // wait (a new notice, after a break), as is the mark.
+  let broke = false;
+  const allowed = () => {
+    broke = !stands();
+    return !broke && performance.now() - claimed < bound;
+  };
+  if (await registry.blobs.remove(digest, allowed)) removed(report, digest, info.size);
+  else if (broke) return false;
+  else spared(report);
+  return true;
 }
 
 /** What the server counts of its collections (registry_gc_* metrics). */

@@ -127,8 +127,10 @@ export class BlobStore {
     });
   }
 
-  close(): void {
+  /** Stops watching the fence; resolves once this process writes nothing more to it. */
+  close(): Promise<void> {
     this.watch.stop();
+    return this.removals.settled();
   }
 }
 

@@ -35,10 +35,15 @@ import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./
  * and spares D. The store must show every completed write to every later read and listing (the
  * filesystem; S3 and OSS today).
  *
- * Writers skip all that while the removal fence shows nothing under way: a collection gives
- * the fence's notice before its first tombstone, so a write that ends within three quarters of
- * the notice after a read that found the fence quiet is seen by the collection's second mark,
- * and anything removed before that read is missing for the writer's own checks.
+ * Writers skip all that while the removal fence shows nothing under way. A collection gives
+ * the fence's notice before its first tombstone and removes only while the notice its second
+ * mark was taken under stands (its heartbeat unbroken: the token never stays the same for
+ * quietMs); after a break it marks again under the new one. So a read that finds the fence
+ * quiet came either before that notice, and a write that ends within three quarters of the
+ * notice after it is seen by the mark; or more than quietMs - maxGapMs after the collection's
+ * last look at its fence before a removal, which has taken effect by then (the fence's own
+ * timing assumption), and the writer's checks find the blob gone. Without the notice's check a
+ * collection whose heartbeat stalled looked like none to writers while it went on removing.
  */
 export interface GuardTiming {
   /** A writer waits this long at most for a claim to go (a collector that died holding it). */

@@ -51,8 +51,7 @@ export class Registry {
 
   /** Releases what the registry holds beyond its store (the cache's watch, a mirror's connections). */
   close(): Promise<void> {
-    this.blobs.close();
-    return Promise.resolve();
+    return this.blobs.close();
   }
 }
 

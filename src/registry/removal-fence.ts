@@ -165,6 +165,9 @@ export class RemovalFence {
   /** When the latest successful rewrite began. */
   private lastRewrite: number | undefined;
   private lastError: unknown;
+  private noticesGiven = 0;
+  /** The rewrite under way, if any: it may outlive the last holder's release. */
+  private rewriting: Promise<void> | undefined;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -205,6 +208,21 @@ export class RemovalFence {
     }
   }
 
+  /**
+   * How many notices this fence has given: a new one each time its rewrites start over (first,
+   * or after a gap). While one notice stands, no instance's watch has seen the fence quiet (see
+   * collection-guard.ts); a remover relying on what it read under a notice removes only while
+   * that notice still stands.
+   */
+  get notices(): number {
+    return this.noticesGiven;
+  }
+
+  /** Resolves once no rewrite of the epoch is under way (after the last release, none starts). */
+  async settled(): Promise<void> {
+    await this.rewriting;
+  }
+
   private beatingFresh(): boolean {
     return this.lastRewrite !== undefined && this.clock.now() - this.lastRewrite < this.timing.maxGapMs;
   }
@@ -228,7 +246,8 @@ export class RemovalFence {
     this.beating = true;
     try {
       while (this.holders > 0) {
-        await this.rewrite();
+        this.rewriting = this.rewrite();
+        await this.rewriting;
         await this.clock.sleep(this.timing.heartbeatMs, true);
       }
     } finally {
@@ -239,7 +258,9 @@ export class RemovalFence {
   private async rewrite(): Promise<void> {
     const started = this.clock.now();
     try {
-      await this.driver.putContent(layout.removalEpoch, Buffer.from(randomUUID()));
+      // Transient: a sync per heartbeat on a busy disk stalls the fence, and a token lost in a
+      // crash reads as a change, as a new one would.
+      await this.driver.putContent(layout.removalEpoch, Buffer.from(randomUUID()), true);
     } catch (err) {
       this.lastError = err;
       return;
@@ -248,6 +269,7 @@ export class RemovalFence {
     // A gap too long between two rewrites breaks the fence: the notice is given again.
     if (this.standingSince === undefined || this.lastRewrite === undefined || ended - this.lastRewrite >= this.timing.maxGapMs) {
       this.standingSince = ended;
+      this.noticesGiven++;
     }
     this.lastRewrite = started;
   }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { collectGarbage, type CollectReport } from "../../src/gc/collect.js";
-import type { GuardTiming } from "../../src/registry/collection-guard.js";
+import { readMarks, type GuardTiming } from "../../src/registry/collection-guard.js";
 import { digestOf, type Digest } from "../../src/registry/digest.js";
 import { RegistryError } from "../../src/registry/errors.js";
 import type { RepositoryName, Tag } from "../../src/registry/names.js";
@@ -17,7 +17,9 @@ import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
 import { layout } from "../../src/storage/layout.js";
 
-const FENCE: FenceTiming = { pollMs: 5, freshMs: 15, quietMs: 40, noticeMs: 20, heartbeatMs: 5, maxGapMs: 25 };
+// A rewrite of the epoch that takes maxGapMs breaks the fence, and a collection then marks again:
+// roomy, for a loaded machine. quietMs - maxGapMs: how late a removal may land after its last check.
+const FENCE: FenceTiming = { pollMs: 5, freshMs: 15, quietMs: 300, noticeMs: 20, heartbeatMs: 5, maxGapMs: 250 };
 const GUARD: GuardTiming = { claimWaitMs: 5_000, claimPollMs: 1, claimBoundMs: 5_000 };
 const OLD = "lain/old" as RepositoryName;
 const NEW = "lain/new" as RepositoryName;
@@ -342,29 +344,80 @@ describe("collection guard: the collector's checks", () => {
     }
   });
 
-  it("leaves a candidate when the removal fence held it past the claim's bound (a writer may have stopped waiting)", async () => {
+  it("leaves a candidate whose removal would come past the claim's bound (a writer may have stopped waiting)", async () => {
     const { root, inner, garbage } = await storeWithGarbage(AN_HOUR);
     const guard = { ...GUARD, claimBoundMs: 200 };
-    // From the tombstone on, the epoch's rewrites hang for four times the bound; the claim comes once
-    // the fence has gone stale (it counts from then), so the removal waits for the fence.
-    let stall: Promise<void> | undefined;
+    // After the claim, the store takes twice the bound to say how old the blob is.
+    let claimed = false;
     const driver: StorageDriver = Object.assign(Object.create(inner) as FilesystemDriver, {
-      putContent: async (path: string, content: Buffer, transient?: boolean) => {
-        if (path.includes("/tombstone-")) stall ??= new Promise<void>((r) => setTimeout(r, 4 * guard.claimBoundMs));
-        if (path.includes("/claim-")) await new Promise((r) => setTimeout(r, 3 * FENCE.maxGapMs));
-        if (path === layout.removalEpoch && stall) await stall;
+      putContent: (path: string, content: Buffer, transient?: boolean) => {
+        claimed ||= path.includes("/claim-");
         return inner.putContent(path, content, transient);
+      },
+      stat: async (path: string) => {
+        if (claimed && path === layout.blobData(garbage.digest)) await new Promise((r) => setTimeout(r, 2 * guard.claimBoundMs));
+        return inner.stat(path);
       },
     });
     try {
       const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard });
-      expect(stall).toBeDefined();
-      expect(report.blobsDeleted).toEqual([]);
+      expect(claimed).toBe(true);
+      expect(report).toMatchObject({ blobsDeleted: [], blobsSpared: 1, blobsRescued: 0 });
       expect(await exists(inner, layout.blobData(garbage.digest))).toBe(true);
       // Nothing holds it up the next time.
       const again = await collectGarbage(inner, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard });
       expect(again.blobsDeleted).toEqual([garbage.digest]);
     } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("decides again, against a new mark, once its fence broke: a writer that saw the fence quiet meanwhile took no part in the protocol", async () => {
+    const { root, inner, garbage } = await storeWithGarbage(AN_HOUR);
+    const other = blob(randomBytes(64));
+    const setup = new Registry(inner);
+    await push(setup, OLD, other);
+    await setup.close();
+    await age(root, OLD, other.digest, AN_HOUR);
+    // A notice long enough for the writer's whole mount to count as quiet.
+    const fence: FenceTiming = { ...FENCE, freshMs: 50, noticeMs: 400 };
+    // The collector's store: at its claims it stops, and so do its epoch rewrites.
+    let reachClaim = () => {};
+    const atClaim = new Promise<void>((resolve) => (reachClaim = resolve));
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let stalled = false;
+    const collector: StorageDriver = Object.assign(Object.create(inner) as FilesystemDriver, {
+      putContent: async (path: string, content: Buffer, transient?: boolean) => {
+        if (path.includes("/claim-")) {
+          stalled = true;
+          reachClaim();
+          await released;
+        }
+        if (path === layout.removalEpoch && stalled) await released;
+        return inner.putContent(path, content, transient);
+      },
+    });
+    const writer = new Registry(inner, { fence, guard: GUARD });
+    try {
+      const collecting = collectGarbage(collector, { dryRun: false, deleteUntagged: false, delayMs: 0, fence, guard: GUARD });
+      collecting.catch(() => undefined);
+      await atClaim;
+      // With no rewrite for quietMs, the writer's watch sees the fence quiet: a collection that
+      // stalled looks like none.
+      for (let i = 0; i < 400 && writer.blobs.guard.ticket().quietRead === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+      const mounted = await writer.repository(NEW).blobs.mount(writer.repository(OLD).blobs, garbage.digest);
+      expect(mounted).toBeDefined();
+      // It took the quiet path: no rescue, the tombstone stands, its link came after the second mark.
+      expect((await readMarks(inner, garbage.digest)).tombstone).toHaveLength(1);
+      release();
+      const report = await collecting;
+      // The new mark sees the mount's link; the other candidate still goes.
+      expect(report.blobsDeleted).toEqual([other.digest]);
+      expect(await exists(inner, layout.blobData(garbage.digest))).toBe(true);
+    } finally {
+      release();
+      await writer.close();
       await rm(root, { recursive: true, force: true });
     }
   });

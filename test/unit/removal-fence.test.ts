@@ -201,10 +201,12 @@ describe("RemovalFence: the remover's side", () => {
     let at: number | undefined;
     await Promise.all([fence.remove(async () => (at = clock.now())), clock.advance(100)]);
     expect(at).toBeDefined();
+    const before = fence.notices;
     // The store stops taking the epoch for longer than maxGapMs, then takes it again.
     const hung = gate();
     gates.writes = hung.closed;
     await clock.advance(T.maxGapMs + 1000);
+    expect(fence.notices).toBe(before);
     hung.open();
     const resumed = clock.now();
     let next: number | undefined;
@@ -212,6 +214,8 @@ describe("RemovalFence: the remover's side", () => {
     await clock.advance(T.noticeMs + 2000);
     await removal;
     expect(next! - resumed).toBeGreaterThanOrEqual(T.noticeMs);
+    // A new notice: what a remover read under the old one is no longer to be relied on.
+    expect(fence.notices).toBeGreaterThan(before);
     release();
   });
 
@@ -250,5 +254,23 @@ describe("RemovalFence: the remover's side", () => {
     await clock.advance(31_000);
     expect(await removal).toBeInstanceOf(StorageUnavailableError);
     expect(removed).toBe(false);
+  });
+
+  it("settles once the rewrite under way at its release has landed: nothing writes to the store after", async () => {
+    const clock = new FakeClock();
+    const { driver, gates } = storeWithGates();
+    const fence = new RemovalFence(driver, T, () => undefined, clock);
+    const hung = gate();
+    gates.writes = hung.closed;
+    fence.hold()();
+    let settled = false;
+    const settling = fence.settled().then(() => (settled = true));
+    await clock.advance(T.heartbeatMs);
+    expect(settled).toBe(false);
+    hung.open();
+    await settling;
+    const landed = await driver.getContent(layout.removalEpoch);
+    await clock.advance(10 * T.heartbeatMs);
+    expect(await driver.getContent(layout.removalEpoch)).toEqual(landed);
   });
 });
