@@ -410,19 +410,22 @@ async function sweep(registry: Registry, unreferenced: Digest[], basis: () => Pr
     decided = [];
     await forgetCandidates(registry.driver, batch, run);
   };
-  const consider = async (digest: Digest) => {
-    // Decided again, against a new mark, when the one it was decided against broke before the
-    // removal: bounded, as basis() marks again only so often.
-    for (;;) {
-      const against = await basis();
-      if (!against) spared(report);
-      else if (keptByMark(against.marked, digest, report)) break;
-      else if (!run) {
-        const info = await oldData(registry.driver, digest, cutoff, report);
-        if (info) removed(report, digest, info.size);
-      } else if (!(await decide(registry, digest, run, against.stands, cutoff, report))) continue;
-      break;
+  /** Keeps, spares or removes the candidate; false when it is to be decided again (its mark broke). */
+  const settle = async (digest: Digest): Promise<boolean> => {
+    const against = await basis();
+    if (!against) {
+      spared(report);
+      return true;
     }
+    if (keptByMark(against.marked, digest, report)) return true;
+    if (run) return decide(registry, digest, run, against.stands, cutoff, report);
+    const info = await oldData(registry.driver, digest, cutoff, report);
+    if (info) removed(report, digest, info.size);
+    return true;
+  };
+  const consider = async (digest: Digest) => {
+    // Bounded: basis() marks again only so often, then answers undefined.
+    while (!(await settle(digest)));
     await forget(digest);
   };
   await forEachLimit(unreferenced, CONCURRENCY, async (digest) => {
@@ -471,13 +474,9 @@ async function decide(registry: Registry, digest: Digest, run: string, stands: (
   // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may
   // have stopped waiting. Looked at last thing before the delete, after the removal fence's
   // wait (a new notice, after a break), as is the mark.
-  let broke = false;
-  const allowed = () => {
-    broke = !stands();
-    return !broke && performance.now() - claimed < bound;
-  };
-  if (await registry.blobs.remove(digest, allowed)) removed(report, digest, info.size);
-  else if (broke) return false;
+  if (await registry.blobs.remove(digest, () => stands() && performance.now() - claimed < bound)) removed(report, digest, info.size);
+  // A mark that broke never stands again.
+  else if (!stands()) return false;
   else spared(report);
   return true;
 }
