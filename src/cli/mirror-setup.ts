@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { RegistryConfig } from "../config/config.js";
+import type { AppContext } from "../http/context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
@@ -19,6 +20,8 @@ export interface MirrorParts {
   ownHop: { header: string; value: string };
   /** proxy.siblings: the watch of the fleet's registrations, started once the registry listens. */
   siblingWatch: RegistrationWatch | undefined;
+  /** proxy.siblings: how this instance checks and answers its siblings' requests. */
+  siblingAnswers: NonNullable<AppContext["siblings"]> | undefined;
 }
 
 /** proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */
@@ -51,5 +54,6 @@ export function mirrorParts(config: RegistryConfig, driver: StorageDriver, optio
       log,
       "the last sibling mirrors seen",
     );
-  return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch };
+  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat() };
+  return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };
 }

@@ -124,7 +124,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     ...(notifier ? { notifier } : {}),
     ...(site ? { console: site } : {}),
     ...(mirror ? { ownHop: mirror.ownHop } : {}),
-    ...(mirror?.siblingWatch ? { siblingSecret: config.http.secret } : {}),
+    ...(mirror?.siblingAnswers ? { siblings: mirror.siblingAnswers } : {}),
   };
   let running: RunningServer | undefined;
   let debugServer: RunningServer | undefined;

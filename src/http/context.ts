@@ -7,6 +7,7 @@ import type { Asset } from "../console/assets.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Notifier } from "../notifications/notifier.js";
 import type { Caller, Registry } from "../registry/registry.js";
+import type { SiblingHeartbeat } from "./sibling-heartbeat.js";
 
 /** What every handler may use: the domain, the settings it needs, and the request. */
 export interface AppContext {
@@ -37,8 +38,12 @@ export interface AppContext {
    * proxy.remoteurl leads back to this mirror, and is refused at once.
    */
   ownHop?: { header: string; value: string };
-  /** http.secret, when proxy.siblings is on: sibling mirrors sign their requests with it. */
-  siblingSecret?: string;
+  /** When proxy.siblings is on: how sibling mirrors' requests are checked and answered. */
+  siblings?: {
+    /** http.secret: sibling mirrors sign their requests with it. */
+    secret: string;
+    heartbeat: SiblingHeartbeat;
+  };
 }
 
 export interface RequestContext {

@@ -17,6 +17,7 @@ import { originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
 import { sendMetrics } from "./metrics-endpoint.js";
 import { serveConsole } from "./console.js";
+import { keepSiblingWaiting } from "./sibling-heartbeat.js";
 
 const API_VERSION_HEADER = "Docker-Distribution-API-Version";
 const REQUEST_ID_HEADER = "X-Request-Id";
@@ -141,11 +142,11 @@ const SIBLING_ROUTES = new Set(["blob", "manifest"]);
  * credentials: why it is refused, or undefined when it may go on.
  */
 function siblingRefusal(app: AppContext, ctx: RequestContext, route: string, signature: string): RegistryError | undefined {
-  if (app.siblingSecret === undefined) return new RegistryError("DENIED", "this instance takes no requests from sibling mirrors (proxy.siblings is off)");
+  if (app.siblings === undefined) return new RegistryError("DENIED", "this instance takes no requests from sibling mirrors (proxy.siblings is off)");
   if (!SIBLING_ROUTES.has(route) || (ctx.method !== "GET" && ctx.method !== "HEAD")) {
     return new RegistryError("DENIED", "sibling mirrors may only read blobs and manifests");
   }
-  const problem = siblingSignatureProblem(app.siblingSecret, ctx.method, ctx.req.url ?? "", signature);
+  const problem = siblingSignatureProblem(app.siblings.secret, ctx.method, ctx.req.url ?? "", signature);
   if (!problem) return undefined;
   app.metrics.authFailures.inc({ code: "DENIED" });
   return new RegistryError("DENIED", problem);
@@ -217,6 +218,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
       const refused = siblingRefusal(app, ctx, match.route, String(signature));
       if (refused) return fail(app, ctx, refused);
       ctx.caller = "sibling";
+      if (app.siblings) keepSiblingWaiting(res, app.siblings.heartbeat);
       handler(ctx).catch((err: unknown) => fail(app, ctx, err));
       return;
     }

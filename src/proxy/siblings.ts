@@ -73,13 +73,26 @@ export class Siblings {
     return { address, client };
   }
 
+  /**
+   * How this instance, owning a blob a sibling asks for, shows it is alive while it waits for the
+   * primary: the fleet shares one configuration, so four beats within the asker's
+   * firstbytetimeout, for as long as this instance waits for an answer itself.
+   */
+  heartbeat(): { everyMs: number; forMs: number } {
+    return { everyMs: this.config.siblings.firstByteTimeoutMs / 4, forMs: this.config.timeouts.responseMs };
+  }
+
   close(): Promise<unknown> {
     const closing = [...this.clients.values()].map((c) => c.close());
     this.clients.clear();
     return Promise.allSettled(closing);
   }
 
-  /** A sibling answers quickly or not at all: its first byte within proxy.siblings.firstbytetimeout. */
+  /**
+   * A sibling shows it is alive quickly or is passed over: its first byte, or its next
+   * `102 Processing` while it waits for the primary (see heartbeat), within
+   * proxy.siblings.firstbytetimeout; undici restarts its headers timeout on each.
+   */
   private client(address: string): UpstreamRegistry {
     const { config, secret } = this;
     const sibling: ProxyConfig = {

@@ -243,6 +243,17 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
     expect(await metric(asking, "sibling")).toBe(before.sibling);
   });
 
+  it("an owner that waits on the primary longer than firstbytetimeout keeps the asking mirror waiting (102 Processing): the blob crosses once", async () => {
+    const asking = mirrors[1] as Mirror;
+    const blob = await blobOwnedBy(mirrors[2] as Mirror, 1024 * 1024);
+    const before = await metric(asking, "sibling");
+    // Four times proxy.siblings.firstbytetimeout (500ms) before the primary's answer reaches the owner.
+    link.stall(2_000);
+    expect(await pull(asking, blob.digest)).toMatchObject({ status: 200, broken: false, digest: blob.digest });
+    expect(primaryGets(blob.digest)).toBe(1);
+    expect(await siblingBytesSince(asking, before, blob.content.length)).toBe(blob.content.length);
+  });
+
   it("the console's Mirror view lists the siblings and the bytes they gave", async () => {
     const viewer = mirrors[1] as Mirror;
     const overview = await call("GET", `${viewer.url}/ui/api/overview`);

@@ -37,6 +37,11 @@ export class LimitedLink {
     for (const socket of this.sockets) socket.resetAndDestroy();
   }
 
+  /** Carries nothing for `ms` from now (a congested link, or a primary slow to answer), then goes on. */
+  stall(ms: number): void {
+    this.freeAt = Math.max(performance.now(), this.freeAt) + ms;
+  }
+
   close(): Promise<void> {
     this.cut();
     return new Promise((resolve) => this.server.close(() => resolve()));
