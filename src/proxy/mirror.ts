@@ -22,6 +22,13 @@ import { UpstreamError, UpstreamRegistry, type Found, type UpstreamManifest } fr
 /** Where a fetch got its bytes: the peer (proxy.remoteurl), or the sibling mirror that owns the blob. */
 export type FetchSource = "upstream" | "sibling";
 
+/** What asking for a blob the store lacked gives. */
+type Fetched =
+  | { kind: "filling"; fill: BlobFill }
+  /** A fill that ended after the caller looked has stored it. */
+  | { kind: "stored"; blob: BlobDescriptor }
+  | { kind: "missing" };
+
 /** Turns a failure of the peer into the error a client sees: it names the peer. */
 function upstreamFailure(err: unknown): unknown {
   if (!(err instanceof UpstreamError)) return err;
@@ -42,7 +49,7 @@ async function orUpstreamFailure<T>(task: Promise<T>): Promise<T> {
  */
 export class MirrorRegistry extends Registry {
   readonly upstream: UpstreamRegistry;
-  readonly fills = new Coalescer<BlobFill | undefined>();
+  readonly fills = new Coalescer<Fetched>();
   /** Fills in progress; closing waits for them to clean up what they wrote. */
   readonly filling = new Set<Promise<void>>();
   readonly manifestFetches = new Coalescer<StoredManifest | undefined>();
@@ -137,34 +144,42 @@ export class MirroredRepository extends Repository {
   override async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
     const local = (await super.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await super.fetchBlob(digest) : undefined);
     if (local) {
-      const { metrics } = this.mirror;
-      metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
-      return {
-        ...local,
-        open: async (start, end) => {
-          try {
-            const stream = await local.open(start, end);
-            metrics.proxyBytes.inc({ source: "cache" }, end - start);
-            return stream;
-          } catch (err) {
-            if (!(err instanceof RegistryError && err.code === "BLOB_UNKNOWN")) throw err;
-            // Its data went from the store without this instance's cache being told: fetch it again.
-            const fill = await this.fill(digest);
-            if (!fill) throw err;
-            return this.openFilling(fill, start, end);
-          }
-        },
-      };
+      this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
+      return this.fromStore(local);
     }
-    const fill = await this.fill(digest);
-    if (!fill) return undefined;
+    const fetched = await this.fill(digest);
+    if (fetched.kind === "missing") return undefined;
+    if (fetched.kind === "stored") return this.fromStore(this.storedBlob(fetched.blob));
+    const { fill } = fetched;
     return { digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) };
+  }
+
+  /** A blob of the store, its bytes counted as the cache's. */
+  private fromStore(local: BlobContent): BlobContent {
+    const { metrics } = this.mirror;
+    return {
+      ...local,
+      open: async (start, end) => {
+        try {
+          const stream = await local.open(start, end);
+          metrics.proxyBytes.inc({ source: "cache" }, end - start);
+          return stream;
+        } catch (err) {
+          if (!(err instanceof RegistryError && err.code === "BLOB_UNKNOWN")) throw err;
+          // Its data went from the store without this instance's cache being told: fetch it again.
+          const fetched = await this.fill(local.digest);
+          if (fetched.kind === "missing") throw err;
+          return fetched.kind === "stored" ? this.blobs.open(local.digest, start, end) : this.openFilling(fetched.fill, start, end);
+        }
+      },
+    };
   }
 
   /** Fetches a blob into the store without a client (a pushed manifest names it, or prefetch). */
   async cacheBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
-    const fill = await this.fill(digest);
-    if (!fill) return undefined;
+    const fetched = await this.fill(digest);
+    if (fetched.kind !== "filling") return fetched.kind === "stored" ? fetched.blob : undefined;
+    const { fill } = fetched;
     await fill.done;
     if (fill.error) throw upstreamFailure(fill.error);
     return this.blobs.stat(digest);
@@ -202,13 +217,13 @@ export class MirroredRepository extends Repository {
     return true;
   }
 
-  private fill(digest: Digest): Promise<BlobFill | undefined> {
+  private fill(digest: Digest): Promise<Fetched> {
     const key = `${this.name}@${digest}`;
     this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: this.mirror.fills.has(key) ? "coalesced" : "miss" });
     return this.mirror.fills.run(
       key,
       () => orUpstreamFailure(this.startFill(digest)),
-      (fill) => fill?.joinable ?? Promise.resolve(),
+      (fetched) => (fetched.kind === "filling" ? fetched.fill.joinable : Promise.resolve()),
     );
   }
 
@@ -231,9 +246,13 @@ export class MirroredRepository extends Repository {
     return { found: await ask(this.upstream), from: "upstream" };
   }
 
-  private async startFill(digest: Digest): Promise<BlobFill | undefined> {
+  private async startFill(digest: Digest): Promise<Fetched> {
+    // The caller found nothing in the store, but a fill may have ended (its blob stored, its key
+    // released) since it looked: fetching again would bring the blob over the link twice.
+    const stored = await this.blobs.stat(digest);
+    if (stored) return { kind: "stored", blob: stored };
     const { found: remote, from } = await this.fromFleet(digest, (peer) => peer.fetchBlob(this.name, digest));
-    if (remote.kind === "missing") return undefined;
+    if (remote.kind === "missing") return remote;
     const sink = await this.mirror.uploads.receive(this.blobs).catch((err: unknown) => {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
       return undefined;
@@ -263,7 +282,7 @@ export class MirroredRepository extends Repository {
       metrics.proxyBytes.inc({ source: from }, fill.firstBodyBytes);
       metrics.proxyBytes.inc({ source: "upstream" }, fill.size - fill.firstBodyBytes);
     });
-    return fill;
+    return { kind: "filling", fill };
   }
 
   private async openFilling(fill: BlobFill, start: number, end: number) {
@@ -342,6 +361,9 @@ export class MirroredRepository extends Repository {
 
   private cacheManifest(digest: Digest): Promise<StoredManifest | undefined> {
     return this.mirror.manifestFetches.run(`${this.name}@${digest}`, async () => {
+      // A fetch that ended after the caller looked has stored it (as startFill, for blobs).
+      const stored = await this.manifests.get(digest);
+      if (stored) return stored;
       const { found: remote } = await this.fromFleet(digest, (peer) => peer.fetchManifest(this.name, digest));
       return remote.kind === "found" ? this.store(digest, remote) : undefined;
     });

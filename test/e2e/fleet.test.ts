@@ -128,6 +128,12 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
     return primary.fullOutput().match(line)?.length ?? 0;
   }
 
+  /** What the mirrors logged of a digest besides their access logs: why it crossed the link more than once. */
+  function storyOf(digest: string): string {
+    const told = mirrors.flatMap((m) => (m.process?.fullOutput() ?? "").split("\n").filter((l) => l.includes(digest) && !l.includes('"response completed"')).map((l) => `${m.name}: ${l}`));
+    return `owner ${ownerOf(digest).name}; ${told.join("\n") || "nothing logged"}`;
+  }
+
   function ownerOf(digest: string, among = live()): Mirror {
     const address = rendezvousOwner(digest, among.map((m) => m.url));
     return mirrors.find((m) => m.url === address) as Mirror;
@@ -221,7 +227,7 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
       await containerd.stop();
     }
     for (const image of images) {
-      for (const item of [image.config, ...image.layers]) expect(primaryGets(item.digest)).toBe(1);
+      for (const item of [image.config, ...image.layers]) expect(primaryGets(item.digest), storyOf(item.digest)).toBe(1);
       const byDigest = new RegExp(`"GET /v2/lain/multi/manifests/${image.manifest.digest} HTTP/1\\.1" 200 `, "g");
       expect(primary.fullOutput().match(byDigest)?.length ?? 0).toBe(1);
     }
