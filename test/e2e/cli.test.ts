@@ -1,4 +1,5 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,6 +8,7 @@ import { call } from "../helpers/http.js";
 import { randomImage, pushImage } from "../helpers/oci.js";
 import { cliArgs, freePort, runCli, startLainProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
+import { until } from "../helpers/until.js";
 
 
 
@@ -181,7 +183,17 @@ describe("lain-registry CLI", () => {
     const port = await freePort();
     const config = join(work, "tty.yml");
     await writeFile(config, `version: 0.1\nstorage: {inmemory: {}}\nhttp: {addr: "127.0.0.1:${port}"}\n`);
-    const { stdout: terminal } = await promisify(execFile)("script", ["-qc", `timeout -s TERM 2 ${process.execPath} ${cliArgs("serve", config).join(" ")}`, "/dev/null"]);
+    // On a pseudo-terminal of script(1), stopped (with script) once it has said it listens.
+    const tty = spawn("script", ["-qc", `${process.execPath} ${cliArgs("serve", config).join(" ")}`, "/dev/null"], { detached: true });
+    let terminal = "";
+    tty.stdout.on("data", (chunk: Buffer) => (terminal += chunk.toString()));
+    const exited = once(tty, "exit");
+    try {
+      await until(() => terminal.includes("lain-registry listening"), "the server's line on the terminal");
+    } finally {
+      process.kill(-(tty.pid as number), "SIGTERM");
+      await exited;
+    }
     expect(terminal).toMatch(/INFO.*lain-registry listening/);
     expect(terminal).not.toContain('{"level"');
     const piped = await startLainProcess(config, port);
