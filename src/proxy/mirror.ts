@@ -347,7 +347,7 @@ export class MirroredRepository extends Repository {
       const head = await this.upstream.headManifest(this.name, tag);
       // A tag only this store has was pushed here: it stays.
       if (head.kind === "missing" || head.digest === local.digest) current = local;
-      else if (head.digest) current = (await this.manifests.get(head.digest)) ?? (await this.cacheManifest(head.digest));
+      else if (head.digest) current = await this.cacheManifest(head.digest);
       if (current && current !== local) await this.tags.tag(tag, current.digest);
     }
     if (!current) {
@@ -361,7 +361,8 @@ export class MirroredRepository extends Repository {
 
   private cacheManifest(digest: Digest): Promise<StoredManifest | undefined> {
     return this.mirror.manifestFetches.run(`${this.name}@${digest}`, async () => {
-      // A fetch that ended after the caller looked has stored it (as startFill, for blobs).
+      // In the store already, or since the caller looked: a fetch that ended meanwhile stored it
+      // (as startFill, for blobs).
       const stored = await this.manifests.get(digest);
       if (stored) return stored;
       const { found: remote } = await this.fromFleet(digest, (peer) => peer.fetchManifest(this.name, digest));

@@ -2,7 +2,7 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
-import { keepSiblingWaiting } from "../../src/http/sibling-heartbeat.js";
+import { keepSiblingWaiting, type SiblingHeartbeat } from "../../src/http/sibling-heartbeat.js";
 import { Siblings } from "../../src/proxy/siblings.js";
 import type { Digest } from "../../src/registry/digest.js";
 import type { RepositoryName } from "../../src/registry/names.js";
@@ -26,7 +26,7 @@ async function serve(listener: RequestListener): Promise<string> {
 }
 
 /** An owner that answers after `answerAfterMs`, beating meanwhile (or not), and takes a while over its body. */
-function owner(answerAfterMs: number, heartbeat: { everyMs: number; forMs: number } | undefined): RequestListener {
+function owner(answerAfterMs: number, heartbeat: SiblingHeartbeat | undefined): RequestListener {
   return (_req, res) => {
     if (heartbeat) keepSiblingWaiting(res, heartbeat);
     setTimeout(() => {
