@@ -54,6 +54,6 @@ export function mirrorParts(config: RegistryConfig, driver: StorageDriver, optio
       log,
       "the last sibling mirrors seen",
     );
-  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat() };
+  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr };
   return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };
 }

@@ -51,10 +51,10 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
     }
   };
   const { http, storage } = config;
-  await attempt("http.addr", () => (http.net === "unix" ? checkSocketPath("http.addr", http.addr) : checkTcpAddress("http.addr", http.addr)));
-  if (config.debug.addr !== undefined) {
-    const debugAddr = config.debug.addr;
-    await attempt("http.debug.addr", () => checkTcpAddress("http.debug.addr", debugAddr));
+  if (http.net === "unix") await attempt("http.addr", () => checkSocketPath("http.addr", http.addr));
+  else await attempt("http.addr", async () => refuseOpenMirror(config, await checkTcpAddress("http.addr", http.addr)));
+  for (const [key, addr] of [["http.debug.addr", config.debug.addr], ["proxy.siblings.addr", siblingsAddr(config)]] as const) {
+    if (addr !== undefined) await attempt(key, () => checkTcpAddress(key, addr));
   }
   const tlsConfig = http.tls;
   const tls = tlsConfig ? await attempt("http.tls", () => tlsServerOptions(tlsConfig)) : undefined;
@@ -123,10 +123,38 @@ async function checkSocketPath(key: string, path: string): Promise<void> {
   await writable(dirname(resolve(path)), key);
 }
 
-/** Where a host:port would be listened on: a name that resolves to an address of this machine. */
-async function checkTcpAddress(key: string, addr: string): Promise<void> {
+/** proxy.siblings.addr, when the siblings' listener is served. */
+function siblingsAddr({ proxy }: RegistryConfig): string | undefined {
+  return proxy?.siblings.enabled ? proxy.siblings.addr : undefined;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address === "::1" || /^(::ffff:)?127\./.test(address));
+}
+
+/**
+ * A mirror's users' listener that the network reaches, with nobody asked who they are, reads
+ * everything proxy.username may read from the peer for anyone (distribution's #1899). Said on
+ * purpose (proxy.unauthenticated), or answered by an auth section or client certificates.
+ */
+function refuseOpenMirror(config: RegistryConfig, address: string | undefined): void {
+  const { proxy, auth, http } = config;
+  if (!proxy || proxy.unauthenticated || isLoopback(address) || auth.token || auth.htpasswd || (http.tls?.clientCas.length ?? 0) > 0) return;
+  const siblings = proxy.siblings.enabled && !proxy.siblings.addr ? "; sibling mirrors get a listener of their own with proxy.siblings.addr" : "";
+  throw new ConfigError(
+    "http.addr",
+    `${http.addr} is reachable beyond this machine's loopback, and this mirror has no auth section: anyone who reaches it could read through it all that ${proxy.remoteUrls[0]} lets it read. ` +
+      `Listen on 127.0.0.1${siblings}, add an auth section, or set proxy.unauthenticated: true to serve it so on purpose`,
+  );
+}
+
+/**
+ * Where a host:port would be listened on: a name that resolves to an address of this machine.
+ * Answers that address; undefined for every interface.
+ */
+async function checkTcpAddress(key: string, addr: string): Promise<string | undefined> {
   const { host } = listenAddress(addr);
-  if (host === undefined) return;
+  if (host === undefined) return undefined;
   const address = isIP(host) ? host : await lookup(host).then(
     (found) => found.address,
     (err: NodeJS.ErrnoException) => {
@@ -134,6 +162,7 @@ async function checkTcpAddress(key: string, addr: string): Promise<void> {
     },
   );
   if (!isLocalAddress(address)) throw new ConfigError(key, `${addr}: ${address} is not an address of this machine`);
+  return address === "0.0.0.0" || address === "::" ? undefined : address;
 }
 
 function isLocalAddress(address: string): boolean {

@@ -124,22 +124,27 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     ...(notifier ? { notifier } : {}),
     ...(site ? { console: site } : {}),
     ...(mirror ? { ownHop: mirror.ownHop } : {}),
+    ...(mirror ? { mirrored: mirror.registry.namespaces } : {}),
     ...(mirror?.siblingAnswers ? { siblings: mirror.siblingAnswers } : {}),
   };
   let running: RunningServer | undefined;
+  let siblingsServer: RunningServer | undefined;
   let debugServer: RunningServer | undefined;
   try {
     running = await startServer(app, limits, prepared.tls);
+    if (app.siblings?.addr !== undefined) siblingsServer = await startServer(app, limits, prepared.tls, "siblings");
     if (debug.addr !== undefined) debugServer = await startDebugServer(debug.addr, debug.metricsPath, metrics, log);
   } catch (err) {
     // Refused at its listeners (an address in use): nothing of it keeps running.
     await running?.close();
+    await siblingsServer?.close();
     auth.close();
     readOnly.close();
     await notifier?.close(0);
     await registry.close();
     throw err;
   }
+  if (siblingsServer) log.info({ url: siblingsServer.url }, "siblings' listener listening: signed requests of sibling mirrors only");
   if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
   // Listening: from here on the registry runs its background work.
   prefetching?.start();
@@ -158,7 +163,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     await announcer?.withdraw();
     auth.close();
     readOnly.close();
-    await running.close(graceMs);
+    await Promise.all([running.close(graceMs), siblingsServer?.close(graceMs)]);
     await debugServer?.close();
     await notifier?.close(NOTIFICATIONS_FLUSH_MS);
     await registry.close();

@@ -100,8 +100,18 @@ export interface ProxyConfig {
   /** Where blobs being fetched are spooled for concurrent readers; default the system's temp dir. */
   spoolDir: string | undefined;
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
-  /** Fetch each blob once per fleet: ask the mirror that owns it (proxy.siblings). */
-  siblings: { enabled: boolean; firstByteTimeoutMs: number };
+  /**
+   * What a push or delete in a mirrored namespace gets: "refuse" (DENIED, naming the primary),
+   * or "local" (a standby: stored here, with an auth section, never over a tag the peer answers for).
+   */
+  pushes: "refuse" | "local";
+  /** The users' listener may be reachable beyond loopback without an auth section: said on purpose. */
+  unauthenticated: boolean;
+  /**
+   * Fetch each blob once per fleet: ask the mirror that owns it (proxy.siblings). `addr`: the
+   * listener that takes only the siblings' signed requests; without it they come to http.addr.
+   */
+  siblings: { enabled: boolean; firstByteTimeoutMs: number; addr: string | undefined };
 }
 
 export interface ClusterConfig {
@@ -231,7 +241,13 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
       responseMs: durationMs(timeouts.response, 30_000),
       idleMs: durationMs(timeouts.idle, 60_000),
     },
-    siblings: { enabled: asBool(siblings.enabled) ?? false, firstByteTimeoutMs: durationMs(siblings.firstbytetimeout, 500) },
+    pushes: text(proxy.pushes) === "local" ? "local" : "refuse",
+    unauthenticated: asBool(proxy.unauthenticated) ?? false,
+    siblings: {
+      enabled: asBool(siblings.enabled) ?? false,
+      firstByteTimeoutMs: durationMs(siblings.firstbytetimeout, 500),
+      addr: text(siblings.addr),
+    },
   };
 }
 

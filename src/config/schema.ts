@@ -147,7 +147,11 @@ export const CONFIG_SPEC = object(
       remoteurl: stringList, username: str, password: str, ttl: duration,
       namespaces: stringList, prefetch: stringList, maxconnections: int, spooldir: str,
       timeouts: object({ connect: duration, response: duration, idle: duration }),
-      siblings: object({ enabled: bool, firstbytetimeout: duration }),
+      // Mirrored namespaces take no pushes unless this says so (a standby, with an auth section).
+      pushes: { kind: "enum", values: ["refuse", "local"] },
+      // A users' listener beyond loopback without an auth section, on purpose.
+      unauthenticated: bool,
+      siblings: object({ enabled: bool, firstbytetimeout: duration, addr: str }),
     }),
     catalog: object({ maxentries: int }),
     validation: planned(any, "manifest URL validation is not configurable yet"),

@@ -225,10 +225,42 @@ function checkProxy(proxy: unknown, out: Findings): void {
   }
 }
 
+/** An access controller in the file (the etcd overlay may be absent, and then nobody is asked). */
+function hasAuthSection(raw: Record<string, unknown>): boolean {
+  const auth = raw.auth;
+  return isObject(auth) && (isObject(auth.token) || isObject(auth.htpasswd));
+}
+
+/** A standby that takes pushes in mirrored namespaces takes them from its users only. */
+function checkPushes(raw: Record<string, unknown>, out: Findings): void {
+  const proxy = raw.proxy;
+  if (!isObject(proxy) || proxy.pushes !== "local" || hasAuthSection(raw)) return;
+  out.errors.push({
+    path: "proxy.pushes",
+    message: "local needs an auth section (auth.token or auth.htpasswd): without one, anyone who reaches this mirror could push over what it mirrors",
+  });
+}
+
+/** Two listeners of this configuration on one port would fail at start with "in use". */
+function sameListener(a: string, b: string): boolean {
+  const [x, y] = [parseListenAddress(a), parseListenAddress(b)];
+  return x !== undefined && y !== undefined && x.port === y.port && x.port !== 0 && (x.host === undefined || y.host === undefined || x.host === y.host);
+}
+
 /** Mirrors find each other in etcd and sign their requests to each other with the shared http.secret. */
 function checkSiblings(raw: Record<string, unknown>, out: Findings): void {
   const proxy = raw.proxy;
-  if (!isObject(proxy) || !isObject(proxy.siblings) || asBool(proxy.siblings.enabled) !== true) return;
+  if (!isObject(proxy) || !isObject(proxy.siblings)) return;
+  const { addr } = proxy.siblings;
+  const enabled = asBool(proxy.siblings.enabled) === true;
+  if (addr !== undefined && addr !== null) {
+    checkListen("proxy.siblings.addr", addr, out);
+    const http = isObject(raw.http) ? raw.http : {};
+    const users = http.net === "unix" ? undefined : String(http.addr ?? ":5000");
+    if (users !== undefined && sameListener(String(addr), users)) out.errors.push({ path: "proxy.siblings.addr", message: `must be another port than http.addr (${users}): the siblings' listener is a door of its own` });
+    if (!enabled) out.warnings.push({ path: "proxy.siblings.addr", message: "has no effect without proxy.siblings.enabled: true" });
+  }
+  if (!enabled) return;
   const path = "proxy.siblings.enabled";
   const cluster = raw.cluster;
   if (!isObject(cluster)) out.errors.push({ path, message: "needs a cluster section (and etcd): mirrors find their siblings among the registrations in etcd" });
@@ -273,6 +305,7 @@ export function validate(spec: Spec, raw: unknown): Findings {
   checkProxy(raw.proxy, out);
   checkCluster(raw, out);
   checkSiblings(raw, out);
+  checkPushes(raw, out);
   checkNotifications(raw.notifications, out);
   return out;
 }

@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import type { Access } from "../auth/access.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { HttpConfig, StorageConfig } from "../config/config.js";
 import type { ConsoleApi } from "../console/api.js";
 import type { Asset } from "../console/assets.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Notifier } from "../notifications/notifier.js";
+import type { RegistryError } from "../registry/errors.js";
 import type { Caller, Registry } from "../registry/registry.js";
 import type { SiblingHeartbeat } from "./sibling-heartbeat.js";
 
@@ -38,13 +40,27 @@ export interface AppContext {
    * proxy.remoteurl leads back to this mirror, and is refused at once.
    */
   ownHop?: { header: string; value: string };
+  /** A mirror's namespaces: what it will not write there, and what its siblings may read. */
+  mirrored?: {
+    includes(name: string): boolean;
+    /** Why a request needing these accesses may not write here; undefined when it may. */
+    writeRefusal(required: readonly Access[]): RegistryError | undefined;
+  };
   /** When proxy.siblings is on: how sibling mirrors' requests are checked and answered. */
   siblings?: {
     /** http.secret: sibling mirrors sign their requests with it. */
     secret: string;
     heartbeat: SiblingHeartbeat;
+    /** proxy.siblings.addr: their own listener, and then the only one they may come to; undefined: http.addr. */
+    addr: string | undefined;
   };
 }
+
+/**
+ * Which requests a listener takes: the users' (http.addr), or only sibling mirrors' signed ones
+ * (proxy.siblings.addr), everything else refused.
+ */
+export type Door = "users" | "siblings";
 
 export interface RequestContext {
   app: AppContext;

@@ -8,7 +8,7 @@ import type { AuthDecision } from "../auth/authenticator.js";
 import { SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageUnavailableError } from "../storage/driver.js";
-import type { AppContext, RequestContext } from "./context.js";
+import type { AppContext, Door, RequestContext } from "./context.js";
 import { sendError } from "./errors.js";
 import { matchRoute, type RouteMatch } from "./router.js";
 import { listen, type RunningServer } from "./listen.js";
@@ -139,17 +139,22 @@ const SIBLING_ROUTES = new Set(["blob", "manifest"]);
 
 /**
  * A sibling mirror's request, signed with the shared http.secret, stands in for a user's
- * credentials: why it is refused, or undefined when it may go on.
+ * credentials: why it is refused, or undefined when it may go on. It may read a blob or a
+ * manifest of a mirrored repository, at the door siblings are given, and nothing else.
  */
-function siblingRefusal(app: AppContext, ctx: RequestContext, route: string, signature: string): RegistryError | undefined {
-  if (app.siblings === undefined) return new RegistryError("DENIED", "this instance takes no requests from sibling mirrors (proxy.siblings is off)");
-  if (!SIBLING_ROUTES.has(route) || (ctx.method !== "GET" && ctx.method !== "HEAD")) {
-    return new RegistryError("DENIED", "sibling mirrors may only read blobs and manifests");
-  }
-  const problem = siblingSignatureProblem(app.siblings.secret, ctx.method, ctx.req.url ?? "", signature);
-  if (!problem) return undefined;
-  app.metrics.authFailures.inc({ code: "DENIED" });
-  return new RegistryError("DENIED", problem);
+function siblingRefusal(app: AppContext, ctx: RequestContext, door: Door, route: string, signature: string | undefined): RegistryError | undefined {
+  const { siblings } = app;
+  if (siblings === undefined) return new RegistryError("DENIED", "this instance takes no requests from sibling mirrors (proxy.siblings is off)");
+  if (door === "users" && siblings.addr !== undefined) return new RegistryError("DENIED", "this mirror takes sibling requests on its siblings' listener (proxy.siblings.addr) only");
+  const refused = (message: string) => {
+    app.metrics.authFailures.inc({ code: "DENIED" });
+    return new RegistryError("DENIED", message);
+  };
+  if (signature === undefined) return refused("this is a mirror's siblings' listener (proxy.siblings.addr): it takes only the signed requests of sibling mirrors");
+  if (!SIBLING_ROUTES.has(route) || (ctx.method !== "GET" && ctx.method !== "HEAD")) return refused("sibling mirrors may only read blobs and manifests");
+  if (!app.mirrored?.includes(ctx.params.name ?? "")) return refused("sibling mirrors may only read the repositories they mirror");
+  const problem = siblingSignatureProblem(siblings.secret, ctx.method, ctx.req.url ?? "", signature);
+  return problem === undefined ? undefined : refused(problem);
 }
 
 /**
@@ -169,7 +174,7 @@ async function consoleAccess(app: AppContext, ctx: RequestContext, required: Acc
 }
 
 /** The request listener: routing, common headers, spec errors, access log, metrics. */
-function requestListener(app: AppContext): (req: IncomingMessage, res: ServerResponse) => void {
+function requestListener(app: AppContext, door: Door): (req: IncomingMessage, res: ServerResponse) => void {
   const extraHeaders = Object.entries(app.http.headers);
   return (req, res) => {
     const method = req.method ?? "GET";
@@ -179,16 +184,21 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     res.setHeader(REQUEST_ID_HEADER, ctx.id);
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
 
-    if (app.metricsPath !== undefined && url.pathname === app.metricsPath) {
+    if (door === "siblings" && req.headers[SIBLING_HEADER] === undefined) {
+      observe(app, ctx, "siblings");
+      fail(app, ctx, siblingRefusal(app, ctx, door, "unknown", undefined));
+      return;
+    }
+    if (door === "users" && app.metricsPath !== undefined && url.pathname === app.metricsPath) {
       observe(app, ctx, "metrics");
       sendMetrics(app.metrics, req, res);
       return;
     }
-    if (app.console && `${url.pathname}/` === app.console.path) {
+    if (door === "users" && app.console && `${url.pathname}/` === app.console.path) {
       res.writeHead(308, { Location: app.console.path }).end();
       return;
     }
-    if (app.console && url.pathname.startsWith(app.console.path)) {
+    if (door === "users" && app.console && url.pathname.startsWith(app.console.path)) {
       observe(app, ctx, "console");
       serveConsole(ctx, (c, required) => consoleAccess(app, c, required)).catch((err: unknown) => fail(app, ctx, err));
       return;
@@ -200,7 +210,7 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     observe(app, ctx, match.route);
     if (match.kind === "error") {
       if (match.allow) res.setHeader("Allow", match.allow);
-      fail(app, ctx, match.error);
+      fail(app, ctx, door === "siblings" ? siblingRefusal(app, ctx, door, match.route, String(req.headers[SIBLING_HEADER])) : match.error);
       return;
     }
     ctx.params = match.params;
@@ -215,11 +225,16 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
     }
     const signature = req.headers[SIBLING_HEADER];
     if (signature !== undefined) {
-      const refused = siblingRefusal(app, ctx, match.route, String(signature));
+      const refused = siblingRefusal(app, ctx, door, match.route, String(signature));
       if (refused) return fail(app, ctx, refused);
       ctx.caller = "sibling";
       if (app.siblings) keepSiblingWaiting(res, app.siblings.heartbeat);
       handler(ctx).catch((err: unknown) => fail(app, ctx, err));
+      return;
+    }
+    const writeRefused = required === "public" ? undefined : app.mirrored?.writeRefusal(required);
+    if (writeRefused) {
+      fail(app, ctx, writeRefused);
       return;
     }
     authorize(app, ctx, required)
@@ -231,9 +246,12 @@ function requestListener(app: AppContext): (req: IncomingMessage, res: ServerRes
   };
 }
 
-/** `tls`: the options tlsServerOptions built from http.tls, when the registry serves HTTPS. */
-export async function startServer(app: AppContext, limits: ConnectionLimits = DEFAULT_LIMITS, tls?: TlsOptions): Promise<RunningServer> {
-  const listener = requestListener(app);
+/**
+ * `tls`: the options tlsServerOptions built from http.tls, when the registry serves HTTPS.
+ * `door`: the users' listener at http.addr, or the siblings' at proxy.siblings.addr.
+ */
+export async function startServer(app: AppContext, limits: ConnectionLimits = DEFAULT_LIMITS, tls?: TlsOptions, door: Door = "users"): Promise<RunningServer> {
+  const listener = requestListener(app, door);
   // Node checks the headers deadline on this interval (30 s by default).
   const options = { connectionsCheckingInterval: Math.min(limits.headersMs, 30_000) };
   const server = tls ? createHttpsServer({ ...options, ...tls }, listener) : createHttpServer(options, listener);
@@ -248,7 +266,14 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
     const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
-  const target = app.http.net === "unix" ? { path: app.http.addr } : app.http.addr;
-  return listen(server, target, tls ? "https" : "http", { key: "http.addr", log: app.log });
+  const { target, key } = listenTarget(app, door);
+  return listen(server, target, tls ? "https" : "http", { key, log: app.log });
+}
+
+function listenTarget(app: AppContext, door: Door): { target: string | { path: string }; key: string } {
+  if (door === "users") return { target: app.http.net === "unix" ? { path: app.http.addr } : app.http.addr, key: "http.addr" };
+  const addr = app.siblings?.addr;
+  if (addr === undefined) throw new Error("a siblings' listener needs proxy.siblings.addr");
+  return { target: addr, key: "proxy.siblings.addr" };
 }
 

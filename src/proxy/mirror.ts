@@ -8,12 +8,13 @@ import { compareRepositoryNames, type CatalogPage } from "../registry/catalog.js
 import { isDigest, type Digest } from "../registry/digest.js";
 import { RegistryError, warning } from "../registry/errors.js";
 import type { Descriptor } from "../registry/manifest-format.js";
-import type { ManifestCache, StoredManifest } from "../registry/manifests.js";
+import type { ManifestCache, PutResult, StoredManifest } from "../registry/manifests.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
 import { Registry, Repository, type BlobContent, type Caller, type ManifestLookup, type RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { BlobFill, type FillStore } from "./blob-fill.js";
 import { Coalescer } from "./coalesce.js";
+import { MirroredNamespaces } from "./namespaces.js";
 import type { Siblings } from "./siblings.js";
 import { Spool } from "./spool.js";
 import { uploadSpoolFile } from "./upload-spool.js";
@@ -56,6 +57,8 @@ export class MirrorRegistry extends Registry {
   /** When each tag was last confirmed with the peer (in memory: a restart revalidates once). */
   readonly validatedTags = new LRUCache<string, number>({ max: 100_000 });
   readonly spoolDir: string;
+  /** proxy.namespaces: the repositories pulled through. */
+  readonly namespaces: MirroredNamespaces;
 
   constructor(
     driver: StorageDriver,
@@ -69,16 +72,11 @@ export class MirrorRegistry extends Registry {
     super(driver, options);
     this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
     this.spoolDir = config.spoolDir ?? tmpdir();
-  }
-
-  /** proxy.namespaces: the repositories pulled through (all when none are listed). */
-  isMirrored(name: string): boolean {
-    const namespaces = this.config.namespaces;
-    return namespaces.length === 0 || namespaces.some((ns) => name === ns || name.startsWith(`${ns}/`));
+    this.namespaces = new MirroredNamespaces(config);
   }
 
   override repository(name: RepositoryName, caller: Caller = "client"): Repository {
-    if (!this.isMirrored(name)) return super.repository(name);
+    if (!this.namespaces.includes(name)) return super.repository(name);
     return new MirroredRepository(this.driver, this.blobs, name, this.manifestCache, this, caller);
   }
 
@@ -92,7 +90,7 @@ export class MirrorRegistry extends Registry {
       if (!(err instanceof UpstreamError)) throw err;
       this.log.debug({ err: err.message }, "mirror: upstream catalog unavailable; listing local repositories");
     }
-    const mirrored = remote.repositories.filter((n): n is RepositoryName => isRepositoryName(n) && this.isMirrored(n));
+    const mirrored = remote.repositories.filter((n): n is RepositoryName => isRepositoryName(n) && this.namespaces.includes(n));
     const names = [...new Set([...local.repositories, ...mirrored])].sort(compareRepositoryNames);
     return { repositories: names.slice(0, limit), more: local.more || remote.more || names.length > limit };
   }
@@ -330,6 +328,46 @@ export class MirroredRepository extends Repository {
       }
       throw upstreamFailure(err);
     }
+  }
+
+  /**
+   * A standby's push (proxy.pushes: local; otherwise the HTTP layer has refused it). The next
+   * pull of the tag asks the peer again, so the peer's answer wins as soon as it gives one.
+   */
+  override async putManifest(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    if (isDigest(reference)) return super.putManifest(reference, content, contentType);
+    await this.refuseShadowing(reference);
+    const put = await super.putManifest(reference, content, contentType);
+    this.mirror.validatedTags.delete(this.tagKey(reference));
+    return put;
+  }
+
+  override async untag(tag: Tag): Promise<boolean> {
+    await this.refuseShadowing(tag);
+    return super.untag(tag);
+  }
+
+  /**
+   * A tag the peer answers for is the peer's, whatever this mirror is configured to take: a local
+   * write over it would be served in the primary's name. Only a peer that does not answer (down,
+   * 5xx) leaves the tag to a standby.
+   */
+  private async refuseShadowing(tag: Tag): Promise<void> {
+    const { url } = this.upstream;
+    let head: Awaited<ReturnType<UpstreamRegistry["headManifest"]>>;
+    try {
+      head = await this.upstream.headManifest(this.name, tag);
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      if (err.status === undefined || err.status >= 500) return;
+      throw new RegistryError("DENIED", `${this.name}:${tag} cannot be written here: whether ${url} holds it is unknown (${err.message})`);
+    }
+    if (head.kind === "missing") return;
+    throw new RegistryError(
+      "DENIED",
+      `${this.name}:${tag} is a tag of ${url}${head.digest ? ` (${head.digest})` : ""}: a mirror never writes over a tag its upstream answers for; push to ${this.mirror.config.remoteUrls[0]}`,
+      { name: this.name, tag },
+    );
   }
 
   /** hit, miss, coalesced; for tags also revalidated (a HEAD to the peer) and stale (peer down, cached copy served). */

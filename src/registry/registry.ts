@@ -5,7 +5,7 @@ import { BlobStore, RepositoryBlobs, type BlobDescriptor, type BlobStoreOptions 
 import { listRepositories, type CatalogPage } from "./catalog.js";
 import type { Digest } from "./digest.js";
 import type { Descriptor } from "./manifest-format.js";
-import { ManifestStore, subjectOf, type ManifestCache, type ReferenceFallback, type StoredManifest } from "./manifests.js";
+import { ManifestStore, subjectOf, type ManifestCache, type PutResult, type ReferenceFallback, type StoredManifest } from "./manifests.js";
 import type { RepositoryName, Tag } from "./names.js";
 import { ReferrerIndex } from "./referrers.js";
 import { TagStore } from "./tags.js";
@@ -110,6 +110,16 @@ export class Repository implements ReferenceFallback {
   async manifest(reference: Tag | Digest): Promise<ManifestLookup | undefined> {
     const manifest = await this.manifests.resolve(reference);
     return manifest && { manifest };
+  }
+
+  /** A client's push: the manifest under its digest, and under `reference` when that is a tag. */
+  putManifest(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    return this.manifests.put(reference, content, contentType);
+  }
+
+  /** A client's DELETE of a tag (the manifest stays); false when there was none. */
+  untag(tag: Tag): Promise<boolean> {
+    return this.tags.untag(tag);
   }
 
   /** All tags, sorted; undefined when the repository is unknown. */

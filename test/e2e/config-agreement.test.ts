@@ -88,6 +88,9 @@ describe.skipIf(!available)("config check and serve agree", () => {
   });
 
   const storage = () => `storage: {filesystem: {rootdirectory: ${join(work, "store")}}}`;
+  /** A fleet mirror whose siblings' listener is at `door`. */
+  const fleet = (door: string) =>
+    `http: {addr: "127.0.0.1:5000", secret: s}\netcd: {endpoints: [http://127.0.0.1:9]}\ncluster: {advertise: "http://${door}"}\nproxy: {remoteurl: "http://127.0.0.1:9", siblings: {enabled: true, addr: "${door}"}}`;
   const token = (extra: string) => `auth: {token: {realm: https://auth.example/token, service: lain.local, issuer: ci, ${extra}}}`;
 
   /** Each configuration serve must refuse, the key path both name, and a piece of the message. */
@@ -124,6 +127,10 @@ describe.skipIf(!available)("config check and serve agree", () => {
     { name: "an AWS_CA_BUNDLE that cannot be read", yaml: () => "storage: {s3: {bucket: b}}", env: () => ({ AWS_CA_BUNDLE: join(work, "no-ca.pem") }), path: "AWS_CA_BUNDLE", says: "cannot be read" },
     { name: "an etcd client certificate without its key", yaml: () => `${storage()}\netcd: {cafile: ${cert}, certfile: ${cert}}`, path: "etcd.keyfile", says: "is required with etcd.certfile" },
     { name: "an etcd CA file that is missing", yaml: () => `${storage()}\netcd: {cafile: ${join(work, "no-ca.pem")}}`, path: "etcd.cafile", says: "cannot be read: ENOENT" },
+    { name: "a mirror on every interface without auth, not said on purpose", yaml: () => `${storage()}\nhttp: {addr: ":0"}\nproxy: {remoteurl: "http://127.0.0.1:9"}`, path: "http.addr", says: "set proxy.unauthenticated: true" },
+    { name: "a standby that takes pushes without an auth section", yaml: () => `${storage()}\nhttp: {addr: "127.0.0.1:0"}\nproxy: {remoteurl: "http://127.0.0.1:9", pushes: local}`, path: "proxy.pushes", says: "needs an auth section" },
+    { name: "a siblings' listener on the users' port", yaml: () => `${storage()}\n${fleet("127.0.0.1:5000")}`, path: "proxy.siblings.addr", says: "must be another port than http.addr" },
+    { name: "a siblings' listener on another machine's address", yaml: () => `${storage()}\n${fleet("203.0.113.7:5001")}`, path: "proxy.siblings.addr", says: "is not an address of this machine" },
     { name: "an http.host that is not a URL", yaml: () => `${storage()}\nhttp: {addr: "127.0.0.1:0", host: registry.lain.local}`, path: "http.host", says: "must be an http:// or https:// URL" },
   ];
 

@@ -32,6 +32,8 @@ interface Mirror {
   name: string;
   port: number;
   url: string;
+  /** Where the other mirrors reach it: its users' port, or for mirrors 2 and 3 a siblings' listener of their own. */
+  advertise: string;
   config: string;
   /** Mirror 0 wants users' credentials: sibling requests must get past it without them. */
   auth: boolean;
@@ -42,7 +44,8 @@ interface Mirror {
  * Four lain-registry mirror processes on one etcd, with proxy.siblings on, in front of Debian's
  * docker-registry as the primary behind a bandwidth-limited link of the test's own: every blob
  * crosses the link once however many nodes pull it at once, and faults of the link, of an owner
- * and of the fleet's membership never give a client anything but one clean 200.
+ * and of the fleet's membership never give a client anything but one clean 200. Mirrors 2 and 3
+ * take their siblings on a listener of their own (proxy.siblings.addr), the others on their users'.
  */
 describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primary once", () => {
   let work: string;
@@ -62,6 +65,8 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
     await writeFile(htpasswd, `${USER.name}:${bcrypt.hashSync(USER.password, 5)}\n`);
     for (let i = 0; i < 4; i++) {
       const port = await freePort();
+      const door = i >= 2 ? await freePort() : undefined;
+      const advertise = `http://127.0.0.1:${door ?? port}`;
       const name = `mirror${i}`;
       const config = join(work, `${name}.yml`);
       await writeFile(
@@ -74,16 +79,17 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
           `  secret: ${SECRET}`,
           METRICS_ON_MAIN_PORT,
           `etcd: {endpoints: [${etcd.endpoint}]}`,
-          `cluster: {advertise: "http://127.0.0.1:${port}", ttl: 2s}`,
+          `cluster: {advertise: "${advertise}", ttl: 2s}`,
           "proxy:",
           `  remoteurl: ${link.url}`,
-          "  siblings: {enabled: true}",
+          "  namespaces: [lain]",
+          door === undefined ? "  siblings: {enabled: true}" : `  siblings: {enabled: true, addr: "127.0.0.1:${door}"}`,
           "  timeouts: {connect: 2s, response: 10s, idle: 5s}",
           ...(i === 0 ? ["auth:", `  htpasswd: {realm: fleet, path: ${htpasswd}}`] : []),
           ...(i === 1 ? ["console: {enabled: true}"] : []),
         ].join("\n"),
       );
-      mirrors.push({ name, port, url: `http://127.0.0.1:${port}`, config, auth: i === 0, process: undefined });
+      mirrors.push({ name, port, url: `http://127.0.0.1:${port}`, advertise, config, auth: i === 0, process: undefined });
     }
     await Promise.all(mirrors.map(start));
     await fleetOf(4);
@@ -135,8 +141,8 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
   }
 
   function ownerOf(digest: string, among = live()): Mirror {
-    const address = rendezvousOwner(digest, among.map((m) => m.url));
-    return mirrors.find((m) => m.url === address) as Mirror;
+    const address = rendezvousOwner(digest, among.map((m) => m.advertise));
+    return mirrors.find((m) => m.advertise === address) as Mirror;
   }
 
   async function blobOnPrimary(size: number): Promise<Blob> {
@@ -192,6 +198,19 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
     const upload = `/v2/${REPO}/blobs/uploads/`;
     const write = await call("POST", `${guarded.url}${upload}`, { headers: { "x-lain-sibling": signSiblingRequest(SECRET, "POST", upload) } });
     expect(write.status).toBe(403);
+    // Only what the fleet mirrors (proxy.namespaces) is a sibling's to read.
+    const local = `/v2/local/tool/blobs/${blob.digest}`;
+    const unmirrored = await call("GET", `${guarded.url}${local}`, { headers: { "x-lain-sibling": signSiblingRequest(SECRET, "GET", local) } });
+    expect(unmirrored.status).toBe(403);
+    expect(unmirrored.text).toContain("only read the repositories they mirror");
+    // A mirror with a siblings' listener takes them there, and nowhere else; the listener takes nothing else.
+    const doored = mirrors[2] as Mirror;
+    const atUsers = await call("GET", `${doored.url}${path}`, { headers: { "x-lain-sibling": signSiblingRequest(SECRET, "GET", path) } });
+    expect(atUsers.status).toBe(403);
+    expect(atUsers.text).toContain("on its siblings' listener (proxy.siblings.addr) only");
+    const unsigned = await call("GET", `${doored.advertise}${path}`);
+    expect(unsigned.status).toBe(403);
+    expect(unsigned.text).toContain("takes only the signed requests of sibling mirrors");
 
     const signed = await get({ "x-lain-sibling": signSiblingRequest(SECRET, "GET", path) });
     expect(signed.status).toBe(200);
@@ -265,7 +284,7 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
     const overview = await call("GET", `${viewer.url}/ui/api/overview`);
     expect(overview.status).toBe(200);
     const { mirror } = overview.json() as { mirror: { siblings: { self: string; mirrors: string[] }; bytes: { sibling: number; upstream: number } } };
-    expect(mirror.siblings).toEqual({ self: viewer.url, mirrors: mirrors.map((m) => m.url).sort() });
+    expect(mirror.siblings).toEqual({ self: viewer.advertise, mirrors: mirrors.map((m) => m.advertise).sort() });
     expect(mirror.bytes.sibling).toBe(await metric(viewer, "sibling"));
     expect(mirror.bytes.sibling).toBeGreaterThan(0);
   });

@@ -29,21 +29,24 @@ describe.skipIf(!available)("mirror of a lain-registry peer", () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it("merges the peer's referrers with its own", async () => {
+  it("merges the peer's referrers with its own (a standby's, pushed while it takes pushes)", async () => {
+    const file = join(work, "standby-htpasswd");
+    await writeFile(file, `ci:${bcrypt.hashSync("ci-password", 5)}\n`);
+    const ci = { authorization: `Basic ${Buffer.from("ci:ci-password").toString("base64")}` };
     const peer = await startTestRegistry();
-    const mirror = await startTestRegistry({ extraYaml: mirrorYaml(peer.url) });
+    const mirror = await startTestRegistry({ extraYaml: `${mirrorYaml(peer.url, ["pushes: local"])}\nauth: {htpasswd: {realm: standby, path: ${file}}}` });
     try {
       const image = randomImage({ layers: 1 });
       await pushImage(peer.url, "lain/signed", "v1", image);
       const upstreamSignature = artifactFor(image.manifest, "application/vnd.example.signature");
       await pushImage(peer.url, "lain/signed", upstreamSignature.manifest.digest, upstreamSignature);
       const localSbom = artifactFor(image.manifest, "application/spdx+json");
-      await pushImage(mirror.url, "lain/signed", localSbom.manifest.digest, localSbom);
+      await pushImage(mirror.url, "lain/signed", localSbom.manifest.digest, localSbom, ci);
 
-      const all = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}`);
+      const all = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}`, { headers: ci });
       const digests = all.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest);
       expect(digests.sort()).toEqual([upstreamSignature.manifest.digest, localSbom.manifest.digest].sort());
-      const filtered = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}?artifactType=application/vnd.example.signature`);
+      const filtered = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}?artifactType=application/vnd.example.signature`, { headers: ci });
       expect(filtered.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest)).toEqual([upstreamSignature.manifest.digest]);
     } finally {
       await mirror.close();
@@ -84,7 +87,7 @@ describe.skipIf(!available)("mirror of a lain-registry peer", () => {
       // `config check --connect` tries the peer with the configured credentials.
       const check = async (password: string) => {
         const file = join(work, `check-${password}.yml`);
-        await writeFile(file, ["version: 0.1", `storage: {filesystem: {rootdirectory: ${work}/check-store}}`, mirrorYaml(peer.url, ["username: mirror", `password: ${password}`])].join("\n"));
+        await writeFile(file, ["version: 0.1", `storage: {filesystem: {rootdirectory: ${work}/check-store}}`, "http: {addr: 127.0.0.1:5000}", mirrorYaml(peer.url, ["username: mirror", `password: ${password}`])].join("\n"));
         return runCli("config", "check", "--connect", file);
       };
       const ok = await check("s3cret");

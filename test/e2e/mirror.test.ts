@@ -1,5 +1,6 @@
+import bcrypt from "bcryptjs";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CountingProxy } from "../helpers/counting-proxy.js";
@@ -18,6 +19,8 @@ import { until } from "../helpers/until.js";
 
 const available = hasTool("skopeo") && hasTool("docker-registry");
 const MiB = 1024 * 1024;
+const CI = { user: "ci", password: "ci-password" };
+const BASIC = { authorization: `Basic ${Buffer.from(`${CI.user}:${CI.password}`).toString("base64")}` };
 
 function mirrorYaml(remoteurl: string, extra = ""): string {
   return ["proxy:", `  remoteurl: ${remoteurl}`, "  ttl: 1h", "  timeouts: {connect: 2s, response: 10s, idle: 5s}", extra].join("\n");
@@ -40,6 +43,8 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
   let peer: ServerProcess;
   let proxy: CountingProxy;
   let mirror: TestRegistry;
+  /** The same mirror as a standby: it takes its users' pushes (proxy.pushes: local, htpasswd). */
+  let standby: TestRegistry;
 
   async function startPeer(): Promise<void> {
     peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
@@ -52,9 +57,13 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
     proxy = await CountingProxy.start(peer.url);
     mirror = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\n${mirrorYaml(proxy.url)}` });
+    const htpasswd = join(work, "htpasswd");
+    await writeFile(htpasswd, `${CI.user}:${bcrypt.hashSync(CI.password, 5)}\n`);
+    standby = await startTestRegistry({ extraYaml: `${mirrorYaml(proxy.url, "  pushes: local")}\nauth: {htpasswd: {realm: standby, path: ${htpasswd}}}` });
   });
   afterAll(async () => {
     await mirror?.close();
+    await standby?.close();
     await proxy?.close();
     await peer?.stop();
     await rm(work, { recursive: true, force: true });
@@ -274,30 +283,64 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     }
   });
 
-  it("keeps a pushed image local (not forwarded) and accepts a manifest whose base layers only the peer has", async () => {
+  it("takes no push, mount or delete in what it mirrors (proxy.pushes: refuse), and names the peer to push to", async () => {
+    const image = randomImage({ layers: 1 });
+    await pushImage(peer.url, "lain/readonly", "v1", image);
+    const base = `${mirror.url}/v2/lain/readonly`;
+    const attempts: Array<[string, string, Parameters<typeof call>[2]?]> = [
+      ["PUT", `${base}/manifests/v1`, { headers: { "content-type": image.manifest.mediaType }, body: image.manifest.content }],
+      ["PUT", `${base}/manifests/${image.manifest.digest}`, { headers: { "content-type": image.manifest.mediaType }, body: image.manifest.content }],
+      ["POST", `${base}/blobs/uploads/`],
+      ["POST", `${base}/blobs/uploads/?digest=${image.config.digest}`, { body: image.config.content }],
+      ["POST", `${base}/blobs/uploads/?mount=${image.config.digest}&from=lain/single`],
+      ["PATCH", `${base}/blobs/uploads/0aa1b8a0-5f8f-4a7f-9f52-6d6c3bd9f6a1`, { body: "x" }],
+      ["DELETE", `${base}/manifests/v1`],
+      ["DELETE", `${base}/manifests/${image.manifest.digest}`],
+      ["DELETE", `${base}/blobs/${image.config.digest}`],
+    ];
+    for (const [method, url, options] of attempts) {
+      const reply = await call(method, url, options);
+      expect(reply.status, `${method} ${url}`).toBe(403);
+      expect(errorCode(reply)).toBe("DENIED");
+      expect(reply.text).toContain(`push to ${proxy.url}`);
+    }
+    // Reads go on, and a HEAD that says a blob exists still lets a client skip it elsewhere.
+    expect((await call("HEAD", `${base}/blobs/${image.config.digest}`)).status).toBe(200);
+    const served = await call("GET", `${base}/manifests/v1`, { headers: { accept: image.manifest.mediaType } });
+    expect(served.headers["docker-content-digest"]).toBe(image.manifest.digest);
+  });
+
+  it("as a standby (proxy.pushes: local) keeps a pushed image local (not forwarded) and accepts a manifest whose base layers only the peer has", async () => {
     const base = randomImage({ layers: 2 });
     await pushImage(peer.url, "lain/app", "base", base);
     const own = randomImage({ layers: 1 });
-    // A pushing client skips the base layer: a HEAD on the mirror says it exists (upstream).
-    expect((await call("HEAD", `${mirror.url}/v2/lain/app/blobs/${base.layers[0]!.digest}`)).status).toBe(200);
-    await pushBlob(mirror.url, "lain/app", own.config);
-    await pushBlob(mirror.url, "lain/app", own.layers[0]!);
+    // A pushing client skips the base layer: a HEAD on the standby says it exists (upstream).
+    expect((await call("HEAD", `${standby.url}/v2/lain/app/blobs/${base.layers[0]!.digest}`, { headers: BASIC })).status).toBe(200);
+    await pushBlob(standby.url, "lain/app", own.config, BASIC);
+    await pushBlob(standby.url, "lain/app", own.layers[0]!, BASIC);
     const manifest = JSON.parse(own.manifest.content.toString()) as { layers: unknown[] };
     manifest.layers = [
       { mediaType: base.layers[0]!.mediaType, digest: base.layers[0]!.digest, size: base.layers[0]!.content.length },
       ...manifest.layers,
     ];
     const content = Buffer.from(JSON.stringify(manifest));
-    const put = await call("PUT", `${mirror.url}/v2/lain/app/manifests/mine`, {
-      headers: { "content-type": own.manifest.mediaType },
+    const put = await call("PUT", `${standby.url}/v2/lain/app/manifests/mine`, {
+      headers: { ...BASIC, "content-type": own.manifest.mediaType },
       body: content,
     });
     expect(put.status).toBe(201);
-    expect(await storedBlobs(mirror.root!)).toContain(base.layers[0]!.digest);
+    expect(await storedBlobs(standby.root!)).toContain(base.layers[0]!.digest);
     expect((await call("GET", `${peer.url}/v2/lain/app/manifests/mine`)).status).toBe(404);
-    expect((await call("GET", `${mirror.url}/v2/lain/app/manifests/mine`)).body.equals(content)).toBe(true);
-    const tags = await call("GET", `${mirror.url}/v2/lain/app/tags/list`);
+    expect((await call("GET", `${standby.url}/v2/lain/app/manifests/mine`, { headers: BASIC })).body.equals(content)).toBe(true);
+    const tags = await call("GET", `${standby.url}/v2/lain/app/tags/list`, { headers: BASIC });
     expect(tags.json<{ tags: string[] }>().tags).toEqual(["base", "mine"]);
+    // The peer's tag is the peer's: no push writes over it, and no delete removes it.
+    const over = await call("PUT", `${standby.url}/v2/lain/app/manifests/base`, { headers: { ...BASIC, "content-type": own.manifest.mediaType }, body: content });
+    expect(over.status).toBe(403);
+    expect(over.text).toContain(`lain/app:base is a tag of ${proxy.url} (${base.manifest.digest})`);
+    expect((await call("DELETE", `${standby.url}/v2/lain/app/manifests/base`, { headers: BASIC })).status).toBe(403);
+    const served = await call("GET", `${standby.url}/v2/lain/app/manifests/base`, { headers: { ...BASIC, accept: base.manifest.mediaType } });
+    expect(served.headers["docker-content-digest"]).toBe(base.manifest.digest);
   });
 
   it("accepts containerd's ?ns= parameter on mirror requests", async () => {
@@ -337,13 +380,14 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
       const get = await call("GET", `${short.url}/v2/lain/survivor/blobs/${absent}`);
       expect(get.status).toBe(503);
       expect(get.text).toContain(proxy.url);
-      // Dual mode: a push to the mirror while its peer is down.
+      // A standby takes its users' pushes while its peer is down.
       const pushed = randomImage({ layers: 2 });
       const source = join(work, "push-while-down");
       await writeOciLayout(source, [{ tag: "v1", manifest: pushed.manifest }], [pushed.manifest, pushed.config, ...pushed.layers]);
-      await skopeo("copy", `oci:${source}:v1`, `docker://${short.host}/lain/pushed-while-down:v1`);
+      const creds = `${CI.user}:${CI.password}`;
+      await skopeo("copy", "--dest-creds", creds, `oci:${source}:v1`, `docker://${standby.host}/lain/pushed-while-down:v1`);
       const back = join(work, "push-while-down-out");
-      await skopeo("copy", `docker://${short.host}/lain/pushed-while-down@${pushed.manifest.digest}`, `oci:${back}:v1`);
+      await skopeo("copy", "--src-creds", creds, `docker://${standby.host}/lain/pushed-while-down@${pushed.manifest.digest}`, `oci:${back}:v1`);
       await expectSameImage(back, pushed);
     } finally {
       await short.close();
@@ -370,13 +414,13 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     }
   });
 
-  it("lists tags merged from the peer and its own pushes", async () => {
+  it("lists tags merged from the peer and its own pushes (a standby's)", async () => {
     const image = randomImage({ layers: 1 });
     await pushImage(peer.url, "lain/tags", "from-peer", image);
-    await pushImage(mirror.url, "lain/tags", "from-mirror", randomImage({ layers: 1 }));
-    const tags = await call("GET", `${mirror.url}/v2/lain/tags/tags/list`);
+    await pushImage(standby.url, "lain/tags", "from-mirror", randomImage({ layers: 1 }), BASIC);
+    const tags = await call("GET", `${standby.url}/v2/lain/tags/tags/list`, { headers: BASIC });
     expect(tags.json<{ tags: string[] }>().tags).toEqual(["from-mirror", "from-peer"]);
-    const page = await call("GET", `${mirror.url}/v2/lain/tags/tags/list?n=1`);
+    const page = await call("GET", `${standby.url}/v2/lain/tags/tags/list?n=1`, { headers: BASIC });
     expect(page.json<{ tags: string[] }>().tags).toEqual(["from-mirror"]);
     expect(page.headers.link).toContain("last=from-mirror");
   });

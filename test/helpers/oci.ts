@@ -156,9 +156,9 @@ export async function pushManifest(base: string, repo: string, reference: string
   if (reply.status !== 201) throw new Error(`push manifest ${reference}: ${reply.status} ${reply.text}`);
 }
 
-export async function pushImage(base: string, repo: string, reference: string, image: Image | Artifact): Promise<void> {
-  for (const item of [image.config, ...image.layers]) await pushBlob(base, repo, item);
-  await pushManifest(base, repo, reference, image.manifest);
+export async function pushImage(base: string, repo: string, reference: string, image: Image | Artifact, auth: Record<string, string> = {}): Promise<void> {
+  for (const item of [image.config, ...image.layers]) await pushBlob(base, repo, item, auth);
+  await pushManifest(base, repo, reference, image.manifest, auth);
 }
 
 /** Starts a session and returns its upload URL. */

@@ -63,9 +63,8 @@ export async function waitForRegistry(url: string, child: ChildProcess, output: 
   throw new Error(`${url} did not answer within ${timeoutMs} ms: ${output()}`);
 }
 
-export interface ServerProcess {
-  url: string;
-  host: string;
+/** A long-running child process: what it printed (bounded), and how to stop it. */
+export interface Supervised {
   child: ChildProcess;
   /** The last 4 KB of stdout and stderr, for failure messages. */
   output(): string;
@@ -75,9 +74,8 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs a command that serves a registry on `port` and waits until it answers. */
-export async function startServerProcess(command: string, args: string[], port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Keeps what a child prints and gives it a stop. */
+export function supervise(child: ChildProcess): Supervised {
   let log = "";
   // Bounded: a benchmark's access log would otherwise fill the memory.
   const keep = (c: Buffer) => {
@@ -86,14 +84,9 @@ export async function startServerProcess(command: string, args: string[], port: 
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  const url = `http://127.0.0.1:${port}`;
-  const output = () => log.slice(-4000);
-  await waitForRegistry(url, child, output);
   return {
-    url,
-    host: `127.0.0.1:${port}`,
     child,
-    output,
+    output: () => log.slice(-4000),
     fullOutput: () => log,
     stop: (signal = "SIGTERM") =>
       new Promise<void>((resolve) => {
@@ -102,6 +95,19 @@ export async function startServerProcess(command: string, args: string[], port: 
         child.kill(signal);
       }),
   };
+}
+
+export interface ServerProcess extends Supervised {
+  url: string;
+  host: string;
+}
+
+/** Runs a command that serves a registry on `port` and waits until it answers. */
+export async function startServerProcess(command: string, args: string[], port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+  const supervised = supervise(spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] }));
+  const url = `http://127.0.0.1:${port}`;
+  await waitForRegistry(url, supervised.child, supervised.output);
+  return { ...supervised, url, host: `127.0.0.1:${port}` };
 }
 
 /** lain-registry as its own process (built CLI), configured by a YAML file. */

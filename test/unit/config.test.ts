@@ -2,6 +2,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseDuration } from "../../src/config/duration.js";
+import { prepare } from "../../src/cli/prepare.js";
 import { DEFAULT_CONFIG_PATH, loadConfig, parseConfig } from "../../src/config/load.js";
 
 const EXAMPLES = join(import.meta.dirname, "../../config/examples");
@@ -20,6 +21,13 @@ describe("configuration examples", async () => {
   it.each(files)("%s loads", async (file) => {
     const loaded = parseConfig(await readFile(join(EXAMPLES, file), "utf8"), {});
     expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+  });
+
+  it.each(files)("%s: its listeners pass what serve checks on any machine (a mirror's exposure included)", async (file) => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, file), "utf8"), {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    const { findings } = await prepare(loaded.config, "check");
+    expect(findings.errors.filter((e) => e.path === "http.addr" || e.path.startsWith("proxy."))).toEqual([]);
   });
 
   it("the quick start configuration loads with no warning", async () => {
@@ -65,8 +73,32 @@ describe("proxy (the mirror)", () => {
       maxConnections: 32,
       spoolDir: undefined,
       timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
-      siblings: { enabled: false, firstByteTimeoutMs: 500 },
+      pushes: "refuse",
+      unauthenticated: false,
+      siblings: { enabled: false, firstByteTimeoutMs: 500, addr: undefined },
     });
+  });
+
+  it("takes pushes in mirrored namespaces (proxy.pushes: local) only with an auth section", () => {
+    const htpasswd = "auth: {htpasswd: {realm: r, path: /etc/registry/htpasswd}}";
+    const standby = parseConfig(`version: 0.1\n${htpasswd}\nproxy: {remoteurl: http://primary:5000, pushes: local}`, {});
+    expect(standby.ok && standby.config.proxy?.pushes).toBe("local");
+    const open = parseConfig("version: 0.1\nproxy: {remoteurl: http://primary:5000, pushes: local}", {});
+    expect(open.ok ? [] : open.errors).toEqual([{ path: "proxy.pushes", message: expect.stringContaining("needs an auth section") }]);
+    const typo = parseConfig("version: 0.1\nproxy: {remoteurl: http://primary:5000, pushes: yes}", {});
+    expect(typo.ok ? [] : paths(typo.errors)).toEqual(["proxy.pushes"]);
+  });
+
+  it("takes a siblings' listener on a port of its own, and says when it has nothing to serve", () => {
+    const fleet = "etcd: {endpoints: [http://127.0.0.1:2379]}\ncluster: {role: mirror, advertise: 'http://10.0.0.5:5001'}";
+    const door = parseConfig(`version: 0.1\nhttp: {addr: '127.0.0.1:5000', secret: s}\n${fleet}\nproxy: {remoteurl: http://p, siblings: {enabled: true, addr: ':5001'}}`, {});
+    expect(door.ok && door.config.proxy?.siblings.addr).toBe(":5001");
+    const clash = parseConfig(`version: 0.1\nhttp: {addr: ':5000', secret: s}\n${fleet}\nproxy: {remoteurl: http://p, siblings: {enabled: true, addr: '10.0.0.5:5000'}}`, {});
+    expect(clash.ok ? [] : paths(clash.errors)).toEqual(["proxy.siblings.addr"]);
+    const bad = parseConfig(`version: 0.1\nhttp: {secret: s}\n${fleet}\nproxy: {remoteurl: http://p, siblings: {enabled: true, addr: '5001'}}`, {});
+    expect(bad.ok ? [] : paths(bad.errors)).toEqual(["proxy.siblings.addr"]);
+    const idle = parseConfig("version: 0.1\nproxy: {remoteurl: http://p, siblings: {addr: ':5001'}}", {});
+    expect(idle.warnings.find((w) => w.path === "proxy.siblings.addr")?.message).toMatch(/no effect without proxy.siblings.enabled/);
   });
 
   it("takes a list of equivalent upstreams, as a YAML list or comma-separated, each checked", () => {
@@ -90,7 +122,7 @@ describe("proxy (the mirror)", () => {
     ];
     const loaded = parseConfig(fleet.join("\n"), {});
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
-    expect(loaded.config.proxy?.siblings).toEqual({ enabled: true, firstByteTimeoutMs: 300 });
+    expect(loaded.config.proxy?.siblings).toEqual({ enabled: true, firstByteTimeoutMs: 300, addr: undefined });
     const without = (index: number) => parseConfig(fleet.filter((_, i) => i !== index).join("\n"), {});
     for (const [index, needs] of [[1, /http\.secret/], [3, /cluster section/]] as const) {
       const refused = without(index);

@@ -86,7 +86,7 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
     () => new RegistryError("MANIFEST_TOO_BIG", `manifests are limited to ${MANIFEST_MAX_BYTES} bytes`),
   );
   const contentType = ctx.req.headers["content-type"];
-  const { digest, info } = await repo.manifests.put(reference, body, contentType);
+  const { digest, info } = await repo.putManifest(reference, body, contentType);
   const headers: Record<string, string> = {
     Location: manifestUrl(baseUrl(ctx.app.http, ctx.req), repo.name, digest),
     "Docker-Content-Digest": digest,
@@ -108,7 +108,7 @@ export async function deleteManifest(ctx: RequestContext): Promise<void> {
   requireDeleteEnabled(ctx);
   const repo = repositoryOf(ctx);
   const reference = ctx.params.reference as Tag | Digest;
-  const deleted = isDigest(reference) ? await repo.manifests.delete(reference) : await repo.tags.untag(reference);
+  const deleted = isDigest(reference) ? await repo.manifests.delete(reference) : await repo.untag(reference);
   if (!deleted) {
     throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to repository ${repo.name}`, { reference });
   }
