@@ -94,7 +94,9 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const readOnly = await followReadOnly(config, log);
   for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
   const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
-  const probe = new StoreProbe(driver);
+  const probe = new StoreProbe(driver, config.storage.minFree);
+  const { space } = driver;
+  if (space) metrics.trackSpace(() => space.call(driver));
   const lifecycle = { draining: false };
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);

@@ -1,4 +1,5 @@
-import { isPathNotFound, type StorageDriver } from "../storage/driver.js";
+import { roomBytes, type Room } from "../config/room.js";
+import { isPathNotFound, type StorageDriver, type StoreSpace } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 
 /** Answers are reused this long, so health checks at any rate cost the store little. */
@@ -6,22 +7,53 @@ const FRESH_MS = 2000;
 
 export interface StoreHealth {
   reachable: boolean;
+  /** A store on local disk: the room left on its volume. */
+  freeBytes?: number;
+  totalBytes?: number;
+  /** Why an operator should look: unreachable, full (a write failed for lack of space), or low. */
   error?: string;
 }
 
-/** Whether the store answers: a stat of the layout's root (absent is an answer too), never a blob. */
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** What the room left says to an operator: nothing while there is enough. */
+function roomProblem(space: StoreSpace, minFree: Room): string | undefined {
+  const room = `${mib(space.free)} free of ${mib(space.total)}`;
+  if (space.fullSince) return `storage full: a write failed for lack of space at ${space.fullSince.toISOString()} (${room})`;
+  const floor = roomBytes(minFree, space.total);
+  return space.free < floor ? `storage low: ${room}, below storage.filesystem.minfree (${mib(floor)})` : undefined;
+}
+
+/**
+ * Whether the store answers: a stat of the layout's root (absent is an answer too), never a blob;
+ * on local disk also the room left, against storage.filesystem.minfree.
+ */
 export class StoreProbe {
   private last: { at: number; result: Promise<StoreHealth> } | undefined;
 
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly minFree: Room,
+  ) {}
 
   check(): Promise<StoreHealth> {
     if (this.last && Date.now() - this.last.at < FRESH_MS) return this.last.result;
-    const result = this.driver.stat(layout.root).then(
-      (): StoreHealth => ({ reachable: true }),
-      (err: unknown): StoreHealth => (isPathNotFound(err) ? { reachable: true } : { reachable: false, error: err instanceof Error ? err.message : String(err) }),
-    );
+    const result = this.probe();
     this.last = { at: Date.now(), result };
     return result;
+  }
+
+  private async probe(): Promise<StoreHealth> {
+    try {
+      await this.driver.stat(layout.root);
+    } catch (err) {
+      if (!isPathNotFound(err)) return { reachable: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    const space = await this.driver.space?.().catch(() => undefined);
+    if (!space) return { reachable: true };
+    const problem = roomProblem(space, this.minFree);
+    return { reachable: true, freeBytes: space.free, totalBytes: space.total, ...(problem ? { error: problem } : {}) };
   }
 }

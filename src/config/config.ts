@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { EtcdConfig } from "./etcd-key.js";
 import { parseDuration } from "./duration.js";
+import { parseRoom, type Room } from "./room.js";
 import { asBool, asInt } from "./validate.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -21,6 +22,8 @@ export interface StorageConfig {
   readOnly: boolean;
   /** storage.gc (ours): collect inside the server every interval; blobs younger than delay stay. */
   gc: { enabled: boolean; intervalMs: number; delayMs: number };
+  /** storage.filesystem.minfree (ours): below this free space on the store's volume, /health is degraded. */
+  minFree: Room;
 }
 
 export interface HttpConfig {
@@ -150,6 +153,9 @@ export interface RegistryConfig {
 
 type Tree = Record<string, unknown>;
 
+/** An operator has time to act before the disk is full: node-exporter's usual warning level. */
+const DEFAULT_MIN_FREE: Room = { ratio: 0.1 };
+
 function section(tree: unknown, key: string): Tree {
   const value = (tree as Tree | undefined)?.[key];
   return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Tree) : {};
@@ -216,6 +222,10 @@ function authConfig(auth: Tree): AuthConfig {
     };
   }
   return htpasswd.path ? { htpasswd: { realm: String(htpasswd.realm), path: String(htpasswd.path) } } : {};
+}
+
+function minFree(value: unknown): Room {
+  return value === undefined || value === null ? DEFAULT_MIN_FREE : (parseRoom(value as string | number) ?? DEFAULT_MIN_FREE);
 }
 
 function durationMs(value: unknown, fallback: number): number {
@@ -333,6 +343,7 @@ export function toConfig(raw: Tree): RegistryConfig {
         intervalMs: durationMs(gc.interval, 24 * 3_600_000),
         delayMs: durationMs(gc.delay, 3_600_000),
       },
+      minFree: minFree(section(storage, "filesystem").minfree),
     },
     http: {
       addr: text(http.addr) ?? ":5000",

@@ -15,7 +15,7 @@ interface Common {
 }
 
 export type Spec =
-  | (Common & { kind: "string" | "bool" | "int" | "duration" | "any" | "stringList" })
+  | (Common & { kind: "string" | "bool" | "int" | "duration" | "room" | "any" | "stringList" })
   | (Common & { kind: "enum"; values: readonly string[] })
   | (Common & { kind: "object"; fields: Record<string, Spec> })
   | (Common & { kind: "map"; value: Spec })
@@ -27,6 +27,7 @@ const int = { kind: "int" } as const;
 const duration = { kind: "duration" } as const;
 const any = { kind: "any" } as const;
 const stringList = { kind: "stringList" } as const;
+const room = { kind: "room" } as const;
 const object = (fields: Record<string, Spec>): Spec => ({ kind: "object", fields });
 const planned = (spec: Spec, note: string): Spec => ({ ...spec, status: "planned", note });
 const refused = (spec: Spec, note: string): Spec => ({ ...spec, status: "refused", note });
@@ -43,7 +44,8 @@ const storage: Spec = {
   kind: "object",
   closed: `is not a storage driver of this version (${STORAGE_DRIVERS.join(", ")})`,
   fields: {
-    filesystem: object({ rootdirectory: str, maxthreads: int }),
+    // minfree (ours): below this much free space /health says the store runs low.
+    filesystem: object({ rootdirectory: str, maxthreads: int, minfree: room }),
     inmemory: any,
     s3: object({
       accesskey: str, secretkey: str, region: str, regionendpoint: str, forcepathstyle: bool, bucket: str,

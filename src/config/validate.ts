@@ -1,5 +1,6 @@
 import { parseReference } from "../registry/names.js";
 import { parseDuration } from "./duration.js";
+import { parseRoom } from "./room.js";
 import { parseListenAddress } from "./listen-address.js";
 import { DEFAULT_ROOT_DIRECTORY, STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
 
@@ -50,6 +51,10 @@ function checkScalar(spec: Spec, value: unknown): string | undefined {
       return (typeof value === "string" || typeof value === "number") && parseDuration(value) !== undefined
         ? undefined
         : `must be a duration such as 30s, 10m or 24h, not ${describe(value)}`;
+    case "room":
+      return (typeof value === "string" || typeof value === "number") && parseRoom(value) !== undefined
+        ? undefined
+        : `must be a share of the volume such as 10%, or a size such as 5GiB, not ${describe(value)}`;
     case "enum":
       return typeof value === "string" && spec.values.includes(value)
         ? undefined

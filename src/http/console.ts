@@ -63,7 +63,7 @@ function sendAsset(ctx: RequestContext, name: string): void {
 }
 
 async function readCredentials(ctx: RequestContext): Promise<{ username: string; password: string; scope: string }> {
-  const body = await readBody(ctx.req, 16 * 1024, () => new RegistryError("SIZE_INVALID", "the login request is too large"));
+  const body = await readBody(ctx, 16 * 1024, () => new RegistryError("SIZE_INVALID", "the login request is too large"));
   let value: unknown;
   try {
     value = JSON.parse(body.toString("utf8"));

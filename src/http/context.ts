@@ -73,6 +73,11 @@ export interface RequestContext {
   head: boolean;
   /** X-Request-Id: the load balancer's, or generated; in the access log, error logs and events. */
   id: string;
+  /**
+   * The client's address, read as the request arrives: logs, metrics and events that run after
+   * the connection is gone (its socket detached) read it here, never from the socket.
+   */
+  remoteAddress: string | undefined;
   /** Who authenticated, when auth is on. */
   user: string | undefined;
   /** A sibling mirror (its signature checked) instead of a client. */

@@ -36,6 +36,8 @@ const ERRORS: Record<ErrorCode, ErrorSpec> = {
   UNSUPPORTED: { status: 405, message: "the operation is unsupported" },
   TOOMANYREQUESTS: { status: 429, message: "too many requests" },
   UNAVAILABLE: { status: 503, message: "service unavailable" },
+  // RFC 4918's 507: the store has no room for what the request would write.
+  STORAGE_FULL: { status: 507, wire: "UNAVAILABLE", message: "insufficient storage" },
   ROUTE_UNKNOWN: { status: 404, wire: "NOT_FOUND", message: "no such endpoint" },
   METHOD_UNKNOWN: { status: 405, wire: "UNSUPPORTED", message: "method not allowed" },
   UNKNOWN: { status: 500, message: "unknown error" },

@@ -1,5 +1,4 @@
 import type { RequestContext } from "./context.js";
-import { clientAddress } from "./urls.js";
 
 /**
  * What every line logged for a request says of it, under distribution's field names (dotted keys,
@@ -12,7 +11,7 @@ export function requestFields(ctx: RequestContext): Record<string, unknown> {
     "http.request.method": ctx.method,
     "http.request.uri": req.url,
     "http.request.host": req.headers.host,
-    "http.request.remoteaddr": clientAddress(req),
+    "http.request.remoteaddr": ctx.remoteAddress,
     "http.request.useragent": req.headers["user-agent"],
     // The route's variables; distribution calls the upload id "uuid".
     ...Object.fromEntries(Object.entries(ctx.params).map(([key, value]) => [`vars.${key === "upload" ? "uuid" : key}`, value])),

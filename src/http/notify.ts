@@ -3,14 +3,14 @@ import type { BlobDescriptor } from "../registry/blobs.js";
 import type { Digest } from "../registry/digest.js";
 import type { Descriptor, ManifestInfo } from "../registry/manifest-format.js";
 import type { RequestContext } from "./context.js";
-import { baseUrl, blobUrl, clientAddress, manifestUrl } from "./urls.js";
+import { baseUrl, blobUrl, manifestUrl } from "./urls.js";
 
 /** Hands an event about this request to the notifier, if notifications are configured. */
 function publish(ctx: RequestContext, action: EventAction, target: EventTarget): void {
   const notifier = ctx.app.notifier;
   if (!notifier) return;
   const { req } = ctx;
-  const addr = clientAddress(req);
+  const addr = ctx.remoteAddress;
   notifier.publish({
     action,
     target,

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { isRecycling } from "../storage/driver.js";
 import { RegistryError } from "../registry/errors.js";
+import type { IncomingBody } from "../registry/uploads.js";
 import type { RequestContext } from "./context.js";
 
 /** Sends a complete small response; HEAD gets the same headers without the body. */
@@ -27,10 +28,25 @@ export function sendEmpty(ctx: RequestContext, status: number, headers: Record<s
   res.end();
 }
 
+/**
+ * A client that asked to be told (`Expect: 100-continue`) sends its body once a handler is about
+ * to read it: a request refused before then (authentication, no room) never sent its body.
+ */
+function acceptBody(ctx: RequestContext): void {
+  if (ctx.req.headers.expect?.toLowerCase() === "100-continue" && !ctx.res.headersSent) ctx.res.writeContinue();
+}
+
+/** The body's declared length (Content-Length), when it has one. */
+export function declaredLength(req: IncomingMessage): number | undefined {
+  const length = req.headers["content-length"];
+  return length === undefined ? undefined : Number(length);
+}
+
 /** Reads a small request body, refusing it as soon as it exceeds `limit` bytes. */
-export async function readBody(req: IncomingMessage, limit: number, tooBig: () => RegistryError): Promise<Buffer> {
-  const declared = Number(req.headers["content-length"] ?? "0");
-  if (declared > limit) throw tooBig();
+export async function readBody(ctx: RequestContext, limit: number, tooBig: () => RegistryError): Promise<Buffer> {
+  const { req } = ctx;
+  if ((declaredLength(req) ?? 0) > limit) throw tooBig();
+  acceptBody(ctx);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -41,10 +57,36 @@ export async function readBody(req: IncomingMessage, limit: number, tooBig: () =
   return Buffer.concat(chunks, size);
 }
 
+/** The request body as the store takes it: its declared length first, its bytes once opened. */
+export function incomingBody(ctx: RequestContext): IncomingBody {
+  return { length: declaredLength(ctx.req), open: () => requestBody(ctx) };
+}
+
+/**
+ * The request body for the store to write. Piped, not pipelined, from the request: a store that
+ * fails mid-body ends this stream, and the request (with its connection) stays to carry the
+ * error response. A client that goes away ends it with its error.
+ */
+function requestBody(ctx: RequestContext): Readable {
+  const { req } = ctx;
+  acceptBody(ctx);
+  const body = new PassThrough({ highWaterMark: BODY_BUFFER });
+  const gone = () => {
+    if (!req.complete) body.destroy(clientGone());
+  };
+  req.once("close", gone);
+  body.once("close", () => {
+    req.off("close", gone);
+    req.unpipe(body);
+  });
+  req.pipe(body);
+  return body;
+}
+
 /** Whether the request carries a body (uploads may send their last chunk with the PUT). */
 export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  if (length !== undefined) return Number(length) > 0;
+  const length = declaredLength(req);
+  if (length !== undefined) return length > 0;
   return req.headers["transfer-encoding"] !== undefined;
 }
 
@@ -61,6 +103,9 @@ export function nextLink(path: string, last: string, n: number): string {
   const query = new URLSearchParams({ last, n: String(n) });
   return `<${path}?${query.toString()}>; rel="next"`;
 }
+
+/** What a request body's hop to the store holds: a socket read or two. */
+const BODY_BUFFER = 128 * 1024;
 
 /**
  * A reader's chunks written within one tick go out corked, as one writev, up to this much before

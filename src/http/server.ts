@@ -7,13 +7,13 @@ import type { Access } from "../auth/access.js";
 import type { AuthDecision } from "../auth/authenticator.js";
 import { SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
 import { RegistryError } from "../registry/errors.js";
-import { StorageUnavailableError } from "../storage/driver.js";
+import { storeFault, type StoreFault } from "../storage/driver.js";
 import type { AppContext, Door, RequestContext } from "./context.js";
 import { sendError } from "./errors.js";
 import { matchRoute, type RouteMatch } from "./router.js";
 import { listen, type RunningServer } from "./listen.js";
 import { bodyWritten, goDuration, requestFields } from "./log-fields.js";
-import { originOf } from "./urls.js";
+import { clientAddress, originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
 import { sendMetrics } from "./metrics-endpoint.js";
 import { serveConsole } from "./console.js";
@@ -45,12 +45,43 @@ function isClientGone(err: unknown, req: IncomingMessage): boolean {
   return req.destroyed || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE";
 }
 
+/** A store that could not do what the request asked, as the client is told it. */
+function storeFailure(fault: StoreFault): RegistryError {
+  return fault.kind === "full"
+    ? new RegistryError("STORAGE_FULL", `the registry's storage is full (${fault.cause}); retry once the operator has made room`)
+    : new RegistryError("UNAVAILABLE", `the registry's storage failed (${fault.cause}); retry later`);
+}
+
+/** How long the rest of an unread request body is taken in after the answer, at most. */
+const LINGER_MS = 5_000;
+
+/**
+ * An answer given before the request's body ended (an error mid-upload) closes the connection,
+ * and the client is told so. Node closes it as soon as the answer is written, and the body still
+ * coming then resets it: a client still sending reports a broken pipe instead of the answer (Go's
+ * clients do, skopeo among them, which asks every connection to close). So the close lingers, as
+ * Go's own server's does: the answer and a FIN go out, the rest of the body is read and dropped,
+ * and the connection is cut once the client has closed it or after LINGER_MS.
+ */
+function lingerIfUnread(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  if (req.complete || !socket) return;
+  res.setHeader("Connection", "close");
+  socket.destroySoon = () => {
+    socket.end();
+    req.resume();
+    const cut = setTimeout(() => socket.destroy(), LINGER_MS);
+    cut.unref();
+    socket.once("close", () => clearTimeout(cut));
+  };
+}
+
 function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   const { req, res } = ctx;
-  if (err instanceof StorageUnavailableError) {
-    app.log.warn({ err, ...requestFields(ctx) }, "storage unavailable");
-    res.setHeader("Retry-After", "5");
-    err = new RegistryError("UNAVAILABLE", "the storage backend is unavailable; retry later");
+  const fault = storeFault(err);
+  if (fault) {
+    app.log.warn({ err, ...requestFields(ctx) }, fault.kind === "full" ? "storage full" : "storage failed");
+    err = storeFailure(fault);
   }
   if (err instanceof RegistryError) {
     // Every UNAVAILABLE is worth retrying; say when, unless the thrower already did.
@@ -59,8 +90,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
       res.destroy();
       return;
     }
-    // An unread request body would otherwise be drained byte by byte before the next request.
-    if (!req.complete) res.setHeader("Connection", "close");
+    lingerIfUnread(req, res);
     sendError(res, err, ctx.head);
     return;
   }
@@ -73,7 +103,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
     res.destroy();
     return;
   }
-  if (!req.complete) res.setHeader("Connection", "close");
+  lingerIfUnread(req, res);
   sendError(res, new RegistryError("UNKNOWN", "internal error; see the registry log"), ctx.head);
 }
 
@@ -179,7 +209,9 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
   return (req, res) => {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://registry.invalid");
-    const ctx: RequestContext = { app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), user: undefined, caller: "client" };
+    const ctx: RequestContext = {
+      app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), remoteAddress: clientAddress(req), user: undefined, caller: "client",
+    };
     res.setHeader(API_VERSION_HEADER, "registry/2.0");
     res.setHeader(REQUEST_ID_HEADER, ctx.id);
     for (const [name, values] of extraHeaders) res.setHeader(name, values);
@@ -257,6 +289,8 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
   const server = tls ? createHttpsServer({ ...options, ...tls }, listener) : createHttpServer(options, listener);
   // Uploads may take as long as they take; idleness is what ends a connection.
   server.requestTimeout = 0;
+  // A body is asked for (100 Continue) only once a handler reads it (respond.ts).
+  server.on("checkContinue", listener);
   server.headersTimeout = limits.headersMs;
   server.keepAliveTimeout = 75_000;
   server.setTimeout(limits.idleMs, (socket) => socket.destroy());

@@ -10,7 +10,8 @@ import type { HttpConfig } from "../config/config.js";
 export function clientAddress(req: IncomingMessage): string | undefined {
   const forwarded = [firstHeader(req.headers["x-forwarded-for"]), firstHeader(req.headers["x-real-ip"])].find((a) => a !== undefined && isIP(a) !== 0);
   if (forwarded) return forwarded;
-  const { remoteAddress, remotePort } = req.socket;
+  // A connection already gone has no socket any more.
+  const { remoteAddress, remotePort } = req.socket ?? {};
   if (remoteAddress === undefined) return undefined;
   return `${remoteAddress.includes(":") ? `[${remoteAddress}]` : remoteAddress}:${remotePort}`;
 }

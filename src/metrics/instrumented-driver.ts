@@ -29,7 +29,8 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     delete: (path) => timed("Delete", () => driver.delete(path)),
     deleteObjects: (paths) => timed("DeleteObjects", () => driver.deleteObjects(paths)),
   };
-  const { redirectURL, verify, removeEmptyDir } = driver;
+  const { redirectURL, verify, removeEmptyDir, space } = driver;
+  if (space) instrumented.space = () => space.call(driver);
   if (redirectURL) instrumented.redirectURL = (path) => timed("RedirectURL", () => redirectURL.call(driver, path));
   if (verify) instrumented.verify = () => verify.call(driver);
   if (removeEmptyDir) instrumented.removeEmptyDir = (path) => timed("RemoveEmptyDir", () => removeEmptyDir.call(driver, path));

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { StoreSpace } from "../storage/driver.js";
 
 /** Latency buckets from a cached HEAD (sub-millisecond) to a large blob transfer (minutes). */
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -13,6 +14,8 @@ export class Metrics {
   /** States read at each scrape: etcd watches by key, and the cluster registration. */
   private readonly watches = new Map<string, () => boolean>();
   private registration: (() => boolean) | undefined;
+  /** The room on a local store's volume, read at each scrape. */
+  private space: (() => Promise<StoreSpace | undefined>) | undefined;
 
   readonly httpRequests: Counter<"handler" | "method" | "code">;
   readonly httpDuration: Histogram<"handler" | "method">;
@@ -23,6 +26,9 @@ export class Metrics {
 
   readonly storageDuration: Histogram<"driver" | "action">;
   readonly storageErrors: Counter<"driver" | "action">;
+  readonly storageFreeBytes: Gauge;
+  readonly storageSizeBytes: Gauge;
+  readonly storageFull: Gauge;
 
   readonly proxyRequests: Counter<"kind" | "result">;
   readonly proxyBytes: Counter<"source">;
@@ -54,6 +60,29 @@ export class Metrics {
 
     this.storageDuration = new Histogram({ name: "registry_storage_action_seconds", help: "Storage driver calls and how long they took (streams: until opened).", labelNames: ["driver", "action"], buckets: LATENCY_BUCKETS, registers });
     this.storageErrors = new Counter({ name: "registry_storage_errors_total", help: "Storage driver calls that failed (a missing path is an answer, not an error).", labelNames: ["driver", "action"], registers });
+    // A statfs each: cheaper than keeping them in step.
+    const spaceNow = () => this.space?.().catch(() => undefined);
+    this.storageFreeBytes = new Gauge({
+      name: "registry_storage_free_bytes", help: "Bytes still free on the volume of a store on local disk.", registers,
+      async collect() {
+        const space = await spaceNow();
+        if (space) this.set(space.free);
+      },
+    });
+    this.storageSizeBytes = new Gauge({
+      name: "registry_storage_size_bytes", help: "Size of the volume of a store on local disk.", registers,
+      async collect() {
+        const space = await spaceNow();
+        if (space) this.set(space.total);
+      },
+    });
+    this.storageFull = new Gauge({
+      name: "registry_storage_full", help: "1 while the last write that failed for lack of space has not been followed by one that succeeded.", registers,
+      async collect() {
+        const space = await spaceNow();
+        if (space) this.set(space.fullSince ? 1 : 0);
+      },
+    });
 
     this.proxyRequests = new Counter({ name: "registry_proxy_requests_total", help: "Mirror lookups: hit (served from the store), miss (fetched from the peer), coalesced (joined a fetch already running).", labelNames: ["kind", "result"], registers });
     this.proxyBytes = new Counter({ name: "registry_proxy_bytes_total", help: "Blob bytes served from the cache (source=cache), fetched from the peer (source=upstream) and from the sibling mirror owning the blob (source=sibling).", labelNames: ["source"], registers });
@@ -90,6 +119,11 @@ export class Metrics {
   /** Reports whether the watch of an etcd key is up at each scrape. */
   trackEtcdWatch(key: string, connected: () => boolean): void {
     this.watches.set(key, connected);
+  }
+
+  /** Reports the room on the store's volume at each scrape (stores on local disk). */
+  trackSpace(space: () => Promise<StoreSpace | undefined>): void {
+    this.space = space;
   }
 
   /** Reports whether this instance is registered in etcd at each scrape. */

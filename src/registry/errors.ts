@@ -23,6 +23,7 @@ export type ErrorCode =
   | "UNSUPPORTED"
   | "TOOMANYREQUESTS"
   | "UNAVAILABLE"
+  | "STORAGE_FULL"
   | "UNKNOWN";
 
 /**

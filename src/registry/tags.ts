@@ -1,4 +1,4 @@
-import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, exists, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { readLink, writeLink } from "./blobs.js";
 import type { Digest } from "./digest.js";
@@ -17,7 +17,15 @@ export class TagStore {
 
   async tag(tag: Tag, digest: Digest): Promise<void> {
     await writeLink(this.driver, layout.tagIndexLink(this.name, tag, digest), digest);
-    await writeLink(this.driver, layout.tagCurrentLink(this.name, tag), digest);
+    try {
+      await writeLink(this.driver, layout.tagCurrentLink(this.name, tag), digest);
+    } catch (err) {
+      // A new tag the store failed to point anywhere would be listed and resolve to nothing.
+      if (!(await exists(this.driver, layout.tagCurrentLink(this.name, tag)).catch(() => true))) {
+        await deleteIfPresent(this.driver, layout.tagDir(this.name, tag)).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   async untag(tag: Tag): Promise<boolean> {

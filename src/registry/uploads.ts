@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
-import { deleteIfPresent, exists, isPathNotFound, unlessMissing, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
+import { deleteIfPresent, exists, isPathNotFound, storeFault, unlessMissing, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import type { BlobDescriptor, RepositoryBlobs } from "./blobs.js";
 import type { CollectionGuard } from "./collection-guard.js";
@@ -30,6 +30,17 @@ export interface BlobSink {
   readBack?(): Promise<ReadBack>;
 }
 
+/**
+ * A request body not asked for yet: the store looks at what it declares (room, offset) before
+ * a byte of it is read, and a client that waits for `100 Continue` sends nothing it would refuse.
+ */
+export interface IncomingBody {
+  /** The length the client declared (Content-Length), when it did. */
+  length: number | undefined;
+  /** Starts reading it. */
+  open(): Readable;
+}
+
 export interface UploadStatus {
   id: string;
   name: RepositoryName;
@@ -37,6 +48,11 @@ export interface UploadStatus {
   size: number;
   startedAt: Date;
 }
+
+/** A session the store could not remove when it failed is asked again after 1, 2, 4 ... s (at most a minute apart). */
+const DISCARD_ATTEMPTS = 12;
+const DISCARD_RETRY_MS = 1000;
+const DISCARD_RETRY_MAX_MS = 60_000;
 
 /** Upload ids are UUIDs (distribution's too); nothing else may reach the storage path. */
 const UPLOAD_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -81,7 +97,7 @@ export class UploadStore {
 
   async create(name: RepositoryName): Promise<UploadStatus> {
     const { id, startedAt, writer } = await this.begin(name);
-    await writer.close();
+    await this.orDiscard(name, id, () => writer.close());
     this.progress.set(progressKey(name, id), { algorithm: DEFAULT_ALGORITHM, hash: newHash(DEFAULT_ALGORITHM), offset: 0 });
     return { id, name, size: 0, startedAt };
   }
@@ -111,8 +127,50 @@ export class UploadStore {
   private async begin(name: RepositoryName): Promise<{ id: string; startedAt: Date; writer: FileWriter }> {
     const id = randomUUID();
     const startedAt = new Date();
-    await this.driver.putContent(layout.uploadStartedAt(name, id), Buffer.from(startedAt.toISOString()));
-    return { id, startedAt, writer: await this.driver.writer(layout.uploadData(name, id), false) };
+    return this.orDiscard(name, id, async () => {
+      await this.driver.putContent(layout.uploadStartedAt(name, id), Buffer.from(startedAt.toISOString()));
+      return { id, startedAt, writer: await this.driver.writer(layout.uploadData(name, id), false) };
+    });
+  }
+
+  /**
+   * Runs a step of an upload; when the store fails it (full, failing), the upload is discarded
+   * at once: its bytes would hold the room the next push needs, and a client told the store
+   * failed starts again. Bytes a client's own disconnect left stay for it to resume after.
+   */
+  private async orDiscard<T>(name: RepositoryName, id: string, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (storeFault(err)) await this.discard(name, id, 1);
+      throw err;
+    }
+  }
+
+  /**
+   * Removes a session now; a store that cannot remove it now either (read-only, down) is asked
+   * again, twice as late each time, until it can or DISCARD_ATTEMPTS have failed (upload
+   * purging remains for what is still left then).
+   */
+  private async discard(name: RepositoryName, id: string, attempt: number): Promise<void> {
+    try {
+      await this.remove(name, id);
+    } catch {
+      if (attempt >= DISCARD_ATTEMPTS) return;
+      const again = setTimeout(() => void this.discard(name, id, attempt + 1), Math.min(DISCARD_RETRY_MS * 2 ** (attempt - 1), DISCARD_RETRY_MAX_MS));
+      again.unref();
+    }
+  }
+
+  /**
+   * Refuses, before a byte of it is read, a body the volume of a store on local disk has no room
+   * for; the upload goes with it, as after a write the disk refused.
+   */
+  private async refuseUnlessRoom(status: UploadStatus, body: IncomingBody): Promise<void> {
+    const space = body.length !== undefined && body.length > 0 ? await this.driver.space?.() : undefined;
+    if (!space || body.length === undefined || body.length <= space.free) return;
+    await this.discard(status.name, status.id, 1);
+    throw new RegistryError("STORAGE_FULL", `the registry's storage has ${space.free} bytes free, and this upload brings ${body.length}: retry once the operator has made room`);
   }
 
   async status(name: RepositoryName, id: string): Promise<UploadStatus | undefined> {
@@ -128,7 +186,7 @@ export class UploadStore {
    * Appends a request body. With `expectedOffset` (a PATCH's Content-Range) the chunk must
    * start exactly where the upload ends.
    */
-  append(name: RepositoryName, id: string, body: Readable, expectedOffset?: number): Promise<UploadStatus> {
+  append(name: RepositoryName, id: string, body: IncomingBody, expectedOffset?: number): Promise<UploadStatus> {
     return this.exclusive(name, id, async (status) => {
       if (expectedOffset !== undefined && expectedOffset !== status.size) {
         throw new RegistryError(
@@ -150,7 +208,7 @@ export class UploadStore {
     repo: RepositoryBlobs,
     id: string,
     expected: Digest,
-    body: Readable | undefined,
+    body: IncomingBody | undefined,
   ): Promise<BlobDescriptor> {
     return this.exclusive(repo.name, id, async (status) => {
       const size = await this.write(status, body, true);
@@ -159,7 +217,7 @@ export class UploadStore {
         await this.remove(repo.name, id);
         throw new RegistryError("DIGEST_INVALID", `provided digest ${expected} does not match uploaded content ${actual}`);
       }
-      await this.promote(repo, id, expected);
+      await this.orDiscard(repo.name, id, () => this.promote(repo, id, expected));
       return { digest: expected, size };
     });
   }
@@ -188,28 +246,32 @@ export class UploadStore {
   }
 
   /** Appends body (if any) to the upload's data and returns its new size. */
-  private async write(status: UploadStatus, body: Readable | undefined, commit: boolean): Promise<number> {
+  private async write(status: UploadStatus, body: IncomingBody | undefined, commit: boolean): Promise<number> {
     const key = progressKey(status.name, status.id);
-    const writer = await this.driver.writer(layout.uploadData(status.name, status.id), true);
+    if (body) await this.refuseUnlessRoom(status, body);
+    const writer = await this.orDiscard(status.name, status.id, () => this.driver.writer(layout.uploadData(status.name, status.id), true));
     if (writer.startSize < status.size) {
       // Removed since its status was read (purged, or cancelled elsewhere): appending made a new, empty one.
       await writer.cancel().catch(() => undefined);
       throw uploadGone(status.id);
     }
     const progress = this.takeProgress(key, writer.startSize);
-    try {
-      if (body) {
-        if (progress) await pipeline(body, new HashingStream(progress.hash), writer.stream);
-        else await pipeline(body, writer.stream);
+    await this.orDiscard(status.name, status.id, async () => {
+      try {
+        if (body) {
+          if (progress) await pipeline(body.open(), new HashingStream(progress.hash), writer.stream);
+          else await pipeline(body.open(), writer.stream);
+        }
+        if (commit) await writer.commit();
+        else await writer.close();
+      } catch (err) {
+        // What made it to the store stays, unless the store failed it (see orDiscard): a client
+        // may resume after it; the running hash no longer matches it, so completion hashes the
+        // stored data again.
+        await (storeFault(err) ? writer.cancel() : writer.close()).catch(() => undefined);
+        throw err;
       }
-      if (commit) await writer.commit();
-      else await writer.close();
-    } catch (err) {
-      // The bytes that made it to the store stay (the client may resume after them); the
-      // running hash no longer matches them, so completion will hash the stored data again.
-      await writer.close().catch(() => undefined);
-      throw err;
-    }
+    });
     const size = writer.size();
     if (progress) this.progress.set(key, { ...progress, offset: size });
     return size;

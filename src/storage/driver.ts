@@ -52,6 +52,17 @@ export interface StorageDriver {
   verify?(): Promise<void>;
   /** Removes a directory if it is empty (stores with directories); anything else stays as it is. */
   removeEmptyDir?(path: string): Promise<void>;
+  /** The room left on the volume of a store on local disk (undefined elsewhere). */
+  space?(): Promise<StoreSpace>;
+}
+
+export interface StoreSpace {
+  /** Bytes an unprivileged writer may still write. */
+  free: number;
+  /** The volume's size. */
+  total: number;
+  /** When a write last failed for lack of space, if none has succeeded since. */
+  fullSince: Date | undefined;
 }
 
 /**
@@ -168,4 +179,28 @@ export class StorageUnavailableError extends Error {
     super(`storage unavailable for ${path}: ${cause instanceof Error ? cause.message : String(cause)}`);
     this.name = "StorageUnavailableError";
   }
+}
+
+/**
+ * Errors of a local store's system calls that say the store itself cannot take the write (a full
+ * or failing disk), not that the request was wrong: the request fails, never the process.
+ */
+const FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
+const FAILING_CODES = new Set(["EIO", "EROFS", "EFBIG", "EACCES", "EPERM", "EMFILE", "ENFILE", "ENOMEM"]);
+
+export interface StoreFault {
+  /** full: no room left (507); failing: the disk or the object store cannot take it now (503). */
+  kind: "full" | "failing";
+  /** What the store said: an errno code, or the object store's error. */
+  cause: string;
+}
+
+/** What an error of the store means for the request, or undefined when it is not the store's. */
+export function storeFault(err: unknown): StoreFault | undefined {
+  if (err instanceof StorageUnavailableError) return { kind: "failing", cause: err.message };
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === undefined) return undefined;
+  if (FULL_CODES.has(code)) return { kind: "full", cause: code };
+  if (FAILING_CODES.has(code)) return { kind: "failing", cause: code };
+  return undefined;
 }

@@ -10,10 +10,12 @@ import { Readable, Writable } from "node:stream";
 import {
   checkPath,
   PathNotFoundError,
+  storeFault,
   type FileInfo,
   type FileWriter,
   type ReadBack,
   type StorageDriver,
+  type StoreSpace,
 } from "./driver.js";
 
 const READ_CHUNK = 1024 * 1024;
@@ -60,12 +62,36 @@ function identity(info: BigIntStats): string {
   return `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
+/**
+ * Whether the volume is full, as its writes tell: from a write that failed for lack of space
+ * until one succeeds again (what /health says between two looks at the free space).
+ */
+class SpaceLedger {
+  fullSince: Date | undefined;
+
+  /** Passes the error on, noting it when it says the volume is full. */
+  failed(err: unknown): unknown {
+    if (storeFault(err)?.kind === "full") this.fullSince ??= new Date();
+    return err;
+  }
+
+  written(): void {
+    this.fullSince = undefined;
+  }
+}
+
 /** distribution's "filesystem" driver: the same files under the same rootdirectory. */
 export class FilesystemDriver implements StorageDriver {
   readonly name = "filesystem";
   private readonly recent = new LRUCache<string, RecentContent>({ maxSize: RECENT_BYTES, sizeCalculation: (entry) => entry.content.length + 100 });
+  private readonly ledger = new SpaceLedger();
 
   constructor(readonly rootDirectory: string) {}
+
+  async space(): Promise<StoreSpace> {
+    const { bavail, blocks, bsize } = await fsp.statfs(this.rootDirectory);
+    return { free: bavail * bsize, total: blocks * bsize, fullSince: this.ledger.fullSince };
+  }
 
   private resolve(path: string): string {
     checkPath(path);
@@ -121,19 +147,21 @@ export class FilesystemDriver implements StorageDriver {
     const file = this.resolve(path);
     // Write beside the target and rename over it, so no reader ever sees a half-written link.
     const temp = `${file}.tmp-${randomBytes(6).toString("hex")}`;
-    const handle = await openInDir(temp);
     try {
-      await handle.writeFile(content);
-      if (!transient) await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
+      const handle = await openInDir(temp);
+      try {
+        await handle.writeFile(content);
+        if (!transient) await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await fsp.rename(temp, file);
     } catch (err) {
-      await fsp.rm(temp, { force: true });
-      throw err;
+      // A full or failing disk leaves no half-written file behind.
+      await fsp.rm(temp, { force: true }).catch(() => undefined);
+      throw this.ledger.failed(err);
     }
+    this.ledger.written();
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
@@ -147,10 +175,14 @@ export class FilesystemDriver implements StorageDriver {
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
     const file = this.resolve(path);
-    await fsp.mkdir(dirname(file), { recursive: true });
-    const fd = await openFdAsync(file, append ? "a" : "w");
-    const startSize = (await fstatAsync(fd)).size;
-    return new FilesystemFileWriter(file, fd, startSize);
+    try {
+      await fsp.mkdir(dirname(file), { recursive: true });
+      const fd = await openFdAsync(file, append ? "a" : "w");
+      const startSize = (await fstatAsync(fd)).size;
+      return new FilesystemFileWriter(file, fd, startSize, this.ledger);
+    } catch (err) {
+      throw this.ledger.failed(err);
+    }
   }
 
   async stat(path: string): Promise<FileInfo> {
@@ -184,8 +216,12 @@ export class FilesystemDriver implements StorageDriver {
   async move(source: string, destination: string): Promise<void> {
     const from = this.resolve(source);
     const to = this.resolve(destination);
-    await fsp.mkdir(dirname(to), { recursive: true });
-    await orNotFound(source, () => fsp.rename(from, to));
+    try {
+      await fsp.mkdir(dirname(to), { recursive: true });
+      await orNotFound(source, () => fsp.rename(from, to));
+    } catch (err) {
+      throw this.ledger.failed(err);
+    }
   }
 
   async delete(path: string): Promise<void> {
@@ -267,6 +303,20 @@ const FLUSH_BEHIND = 32 * 1024 * 1024;
  */
 const WRITE_BUFFER = 2 * 1024 * 1024;
 
+/** What of `buffers` a write of `written` bytes left. */
+function unwritten(buffers: Buffer[], written: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = written;
+  for (const buffer of buffers) {
+    if (skip >= buffer.length) skip -= buffer.length;
+    else {
+      rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+      skip = 0;
+    }
+  }
+  return rest;
+}
+
 class FilesystemFileWriter implements FileWriter {
   readonly stream: Writable;
   private written = 0;
@@ -279,19 +329,23 @@ class FilesystemFileWriter implements FileWriter {
     private readonly file: string,
     private readonly fd: number,
     readonly startSize: number,
+    private readonly ledger: SpaceLedger,
   ) {
     this.stream = new Writable({
       highWaterMark: WRITE_BUFFER,
       writev: (chunks, callback) => {
-        const buffers = chunks.map((c) => c.chunk as Buffer);
-        const total = buffers.reduce((sum, b) => sum + b.length, 0);
-        writev(fd, buffers, (err, bytes) => {
-          if (err) return callback(err);
-          if (bytes !== total) return callback(new Error(`short write to ${file}: ${bytes} of ${total} bytes`));
-          this.written += bytes;
-          this.flushBehind(bytes);
-          callback();
-        });
+        const next = (buffers: Buffer[]) =>
+          writev(fd, buffers, (err, bytes) => {
+            if (err) return callback(ledger.failed(err) as Error);
+            this.written += bytes;
+            this.flushBehind(bytes);
+            // A short write (the disk filling up mid-call) is followed by the rest, which then says why.
+            const rest = unwritten(buffers, bytes);
+            if (rest.length === 0) return callback();
+            if (bytes === 0) return callback(new Error(`no progress writing to ${file}`));
+            next(rest);
+          });
+        next(chunks.map((c) => c.chunk as Buffer));
       },
     });
   }
@@ -326,9 +380,12 @@ class FilesystemFileWriter implements FileWriter {
       await this.flushing;
       if (this.flushError) throw this.flushError;
       if (sync) await fsyncAsync(this.fd);
+    } catch (err) {
+      throw this.ledger.failed(err);
     } finally {
       await closeFdAsync(this.fd);
     }
+    if (sync) this.ledger.written();
   }
 
   close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { Writable } from "node:stream";
-import type { FileWriter } from "./driver.js";
+import { StorageUnavailableError, type FileWriter } from "./driver.js";
 import type { ObjectStore, PartInfo } from "./object-store.js";
 
 /** The largest single part copy S3 and OSS accept. */
@@ -54,11 +54,14 @@ export class MultipartWriter implements FileWriter {
         if (this.pendingSize < partSize) return callback();
         // Wait for the previous part, then send this one while the next fills: memory stays
         // at two parts, and receiving never waits for the store's round trip.
-        this.sending.then(() => {
-          this.sending = this.flushPart();
-          this.sending.catch(() => undefined);
-          callback();
-        }, callback);
+        this.sending.then(
+          () => {
+            this.sending = this.flushPart();
+            this.sending.catch(() => undefined);
+            callback();
+          },
+          (err: unknown) => callback(this.failure(err)),
+        );
       },
     });
   }
@@ -88,6 +91,21 @@ export class MultipartWriter implements FileWriter {
 
   size(): number {
     return this.startSize + this.written;
+  }
+
+  /** A store that went away mid-upload is the store's failure (503), said as the driver says it. */
+  private failure(err: unknown): Error {
+    if (err instanceof StorageUnavailableError || this.store.classify(err) !== "unavailable") return err as Error;
+    return new StorageUnavailableError(this.key, err);
+  }
+
+  /** Runs the end of the upload, its store failures said as the driver says them. */
+  private async ending(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      throw this.failure(err);
+    }
   }
 
   /**
@@ -152,19 +170,23 @@ export class MultipartWriter implements FileWriter {
   async close(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    await this.endStream();
-    await this.sending;
-    // Pending bytes that all came from the object are already persisted there.
-    if (this.pendingSize > 0 && this.written > 0) await this.flushPart();
+    await this.ending(async () => {
+      await this.endStream();
+      await this.sending;
+      // Pending bytes that all came from the object are already persisted there.
+      if (this.pendingSize > 0 && this.written > 0) await this.flushPart();
+    });
   }
 
   async commit(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    await this.endStream();
-    await this.sending;
-    if (this.pendingSize > 0 || this.parts.length === 0) await this.flushPart();
-    await this.store.completeUpload(this.key, this.uploadId, this.parts);
+    await this.ending(async () => {
+      await this.endStream();
+      await this.sending;
+      if (this.pendingSize > 0 || this.parts.length === 0) await this.flushPart();
+      await this.store.completeUpload(this.key, this.uploadId, this.parts);
+    });
   }
 
   async cancel(): Promise<void> {

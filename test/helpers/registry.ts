@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { parseConfig } from "../../src/config/load.js";
 import { startRegistry } from "../../src/cli/serve.js";
-import type { ConnectionLimits } from "../../src/http/server.js";
+import type { AppContext } from "../../src/http/context.js";
+import { startServer, type ConnectionLimits } from "../../src/http/server.js";
+import { Metrics } from "../../src/metrics/metrics.js";
+import { Registry } from "../../src/registry/registry.js";
+import type { StorageDriver } from "../../src/storage/driver.js";
 
 export interface TestRegistry {
   url: string;
@@ -60,6 +64,37 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
     async close() {
       await running.close();
       if (ownRoot) await rm(ownRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A registry in this process over a driver of the test's own (one that fails on purpose, say),
+ * with the HTTP layer as serve wires it (deletes on).
+ */
+export async function serveDriver(driver: StorageDriver): Promise<{ url: string; registry: Registry; close(): Promise<void> }> {
+  const loaded = parseConfig("version: 0.1\nstorage: {inmemory: {}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:0, secret: test-secret}", {});
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+  const { config } = loaded;
+  const registry = new Registry(driver);
+  const app: AppContext = {
+    registry,
+    http: config.http,
+    storage: config.storage,
+    catalogMaxEntries: config.catalog.maxEntries,
+    log: pino({ level: process.env.LAIN_TEST_LOG ?? "silent" }),
+    accessLog: true,
+    metrics: new Metrics(),
+    lifecycle: { draining: false },
+    readOnly: { enabled: false },
+  };
+  const running = await startServer(app);
+  return {
+    url: running.url,
+    registry,
+    close: async () => {
+      await running.close();
+      await registry.close();
     },
   };
 }

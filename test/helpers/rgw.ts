@@ -17,6 +17,10 @@ export interface S3Server {
 
 export interface RunningRgw extends S3Server {
   stop(): Promise<void>;
+  /** Stops the gateway alone (SIGKILL), the cluster behind it staying up: S3 refuses connections. */
+  stopGateway(): Promise<void>;
+  /** Starts the gateway again on the same port, and waits until it answers. */
+  startGateway(): Promise<void>;
 }
 
 export const RGW_TOOLS = ["ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "ceph"];
@@ -85,6 +89,25 @@ export async function startRgw(options: { memoryBytes?: number } = {}): Promise<
     children.push(child);
     return child;
   };
+  const endpoint = `http://127.0.0.1:${port}`;
+  let gateway: ChildProcess | undefined;
+  const startGateway = async () => {
+    gateway = daemon("radosgw", "-f", "-n", "client.rgw");
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ok = await fetch(endpoint).then((r) => r.status === 200, () => false);
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`radosgw did not answer on ${endpoint}; logs in ${dir}/log`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const stopGateway = async () => {
+    const child = gateway;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  };
   const stop = async () => {
     for (const child of children.reverse()) {
       if (child.exitCode !== null || child.signalCode !== null) continue;
@@ -112,16 +135,8 @@ export async function startRgw(options: { memoryBytes?: number } = {}): Promise<
       ["user", "create", "--uid=test", "--display-name=test", `--access-key=${accessKey}`, `--secret-key=${secretKey}`, "-c", conf],
       { timeout: 90_000 },
     );
-    daemon("radosgw", "-f", "-n", "client.rgw");
-    const endpoint = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const ok = await fetch(endpoint).then((r) => r.status === 200, () => false);
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`radosgw did not answer on ${endpoint}; logs in ${dir}/log`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { endpoint, region: "us-east-1", accessKey, secretKey, stop };
+    await startGateway();
+    return { endpoint, region: "us-east-1", accessKey, secretKey, stop, stopGateway, startGateway };
   } catch (err) {
     await stop();
     throw err;

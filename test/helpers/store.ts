@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import type { Digest } from "../../src/registry/digest.js";
+import type { IncomingBody } from "../../src/registry/uploads.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
 import { layout } from "../../src/storage/layout.js";
 
@@ -39,4 +41,15 @@ export async function afterStoreTick(driver: StorageDriver): Promise<void> {
   const first = await stamp();
   for (let i = 0; i < 100 && (await stamp()) <= first; i++) await new Promise((r) => setTimeout(r, 50));
   await driver.delete(probe);
+}
+
+/** A stream of the test's own as an upload's body (no declared length). */
+export function bodyOf(stream: Readable): IncomingBody {
+  return { length: undefined, open: () => stream };
+}
+
+/** Upload sessions, and half-written small files, anywhere under a filesystem store root. */
+export async function leftovers(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true });
+  return entries.filter((e) => /_uploads\/[0-9a-f-]{36}$/.test(e) || e.includes(".tmp-"));
 }

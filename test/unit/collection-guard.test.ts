@@ -16,6 +16,7 @@ import { exists, type StorageDriver } from "../../src/storage/driver.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
 import { layout } from "../../src/storage/layout.js";
+import { bodyOf } from "../helpers/store.js";
 
 // A rewrite of the epoch that takes maxGapMs breaks the fence, and a collection then marks again:
 // roomy, for a loaded machine. quietMs - maxGapMs: how late a removal may land after its last check.
@@ -155,7 +156,7 @@ function manifestNaming(config: Blob, layer: Blob): Blob {
 /** Stores a blob as a push does (an upload's commit) and links it into the repository. */
 async function push(registry: Registry, name: RepositoryName, item: Blob): Promise<void> {
   const { id } = await registry.uploads.create(name);
-  await registry.uploads.complete(registry.repository(name).blobs, id, item.digest, Readable.from([item.content]));
+  await registry.uploads.complete(registry.repository(name).blobs, id, item.digest, bodyOf(Readable.from([item.content])));
 }
 
 /** Makes the blob's data and its link into the repository look written `ms` ago. */

@@ -24,4 +24,9 @@ describe("distribution's log fields", () => {
     expect(clientAddress(req({}))).toBe("10.0.0.9:41234");
     expect(clientAddress(req({}, "::1", 5000))).toBe("[::1]:5000");
   });
+
+  it("a request whose connection is gone (its socket detached) has no peer address, and no error", () => {
+    const gone = { headers: {}, socket: null } as unknown as IncomingMessage;
+    expect(clientAddress(gone)).toBeUndefined();
+  });
 });

@@ -12,6 +12,7 @@ import type { StorageDriver } from "../../src/storage/driver.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
 import { layout } from "../../src/storage/layout.js";
+import { bodyOf } from "../helpers/store.js";
 import { until } from "../helpers/until.js";
 
 const MiB = 1024 * 1024;
@@ -32,13 +33,13 @@ describe("UploadStore: a session removed while a request writes to it", () => {
     const blobs = new BlobStore(driver);
     const uploads = new UploadStore(driver, blobs.guard);
     const { id } = await uploads.create(name);
-    await uploads.append(name, id, Readable.from([Buffer.from("first chunk")]));
+    await uploads.append(name, id, bodyOf(Readable.from([Buffer.from("first chunk")])));
     // Upload purging (or a DELETE on another instance) removes it between the status read and the write.
     driver.writer = async (path, append) => {
       await inner.delete(layout.uploadDir(name, id));
       return inner.writer(path, append);
     };
-    await expect(uploads.append(name, id, Readable.from([Buffer.from("second")]))).rejects.toMatchObject({ code: "BLOB_UPLOAD_UNKNOWN" });
+    await expect(uploads.append(name, id, bodyOf(Readable.from([Buffer.from("second")])))).rejects.toMatchObject({ code: "BLOB_UPLOAD_UNKNOWN" });
     expect(await uploads.status(name, id)).toBeUndefined();
     blobs.close();
   });
@@ -54,11 +55,11 @@ describe("UploadStore: an upload of a blob the store holds already", () => {
       const content = Buffer.from("the same layer, pushed to two repositories");
       const digest = digestOf(content);
       const first = new RepositoryBlobs(driver, blobs, "again/one" as RepositoryName);
-      await uploads.complete(first, (await uploads.create(first.name)).id, digest, Readable.from([content]));
+      await uploads.complete(first, (await uploads.create(first.name)).id, digest, bodyOf(Readable.from([content])));
       const stored = await stat(join(root, layout.blobData(digest)));
       const second = new RepositoryBlobs(driver, blobs, "again/two" as RepositoryName);
       const { id } = await uploads.create(second.name);
-      expect(await uploads.complete(second, id, digest, Readable.from([content]))).toEqual({ digest, size: content.length });
+      expect(await uploads.complete(second, id, digest, bodyOf(Readable.from([content])))).toEqual({ digest, size: content.length });
       expect((await stat(join(root, layout.blobData(digest)))).ino).toBe(stored.ino);
       expect(await second.stat(digest)).toMatchObject({ digest, size: content.length });
       await until(async () => (await uploads.status(second.name, id)) === undefined, "the session's removal", 5_000);
@@ -89,8 +90,8 @@ describe("UploadStore: the running hash of an upload", () => {
     const repo = new RepositoryBlobs(driver, blobs, "hash/chunked" as RepositoryName);
     const data = randomBytes(4 * MiB + 99);
     const { id } = await uploads.create(repo.name);
-    await uploads.append(repo.name, id, Readable.from(pieces(data.subarray(0, 3 * MiB), 65_536)));
-    const blob = await uploads.complete(repo, id, sha256(data) as Digest, Readable.from([data.subarray(3 * MiB)]));
+    await uploads.append(repo.name, id, bodyOf(Readable.from(pieces(data.subarray(0, 3 * MiB), 65_536))));
+    const blob = await uploads.complete(repo, id, sha256(data) as Digest, bodyOf(Readable.from([data.subarray(3 * MiB)])));
     expect(blob).toEqual({ digest: sha256(data), size: data.length });
     expect(readsBack()).toBe(0);
     expect((await driver.getContent(layout.blobData(sha256(data) as Digest))).equals(data)).toBe(true);
@@ -105,16 +106,16 @@ describe("UploadStore: the running hash of an upload", () => {
     const data = randomBytes(2 * MiB + 5);
     const { id } = await uploads.create(repo.name);
     const cut = new Readable({ read() {} });
-    const appending = uploads.append(repo.name, id, cut);
+    const appending = uploads.append(repo.name, id, bodyOf(cut));
     cut.push(data.subarray(0, MiB));
     setImmediate(() => cut.destroy(new Error("connection reset")));
     await expect(appending).rejects.toThrow("connection reset");
     const kept = (await uploads.status(repo.name, id))!.size;
-    const blob = await uploads.complete(repo, id, sha256(data) as Digest, Readable.from([data.subarray(kept)]));
+    const blob = await uploads.complete(repo, id, sha256(data) as Digest, bodyOf(Readable.from([data.subarray(kept)])));
     expect(blob.digest).toBe(sha256(data));
     expect(readsBack()).toBe(1);
     await expect(
-      uploads.complete(repo, (await uploads.create(repo.name)).id, sha256(data) as Digest, Readable.from([Buffer.from("other bytes")])),
+      uploads.complete(repo, (await uploads.create(repo.name)).id, sha256(data) as Digest, bodyOf(Readable.from([Buffer.from("other bytes")]))),
     ).rejects.toMatchObject({ code: "DIGEST_INVALID" });
     blobs.close();
   });

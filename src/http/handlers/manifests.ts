@@ -81,7 +81,7 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
   const repo = repositoryOf(ctx);
   const reference = ctx.params.reference as Tag | Digest;
   const body = await readBody(
-    ctx.req,
+    ctx,
     MANIFEST_MAX_BYTES,
     () => new RegistryError("MANIFEST_TOO_BIG", `manifests are limited to ${MANIFEST_MAX_BYTES} bytes`),
   );

@@ -8,7 +8,7 @@ import type { UploadStatus } from "../../registry/uploads.js";
 import type { RequestContext } from "../context.js";
 import { parseContentRange } from "../range.js";
 import { notifyBlob } from "../notify.js";
-import { hasBody, sendEmpty } from "../respond.js";
+import { hasBody, incomingBody, sendEmpty } from "../respond.js";
 import { baseUrl, blobUrl, uploadUrl } from "../urls.js";
 import { repositoryOf } from "./common.js";
 
@@ -99,7 +99,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const status = await registry.uploads.create(repo.name);
   if (digest) {
     try {
-      const blob = await receiving(ctx, () => registry.uploads.complete(repo.blobs, status.id, digest, ctx.req));
+      const blob = await receiving(ctx, () => registry.uploads.complete(repo.blobs, status.id, digest, incomingBody(ctx)));
       sendBlobCreated(ctx, blob);
     } catch (err) {
       await registry.uploads.cancel(repo.name, status.id).catch(() => undefined);
@@ -142,7 +142,7 @@ function chunkStart(ctx: RequestContext): number | undefined {
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const current = await requireUpload(ctx);
   const start = chunkStart(ctx);
-  const status = await receiving(ctx, () => ctx.app.registry.uploads.append(current.name, current.id, ctx.req, start));
+  const status = await receiving(ctx, () => ctx.app.registry.uploads.append(current.name, current.id, incomingBody(ctx), start));
   sendUploadStatus(ctx, status, 202);
 }
 
@@ -151,7 +151,7 @@ export async function completeUpload(ctx: RequestContext): Promise<void> {
   const current = await requireUpload(ctx);
   const digest = queryDigest(ctx);
   if (!digest) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
-  const body = hasBody(ctx.req) ? ctx.req : undefined;
+  const body = hasBody(ctx.req) ? incomingBody(ctx) : undefined;
   if (body) {
     const start = chunkStart(ctx);
     if (start !== undefined && start !== current.size) {
