@@ -2,6 +2,7 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY launcher ./launcher
 COPY src ./src
 COPY config ./config
 COPY ui ./ui
@@ -13,6 +14,7 @@ WORKDIR /opt/lain-registry
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/launcher ./launcher
 COPY --from=build /src/config ./config
 COPY --from=build /src/ui ./ui
 # The same defaults as distribution's image: the store under /var/lib/registry, port 5000.

@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { RGW_TOOLS, startRgw, type S3Server } from "./helpers/rgw.js";
+import { skipNotice } from "./helpers/skip-notice.js";
 import { hasTool } from "./helpers/tools.js";
 
 declare module "vitest" {
@@ -11,6 +12,8 @@ declare module "vitest" {
 
 /** One RGW for the whole run: suites create their own buckets on it. */
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  const notice = await skipNotice();
+  if (notice) process.stderr.write(`\n${notice}\n\n`);
   if (!RGW_TOOLS.every(hasTool)) {
     project.provide("s3", null);
     return undefined;

@@ -2,60 +2,14 @@
 // The young generation's semi-spaces stay at 8 MiB: V8 24 grows them up to 32 MiB under load, and
 // a streaming server gains nothing from that but resident memory (README: memory). Every launcher
 // (npm start, the Dockerfile, the tests' server processes) starts node with this line's flags.
-import { VERSION } from "../version.js";
-import { COMMANDS, commandHelp, USAGE } from "./help.js";
+//
+// On a Node older than the project supports its commands fail in ways that read as bugs (undici 8
+// does not load on Node 20): that Node is refused before any of them is loaded, as the launchers
+// refuse it (launcher/engines.js).
+import { isSupported, refusal } from "../../launcher/engines.js";
 
-type Run = (args: string[]) => Promise<number>;
-
-/**
- * Each command by its name as typed; the handler gets the arguments after the name. Loaded on
- * demand: a process holds only its own command's code (serve without a proxy never loads the
- * upstream client, the container's healthcheck loads none of the server).
- */
-const RUN: Record<string, () => Promise<Run>> = {
-  serve: async () => (await import("./serve.js")).serve,
-  "config check": async () => (await import("./config-check.js")).configCheck,
-  "mirror prefetch": async () => (await import("./mirror.js")).mirrorCommand,
-  upstreams: async () => (await import("./upstreams.js")).upstreamsCommand,
-  "garbage-collect": async () => (await import("./garbage-collect.js")).garbageCollectCommand,
-  "token issue": async () => (await import("./token.js")).tokenCommand,
-  healthcheck: async () => (await import("./healthcheck.js")).healthcheckCommand,
-};
-
-const wantsHelp = (args: string[]) => args.includes("--help") || args.includes("-h");
-
-async function main(argv: string[]): Promise<number> {
-  const [first, ...rest] = argv;
-  if (first === "--version" || first === "-v" || first === "version") {
-    process.stdout.write(`lain-registry ${VERSION}\n`);
-    return 0;
-  }
-  if (first === undefined || first === "--help" || first === "-h" || (first === "help" && rest.length === 0)) {
-    process.stdout.write(USAGE);
-    return first === undefined ? 2 : 0;
-  }
-  // `help NAME ...` is `NAME ... --help`.
-  const words = first === "help" ? [...rest, "--help"] : argv;
-  const command = COMMANDS.find((c) => c.name === words.slice(0, c.name.split(" ").length).join(" "));
-  if (!command) {
-    process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
-    return 2;
-  }
-  const args = words.slice(command.name.split(" ").length);
-  if (wantsHelp(args)) {
-    process.stdout.write(commandHelp(command));
-    return 0;
-  }
-  const run = await (RUN[command.name] as () => Promise<Run>)();
-  return run(args);
+if (!isSupported(process.version)) {
+  process.stderr.write(`${refusal()}\n`);
+  process.exit(2);
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`lain-registry: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+await import("./commands.js");

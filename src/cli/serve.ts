@@ -211,7 +211,7 @@ export async function serve(args: string[]): Promise<number> {
     else throw err;
     return 2;
   }
-  log.info({ version: VERSION, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrls.join(", ") }, "lain-registry listening");
+  log.info({ version: VERSION, node: process.version, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrls.join(", ") }, "lain-registry listening");
   const pacer = paceBufferCollection();
 
   await new Promise<void>((resolve) => {

@@ -19,11 +19,11 @@ describe("lain-registry CLI", () => {
   });
   afterAll(() => rm(work, { recursive: true, force: true }));
 
-  it("--version prints the package version", async () => {
+  it("--version prints the package version and the Node it runs on", async () => {
     const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
     const { code, stdout } = await runCli("--version");
     expect(code).toBe(0);
-    expect(stdout.trim()).toBe(`lain-registry ${pkg.version}`);
+    expect(stdout.trim()).toBe(`lain-registry ${pkg.version} (Node.js ${process.version})`);
   });
 
   it("config check exits 0 for a good configuration", async () => {

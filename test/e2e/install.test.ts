@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { realpathSync } from "node:fs";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -11,9 +12,13 @@ import { hasTool } from "../helpers/tools.js";
 const run = promisify(execFile);
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-/** The README's install: `npm pack` in a checkout, `npm install -g` of the tarball, the unit in config/systemd. */
+/**
+ * The README's install: `npm pack` in a checkout, `npm install -g --prefix` of the tarball and of
+ * the npm registry's Node 24 into one prefix, and the unit in config/systemd run as written there.
+ */
 describe("installing lain-registry as the README says", () => {
   let work: string;
+  let prefix: string;
   let bin: string;
   let installed: string;
 
@@ -22,46 +27,59 @@ describe("installing lain-registry as the README says", () => {
     // dist/ is built already (npm test builds first); rebuilding it here would pull it from under parallel suites.
     const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--pack-destination", work, "--silent"], { cwd: ROOT });
     const tarball = join(work, stdout.trim().split("\n").pop()!);
-    await run("npm", ["install", "-g", "--prefix", join(work, "prefix"), "--no-audit", "--no-fund", tarball], { cwd: work });
-    bin = join(work, "prefix", "bin", "lain-registry");
-    installed = join(work, "prefix", "lib", "node_modules", "lain-registry");
+    prefix = join(work, "prefix");
+    await run("npm", ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", tarball, `node-linux-${process.arch}@24`], { cwd: work });
+    bin = join(prefix, "bin", "lain-registry");
+    installed = join(prefix, "lib", "node_modules", "lain-registry");
   }, 180_000);
   afterAll(async () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it("puts lain-registry on the prefix's PATH, with the LICENSE, the configs and the console's files", async () => {
-    const { stdout } = await run(bin, ["--version"]);
+  /** The shipped unit's command line, with the README's prefix replaced by this test's. */
+  async function execStart(): Promise<string> {
+    const unit = await readFile(join(installed, "config", "systemd", "lain-registry.service"), "utf8");
+    return (/^ExecStart=(.*)$/m.exec(unit)?.[1] ?? "").replaceAll("/opt/lain-registry", prefix);
+  }
+
+  it("puts lain-registry on the prefix's PATH, running on the prefix's Node 24 whatever node comes first on PATH", async () => {
     const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { version: string };
-    expect(stdout.trim()).toBe(`lain-registry ${pkg.version}`);
+    const old = (await run("bash", [join(ROOT, ".ci", "node"), "20"])).stdout.trim();
+    const { stdout, stderr } = await run(bin, ["--version"], { env: { ...process.env, PATH: `${old}:${process.env.PATH ?? ""}` } });
+    expect(stdout.trim()).toMatch(new RegExp(`^lain-registry ${pkg.version.replace(/\./g, "\\.")} \\(Node\\.js v24\\.`));
+    expect(stderr).toContain(`lain-registry runs on Node.js v24.`);
+    expect(stderr).toContain(`(${join(prefix, "bin", "node")}): this machine's Node.js is v20.`);
     expect(await readFile(join(installed, "LICENSE"), "utf8")).toContain("MIT License");
     expect(await readdir(join(installed, "config", "systemd"))).toEqual(["lain-registry.service"]);
     expect(await readdir(join(installed, "ui"))).toEqual(expect.arrayContaining(["index.html", "app.js"]));
   });
 
-  it("the installed command serves the quick start's configuration, console included", async () => {
+  it("the unit's ExecStart serves the quick start's configuration, console included, as one process on the named Node", async () => {
     const port = await freePort();
     const config = join(work, "config.yml");
     const quickStart = await readFile(join(installed, "config", "config.yml"), "utf8");
     await writeFile(config, quickStart.replace("./data", join(work, "data")));
-    const server = await startServerProcess(bin, ["serve", config], port, { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` });
+    const [node, ...args] = (await execStart()).split(" ");
+    const server = await startServerProcess(node!, [...args.slice(0, -2), "serve", config], port, { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` });
     try {
       expect((await call("GET", `${server.url}/ui/`)).status).toBe(200);
-      // The bin's first line reaches node: the server runs with its small young generation.
+      // The launcher became the server (the same pid) with the flags of main.js's first line.
       const cmdline = (await readFile(`/proc/${server.child.pid}/cmdline`, "utf8")).split("\0");
-      expect(cmdline.slice(0, 3)).toEqual(["node", "--max-semi-space-size=8", "--min-semi-space-size=8"]);
+      expect(cmdline[0]).toBe(realpathSync(node!));
+      expect(cmdline.slice(1, 4)).toEqual(["--max-semi-space-size=8", "--min-semi-space-size=8", join(installed, "dist", "cli", "main.js")]);
     } finally {
       await server.stop();
     }
   });
 
-  it.skipIf(!hasTool("systemd-analyze"))("ships a systemd unit that systemd accepts", async () => {
-    const unit = join(installed, "config", "systemd", "lain-registry.service");
-    const { stderr } = await run("systemd-analyze", ["verify", unit]).catch((err: { stderr: string }) => ({ stderr: err.stderr }));
-    expect(stderr).not.toMatch(/Unknown|Failed|Invalid|bad-setting/i);
-    const text = await readFile(unit, "utf8");
-    expect(text).toContain("ExecStart=/usr/bin/env lain-registry serve /etc/lain-registry/config.yml");
-    // Exit 2 is a refused configuration (README: exit codes): restarting would not help.
-    expect(text).toContain("RestartPreventExitStatus=2");
+  it.skipIf(!hasTool("systemd-analyze"))("ships a systemd unit that systemd accepts, installed where the README installs", async () => {
+    const shipped = await readFile(join(installed, "config", "systemd", "lain-registry.service"), "utf8");
+    const unit = join(work, "lain-registry.service");
+    await writeFile(unit, shipped.replaceAll("/opt/lain-registry", prefix));
+    const verified = await run("systemd-analyze", ["verify", unit]).then(() => ({ code: 0, stderr: "" }), (err: { code: number; stderr: string }) => err);
+    expect(verified.stderr).not.toMatch(/Unknown|Failed|Invalid|bad-setting|not executable/i);
+    expect(verified.code).toBe(0);
+    // Exit 2 is a refused configuration, or a Node it cannot run on (README: exit codes): restarting would not help.
+    expect(shipped).toContain("RestartPreventExitStatus=2");
   });
 });

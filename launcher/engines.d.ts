@@ -1,0 +1,3 @@
+/** The types of engines.js, for dist/cli/main.js (the build takes no JavaScript in). */
+export function isSupported(version: string): boolean;
+export function refusal(): string;
