@@ -248,11 +248,14 @@ export class FilesystemDriver implements StorageDriver {
   }
 }
 
-/** Opens a new file for writing, making its directory; again if an empty-directory removal (a collection's marks) took it meanwhile. */
+/**
+ * Opens a new file for writing, making its directory; again if an empty-directory removal (a
+ * collection's marks) took it, or a parent mkdir had just made, meanwhile.
+ */
 async function openInDir(file: string): Promise<fsp.FileHandle> {
   for (let attempt = 1; ; attempt++) {
-    await fsp.mkdir(dirname(file), { recursive: true });
     try {
+      await fsp.mkdir(dirname(file), { recursive: true });
       return await fsp.open(file, "w");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT" || attempt === 3) throw err;
