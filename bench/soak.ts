@@ -122,5 +122,6 @@ export async function measureSoak(work: string, seconds: number, log: (msg: stri
     };
   } finally {
     await server.stop();
+    await writeFile(join(work, "soak-server.log"), server.fullOutput());
   }
 }

@@ -16,3 +16,8 @@ export interface Authenticator {
   /** `origin` is the registry's own base URL as the client reached it ("https://host"). */
   authorize(authorization: string | undefined, required: Access[], origin: string): Promise<AuthDecision>;
 }
+
+/** One of distribution's access controllers, by its name. */
+export interface AccessController extends Authenticator {
+  readonly kind: "htpasswd" | "token";
+}

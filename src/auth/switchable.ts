@@ -1,18 +1,18 @@
 import type { Access } from "./access.js";
-import type { AuthDecision, Authenticator } from "./authenticator.js";
+import type { AccessController, AuthDecision, Authenticator } from "./authenticator.js";
 
 /**
  * The authenticator of the moment, replaced when settings change (the etcd overlay). A request
  * asks whichever one is current when it starts, and is decided by that one alone.
  */
 export class SwitchableAuthenticator implements Authenticator {
-  constructor(private current: Authenticator | undefined) {}
+  constructor(private current: AccessController | undefined) {}
 
-  replace(next: Authenticator | undefined): void {
+  replace(next: AccessController | undefined): void {
     this.current = next;
   }
 
-  get active(): Authenticator | undefined {
+  get active(): AccessController | undefined {
     return this.current;
   }
 

@@ -1,17 +1,23 @@
 import type { Logger } from "pino";
-import type { Authenticator } from "../auth/authenticator.js";
-import { HtpasswdAuthenticator } from "../auth/htpasswd.js";
+import type { AccessController } from "../auth/authenticator.js";
 import { SwitchableAuthenticator } from "../auth/switchable.js";
-import { TokenAuthenticator, type TokenConfig } from "../auth/token.js";
+import type { TokenConfig } from "../auth/token.js";
 import type { AuthConfig, RegistryConfig } from "../config/config.js";
 import type { WatchedKey } from "../config/etcd-key.js";
 import type { EtcdAuthValue } from "../config/etcd-overlay.js";
 
-/** The authentication the file configures (its files read: a ConfigError when one cannot be); undefined: open. */
-export async function authFromFile(auth: AuthConfig): Promise<Authenticator | undefined> {
-  if (auth.token) return TokenAuthenticator.create(auth.token);
-  if (auth.htpasswd) return HtpasswdAuthenticator.create(auth.htpasswd);
+/**
+ * The authentication the file configures (its files read: a ConfigError when one cannot be);
+ * undefined: open. jose and bcryptjs load only for the controller that uses them.
+ */
+export async function authFromFile(auth: AuthConfig): Promise<AccessController | undefined> {
+  if (auth.token) return tokenAuthenticator(auth.token);
+  if (auth.htpasswd) return (await import("../auth/htpasswd.js")).HtpasswdAuthenticator.create(auth.htpasswd);
   return undefined;
+}
+
+async function tokenAuthenticator(config: TokenConfig): Promise<AccessController> {
+  return (await import("../auth/token.js")).TokenAuthenticator.create(config);
 }
 
 /** The etcd value over auth.token: etcd's fields win, the file fills the rest (the cert bundle). */
@@ -45,8 +51,8 @@ export interface AuthSetup {
 }
 
 /** Which authentication is in force: none, htpasswd or token. */
-export function mode(authenticator: Authenticator | undefined): "none" | "htpasswd" | "token" {
-  return authenticator instanceof TokenAuthenticator ? "token" : authenticator instanceof HtpasswdAuthenticator ? "htpasswd" : "none";
+export function mode(authenticator: AccessController | undefined): "none" | "htpasswd" | "token" {
+  return authenticator?.kind ?? "none";
 }
 
 /**
@@ -54,7 +60,7 @@ export function mode(authenticator: Authenticator | undefined): "none" | "htpass
  * etcd: the key's value applies to new requests within seconds of a change; deleting the key
  * returns to the file's settings; an unusable value keeps the last good ones.
  */
-export async function setupAuth(config: RegistryConfig, file: Authenticator | undefined, log: Logger): Promise<AuthSetup> {
+export async function setupAuth(config: RegistryConfig, file: AccessController | undefined, log: Logger): Promise<AuthSetup> {
   const authenticator = new SwitchableAuthenticator(file);
   let source = "file";
   const auth = () => ({ mode: mode(authenticator.active), source });
@@ -71,7 +77,7 @@ export async function setupAuth(config: RegistryConfig, file: Authenticator | un
         return;
       }
       const token = overlaid(config.auth.token, value);
-      authenticator.replace(await TokenAuthenticator.create(token));
+      authenticator.replace(await tokenAuthenticator(token));
       source = "etcd";
       log.info({ key: config.etcd?.authKey, realm: token.realm, service: token.service, issuer: token.issuer }, "token auth settings from etcd applied");
     },

@@ -1,11 +1,12 @@
 import type { Announcer } from "../cluster/announce.js";
 import type { RegistryConfig } from "../config/config.js";
-import { TokenAuthenticator } from "../auth/token.js";
+import type { TokenAuthenticator } from "../auth/token.js";
 import { ConsoleApi } from "../console/api.js";
 import type { Asset } from "../console/assets.js";
 import type { AppContext } from "../http/context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Registry } from "../registry/registry.js";
+import { serveConsole } from "../http/console.js";
 import { VERSION } from "../version.js";
 import { mode, type AuthSetup } from "./auth-setup.js";
 import type { MirrorParts } from "./mirror-setup.js";
@@ -21,9 +22,8 @@ export interface ConsoleParts {
   announcer: Announcer | undefined;
 }
 
-/** The console of `console.enabled` (its files read by prepare), wired to this instance's parts; undefined when it is off. */
-export function consoleSite(config: RegistryConfig, assets: Map<string, Asset> | undefined, parts: ConsoleParts): AppContext["console"] {
-  if (!config.console.enabled || !assets) return undefined;
+/** The console of `console.enabled` (its files read by prepare), wired to this instance's parts. */
+export function consoleSite(config: RegistryConfig, assets: Map<string, Asset>, parts: ConsoleParts): NonNullable<AppContext["console"]> {
   const { registry, metrics, auth, readOnly, mirror, announcer } = parts;
   const api = new ConsoleApi({
     registry,
@@ -33,12 +33,14 @@ export function consoleSite(config: RegistryConfig, assets: Map<string, Asset> |
     authMode: () => mode(auth.authenticator.active),
     tokenRealm: () => {
       const active = auth.authenticator.active;
-      return active instanceof TokenAuthenticator ? { realm: active.config.realm, service: active.config.service } : undefined;
+      if (active?.kind !== "token") return undefined;
+      const { realm, service } = (active as TokenAuthenticator).config;
+      return { realm, service };
     },
     readOnly: () => readOnly.enabled,
     gcDelayMs: config.storage.gc.delayMs,
     ...(mirror ? { mirror: { registry: mirror.registry, prefetch: () => mirror.prefetching?.state ?? [] } } : {}),
     ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
   });
-  return { path: config.console.path, assets, api };
+  return { path: config.console.path, assets, api, serve: serveConsole };
 }

@@ -1,5 +1,4 @@
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { http as plainHttp, https } from "../builtins.js";
 import type { HttpConfig } from "../config/config.js";
 import { listenAddress } from "../config/listen-address.js";
 import { commandArgs } from "./args.js";
@@ -22,7 +21,7 @@ export async function healthcheckCommand(args: string[]): Promise<number> {
   const loaded = await loadOrReport(parsed.config);
   if (!loaded) return 2;
   const { http } = loaded.config;
-  const request = http.tls ? httpsRequest : httpRequest;
+  const request = http.tls ? https().request : plainHttp.request;
   const outcome = await new Promise<string | undefined>((resolve) => {
     // Liveness of our own listener, not its identity: the certificate names the public host.
     const req = request({ ...healthTarget(http), path: `${http.prefix}/health`, timeout: TIMEOUT_MS, rejectUnauthorized: false }, (res) => {

@@ -3,9 +3,9 @@
 // a streaming server gains nothing from that but resident memory (README: memory). Every launcher
 // (npm start, the Dockerfile, the tests' server processes) starts node with this line's flags.
 //
-// On a Node older than the project supports its commands fail in ways that read as bugs (undici 8
-// does not load on Node 20): that Node is refused before any of them is loaded, as the launchers
-// refuse it (launcher/engines.js).
+// On a Node older than the project supports its commands fail in ways that read as bugs (the AWS
+// SDK and etcd's client need Node 22): that Node is refused before any of them is loaded, as the
+// launchers refuse it (launcher/engines.js).
 import { isSupported, refusal } from "../../launcher/engines.js";
 
 if (!isSupported(process.version)) {

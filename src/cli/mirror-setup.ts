@@ -9,7 +9,7 @@ import { HOP_HEADER } from "../proxy/upstream.js";
 import { parseReference, type Reference } from "../registry/names.js";
 import type { RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
-import { RegistrationWatch } from "../cluster/registration-watch.js";
+import type { RegistrationWatch } from "../cluster/registration-watch.js";
 
 /** What a configuration with a proxy section adds to a running instance. */
 export interface MirrorParts {
@@ -33,18 +33,19 @@ function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefin
   return new PrefetchLoop(registry, references, Math.max(ttlMs, 10_000), log);
 }
 
-/** The pull-through mirror of a proxy section (serve loads this module, and undici, only then). */
-export function mirrorParts(config: RegistryConfig, driver: StorageDriver, options: RegistryOptions, log: Logger, metrics: Metrics): MirrorParts {
+/** The pull-through mirror of a proxy section (serve loads this module only then). */
+export async function mirrorParts(config: RegistryConfig, driver: StorageDriver, options: RegistryOptions, log: Logger, metrics: Metrics): Promise<MirrorParts> {
   const proxy = config.proxy as NonNullable<RegistryConfig["proxy"]>;
   const { cluster, etcd } = config;
   // Validation has made sure of the cluster and etcd sections and of http.secret.
   const fleet = proxy.siblings.enabled && cluster && etcd ? { cluster, etcd } : undefined;
   const siblings = fleet && new Siblings(fleet.cluster.advertise, proxy, config.http.secret, () => metrics.proxyUpstreamErrors.inc());
   const registry = new MirrorRegistry(driver, options, proxy, log, metrics, siblings);
+  // etcd3 (and gRPC) load only for a fleet.
   const siblingWatch =
     fleet &&
     siblings &&
-    new RegistrationWatch(
+    new (await import("../cluster/registration-watch.js")).RegistrationWatch(
       fleet.etcd,
       fleet.cluster.prefix,
       (registrations) => {

@@ -5,15 +5,14 @@ import { isIP } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { dirname, resolve } from "node:path";
 import type { TlsOptions } from "node:tls";
-import { HtpasswdAuthenticator } from "../auth/htpasswd.js";
-import type { Authenticator } from "../auth/authenticator.js";
+import type { HtpasswdAuthenticator } from "../auth/htpasswd.js";
+import type { AccessController } from "../auth/authenticator.js";
 import { ConfigError } from "../config/config-error.js";
 import type { RegistryConfig } from "../config/config.js";
 import { listenAddress } from "../config/listen-address.js";
 import { DEFAULT_ROOT_DIRECTORY } from "../config/schema.js";
 import type { Findings } from "../config/validate.js";
-import { loadAssets, type Asset } from "../console/assets.js";
-import { tlsServerOptions } from "../http/tls.js";
+import type { Asset } from "../console/assets.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { createDriver } from "../storage/factory.js";
 import { authFromFile } from "./auth-setup.js";
@@ -22,7 +21,7 @@ import { authFromFile } from "./auth-setup.js";
 export interface Prepared {
   driver: StorageDriver;
   /** The file's authentication; undefined: the registry is open. */
-  auth: Authenticator | undefined;
+  auth: AccessController | undefined;
   /** The HTTPS server's options, with http.tls. */
   tls: TlsOptions | undefined;
   consoleAssets: Map<string, Asset> | undefined;
@@ -57,7 +56,8 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
     if (addr !== undefined) await attempt(key, () => checkTcpAddress(key, addr));
   }
   const tlsConfig = http.tls;
-  const tls = tlsConfig ? await attempt("http.tls", () => tlsServerOptions(tlsConfig)) : undefined;
+  // node:tls loads only where TLS is served.
+  const tls = tlsConfig ? await attempt("http.tls", async () => (await import("../http/tls.js")).tlsServerOptions(tlsConfig)) : undefined;
   if (storage.driver === "filesystem") {
     const root = storage.parameters.rootdirectory;
     const path = resolve(typeof root === "string" && root !== "" ? root : DEFAULT_ROOT_DIRECTORY);
@@ -69,8 +69,8 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
   }
   const driver = await attempt(`storage.${storage.driver}`, () => createDriver(storage));
   const auth = await attempt("auth", () => authFromFile(config.auth));
-  if (auth instanceof HtpasswdAuthenticator && auth.userCount === 0) {
-    findings.warnings.push({ path: "auth.htpasswd.path", message: `${auth.config.path} has no bcrypt entry: nobody can log in (htpasswd -B adds one)` });
+  if (auth?.kind === "htpasswd" && (auth as HtpasswdAuthenticator).userCount === 0) {
+    findings.warnings.push({ path: "auth.htpasswd.path", message: `${(auth as HtpasswdAuthenticator).config.path} has no bcrypt entry: nobody can log in (htpasswd -B adds one)` });
   }
   if (config.etcd) {
     const etcd = config.etcd;
@@ -83,7 +83,7 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
 }
 
 async function consoleFiles(): Promise<Map<string, Asset>> {
-  const assets = await loadAssets().catch(() => undefined);
+  const assets = await (await import("../console/assets.js")).loadAssets().catch(() => undefined);
   if (!assets?.has("index.html")) throw new ConfigError("console.enabled", "the web console's files (ui/) are missing from this installation");
   return assets;
 }

@@ -7,12 +7,10 @@ import { listenAddress } from "../config/listen-address.js";
 import type { RunningServer } from "../http/listen.js";
 import { startServer, type ConnectionLimits } from "../http/server.js";
 import { createLogger } from "../log.js";
-import { startDebugServer } from "../http/debug-server.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
-import { Notifier } from "../notifications/notifier.js";
 import { StoreProbe } from "../cluster/store-probe.js";
-import { scheduleCollection, type CollectionCounters } from "../gc/collect.js";
+import type { CollectionCounters } from "../gc/collect.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
@@ -25,7 +23,6 @@ import { loadOrReport, reportProblems } from "./config-file.js";
 import { usageError } from "./help.js";
 import { prepare } from "./prepare.js";
 import { exitOnUnhandled } from "./last-resort.js";
-import { consoleSite } from "./console-site.js";
 import { followReadOnly } from "./read-only.js";
 import type { MirrorParts } from "./mirror-setup.js";
 
@@ -41,7 +38,7 @@ export function registryOptions({ storage }: RegistryConfig, log: Logger): Regis
 async function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Promise<{ registry: Registry; mirror?: MirrorParts }> {
   const options = registryOptions(config, log);
   if (!config.proxy) return { registry: new Registry(driver, options) };
-  const mirror = (await import("./mirror-setup.js")).mirrorParts(config, driver, options, log, metrics);
+  const mirror = await (await import("./mirror-setup.js")).mirrorParts(config, driver, options, log, metrics);
   return { registry: mirror.registry, mirror };
 }
 
@@ -93,7 +90,8 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const auth = await setupAuth(config, prepared.auth, log);
   const readOnly = await followReadOnly(config, log);
   for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
-  const notifier = config.notifications && new Notifier(config.notifications, eventSource(config.http), metrics, log);
+  // Notifications, the console, the debug listener and collection load only when configured.
+  const notifier = config.notifications && new (await import("../notifications/notifier.js")).Notifier(config.notifications, eventSource(config.http), metrics, log);
   const probe = new StoreProbe(driver, config.storage.minFree);
   const { space } = driver;
   if (space) metrics.trackSpace(() => space.call(driver));
@@ -102,7 +100,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const { debug } = config;
   const prefetching = mirror?.prefetching;
-  const site = consoleSite(config, prepared.consoleAssets, { registry, mirror, metrics, auth, readOnly: readOnly.state, announcer });
+  const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry, mirror, metrics, auth, readOnly: readOnly.state, announcer });
   const app: AppContext = {
     auth: auth.authenticator,
     health: async () => ({
@@ -135,7 +133,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   try {
     running = await startServer(app, limits, prepared.tls);
     if (app.siblings?.addr !== undefined) siblingsServer = await startServer(app, limits, prepared.tls, "siblings");
-    if (debug.addr !== undefined) debugServer = await startDebugServer(debug.addr, debug.metricsPath, metrics, log);
+    if (debug.addr !== undefined) debugServer = await (await import("../http/debug-server.js")).startDebugServer(debug.addr, debug.metricsPath, metrics, log);
   } catch (err) {
     // Refused at its listeners (an address in use): nothing of it keeps running.
     await running?.close();
@@ -156,7 +154,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const paused = () => readOnly.state.enabled;
   const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
   const { gc } = config.storage;
-  const stopCollecting = gc.enabled ? scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
+  const stopCollecting = gc.enabled ? (await import("../gc/collect.js")).scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
   const stop = async (graceMs: number) => {
     prefetching?.stop();
     mirror?.siblingWatch?.stop();

@@ -23,8 +23,11 @@ export interface AppContext {
   metrics: Metrics;
   /** Where the main port also answers GET with the metrics; absent: only the debug server does. */
   metricsPath?: string;
-  /** The web console under `path` ("/ui/"), when console.enabled. */
-  console?: { path: string; api: ConsoleApi; assets: Map<string, Asset> };
+  /**
+   * The web console under `path` ("/ui/"), when console.enabled, with its handler (its modules
+   * load only then).
+   */
+  console?: { path: string; api: ConsoleApi; assets: Map<string, Asset>; serve: (ctx: RequestContext, authorize: (ctx: RequestContext, required: Access[]) => Promise<void>) => Promise<void> };
   /** notifications.endpoints; absent when none are configured. */
   notifier?: Notifier;
   /** Absent: no authentication (distribution without an auth section). */

@@ -1,4 +1,4 @@
-import { createServer } from "node:http";
+import { http } from "../builtins.js";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import { sendMetrics } from "./metrics-endpoint.js";
@@ -9,7 +9,7 @@ import { listen, type RunningServer } from "./listen.js";
  * distribution. It serves the metrics at http.debug.prometheus.path and nothing else.
  */
 export async function startDebugServer(addr: string, metricsPath: string | undefined, metrics: Metrics, log: Logger): Promise<RunningServer> {
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://debug.invalid").pathname;
     if (metricsPath !== undefined && path === metricsPath) sendMetrics(metrics, req, res);
     else res.writeHead(404, { "Content-Type": "text/plain" }).end(metricsPath ? `metrics are at ${metricsPath}\n` : "http.debug.prometheus is not enabled\n");

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { TlsOptions } from "node:tls";
 import type { Access } from "../auth/access.js";
+import { http, https } from "../builtins.js";
 import type { AuthDecision } from "../auth/authenticator.js";
 import { SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
 import { RegistryError } from "../registry/errors.js";
@@ -16,7 +16,6 @@ import { bodyWritten, goDuration, requestFields } from "./log-fields.js";
 import { clientAddress, originOf } from "./urls.js";
 import { ROUTES } from "./routes.js";
 import { sendMetrics } from "./metrics-endpoint.js";
-import { serveConsole } from "./console.js";
 import { keepSiblingWaiting } from "./sibling-heartbeat.js";
 
 const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -232,7 +231,7 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
     }
     if (door === "users" && app.console && url.pathname.startsWith(app.console.path)) {
       observe(app, ctx, "console");
-      serveConsole(ctx, (c, required) => consoleAccess(app, c, required)).catch((err: unknown) => fail(app, ctx, err));
+      app.console.serve(ctx, (c, required) => consoleAccess(app, c, required)).catch((err: unknown) => fail(app, ctx, err));
       return;
     }
     const prefix = app.http.prefix;
@@ -286,7 +285,7 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
   const listener = requestListener(app, door);
   // Node checks the headers deadline on this interval (30 s by default).
   const options = { connectionsCheckingInterval: Math.min(limits.headersMs, 30_000) };
-  const server = tls ? createHttpsServer({ ...options, ...tls }, listener) : createHttpServer(options, listener);
+  const server = tls ? https().createServer({ ...options, ...tls }, listener) : http.createServer(options, listener);
   // Uploads may take as long as they take; idleness is what ends a connection.
   server.requestTimeout = 0;
   // A body is asked for (100 Continue) only once a handler reads it (respond.ts).

@@ -12,7 +12,7 @@ export interface SiblingHeartbeat {
  * The asking mirror's first-byte timeout (proxy.siblings.firstbytetimeout) tells an owner that
  * is gone (stopped, wedged) from one that is alive. An owner that has to ask the primary first
  * can take longer than that on a busy link or machine; its interim responses restart the asker's
- * timer (undici refreshes its headers timeout on each 1xx), so it is not passed over, and the
+ * timer (the peer client restarts its headers timeout on each 1xx), so it is not passed over, and the
  * blob does not cross the link twice. Nothing is sent once the final headers are stored: a 102
  * written after them would land in the body.
  */

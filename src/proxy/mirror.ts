@@ -55,7 +55,7 @@ export class MirrorRegistry extends Registry {
   readonly filling = new Set<Promise<void>>();
   readonly manifestFetches = new Coalescer<StoredManifest | undefined>();
   /** When each tag was last confirmed with the peer (in memory: a restart revalidates once). */
-  readonly validatedTags = new LRUCache<string, number>({ max: 100_000 });
+  readonly validatedTags = new LRUCache<string, number>({ max: 10_000 });
   readonly spoolDir: string;
   /** proxy.namespaces: the repositories pulled through. */
   readonly namespaces: MirroredNamespaces;

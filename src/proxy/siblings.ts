@@ -91,7 +91,7 @@ export class Siblings {
   /**
    * A sibling shows it is alive quickly or is passed over: its first byte, or its next
    * `102 Processing` while it waits for the primary (see heartbeat), within
-   * proxy.siblings.firstbytetimeout; undici restarts its headers timeout on each.
+   * proxy.siblings.firstbytetimeout; the peer client restarts its headers timeout on each.
    */
   private client(address: string): UpstreamRegistry {
     const { config, secret } = this;

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
-import { Agent, interceptors, type Dispatcher } from "undici";
 import type { ProxyConfig } from "../config/config.js";
 import { digestAlgorithm, digestOf, isDigest, type Digest } from "../registry/digest.js";
 import type { Descriptor } from "../registry/manifest-format.js";
 import { MANIFEST_MAX_BYTES } from "../registry/manifests.js";
 import { baseMediaType, MANIFEST_MEDIA_TYPES } from "../registry/media-types.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
+import { dump, PeerClient, type PeerResponse } from "./peer-client.js";
 import { UpstreamAuth } from "./upstream-auth.js";
 
 /** The peer could not answer: unreachable, timed out, 5xx, refused our credentials, or lied. */
@@ -56,8 +56,8 @@ interface Sent {
   /** The peer that answered. */
   peer: Peer;
   status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData["body"];
+  headers: PeerResponse["headers"];
+  body: PeerResponse["body"];
 }
 
 function header(headers: Sent["headers"], name: string): string | undefined {
@@ -94,8 +94,7 @@ export class UpstreamRegistry {
   private readonly peers: Peer[];
   /** When each peer that failed may be tried first again. */
   private readonly down = new Map<Peer, number>();
-  private readonly dispatcher: Dispatcher;
-  private readonly agent: Agent;
+  private readonly client: PeerClient;
   private readonly auth: UpstreamAuth;
 
   constructor(
@@ -109,29 +108,27 @@ export class UpstreamRegistry {
       const parsed = new URL(url);
       return { url, origin: parsed.origin, basePath: parsed.pathname.replace(/\/$/, "") };
     });
-    this.agent = new Agent({
-      connections: config.maxConnections,
-      connectTimeout: config.timeouts.connectMs,
-      headersTimeout: config.timeouts.responseMs,
-      bodyTimeout: config.timeouts.idleMs,
+    this.client = new PeerClient({
+      maxConnections: config.maxConnections,
+      connectMs: config.timeouts.connectMs,
+      headersMs: config.timeouts.responseMs,
+      idleMs: config.timeouts.idleMs,
     });
-    // Peers on object storage redirect blob GETs to presigned URLs; undici drops Authorization
-    // when a redirect leaves the peer's origin.
-    this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
     const credentials = config.username !== undefined ? { username: config.username, password: config.password ?? "" } : undefined;
     this.auth = new UpstreamAuth(credentials, (url, basic) => this.fetchToken(url, basic));
   }
 
   /** Aborts what is in flight: a stopping registry has already let its clients' requests drain. */
   close(): Promise<void> {
-    return this.agent.destroy();
+    this.client.close();
+    return Promise.resolve();
   }
 
   /** GET /v2/ with the configured credentials: what the peer answers, for `config check --connect`. */
   async check(): Promise<string> {
     const res = await this.send("GET", "/v2/", "");
     await this.expect(res, 200, "the API check /v2/");
-    await res.body.dump();
+    await dump(res.body);
     return `upstream ${res.peer.url} answers the registry API`;
   }
 
@@ -166,7 +163,7 @@ export class UpstreamRegistry {
     const res = await this.send("HEAD", `/v2/${name}/blobs/${digest}`, pullScope(name));
     if (res.status === 404) return missing(res);
     await this.expect(res, 200, `blob ${digest}`);
-    await res.body.dump();
+    await dump(res.body);
     const size = Number(header(res.headers, "content-length"));
     if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError(`upstream ${res.peer.url} answered HEAD of ${digest} without a size`);
     return { kind: "found", size };
@@ -192,7 +189,7 @@ export class UpstreamRegistry {
     const res = await this.send("HEAD", `/v2/${name}/manifests/${reference}`, pullScope(name), { accept: ACCEPT_MANIFESTS });
     if (res.status === 404) return missing(res);
     await this.expect(res, 200, `manifest ${name}:${reference}`);
-    await res.body.dump();
+    await dump(res.body);
     const announced = header(res.headers, "docker-content-digest");
     return { kind: "found", digest: announced && isDigest(announced) ? announced : undefined };
   }
@@ -204,7 +201,7 @@ export class UpstreamRegistry {
     for (let page = 0; path && page < MAX_PAGES; page++) {
       const res = await this.send("GET", path, pullScope(name));
       if (res.status === 404) {
-        await res.body.dump();
+        await dump(res.body);
         return page === 0 ? undefined : tags;
       }
       await this.expect(res, 200, `tags of ${name}`);
@@ -230,7 +227,7 @@ export class UpstreamRegistry {
   async referrers(name: RepositoryName, subject: Digest): Promise<Descriptor[]> {
     const res = await this.send("GET", `/v2/${name}/referrers/${subject}`, pullScope(name));
     if (res.status === 404) {
-      await res.body.dump();
+      await dump(res.body);
       return [];
     }
     await this.expect(res, 200, `referrers of ${subject}`);
@@ -259,7 +256,7 @@ export class UpstreamRegistry {
       else if (!last) {
         this.failed();
         this.down.set(peer, Date.now() + DOWN_MS);
-        await sent.body.dump();
+        await dump(sent.body);
         continue;
       }
       return sent;
@@ -273,28 +270,23 @@ export class UpstreamRegistry {
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.auth.header(scope);
       const headers = { ...extra, ...(authorization ? { authorization } : {}), ...this.sign?.(method, path) };
-      let res: Dispatcher.ResponseData;
+      let res: PeerResponse;
       try {
-        res = await this.dispatch({ origin: peer.origin, path, method, headers });
+        res = await this.dispatch(peer.origin, path, method, headers);
       } catch (err) {
         this.failed();
         throw new UpstreamError(`upstream ${peer.url} is unreachable: ${describeFailure(err)}`);
       }
       const sent = { peer, status: res.statusCode, headers: res.headers, body: res.body };
       if (res.statusCode !== 401 || attempt > 0) return sent;
-      await res.body.dump();
+      await dump(res.body);
       if (!this.auth.learn(header(res.headers, "www-authenticate"), scope, authorization)) return sent;
     }
   }
 
-  /**
-   * One request. Whoever reads a body sees its errors; undici also errors a body that is
-   * destroyed unread (an abandoned fill, a refused manifest) when nobody listens any more.
-   */
-  private async dispatch(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-    const res = await this.dispatcher.request({ ...options, headers: { ...(options.headers as Record<string, string>), [HOP_HEADER]: this.hop } });
-    res.body.on("error", () => undefined);
-    return res;
+  /** One request, marked with this mirror's hop. */
+  private dispatch(origin: string, path: string, method: "GET" | "HEAD", headers: Record<string, string>): Promise<PeerResponse> {
+    return this.client.request(origin, path, method, { ...headers, [HOP_HEADER]: this.hop });
   }
 
   private async expect(res: Sent, status: number, what: string): Promise<void> {
@@ -318,9 +310,9 @@ export class UpstreamRegistry {
   }
 
   private async fetchToken(url: URL, basic: string | undefined): Promise<{ token: string; expiresInSeconds: number }> {
-    let res: Dispatcher.ResponseData;
+    let res: PeerResponse;
     try {
-      res = await this.dispatch({ origin: url.origin, path: `${url.pathname}${url.search}`, method: "GET", headers: basic ? { authorization: basic } : {} });
+      res = await this.dispatch(url.origin, `${url.pathname}${url.search}`, "GET", basic ? { authorization: basic } : {});
     } catch (err) {
       throw new UpstreamError(`token realm ${url.origin}${url.pathname} of upstream ${this.url} is unreachable: ${describeFailure(err)}`);
     }
@@ -342,7 +334,7 @@ function pullScope(name: RepositoryName): string {
 }
 
 async function missing(res: Sent): Promise<{ kind: "missing" }> {
-  await res.body.dump();
+  await dump(res.body);
   return { kind: "missing" };
 }
 

@@ -59,7 +59,7 @@ export class BlobStore {
   /** What a write that starts using blobs does so that no collection deletes them under it. */
   readonly guard: CollectionGuard;
   /** When each repository link (name@digest) was last written, as this instance knows it (wall clock). */
-  readonly linkTimes = new LRUCache<string, number>({ max: 100_000 });
+  readonly linkTimes = new LRUCache<string, number>({ max: 10_000 });
 
   constructor(
     private readonly driver: StorageDriver,

@@ -2,6 +2,7 @@ import type { LRUCache } from "lru-cache";
 import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
+import { unpooled } from "../buffers.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
@@ -80,7 +81,7 @@ export class ManifestStore {
     if (cached) return cached;
     const content = await this.blobs.getContent(digest);
     if (!content) return undefined;
-    const manifest = { digest, mediaType: storedMediaType(content), content };
+    const manifest = { digest, mediaType: storedMediaType(content), content: unpooled(content) };
     this.cache.set(digest, manifest);
     return manifest;
   }
@@ -112,7 +113,7 @@ export class ManifestStore {
     await this.keepReferences(ticket, digest, content, info, options.checkReferences, linkedBefore);
     if (info.subject) await this.referrers.add(info.subject.digest, digest);
     if (!byDigest) await this.tags.tag(reference, digest);
-    this.cache.set(digest, { digest, mediaType: info.mediaType, content });
+    this.cache.set(digest, { digest, mediaType: info.mediaType, content: unpooled(content) });
     return { digest, info };
   }
 

@@ -2,9 +2,7 @@ import { resolve } from "node:path";
 import type { StorageConfig } from "../config/config.js";
 import { DEFAULT_ROOT_DIRECTORY } from "../config/schema.js";
 import type { StorageDriver } from "./driver.js";
-import { FilesystemDriver } from "./filesystem.js";
-import { InMemoryDriver } from "./inmemory.js";
-import { ObjectStoreDriver } from "./object-store-driver.js";
+import type { ObjectStoreDriver } from "./object-store-driver.js";
 import { S3_MIN_PART } from "./object-store.js";
 import type { OssOptions } from "./oss.js";
 import type { S3Options } from "./s3.js";
@@ -13,16 +11,17 @@ import { ConfigError } from "../config/config-error.js";
 
 
 /**
- * The configured driver. The S3 and OSS SDKs (~45 MiB of memory) load only when configured.
+ * The configured driver; each loads only when configured (the S3 and OSS SDKs are ~45 MiB of
+ * memory, the object-store layer beside them is not needed on disk).
  */
 export async function createDriver(storage: StorageConfig): Promise<StorageDriver> {
   switch (storage.driver) {
     case "filesystem": {
       const root = storage.parameters.rootdirectory;
-      return new FilesystemDriver(resolve(typeof root === "string" && root !== "" ? root : DEFAULT_ROOT_DIRECTORY));
+      return new (await import("./filesystem.js")).FilesystemDriver(resolve(typeof root === "string" && root !== "" ? root : DEFAULT_ROOT_DIRECTORY));
     }
     case "inmemory":
-      return new InMemoryDriver();
+      return new (await import("./inmemory.js")).InMemoryDriver();
     case "s3":
       return s3Driver(s3Options(storage.parameters));
     case "oss":
@@ -45,7 +44,7 @@ function required(p: Record<string, unknown>, driver: string, key: string): stri
 }
 
 export async function s3Driver(options: S3Options): Promise<ObjectStoreDriver> {
-  const { S3Store } = await import("./s3.js");
+  const [{ S3Store }, { ObjectStoreDriver }] = await Promise.all([import("./s3.js"), import("./object-store-driver.js")]);
   return new ObjectStoreDriver(new S3Store(options), {
     rootDirectory: options.rootDirectory,
     partSize: options.chunkSize,
@@ -82,7 +81,7 @@ export function s3Options(p: Record<string, unknown>): S3Options {
 }
 
 export async function ossDriver(options: OssOptions): Promise<ObjectStoreDriver> {
-  const { OssStore } = await import("./oss.js");
+  const [{ OssStore }, { ObjectStoreDriver }] = await Promise.all([import("./oss.js"), import("./object-store-driver.js")]);
   // distribution's oss driver copies objects whole; OSS copies up to 1 GiB in one request.
   return new ObjectStoreDriver(new OssStore(options), {
     rootDirectory: options.rootDirectory,

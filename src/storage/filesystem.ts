@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { LRUCache } from "lru-cache";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { unpooled } from "../buffers.js";
 import { ConfigError } from "../config/config-error.js";
 import { RecyclingReader } from "./chunk-pool.js";
 import { Readable, Writable } from "node:stream";
@@ -52,6 +53,8 @@ async function orNotFound<T>(path: string, fn: () => Promise<T>, directoryToo = 
  */
 const RECENT_ENTRY_BYTES = 16 * 1024;
 const RECENT_BYTES = 4 * 1024 * 1024;
+/** What an entry costs beside its content and its key (the entry, its identity string, the LRU's slots). */
+const RECENT_ENTRY_OVERHEAD = 256;
 
 interface RecentContent {
   identity: string;
@@ -83,7 +86,7 @@ class SpaceLedger {
 /** distribution's "filesystem" driver: the same files under the same rootdirectory. */
 export class FilesystemDriver implements StorageDriver {
   readonly name = "filesystem";
-  private readonly recent = new LRUCache<string, RecentContent>({ maxSize: RECENT_BYTES, sizeCalculation: (entry) => entry.content.length + 100 });
+  private readonly recent = new LRUCache<string, RecentContent>({ maxSize: RECENT_BYTES, sizeCalculation: (entry, file) => entry.content.length + 2 * file.length + RECENT_ENTRY_OVERHEAD });
   private readonly ledger = new SpaceLedger();
 
   constructor(readonly rootDirectory: string) {}
@@ -136,7 +139,7 @@ export class FilesystemDriver implements StorageDriver {
         total += bytesRead;
       }
       const read = content.subarray(0, total);
-      if (total <= RECENT_ENTRY_BYTES) this.recent.set(file, { identity: identity(info), content: Buffer.from(read) });
+      if (total <= RECENT_ENTRY_BYTES) this.recent.set(file, { identity: identity(info), content: unpooled(read) });
       return read;
     } finally {
       await handle.close();

@@ -19,8 +19,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config/config-error.js";
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
+import { http, https } from "../builtins.js";
 import type { Readable } from "node:stream";
 import { MAX_PAGES, S3_MIN_PART, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
 
@@ -81,8 +80,8 @@ export function createS3Client(options: S3Options): S3Client {
         }
       : {}),
     requestHandler: new NodeHttpHandler({
-      httpAgent: new HttpAgent(agent),
-      httpsAgent: new HttpsAgent({ ...agent, rejectUnauthorized: !options.skipVerify, ...(caBundle ? { ca: caBundle } : {}) }),
+      httpAgent: new http.Agent(agent),
+      httpsAgent: new (https().Agent)({ ...agent, rejectUnauthorized: !options.skipVerify, ...(caBundle ? { ca: caBundle } : {}) }),
       connectionTimeout: 10_000,
       requestTimeout: 120_000,
     }),
