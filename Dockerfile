@@ -3,6 +3,7 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY launcher ./launcher
+COPY scripts ./scripts
 COPY src ./src
 COPY config ./config
 COPY ui ./ui

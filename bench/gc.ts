@@ -61,7 +61,7 @@ function digest(content: Buffer): Digest {
 }
 
 /** The two copies of the store, one for each collector. */
-interface Copies {
+export interface Copies {
   /** The `storage:` section of distribution's copy, and of lain's. */
   theirs: string;
   ours: string;
@@ -114,12 +114,15 @@ async function s3Copies(rgw: S3Server): Promise<Copies> {
   };
 }
 
-/** A store as distribution lays it out; every odd repository's manifest is deleted (link gone), and returned. */
-async function makeStore(copies: Copies, repositories: number): Promise<{ blobs: number; deleted: StoredImage[] }> {
+/**
+ * A store as distribution lays it out, repositories `from` to `repositories` (LAYERS + 2 blobs
+ * each); every odd repository's manifest is deleted (link gone), and returned.
+ */
+export async function makeStore(copies: Pick<Copies, "put" | "leaveDir">, repositories: number, from = 0): Promise<{ blobs: number; deleted: StoredImage[] }> {
   let blobs = 0;
   const deleted: StoredImage[] = [];
   const put = (path: string, content: Buffer | string) => copies.put(path, content);
-  await forEachLimit(Array.from({ length: repositories }, (_, r) => r), 16, async (r) => {
+  await forEachLimit(Array.from({ length: repositories - from }, (_, r) => from + r), 16, async (r) => {
     const name = `bench/team${r % 50}/app${r}` as RepositoryName;
     const layers = Array.from({ length: LAYERS }, () => randomBytes(64));
     const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", n: r }));
@@ -189,7 +192,7 @@ function freshImage(): Omit<StoredImage, "name"> {
   return imageOf([randomBytes(2048), randomBytes(2048)], Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", fresh: randomBytes(8).toString("hex") })));
 }
 
-async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; peakMiB: number }> {
+export async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; peakMiB: number }> {
   const started = process.hrtime.bigint();
   const child = spawn(command, args, { env, stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));

@@ -8,10 +8,10 @@ import { CountingProxy } from "../test/helpers/counting-proxy.js";
 import { startDistribution } from "../test/helpers/distribution.js";
 import { blobFile } from "../test/helpers/store.js";
 import { freePort, startLainProcess, type ServerProcess } from "../test/helpers/process.js";
-import { median, MiB, peakRssDuring, pullBlob, pullBlobTimes, settle, type BlobFile } from "./load.js";
+import { median, MiB, peakRssDuring, pullBlob, pullBlobTimes, rssMiB, settle, type BlobFile } from "./load.js";
 
 const ROUNDS = 3;
-const CONCURRENT = 4;
+export const MIRROR_CONCURRENT = 4;
 
 export interface MirrorMeasures {
   /** Straight from the peer. */
@@ -31,6 +31,12 @@ export interface MirrorMeasures {
   distributionConcurrentUpstreamGets: number;
   /** The mirror's peak RSS during them. */
   concurrentPeakRssMiB: number;
+  /** Peak RSS during 4 concurrent cold pulls of 4 different blobs: lain's mirror, distribution's proxy. */
+  distinctPeakRssMiB: number;
+  distributionDistinctPeakRssMiB: number;
+  /** Idle RSS of a mirror just started: lain's, distribution's proxy. */
+  idleRssMiB: number;
+  distributionIdleRssMiB: number;
   /** Time to the first byte of a blob GET, ms: from the peer, from the mirror cold, from distribution's proxy cold. */
   peerFirstByteMs: number;
   coldFirstByteMs: number;
@@ -46,6 +52,8 @@ async function storedAndSettled(data: string): Promise<void> {
 }
 
 interface Proxying extends ServerProcess {
+  /** Where it stores. */
+  store: string;
   /** Resolves once it has stored the blob and the disk has written it. */
   settled(): Promise<void>;
 }
@@ -56,7 +64,16 @@ interface Proxying extends ServerProcess {
  * second fetch after answering) and the disk has written it back: whoever pulls second would
  * otherwise pay for the other's writes.
  */
-export async function measureMirror(peer: ServerProcess, local: ServerProcess, repo: string, blob: BlobFile, work: string, log: (m: string) => void): Promise<MirrorMeasures> {
+export async function measureMirror(
+  peer: ServerProcess,
+  local: ServerProcess,
+  repo: string,
+  blob: BlobFile,
+  /** MIRROR_CONCURRENT blobs the peer holds in `repo` besides `blob`, all of its size. */
+  distinct: BlobFile[],
+  work: string,
+  log: (m: string) => void,
+): Promise<MirrorMeasures> {
   const mib = blob.size / MiB;
   let round = 0;
   const startMirror = async (remoteurl: string): Promise<Proxying> => {
@@ -65,14 +82,15 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
     const config = join(dir, "lain.yml");
     await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "store")}}\nhttp:\n  secret: bench\nproxy:\n  remoteurl: ${remoteurl}\n`);
     const server = await startLainProcess(config, await freePort());
-    return Object.assign(server, { settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
+    return Object.assign(server, { store: join(dir, "store"), settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
   };
   const startDistributionProxy = async (remoteurl: string): Promise<Proxying> => {
     const dir = join(work, `dproxy-${++round}`);
     await mkdir(join(dir, "store"), { recursive: true });
     const server = await startDistribution({ root: join(dir, "store"), secret: "bench", configDir: dir, extraYaml: `proxy:\n  remoteurl: ${remoteurl}` });
-    return Object.assign(server, { settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
+    return Object.assign(server, { store: join(dir, "store"), settled: () => storedAndSettled(blobFile(join(dir, "store"), blob.digest)) });
   };
+  const idle = { lain: [] as number[], distribution: [] as number[] };
   const samples = { peer: [] as number[], cold: [] as number[], distribution: [] as number[], warm: [] as number[], local: [] as number[] };
   const firstByteMs = { peer: [] as number[], cold: [] as number[], distribution: [] as number[] };
   const timed = async (server: ServerProcess, sample: keyof typeof samples) => {
@@ -87,6 +105,8 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
     const mirror = await startMirror(peer.url);
     const proxyMode = await startDistributionProxy(peer.url);
     try {
+      idle.lain.push(await rssMiB(mirror.child.pid ?? 0));
+      idle.distribution.push(await rssMiB(proxyMode.child.pid ?? 0));
       // Who goes first alternates, so neither always meets a machine the other has warmed.
       for (const contender of i % 2 === 0 ? [mirror, proxyMode] : [proxyMode, mirror]) {
         await timed(contender, contender === mirror ? "cold" : "distribution");
@@ -105,18 +125,30 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
   const concurrently = async (server: Proxying, counter: CountingProxy) => {
     settle();
     const started = performance.now();
-    const peak = await peakRssDuring(server.child.pid ?? 0, () => Promise.all(Array.from({ length: CONCURRENT }, () => pullBlob(server.url, repo, blob))));
+    const peak = await peakRssDuring(server.child.pid ?? 0, () => Promise.all(Array.from({ length: MIRROR_CONCURRENT }, () => pullBlob(server.url, repo, blob))));
     const seconds = (performance.now() - started) / 1000;
     await server.settled();
-    return { MiBps: (CONCURRENT * mib) / seconds, gets: counter.count("GET", new RegExp(`/blobs/${blob.digest}`)), peak };
+    return { MiBps: (MIRROR_CONCURRENT * mib) / seconds, gets: counter.count("GET", new RegExp(`/blobs/${blob.digest}`)), peak };
+  };
+  /** Each blob of `distinct` pulled at once from a fresh `server`, whose store then holds them all. */
+  const distinctly = async (server: ServerProcess, store: string) => {
+    settle();
+    const peak = await peakRssDuring(server.child.pid ?? 0, () => Promise.all(distinct.map((b) => pullBlob(server.url, repo, b))));
+    for (const b of distinct) await storedAndSettled(blobFile(store, b.digest));
+    return peak;
   };
   const counters = [await CountingProxy.start(peer.url), await CountingProxy.start(peer.url)] as const;
   const mirror = await startMirror(counters[0].url);
   const proxyMode = await startDistributionProxy(counters[1].url);
+  const distinctMirror = await startMirror(peer.url);
+  const distinctProxy = await startDistributionProxy(peer.url);
   try {
     const ours = await concurrently(mirror, counters[0]);
     const theirs = await concurrently(proxyMode, counters[1]);
-    log(`[mirror] ${CONCURRENT} concurrent cold pulls: lain ${ours.MiBps.toFixed(0)} MiB/s, ${ours.gets} upstream GET(s), peak RSS ${ours.peak.toFixed(0)} MiB; distribution ${theirs.MiBps.toFixed(0)} MiB/s, ${theirs.gets} upstream GET(s)`);
+    log(`[mirror] ${MIRROR_CONCURRENT} concurrent cold pulls: lain ${ours.MiBps.toFixed(0)} MiB/s, ${ours.gets} upstream GET(s), peak RSS ${ours.peak.toFixed(0)} MiB; distribution ${theirs.MiBps.toFixed(0)} MiB/s, ${theirs.gets} upstream GET(s)`);
+    const distinctPeak = { lain: await distinctly(distinctMirror, distinctMirror.store), distribution: await distinctly(distinctProxy, distinctProxy.store) };
+    log(`[mirror] ${distinct.length} concurrent cold pulls of different blobs: peak RSS lain ${distinctPeak.lain.toFixed(0)} MiB, distribution ${distinctPeak.distribution.toFixed(0)} MiB`);
+    log(`[mirror] idle RSS: lain ${idle.lain.map((v) => v.toFixed(1)).join(", ")}, distribution ${idle.distribution.map((v) => v.toFixed(1)).join(", ")} MiB`);
     return {
       peerMiBps: median(samples.peer),
       coldMiBps: median(samples.cold),
@@ -128,13 +160,16 @@ export async function measureMirror(peer: ServerProcess, local: ServerProcess, r
       concurrentUpstreamGets: ours.gets,
       distributionConcurrentUpstreamGets: theirs.gets,
       concurrentPeakRssMiB: ours.peak,
+      distinctPeakRssMiB: distinctPeak.lain,
+      distributionDistinctPeakRssMiB: distinctPeak.distribution,
+      idleRssMiB: median(idle.lain),
+      distributionIdleRssMiB: median(idle.distribution),
       peerFirstByteMs: median(firstByteMs.peer),
       coldFirstByteMs: median(firstByteMs.cold),
       distributionColdFirstByteMs: median(firstByteMs.distribution),
     };
   } finally {
-    await mirror.stop();
-    await proxyMode.stop();
+    for (const server of [mirror, proxyMode, distinctMirror, distinctProxy]) await server.stop();
     for (const counter of counters) await counter.close();
   }
 }

@@ -18,8 +18,10 @@ import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
 import { FENCE_TIMING } from "../src/registry/removal-fence.js";
 import { measureGc, measureGcS3 } from "./gc.js";
+import { measureGcMemory, measureGcMemoryS3 } from "./gc-memory.js";
 import { measureFleet } from "./fleet.js";
-import { measureMirror } from "./mirror.js";
+import { MIRROR_CONCURRENT, measureMirror } from "./mirror.js";
+import { SOAK_SECONDS, measureSoaks } from "./soak.js";
 import {
   abHead,
   cpuSeconds,
@@ -349,10 +351,10 @@ async function main(): Promise<void> {
       ["manifest GET p99 (ms)", "manifestP99ms", "< 1"],
       ["blob HEAD, c=32 (req/s)", "headRps", "≥ 5"],
       ["blob HEAD p99 (ms)", "headP99ms", "< 1"],
-      ["RSS idle (MiB)", "idleRssMiB", ""],
-      ["peak RSS, manifest GET load (MiB)", "manifestRssMiB", "lain ≤ 150"],
-      [`peak RSS, 4 pushes of ${smallBlob.size / MiB} MiB (MiB)`, "push64RssMiB", "lain ≤ 150"],
-      [`peak RSS, 4 pushes of ${BLOB_MIB} MiB (MiB)`, "peakRssMiB", "lain ≤ 150"],
+      ["RSS idle (MiB)", "idleRssMiB", "lain ≤ 64"],
+      ["peak RSS, manifest GET load (MiB)", "manifestRssMiB", "lain ≤ 128"],
+      [`peak RSS, 4 pushes of ${smallBlob.size / MiB} MiB (MiB)`, "push64RssMiB", "lain ≤ 112"],
+      [`peak RSS, 4 pushes of ${BLOB_MIB} MiB (MiB)`, "peakRssMiB", "lain ≤ 112"],
     ];
     const lines = [
       `${"measure".padEnd(36)}${"lain".padStart(10)}${"distribution".padStart(14)}${"ratio".padStart(8)}  target`,
@@ -373,7 +375,14 @@ async function main(): Promise<void> {
       `descriptor cache on vs off, lain: manifest GET ${(cached.lain.manifestRps / ours.manifestRps).toFixed(2)}, blob HEAD ${(cached.lain.headRps / ours.headRps).toFixed(2)}; ` +
         `distribution: ${(cached.distribution.manifestRps / theirs.manifestRps).toFixed(2)}, ${(cached.distribution.headRps / theirs.headRps).toFixed(2)}`,
     ];
-    const mirror = await measureMirror(distribution, lain, "bench/push0", blob, work, log);
+    // Blobs of the same size that only the peer holds, for the mirror's pulls of different blobs at once.
+    const distinct: BlobFile[] = [];
+    for (let i = 0; i < MIRROR_CONCURRENT; i++) {
+      const other = await makeBlobFile(join(work, `blob-distinct-${i}`), BLOB_MIB * MiB);
+      await pushBlob(distribution.url, "bench/push0", other);
+      distinct.push(other);
+    }
+    const mirror = await measureMirror(distribution, lain, "bench/push0", blob, distinct, work, log);
     const mirrorRows: Array<[string, number, number, string]> = [
       ["mirror cold pull vs the peer direct", mirror.coldMiBps, mirror.peerMiBps, "≥ 0.4"],
       ["mirror cold pull vs distribution proxy", mirror.coldMiBps, mirror.distributionColdMiBps, "≥ 1.5"],
@@ -386,6 +395,8 @@ async function main(): Promise<void> {
     }
     lines.push(
       `4 concurrent cold pulls of one blob: lain ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), distribution ${mirror.distributionConcurrentUpstreamGets}; mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target ≤ 150)`,
+      `mirror RSS: idle ${mirror.idleRssMiB.toFixed(1)} MiB (target ≤ 64; distribution's proxy ${mirror.distributionIdleRssMiB.toFixed(1)}), ` +
+        `peak during ${MIRROR_CONCURRENT} concurrent cold pulls of different ${BLOB_MIB} MiB blobs ${mirror.distinctPeakRssMiB.toFixed(0)} MiB (target ≤ 112; distribution's proxy ${mirror.distributionDistinctPeakRssMiB.toFixed(0)})`,
       `cold blob GET, time to first byte: lain mirror ${mirror.coldFirstByteMs.toFixed(1)} ms, the peer direct ${mirror.peerFirstByteMs.toFixed(1)} ms (target ≤ peer + 50), distribution proxy ${mirror.distributionColdFirstByteMs.toFixed(1)} ms`,
     );
     const fleet = await measureFleet(work, log);
@@ -405,6 +416,15 @@ async function main(): Promise<void> {
         `${g.repushedIntact} of ${g.repushed} deleted images pushed again pull back whole; peak RSS ${g.lainPeakRssMiB.toFixed(0)} vs ${g.distributionPeakRssMiB.toFixed(0)} MiB`,
       );
     }
+    const gcMemory = { filesystem: await measureGcMemory(work, log), s3: (await measureGcMemoryS3(work, log)) ?? null };
+    for (const [where, m] of Object.entries(gcMemory)) {
+      if (!m) continue;
+      const [a, b] = m.points;
+      lines.push(
+        `garbage-collect --dry-run memory on ${where}: peak RSS at ${a.blobs} / ${b.blobs} blobs lain ${a.lainPeakRssMiB.toFixed(0)} / ${b.lainPeakRssMiB.toFixed(0)} MiB, ` +
+          `distribution ${a.distributionPeakRssMiB.toFixed(0)} / ${b.distributionPeakRssMiB.toFixed(0)} MiB: lain ${m.lainKiBPerBlob.toFixed(2)} KiB per blob (target ≤ 1), distribution ${m.distributionKiBPerBlob.toFixed(2)}`,
+      );
+    }
     const s3 = await measureS3(blob, work);
     if (s3?.lain && s3.distribution) {
       const s3Rows: Array<[string, keyof S3Measures]> = [
@@ -417,6 +437,14 @@ async function main(): Promise<void> {
         lines.push(`${label.padEnd(36)}${s3.lain[key].toFixed(1).padStart(10)}${s3.distribution[key].toFixed(1).padStart(14)}${(s3.lain[key] / s3.distribution[key]).toFixed(2).padStart(8)}  ${key === "peakRssMiB" ? "flat" : "≥ 1.0"}`);
       }
     }
+    const soak = await measureSoaks(work, SOAK_SECONDS, log);
+    const [sl, sd] = [soak.lain, soak.distribution];
+    lines.push(
+      `soak, ${SOAK_SECONDS} s of manifest GETs at c=16, 2 pushers of 1 MiB images and a puller (bench/soak.ts): lain RSS ${sl.firstThirdMiB.toFixed(0)} MiB at most in the first third, ` +
+        `${sl.lastThirdMiB.toFixed(0)} in the last (target ≤ ${(sl.firstThirdMiB * 1.1).toFixed(0)}), ${sl.maxMiB.toFixed(0)} at most (target ≤ 160; distribution ${sd.maxMiB.toFixed(0)}); ` +
+        `pushes ${sl.pushes} vs ${sd.pushes} (${(sl.pushes / sd.pushes).toFixed(2)}), pulls ${sl.pulls} vs ${sd.pulls} (${(sl.pulls / sd.pulls).toFixed(2)}), ` +
+        `manifest GET ${sl.manifestRps.toFixed(0)} vs ${sd.manifestRps.toFixed(0)} req/s (${(sl.manifestRps / sd.manifestRps).toFixed(2)}); errors ${sl.errors} vs ${sd.errors}; access-log lines dropped ${sl.droppedLogLines ?? 0}`,
+    );
     process.stdout.write(`\n${lines.join("\n")}\n`);
 
     const distributionVersion = execFileSync("docker-registry", ["--version"], { encoding: "utf8" }).trim();
@@ -437,7 +465,9 @@ async function main(): Promise<void> {
       fleet,
       gc,
       gcS3: gcS3 ?? null,
+      gcMemory,
       s3: s3 ?? null,
+      soak,
     };
     const dir = new URL("./results/", import.meta.url).pathname;
     await mkdir(dir, { recursive: true });

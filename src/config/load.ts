@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../package-root.js";
 import { toConfig, type RegistryConfig } from "./config.js";
 import { applyEnvironment } from "./env.js";
 import { CONFIG_SPEC } from "./schema.js";
@@ -8,7 +8,7 @@ import { validate, type Problem } from "./validate.js";
 import { parseYaml, type YAMLException } from "./yaml.js";
 
 /** config/config.yml of the package: the quick start's configuration. */
-export const DEFAULT_CONFIG_PATH = resolve(dirname(fileURLToPath(import.meta.url)), "../../config/config.yml");
+export const DEFAULT_CONFIG_PATH = join(PACKAGE_ROOT, "config", "config.yml");
 
 export type LoadResult =
   | { ok: true; config: RegistryConfig; warnings: Problem[] }

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../package-root.js";
 
 /** The console's static files, shipped in the package's ui/ folder (no CDN: registries run offline). */
-export const UI_DIR = fileURLToPath(new URL("../../ui/", import.meta.url));
+export const UI_DIR = join(PACKAGE_ROOT, "ui");
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",

@@ -233,14 +233,15 @@ async function collect(registry: Registry, options: CollectOptions, started: num
   let releaseFence: (() => void) | undefined;
   const announce = options.dryRun ? () => undefined : () => void (releaseFence ??= registry.blobs.removals.hold());
   try {
-    const first = await mark(registry, options, cutoff, report);
-    const unreferenced = await candidates(registry.driver, first, cutoff, report, options, announce);
+    const { unreferenced, untagged, read } = await firstLook(registry, options, cutoff, report, announce);
     if (options.dryRun) {
-      await sweep(registry, unreferenced, () => Promise.resolve({ marked: first, stands: () => true }), cutoff, undefined, report, options);
-      report.manifestsDeleted = first.untagged.map((u) => `${u.name}@${u.digest}`);
+      // The candidates are what the mark did not keep: the sweep only looks at their age.
+      const unmarked = { keep: new Set<Digest>(), spared: new Set<Digest>() };
+      await sweep(registry, unreferenced, () => Promise.resolve({ marked: unmarked, stands: () => true }), cutoff, undefined, report, options);
+      report.manifestsDeleted = untagged.map((u) => `${u.name}@${u.digest}`);
       return report;
     }
-    for (const { name, digest } of first.untagged) {
+    for (const { name, digest } of untagged) {
       if ((await registry.repository(name).manifests.delete(digest)) || (await deleteIfPresent(registry.driver, layout.revisionDir(name, digest)))) {
         report.manifestsDeleted.push(`${name}@${digest}`);
       }
@@ -252,7 +253,7 @@ async function collect(registry: Registry, options: CollectOptions, started: num
     await removeLeftovers(registry.driver, started);
     try {
       await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from(""), true));
-      const basis = await markUnderNotice(registry, options, cutoff, report, first.read);
+      const basis = await markUnderNotice(registry, options, cutoff, report, read);
       await sweep(registry, unreferenced, basis, cutoff, run, report, options);
     } catch (err) {
       // A run that fails removes its marks (each decision removes its own as it goes).
@@ -263,6 +264,16 @@ async function collect(registry: Registry, options: CollectOptions, started: num
   } finally {
     releaseFence?.();
   }
+}
+
+/**
+ * The first mark and the candidates it leaves; its set of kept blobs (one entry per blob the
+ * store keeps) goes once they are listed, before the second mark builds its own.
+ */
+async function firstLook(registry: Registry, options: CollectOptions, cutoff: number, report: CollectReport, found: () => void) {
+  const first = await mark(registry, options, cutoff, report);
+  const unreferenced = await candidates(registry.driver, first, cutoff, report, options, found);
+  return { unreferenced, untagged: first.untagged, read: first.read };
 }
 
 function tombstone(digest: Digest, run: string): string {

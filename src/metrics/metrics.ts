@@ -1,32 +1,40 @@
-import { createRequire } from "node:module";
 import type * as Prom from "prom-client";
+import Counter from "prom-client/lib/counter.js";
+import Gauge from "prom-client/lib/gauge.js";
+import Histogram from "prom-client/lib/histogram.js";
+import Registry from "prom-client/lib/registry.js";
+import eventLoopLag from "prom-client/lib/metrics/eventLoopLag.js";
+import gc from "prom-client/lib/metrics/gc.js";
+import heapSizeAndUsed from "prom-client/lib/metrics/heapSizeAndUsed.js";
+import heapSpacesSizeAndUsed from "prom-client/lib/metrics/heapSpacesSizeAndUsed.js";
+import osMemoryHeap from "prom-client/lib/metrics/osMemoryHeap.js";
+import processHandles from "prom-client/lib/metrics/processHandles.js";
+import processMaxFileDescriptors from "prom-client/lib/metrics/processMaxFileDescriptors.js";
+import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileDescriptors.js";
+import processRequests from "prom-client/lib/metrics/processRequests.js";
+import processResources from "prom-client/lib/metrics/processResources.js";
+import processStartTime from "prom-client/lib/metrics/processStartTime.js";
+import version from "prom-client/lib/metrics/version.js";
 import { droppedLogLines } from "../log.js";
 import type { StoreSpace } from "../storage/driver.js";
 
-/**
- * prom-client's parts, not its index: the index also loads its Pushgateway and cluster
- * aggregator, and with them node:http, node:https, node:zlib, node:cluster and two quantile
- * libraries, 5.5 MiB of resident memory a registry never uses (Node 24, measured).
- */
-const require = createRequire(import.meta.url);
-const Counter: typeof Prom.Counter = require("prom-client/lib/counter");
-const Gauge: typeof Prom.Gauge = require("prom-client/lib/gauge");
-const Histogram: typeof Prom.Histogram = require("prom-client/lib/histogram");
-const Registry: typeof Prom.Registry = require("prom-client/lib/registry");
-
-/**
- * prom-client's default metrics (process_*, nodejs_*), one by one: its collectDefaultMetrics also
- * loads @opentelemetry/api, for CPU counters with trace exemplars that nothing here asks for, and
- * that costs 11 MiB of resident memory (measured). The CPU counters are counted here instead.
+/*
+ * prom-client by its parts (types in prom-client-parts.d.ts), not its index: the index also
+ * loads its Pushgateway and cluster aggregator, and with them node:http, node:https, node:zlib,
+ * node:cluster and two quantile libraries, 5.5 MiB of resident memory a registry never uses
+ * (Node 24, measured).
+ *
+ * Its default metrics (process_*, nodejs_*) one by one: its collectDefaultMetrics also loads
+ * @opentelemetry/api, for CPU counters with trace exemplars that nothing here asks for (11 MiB
+ * alone). The CPU counters are counted here instead.
  */
 const DEFAULT_METRICS = [
-  "processStartTime", "osMemoryHeap", "processOpenFileDescriptors", "processMaxFileDescriptors", "eventLoopLag",
-  "processResources", "processHandles", "processRequests", "heapSizeAndUsed", "heapSpacesSizeAndUsed", "version", "gc",
+  processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag,
+  processResources, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version, gc,
 ];
-type DefaultMetric = (registry: Prom.Registry, config: { eventLoopMonitoringPrecision: number }) => void;
 
 function collectDefaultMetrics(registry: Prom.Registry): void {
-  for (const name of DEFAULT_METRICS) (require(`prom-client/lib/metrics/${name}`) as DefaultMetric)(registry, { eventLoopMonitoringPrecision: 10 });
+  for (const collect of DEFAULT_METRICS) collect(registry, { eventLoopMonitoringPrecision: 10 });
   let last = process.cpuUsage();
   const registers = [registry];
   const system = new Counter({ name: "process_cpu_system_seconds_total", help: "Total system CPU time spent in seconds.", registers });
@@ -43,6 +51,7 @@ function collectDefaultMetrics(registry: Prom.Registry): void {
     },
   });
 }
+
 type Counter<T extends string = string> = Prom.Counter<T>;
 type Gauge<T extends string = string> = Prom.Gauge<T>;
 type Histogram<T extends string = string> = Prom.Histogram<T>;

@@ -6,12 +6,13 @@ import { Signal } from "./signal.js";
 
 /**
  * The newest bytes stay in memory up to this much, so readers keeping up never touch the disk.
- * With the limit below, a fill's memory is a few MiB: four concurrent 256 MiB pulls peaked at
- * 135-148 MiB of RSS with these, 150-175 with 4 and 16 MiB, and ran no slower.
+ * With the limit below, a fill's memory is under 2 MiB: four concurrent cold 256 MiB pulls of
+ * different blobs peaked at 117-129 MiB of RSS with these, 137-144 with 2 and 4 MiB, and ran no
+ * slower (Node 24; most of the rest is the peer's socket reads waiting for V8 to collect them).
  */
-const TAIL_BYTES = 2 * 1024 * 1024;
+const TAIL_BYTES = 512 * 1024;
 /** Appending waits when this much is not in the file yet (a disk slower than the network). */
-const MAX_UNWRITTEN = 4 * 1024 * 1024;
+const MAX_UNWRITTEN = 1024 * 1024;
 
 interface Piece {
   start: number;

@@ -2,7 +2,6 @@ import type { LRUCache } from "lru-cache";
 import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
 import { writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
-import { unpooled } from "../buffers.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
@@ -21,8 +20,13 @@ export interface StoredManifest {
 /** distribution's default limit for a manifest body; larger ones are refused with 413. */
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
 
-/** Manifest content is immutable per digest, so any instance may keep it (shared by repositories). */
-export type ManifestCache = LRUCache<Digest, StoredManifest>;
+/**
+ * Manifest content is immutable per digest, so any instance may keep it (shared by repositories).
+ * Kept as a latin1 string in V8's heap, which its collector compacts: as Buffers of their own, the
+ * entries a soak's pushes churned through scattered malloc's heap, which kept growing (see
+ * filesystem.ts's recent content).
+ */
+export type ManifestCache = LRUCache<Digest, { mediaType: string; content: string }>;
 
 export interface PutResult {
   digest: Digest;
@@ -78,12 +82,12 @@ export class ManifestStore {
   async get(digest: Digest): Promise<StoredManifest | undefined> {
     if (!(await this.exists(digest))) return undefined;
     const cached = this.cache.get(digest);
-    if (cached) return cached;
+    if (cached) return { digest, mediaType: cached.mediaType, content: Buffer.from(cached.content, "latin1") };
     const content = await this.blobs.getContent(digest);
     if (!content) return undefined;
-    const manifest = { digest, mediaType: storedMediaType(content), content: unpooled(content) };
-    this.cache.set(digest, manifest);
-    return manifest;
+    const mediaType = storedMediaType(content);
+    this.cache.set(digest, { mediaType, content: content.toString("latin1") });
+    return { digest, mediaType, content };
   }
 
   /** Resolves a tag or digest reference to a manifest. */
@@ -113,7 +117,7 @@ export class ManifestStore {
     await this.keepReferences(ticket, digest, content, info, options.checkReferences, linkedBefore);
     if (info.subject) await this.referrers.add(info.subject.digest, digest);
     if (!byDigest) await this.tags.tag(reference, digest);
-    this.cache.set(digest, { digest, mediaType: info.mediaType, content: unpooled(content) });
+    this.cache.set(digest, { mediaType: info.mediaType, content: content.toString("latin1") });
     return { digest, info };
   }
 
