@@ -17,7 +17,5 @@ export interface Authenticator {
   authorize(authorization: string | undefined, required: Access[], origin: string): Promise<AuthDecision>;
 }
 
-/** One of distribution's access controllers, by its name. */
-export interface AccessController extends Authenticator {
-  readonly kind: "htpasswd" | "token";
-}
+/** One of distribution's access controllers, told apart by `kind` (types only: neither module loads here). */
+export type AccessController = import("./htpasswd.js").HtpasswdAuthenticator | import("./token.js").TokenAuthenticator;

@@ -2,7 +2,7 @@ import bcrypt from "bcryptjs";
 import { readFile, stat } from "node:fs/promises";
 import { ConfigError } from "../config/config-error.js";
 import type { Access } from "./access.js";
-import type { AccessController, AuthDecision } from "./authenticator.js";
+import type { AuthDecision, Authenticator } from "./authenticator.js";
 
 /** auth.htpasswd: Basic authentication against an htpasswd file of bcrypt entries. */
 export interface HtpasswdConfig {
@@ -33,7 +33,7 @@ async function readUsers(path: string): Promise<Users> {
  * read again when it changes, so users are added and removed without a restart; if it goes
  * away or cannot be read while the registry runs, the users of its last good version stay.
  */
-export class HtpasswdAuthenticator implements AccessController {
+export class HtpasswdAuthenticator implements Authenticator {
   readonly kind = "htpasswd";
 
   private constructor(

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { calculateJwkThumbprint, decodeProtectedHeader, jwtVerify, type JWK } from "jose";
 import { isGranted, scopeParameter, type Access } from "./access.js";
 import { SIGNING_ALGORITHMS } from "./algorithms.js";
-import type { AccessController, AuthDecision } from "./authenticator.js";
+import type { AuthDecision, Authenticator } from "./authenticator.js";
 import { libtrustKeyId } from "./libtrust.js";
 import { ConfigError } from "../config/config-error.js";
 
@@ -75,7 +75,7 @@ function pemCertificates(pem: string): X509Certificate[] {
  * Docker token authentication (distribution's token access controller): tokens from the realm,
  * signed by a key the registry trusts, naming this service and granting the needed scopes.
  */
-export class TokenAuthenticator implements AccessController {
+export class TokenAuthenticator implements Authenticator {
   readonly kind = "token";
 
   private constructor(

@@ -1,6 +1,5 @@
 import type { Announcer } from "../cluster/announce.js";
 import type { RegistryConfig } from "../config/config.js";
-import type { TokenAuthenticator } from "../auth/token.js";
 import { ConsoleApi } from "../console/api.js";
 import type { Asset } from "../console/assets.js";
 import type { AppContext } from "../http/context.js";
@@ -33,9 +32,7 @@ export function consoleSite(config: RegistryConfig, assets: Map<string, Asset>, 
     authMode: () => mode(auth.authenticator.active),
     tokenRealm: () => {
       const active = auth.authenticator.active;
-      if (active?.kind !== "token") return undefined;
-      const { realm, service } = (active as TokenAuthenticator).config;
-      return { realm, service };
+      return active?.kind === "token" ? { realm: active.config.realm, service: active.config.service } : undefined;
     },
     readOnly: () => readOnly.enabled,
     gcDelayMs: config.storage.gc.delayMs,

@@ -5,7 +5,6 @@ import { isIP } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { dirname, resolve } from "node:path";
 import type { TlsOptions } from "node:tls";
-import type { HtpasswdAuthenticator } from "../auth/htpasswd.js";
 import type { AccessController } from "../auth/authenticator.js";
 import { ConfigError } from "../config/config-error.js";
 import type { RegistryConfig } from "../config/config.js";
@@ -69,8 +68,8 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
   }
   const driver = await attempt(`storage.${storage.driver}`, () => createDriver(storage));
   const auth = await attempt("auth", () => authFromFile(config.auth));
-  if (auth?.kind === "htpasswd" && (auth as HtpasswdAuthenticator).userCount === 0) {
-    findings.warnings.push({ path: "auth.htpasswd.path", message: `${(auth as HtpasswdAuthenticator).config.path} has no bcrypt entry: nobody can log in (htpasswd -B adds one)` });
+  if (auth?.kind === "htpasswd" && auth.userCount === 0) {
+    findings.warnings.push({ path: "auth.htpasswd.path", message: `${auth.config.path} has no bcrypt entry: nobody can log in (htpasswd -B adds one)` });
   }
   if (config.etcd) {
     const etcd = config.etcd;

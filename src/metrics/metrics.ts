@@ -96,7 +96,6 @@ export class Metrics {
   readonly gcDeletedBlobs: Counter;
   readonly gcLastSuccess: Gauge;
 
-  readonly logLinesDropped: Counter;
   readonly etcdWatchUp: Gauge<"key">;
   readonly clusterRegistered: Gauge;
 
@@ -167,7 +166,8 @@ export class Metrics {
       },
     });
 
-    this.logLinesDropped = new Counter({
+    // Read from the logger at each scrape; nothing increments it here.
+    new Counter({
       name: "registry_log_lines_dropped_total", help: "Log lines dropped because stderr was read slower than the registry logged (8 MiB at most wait).", registers,
       collect() {
         this.reset();

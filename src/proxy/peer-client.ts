@@ -44,7 +44,7 @@ export class PeerTimeoutError extends Error {
  * `102 Processing` restarts, as a sibling that waits on the primary sends them; silence in the
  * body), and redirects followed (a peer on object storage sends blob GETs to a presigned URL),
  * Authorization dropped when one leaves the origin. node:http parses with the llhttp built into
- * Node; undici's WebAssembly copy of it cost a mirror 30 MiB of resident memory idle.
+ * Node; undici's WebAssembly copy of it cost a mirror 20 MiB of resident memory idle.
  */
 export class PeerClient {
   private readonly plain: HttpAgent;
