@@ -55,3 +55,16 @@ export function paceBufferCollection(timing = BUFFER_PACING): BufferPacer {
     stop: () => clearInterval(timer),
   };
 }
+
+/**
+ * For a batch that holds what it has marked and discards much more per object it reads (a
+ * collection: each S3 response is parsed into objects dead a moment later). When allocation is
+ * fast, V8 lets the old generation grow to several times what is live before it collects again:
+ * measured on RGW at 30,000 blobs, 21.6 MiB live in a heap of 92-103 MiB, so the peak grew by
+ * 0.9-2.3 KiB per blob. Growing by a quarter keeps the heap near what is live (0.0-0.4 KiB per
+ * blob) for a few percent more time. Set before the batch allocates: V8 reads the flag at each
+ * collection.
+ */
+export function keepHeapNearLive(): void {
+  setFlagsFromString("--heap-growing-percent=25");
+}

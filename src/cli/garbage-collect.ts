@@ -1,5 +1,6 @@
 import { parseDuration } from "../config/duration.js";
 import { collectGarbage } from "../gc/collect.js";
+import { keepHeapNearLive } from "../memory.js";
 import { createDriver } from "../storage/factory.js";
 import { commandArgs } from "./args.js";
 import { loadOrReport } from "./config-file.js";
@@ -23,6 +24,7 @@ export async function garbageCollectCommand(args: string[]): Promise<number> {
   // --delay overrides storage.gc.delay.
   const delayMs = values.delay === undefined ? loaded.config.storage.gc.delayMs : parseDuration(values.delay);
   if (delayMs === undefined) return usageError("garbage-collect", "--delay takes a duration such as 30s or 1h");
+  keepHeapNearLive();
   const driver = await createDriver(loaded.config.storage);
   await driver.verify?.();
   const dryRun = values["dry-run"] === true;

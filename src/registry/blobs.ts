@@ -58,8 +58,12 @@ export class BlobStore {
   private readonly watch: RemovalWatch;
   /** What a write that starts using blobs does so that no collection deletes them under it. */
   readonly guard: CollectionGuard;
-  /** When each repository link (name@digest) was last written, as this instance knows it (wall clock). */
-  readonly linkTimes = new LRUCache<string, number>({ max: 10_000 });
+  /**
+   * When each repository link (name@digest) was last written, as this instance knows it (wall
+   * clock): the blobs of recent pushes. A miss costs one stat of the link; 1,000 keeps the memory
+   * flat within minutes of load (see MANIFEST_CACHE).
+   */
+  readonly linkTimes = new LRUCache<string, number>({ max: 1000 });
 
   constructor(
     private readonly driver: StorageDriver,

@@ -11,10 +11,15 @@ import { ReferrerIndex } from "./referrers.js";
 import { TagStore } from "./tags.js";
 import { UploadStore } from "./uploads.js";
 
-export interface RegistryOptions extends BlobStoreOptions {
-  /** Manifests kept in memory, by digest (immutable content, so never stale). */
-  manifestCacheEntries?: number;
-}
+export type RegistryOptions = BlobStoreOptions;
+
+/**
+ * Manifests kept in memory, by digest (immutable content, so never stale): the hot set of what
+ * a cluster is starting now, not the store. Small bounds, so that memory reaches its plateau
+ * within minutes: under a soak of unique pushes a 10,000-entry cache was still filling after 10
+ * minutes (+5-11% RSS from the first third to the last); with 1,000 it was full in 3 (+2.6%).
+ */
+const MANIFEST_CACHE = { entries: 1000, bytes: 8 * 1024 * 1024 };
 
 /**
  * Who asks: a client, or a sibling mirror of the fleet, which has already chosen this instance
@@ -35,8 +40,8 @@ export class Registry {
     this.blobs = new BlobStore(driver, options);
     this.uploads = new UploadStore(driver, this.blobs.guard);
     this.manifestCache = new LRUCache({
-      max: options.manifestCacheEntries ?? 10_000,
-      maxSize: 64 * 1024 * 1024,
+      max: MANIFEST_CACHE.entries,
+      maxSize: MANIFEST_CACHE.bytes,
       sizeCalculation: (m) => m.content.length + 256,
     });
   }
