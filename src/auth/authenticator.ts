@@ -9,6 +9,9 @@ export type AuthDecision =
       code: "UNAUTHORIZED" | "DENIED";
       message: string;
       detail: Access[];
+      /** For the access log, never the client: why (no credentials, unknown user, wrong password, ...) and who tried. */
+      reason: string;
+      user?: string;
     };
 
 /** Decides a request from its Authorization header and the access it needs; no storage I/O. */

@@ -10,22 +10,44 @@ export interface HtpasswdConfig {
   path: string;
 }
 
+/** An entry nobody can log in with, by its line: the operator is told which and why. */
+export interface RefusedEntry {
+  line: number;
+  user: string;
+  why: string;
+}
+
 interface Users {
-  /** user -> bcrypt hash; entries of other formats are left out (distribution refuses them too). */
+  /** user -> bcrypt hash: the only format distribution takes. */
   hashes: Map<string, string>;
+  refused: RefusedEntry[];
   version: string;
+}
+
+/** What an htpasswd entry that is not bcrypt is, as the htpasswd tool's options name them. */
+function formatOf(hash: string): string {
+  if (hash.startsWith("$apr1$")) return "an MD5 entry ($apr1$, what plain `htpasswd` writes)";
+  if (hash.startsWith("{SHA}")) return "a SHA-1 entry ({SHA}, htpasswd -s)";
+  if (/^\$[56]\$/.test(hash)) return "a SHA-2 crypt entry ($5$ or $6$, htpasswd -2 or -5)";
+  if (hash.startsWith("$1$")) return "an MD5-crypt entry ($1$)";
+  if (hash === "") return "an entry without a password hash";
+  return "a crypt or plain-text entry (htpasswd -d or -p)";
 }
 
 async function readUsers(path: string): Promise<Users> {
   const info = await stat(path);
   if (info.isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: "EISDIR" });
   const hashes = new Map<string, string>();
-  for (const line of (await readFile(path, "utf8")).split(/\r?\n/)) {
-    const colon = line.indexOf(":");
-    const hash = line.slice(colon + 1).trim();
-    if (colon > 0 && !line.startsWith("#") && /^\$2[aby]\$/.test(hash)) hashes.set(line.slice(0, colon), hash);
-  }
-  return { hashes, version: `${info.mtimeMs}:${info.size}:${info.ino}` };
+  const refused: RefusedEntry[] = [];
+  (await readFile(path, "utf8")).split(/\r?\n/).forEach((text, i) => {
+    if (text.trim() === "" || text.startsWith("#")) return;
+    const colon = text.indexOf(":");
+    const user = colon > 0 ? text.slice(0, colon) : text.trim();
+    const hash = colon > 0 ? text.slice(colon + 1).trim() : "";
+    if (/^\$2[aby]\$/.test(hash)) hashes.set(user, hash);
+    else refused.push({ line: i + 1, user, why: `${formatOf(hash)}; only bcrypt is supported, as in distribution (htpasswd -B)` });
+  });
+  return { hashes, refused, version: `${info.mtimeMs}:${info.size}:${info.ino}` };
 }
 
 /**
@@ -58,6 +80,11 @@ export class HtpasswdAuthenticator implements Authenticator {
     return this.users.hashes.size;
   }
 
+  /** The entries of the file as read that nobody can log in with. */
+  get refusedEntries(): readonly RefusedEntry[] {
+    return this.users.refused;
+  }
+
   private async current(): Promise<Map<string, string>> {
     try {
       const info = await stat(this.config.path);
@@ -68,20 +95,22 @@ export class HtpasswdAuthenticator implements Authenticator {
     return this.users.hashes;
   }
 
-  private refuse(required: Access[], message: string): AuthDecision {
-    return { ok: false, challenge: `Basic realm="${this.config.realm}"`, code: "UNAUTHORIZED", message, detail: required };
+  private refuse(required: Access[], message: string, reason: string, user?: string): AuthDecision {
+    return { ok: false, challenge: `Basic realm="${this.config.realm}"`, code: "UNAUTHORIZED", message, detail: required, reason, ...(user !== undefined ? { user } : {}) };
   }
 
   async authorize(authorization: string | undefined, required: Access[], _origin: string): Promise<AuthDecision> {
-    const match = /^Basic\s+(\S+)$/i.exec(authorization ?? "");
-    if (!match) return this.refuse(required, "authentication required");
+    if (authorization === undefined) return this.refuse(required, "authentication required", "no credentials");
+    const match = /^Basic\s+(\S+)$/i.exec(authorization);
+    if (!match) return this.refuse(required, "authentication required", "the authorization header is not Basic");
     const decoded = Buffer.from(match[1]!, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
+    if (colon <= 0) return this.refuse(required, "invalid username or password", "malformed Basic credentials");
     const user = decoded.slice(0, colon);
-    const hash = colon > 0 ? (await this.current()).get(user) : undefined;
-    if (!hash || !(await bcrypt.compare(decoded.slice(colon + 1), hash))) {
-      return this.refuse(required, "invalid username or password");
-    }
+    const hash = (await this.current()).get(user);
+    // The client hears the same either way; the log tells the operator which.
+    if (!hash) return this.refuse(required, "invalid username or password", "unknown user", user);
+    if (!(await bcrypt.compare(decoded.slice(colon + 1), hash))) return this.refuse(required, "invalid username or password", "wrong password", user);
     return { ok: true, user };
   }
 }

@@ -184,13 +184,15 @@ export class TokenAuthenticator implements Authenticator {
   async authorize(authorization: string | undefined, required: Access[], origin: string): Promise<AuthDecision> {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
     if (!match) {
-      return { ok: false, challenge: this.challenge(required, origin), code: "UNAUTHORIZED", message: "authentication required", detail: required };
+      const reason = authorization === undefined ? "no credentials" : "the authorization header is not a Bearer token";
+      return { ok: false, challenge: this.challenge(required, origin), code: "UNAUTHORIZED", message: "authentication required", detail: required, reason };
     }
     let verified: { subject: string | undefined; grants: Access[] };
     try {
       verified = await this.verify(match[1]!);
     } catch (err) {
-      return { ok: false, challenge: this.challenge(required, origin, "invalid_token"), code: "UNAUTHORIZED", message: (err as Error).message, detail: required };
+      const message = (err as Error).message;
+      return { ok: false, challenge: this.challenge(required, origin, "invalid_token"), code: "UNAUTHORIZED", message, detail: required, reason: message };
     }
     const missing = required.filter((need) => !isGranted(verified.grants, need));
     if (missing.length > 0) {
@@ -200,6 +202,8 @@ export class TokenAuthenticator implements Authenticator {
         code: "UNAUTHORIZED",
         message: "the token does not grant the access this request needs",
         detail: missing,
+        reason: "insufficient scope",
+        ...(verified.subject !== undefined ? { user: verified.subject } : {}),
       };
     }
     return { ok: true, user: verified.subject };

@@ -1,4 +1,5 @@
 /** The commands of `lain-registry`, by name (dist/cli/main.js loads this once the Node is one it supports). */
+import { nearest } from "../config/suggest.js";
 import { VERSION } from "../version.js";
 import { COMMANDS, commandHelp, USAGE } from "./help.js";
 
@@ -35,7 +36,10 @@ async function main(argv: string[]): Promise<number> {
   const words = first === "help" ? [...rest, "--help"] : argv;
   const command = COMMANDS.find((c) => c.name === words.slice(0, c.name.split(" ").length).join(" "));
   if (!command) {
-    process.stderr.write(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
+    // Each name against as many typed words as it has ("config chek x.yml" meant "config check").
+    const meant = COMMANDS.find((c) => nearest(argv.slice(0, c.name.split(" ").length).join(" "), [c.name]));
+    const hint = meant ? `; did you mean ${meant.name}?` : "";
+    process.stderr.write(`unknown command: ${argv.join(" ")}${hint}\n\n${USAGE}`);
     return 2;
   }
   const args = words.slice(command.name.split(" ").length);

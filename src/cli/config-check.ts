@@ -1,7 +1,9 @@
 import { ConfigError } from "../config/config-error.js";
 import { formatProblem, loadConfig } from "../config/load.js";
 import type { Problem } from "../config/validate.js";
+import type { RegistryConfig } from "../config/config.js";
 import { UpstreamRegistry } from "../proxy/upstream.js";
+import type { StorageDriver } from "../storage/driver.js";
 import { commandArgs } from "./args.js";
 import { usageError } from "./help.js";
 import { prepare } from "./prepare.js";
@@ -10,7 +12,7 @@ import { prepare } from "./prepare.js";
  * `lain-registry config check [--connect] [config.yml]`: validates, and builds on this machine
  * what serve would build (files, directories, addresses), changing nothing on disk; with
  * --connect also tries the store and the mirror's peer. Exit 0 when serve would serve
- * (warnings allowed), 1 with every problem listed by key path.
+ * (warnings allowed), 1 with every problem listed by key path; "OK" is the last line, and only then.
  */
 export async function configCheck(args: string[]): Promise<number> {
   const parsed = commandArgs(args, { connect: { type: "boolean" } });
@@ -19,44 +21,47 @@ export async function configCheck(args: string[]): Promise<number> {
   const path = parsed.config;
   const loaded = await loadConfig(path);
   const warnings: Problem[] = [...loaded.warnings];
-  let errors: Problem[] = loaded.ok ? [] : loaded.errors;
+  let errors: Problem[] = loaded.ok ? [] : [...loaded.errors];
   const prepared = loaded.ok ? await prepare(loaded.config, "check") : undefined;
   if (prepared) {
     warnings.push(...prepared.findings.warnings);
-    errors = prepared.findings.errors;
+    errors = [...prepared.findings.errors];
   }
+  if (loaded.ok && prepared?.prepared && connect) errors.push(...(await connectChecks(loaded.config, prepared.prepared.driver, warnings)));
   for (const problem of warnings) process.stdout.write(`warning: ${formatProblem(problem)}\n`);
   for (const problem of errors) process.stdout.write(`error: ${formatProblem(problem)}\n`);
-  if (!loaded.ok || !prepared?.prepared) {
-    process.stdout.write(`${path}: ${errors.length} problem(s); the registry would not start\n`);
+  if (!loaded.ok || !prepared?.prepared || errors.length > 0) {
+    const consequence = loaded.ok && prepared?.prepared ? "the configuration is valid, but the registry cannot serve until they are fixed" : "the registry would not start";
+    process.stdout.write(`${path}: ${errors.length} problem(s); ${consequence}\n`);
     return 1;
   }
-  const { storage, http, proxy } = loaded.config;
+  const { storage, http } = loaded.config;
   process.stdout.write(`${path}: OK (storage: ${storage.driver}, listening on ${http.addr})\n`);
-  if (!connect) return 0;
-  let failed = false;
+  return 0;
+}
+
+/** --connect: the store and the mirror's peer, tried as serve would use them; what they say is printed as it comes. */
+async function connectChecks(config: RegistryConfig, driver: StorageDriver, warnings: Problem[]): Promise<Problem[]> {
+  const errors: Problem[] = [];
+  const { storage, proxy } = config;
   try {
-    await prepared.prepared.driver.verify?.();
+    await driver.verify?.();
     process.stdout.write(`storage: reachable and usable (${storage.driver})\n`);
   } catch (err) {
     // A root directory that serve would create is not a failure: prepare has said so.
     const missingRoot = storage.driver === "filesystem" && warnings.some((w) => w.path === "storage.filesystem.rootdirectory");
     if (missingRoot) process.stdout.write("storage: the root directory does not exist yet; serve will create it\n");
-    else {
-      process.stdout.write(`error: ${err instanceof ConfigError ? err.path : "storage"}: ${(err as Error).message}\n`);
-      failed = true;
-    }
+    else errors.push({ path: err instanceof ConfigError ? err.path : "storage", message: (err as Error).message });
   }
   if (proxy) {
     const upstream = new UpstreamRegistry(proxy);
     try {
       process.stdout.write(`proxy: ${await upstream.check()}\n`);
     } catch (err) {
-      process.stdout.write(`error: proxy: ${(err as Error).message}\n`);
-      failed = true;
+      errors.push({ path: "proxy", message: (err as Error).message });
     } finally {
       await upstream.close();
     }
   }
-  return failed ? 1 : 0;
+  return errors;
 }

@@ -36,7 +36,7 @@ export function consoleSite(config: RegistryConfig, assets: Map<string, Asset>, 
     },
     readOnly: () => readOnly.enabled,
     gcDelayMs: config.storage.gc.delayMs,
-    ...(mirror ? { mirror: { registry: mirror.registry, prefetch: () => mirror.prefetching?.state ?? [] } } : {}),
+    ...(mirror ? { mirror: { registry: mirror.registry, upstream: mirror.upstream, prefetch: () => mirror.prefetching?.state ?? [] } } : {}),
     ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
   });
   return { path: config.console.path, assets, api, serve: serveConsole };

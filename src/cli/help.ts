@@ -14,12 +14,17 @@ export const COMMANDS: readonly CommandHelp[] = [
   {
     name: "serve",
     synopsis: "lain-registry serve [config.yml]",
-    summary: "serve the registry (default config: the package's config/config.yml)",
+    summary: "serve the registry (default config: the package's config/config.yml, storing in ./data of the working directory)",
     details: `Serves the registry (or mirror, with a proxy section) until SIGTERM or SIGINT, then drains:
 withdraws its etcd registration, refuses new upload sessions, lets requests in flight finish
-within cluster.drain (or http.draintimeout) and exits 0. Exit 2 if the configuration is refused
-(each problem as config error: <key>: <why>, as config check names it), 1 after logging an
-uncaught error (a bug) so that a supervisor restarts it.`,
+within cluster.drain (or http.draintimeout) and exits 0. Without config.yml it serves the quick
+start's configuration, whose store is ./data under the directory serve is started in (not
+/var/lib/registry, distribution's default for a configuration without a rootdirectory); the
+start line names the configuration file and the store's absolute path.
+Exit 2 if the configuration is refused (each problem as config error: <key>: <why>, as config
+check names it): a restart cannot help. Exit 1 when what it needs is not there yet (the store
+does not answer, the port is held, the address is not up yet) or after logging an uncaught
+error (a bug): a supervisor starts it again (config/systemd restarts on 1, never on 2).`,
   },
   {
     name: "config check",
@@ -84,12 +89,14 @@ ${COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
   lain-registry --help | COMMAND --help
 
 Every command that reads a configuration takes it as config.yml or as --config config.yml
-(without either: the package's config/config.yml). REGISTRY_* environment variables override
+(without either: the package's config/config.yml, the quick start's, whose store is ./data under
+the working directory). REGISTRY_* environment variables override
 configuration keys as in distribution,
 e.g. REGISTRY_HTTP_ADDR=:5000 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry.
 
 Exit codes: 0 success; 1 the command ran and failed (problems found, a reference not prefetched,
-collection failed, unhealthy); 2 usage error or a configuration the command refuses.
+collection failed, unhealthy; serve: what it needs is not there yet); 2 usage error or a
+configuration the command refuses.
 `;
 
 export function commandHelp(command: CommandHelp): string {

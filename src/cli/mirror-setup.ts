@@ -6,6 +6,7 @@ import { MirrorRegistry } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
 import { Siblings } from "../proxy/siblings.js";
 import { HOP_HEADER } from "../proxy/upstream.js";
+import { UpstreamProbe } from "../proxy/upstream-probe.js";
 import { parseReference, type Reference } from "../registry/names.js";
 import type { RegistryOptions } from "../registry/registry.js";
 import type { StorageDriver } from "../storage/driver.js";
@@ -14,6 +15,8 @@ import type { RegistrationWatch } from "../cluster/registration-watch.js";
 /** What a configuration with a proxy section adds to a running instance. */
 export interface MirrorParts {
   registry: MirrorRegistry;
+  /** How the peer stands, for /health, the console and the metrics. */
+  upstream: UpstreamProbe;
   /** proxy.prefetch's loop, started once the registry listens; undefined without entries. */
   prefetching: PrefetchLoop | undefined;
   /** The hop mark of this instance's upstream requests, by which it recognises its own. */
@@ -56,5 +59,7 @@ export async function mirrorParts(config: RegistryConfig, driver: StorageDriver,
       "the last sibling mirrors seen",
     );
   const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr };
-  return { registry, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };
+  const upstream = new UpstreamProbe(registry.upstream);
+  metrics.trackUpstream(() => upstream.check().then((health) => health.reachable));
+  return { registry, upstream, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };
 }

@@ -1,15 +1,14 @@
 import { lookup } from "node:dns/promises";
 import { constants as fsConstants } from "node:fs";
-import { access, lstat, mkdir, stat } from "node:fs/promises";
+import { access, lstat, mkdir, mkdtemp, rmdir, stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { TlsOptions } from "node:tls";
 import type { AccessController } from "../auth/authenticator.js";
-import { ConfigError } from "../config/config-error.js";
-import type { RegistryConfig } from "../config/config.js";
+import { ConfigError, NotYetAvailable, problemOf } from "../config/config-error.js";
+import { filesystemRoot, type RegistryConfig } from "../config/config.js";
 import { listenAddress } from "../config/listen-address.js";
-import { DEFAULT_ROOT_DIRECTORY } from "../config/schema.js";
 import type { Findings } from "../config/validate.js";
 import type { Asset } from "../console/assets.js";
 import type { StorageDriver } from "../storage/driver.js";
@@ -44,32 +43,40 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
     try {
       return await build();
     } catch (err) {
-      findings.errors.push(err instanceof ConfigError ? { path: err.path, message: err.message } : { path: section, message: (err as Error).message });
+      findings.errors.push(problemOf(err, section));
       return undefined;
     }
   };
   const { http, storage } = config;
   if (http.net === "unix") await attempt("http.addr", () => checkSocketPath("http.addr", http.addr));
-  else await attempt("http.addr", async () => refuseOpenMirror(config, await checkTcpAddress("http.addr", http.addr)));
-  for (const [key, addr] of [["http.debug.addr", config.debug.addr], ["proxy.siblings.addr", siblingsAddr(config)]] as const) {
-    if (addr !== undefined) await attempt(key, () => checkTcpAddress(key, addr));
+  for (const [key, addr] of tcpListeners(config)) {
+    await attempt(key, async () => {
+      const address = await checkTcpAddress(key, addr);
+      if (key === "http.addr") refuseOpenMirror(config, address);
+    });
   }
   const tlsConfig = http.tls;
   // node:tls loads only where TLS is served.
   const tls = tlsConfig ? await attempt("http.tls", async () => (await import("../http/tls.js")).tlsServerOptions(tlsConfig)) : undefined;
-  if (storage.driver === "filesystem") {
-    const root = storage.parameters.rootdirectory;
-    const path = resolve(typeof root === "string" && root !== "" ? root : DEFAULT_ROOT_DIRECTORY);
-    await attempt("storage.filesystem.rootdirectory", () => directory(path, "storage.filesystem.rootdirectory", mode, findings));
+  // Directories serve writes to and that do not exist yet: made only once nothing else is refused.
+  const missing: Array<{ path: string; key: string }> = [];
+  const directories = [
+    ...(storage.driver === "filesystem" ? [{ path: filesystemRoot(storage), key: "storage.filesystem.rootdirectory" }] : []),
+    ...(config.proxy ? [{ path: resolve(config.proxy.spoolDir ?? tmpdir()), key: "proxy.spooldir" }] : []),
+  ];
+  for (const { path, key } of directories) {
+    if ((await attempt(key, () => directory(path, key))) === "missing") missing.push({ path, key });
   }
-  if (config.proxy) {
-    const spool = resolve(config.proxy.spoolDir ?? tmpdir());
-    await attempt("proxy.spooldir", () => directory(spool, "proxy.spooldir", mode, findings));
-  }
+  if (mode === "check") for (const { path, key } of missing) findings.warnings.push({ path: key, message: `${path} does not exist yet; serve will create it` });
   const driver = await attempt(`storage.${storage.driver}`, () => createDriver(storage));
   const auth = await attempt("auth", () => authFromFile(config.auth));
-  if (auth?.kind === "htpasswd" && auth.userCount === 0) {
-    findings.warnings.push({ path: "auth.htpasswd.path", message: `${auth.config.path} has no bcrypt entry: nobody can log in (htpasswd -B adds one)` });
+  if (auth?.kind === "htpasswd") {
+    // A file nobody can log in with is refused; a user who could not log in is named.
+    const lines = auth.refusedEntries.map((entry) => `line ${entry.line} (${entry.user}): ${entry.why}`);
+    if (auth.userCount === 0) {
+      const why = lines.length > 0 ? `: ${lines.join("; ")}` : " (htpasswd -B adds one)";
+      findings.errors.push({ path: "auth.htpasswd.path", message: `${auth.config.path} has no bcrypt entry, so nobody could log in${why}` });
+    } else for (const line of lines) findings.warnings.push({ path: "auth.htpasswd.path", message: `${auth.config.path} ${line}: this user cannot log in` });
   }
   if (config.etcd) {
     const etcd = config.etcd;
@@ -78,6 +85,15 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
   }
   const consoleAssets = config.console.enabled ? await attempt("console", () => consoleFiles()) : undefined;
   if (findings.errors.length > 0 || !driver) return { prepared: undefined, findings };
+  if (mode === "serve") {
+    // A port held by another process refuses the start before anything is made.
+    const { probeListen } = await import("../http/listen.js");
+    for (const [key, addr] of tcpListeners(config)) await attempt(key, () => probeListen(addr, key));
+    if (findings.errors.length > 0) return { prepared: undefined, findings };
+    // A refused start changes nothing on disk: this is the last step, and the only one that writes.
+    for (const { path, key } of missing) await attempt(key, () => make(path, key));
+  }
+  if (findings.errors.length > 0) return { prepared: undefined, findings };
   return { prepared: { driver, auth, tls, consoleAssets }, findings };
 }
 
@@ -87,23 +103,31 @@ async function consoleFiles(): Promise<Map<string, Asset>> {
   return assets;
 }
 
-/** A directory the registry writes to: there and writable, or made (serve) or makeable (check). */
-async function directory(path: string, key: string, mode: PrepareMode, findings: Findings): Promise<void> {
+/**
+ * A directory the registry writes to: there and writable ("present"), or "missing" where serve
+ * can make it. Whether it can is tried, not guessed from permissions (root may write to /sys by
+ * them, and mkdir there still fails): a probe directory is made beside where it would go and
+ * removed at once.
+ */
+async function directory(path: string, key: string): Promise<"present" | "missing"> {
   const info = await stat(path).catch(() => undefined);
   if (info) {
     if (!info.isDirectory()) throw new ConfigError(key, `${path} is not a directory`);
     await writable(path, key);
-    return;
+    return "present";
   }
-  // The same diagnosis in both modes, so check and serve say the same thing.
   let ancestor = dirname(path);
   while (!(await stat(ancestor).catch(() => undefined))) ancestor = dirname(ancestor);
   if (!(await stat(ancestor)).isDirectory()) throw new ConfigError(key, `${path} cannot be created: ${ancestor} is not a directory`);
   await writable(ancestor, key, `${path} cannot be created: `);
-  if (mode === "check") {
-    findings.warnings.push({ path: key, message: `${path} does not exist yet; serve will create it` });
-    return;
-  }
+  const probe = await mkdtemp(join(ancestor, ".lain-registry-probe-")).catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError(key, `${path} cannot be created: ${ancestor} refuses new directories (${err.code ?? err.message})`);
+  });
+  await rmdir(probe);
+  return "missing";
+}
+
+async function make(path: string, key: string): Promise<void> {
   await mkdir(path, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     throw new ConfigError(key, `${path} cannot be created: ${err.code ?? err.message}`);
   });
@@ -122,9 +146,14 @@ async function checkSocketPath(key: string, path: string): Promise<void> {
   await writable(dirname(resolve(path)), key);
 }
 
-/** proxy.siblings.addr, when the siblings' listener is served. */
-function siblingsAddr({ proxy }: RegistryConfig): string | undefined {
-  return proxy?.siblings.enabled ? proxy.siblings.addr : undefined;
+/** The TCP addresses serve listens on, by key: the users', the debug and the siblings' listeners. */
+function tcpListeners({ http, debug, proxy }: RegistryConfig): Array<[string, string]> {
+  const siblings = proxy?.siblings.enabled ? proxy.siblings.addr : undefined;
+  return [
+    ...(http.net === "unix" ? [] : [["http.addr", http.addr] as [string, string]]),
+    ...(debug.addr !== undefined ? [["http.debug.addr", debug.addr] as [string, string]] : []),
+    ...(siblings !== undefined ? [["proxy.siblings.addr", siblings] as [string, string]] : []),
+  ];
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -157,10 +186,13 @@ async function checkTcpAddress(key: string, addr: string): Promise<string | unde
   const address = isIP(host) ? host : await lookup(host).then(
     (found) => found.address,
     (err: NodeJS.ErrnoException) => {
-      throw new ConfigError(key, `${addr}: the host ${host} does not resolve (${err.code ?? err.message})`);
+      // EAI_AGAIN: the resolver did not answer (yet); anything else is the name's.
+      const Refusal = err.code === "EAI_AGAIN" ? NotYetAvailable : ConfigError;
+      throw new Refusal(key, `${addr}: the host ${host} does not resolve (${err.code ?? err.message})`);
     },
   );
-  if (!isLocalAddress(address)) throw new ConfigError(key, `${addr}: ${address} is not an address of this machine`);
+  // At boot an address may come up after the registry starts (DHCP, a late interface).
+  if (!isLocalAddress(address)) throw new NotYetAvailable(key, `${addr}: ${address} is not an address of this machine`);
   return address === "0.0.0.0" || address === "::" ? undefined : address;
 }
 

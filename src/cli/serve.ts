@@ -1,8 +1,9 @@
 import { hostname } from "node:os";
-import type { RegistryConfig } from "../config/config.js";
+import { resolve } from "node:path";
+import { storeLocation, type RegistryConfig } from "../config/config.js";
 import { formatProblem } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
-import { ConfigError, ConfigRefused } from "../config/config-error.js";
+import { ConfigError, ConfigRefused, problemOf } from "../config/config-error.js";
 import { listenAddress } from "../config/listen-address.js";
 import type { RunningServer } from "../http/listen.js";
 import { startServer, type ConnectionLimits } from "../http/server.js";
@@ -109,6 +110,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
       ...auth.health(),
       ...(announcer ? { cluster: announcer.health() } : {}),
       ...(prefetching ? { prefetch: prefetching.health() } : {}),
+      ...(mirror ? { upstream: await mirror.upstream.check() } : {}),
     }),
     lifecycle,
     readOnly: readOnly.state,
@@ -190,7 +192,10 @@ async function announce(config: RegistryConfig, log: Logger, healthy: () => Prom
   return new Announcer(config.etcd, config.cluster, healthy, log);
 }
 
-/** `lain-registry serve [config.yml]`: exit 0 when stopped, 2 when the configuration is refused. */
+/**
+ * `lain-registry serve [config.yml]`: exit 0 when stopped, 2 when the configuration is refused,
+ * 1 when what it needs is not there yet (NotYetAvailable) or on an error nothing handled.
+ */
 export async function serve(args: string[]): Promise<number> {
   const parsed = commandArgs(args, {});
   if (typeof parsed === "string") return usageError("serve", parsed);
@@ -204,12 +209,15 @@ export async function serve(args: string[]): Promise<number> {
   try {
     running = await startRegistry(config, log);
   } catch (err) {
-    if (err instanceof ConfigRefused) reportProblems(err.problems);
-    else if (err instanceof ConfigError) reportProblems([{ path: err.path, message: err.message }]);
-    else throw err;
-    return 2;
+    if (!(err instanceof ConfigRefused) && !(err instanceof ConfigError)) throw err;
+    const problems = err instanceof ConfigRefused ? err.problems : [problemOf(err, "")];
+    reportProblems(problems);
+    // Only what may come by itself is worth a restart; a wrong configuration is not.
+    if (!problems.every((p) => p.transient)) return 2;
+    process.stderr.write("not available yet: exiting 1, for the supervisor to start it again (a configuration error would exit 2)\n");
+    return 1;
   }
-  log.info({ version: VERSION, node: process.version, url: running.url, storage: config.storage.driver, mirrorOf: config.proxy?.remoteUrls.join(", ") }, "lain-registry listening");
+  log.info({ version: VERSION, node: process.version, url: running.url, config: resolve(parsed.config), storage: config.storage.driver, store: storeLocation(config.storage), mirrorOf: config.proxy?.remoteUrls.join(", ") }, "lain-registry listening");
   const pacer = paceBufferCollection();
 
   await new Promise<void>((resolve) => {

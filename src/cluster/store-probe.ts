@@ -1,6 +1,7 @@
 import { roomBytes, type Room } from "../config/room.js";
 import { isPathNotFound, type StorageDriver, type StoreSpace } from "../storage/driver.js";
 import { layout } from "../storage/layout.js";
+import { reusedFor } from "../reused-answer.js";
 
 /** Answers are reused this long, so health checks at any rate cost the store little. */
 const FRESH_MS = 2000;
@@ -31,19 +32,12 @@ function roomProblem(space: StoreSpace, minFree: Room): string | undefined {
  * on local disk also the room left, against storage.filesystem.minfree.
  */
 export class StoreProbe {
-  private last: { at: number; result: Promise<StoreHealth> } | undefined;
+  readonly check: () => Promise<StoreHealth> = reusedFor(FRESH_MS, () => this.probe());
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly minFree: Room,
   ) {}
-
-  check(): Promise<StoreHealth> {
-    if (this.last && Date.now() - this.last.at < FRESH_MS) return this.last.result;
-    const result = this.probe();
-    this.last = { at: Date.now(), result };
-    return result;
-  }
 
   private async probe(): Promise<StoreHealth> {
     try {

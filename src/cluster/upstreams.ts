@@ -58,7 +58,9 @@ export class UpstreamFile {
     if (!reload) return;
     await new Promise<void>((resolve) => {
       execFile("/bin/sh", ["-c", reload], { timeout: 30_000 }, (err, _stdout, stderr) => {
+        // Each reload's outcome is said: on a fresh webrouter the first ones fail until nginx runs.
         if (err) log.error({ command: reload, err: err.message, stderr }, "upstreams: the reload command failed");
+        else log.info({ command: reload }, "upstreams: reloaded");
         resolve();
       });
     });

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { resolve } from "node:path";
 import type { EtcdConfig } from "./etcd-key.js";
 import { parseDuration } from "./duration.js";
 import { parseRoom, type Room } from "./room.js";
+import { DEFAULT_ROOT_DIRECTORY } from "./schema.js";
 import { asBool, asInt } from "./validate.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -24,6 +26,22 @@ export interface StorageConfig {
   gc: { enabled: boolean; intervalMs: number; delayMs: number };
   /** storage.filesystem.minfree (ours): below this free space on the store's volume, /health is degraded. */
   minFree: Room;
+}
+
+/** The filesystem store's root as an absolute path: relative ones are under the working directory. */
+export function filesystemRoot(storage: StorageConfig): string {
+  const root = storage.parameters.rootdirectory;
+  return resolve(typeof root === "string" && root !== "" ? root : DEFAULT_ROOT_DIRECTORY);
+}
+
+/** Where the store is, for the start line: an absolute directory, or a bucket and prefix at an endpoint. */
+export function storeLocation(storage: StorageConfig): string {
+  const { driver, parameters: p } = storage;
+  const prefix = typeof p.rootdirectory === "string" ? p.rootdirectory.replace(/^\/+/, "") : "";
+  if (driver === "filesystem") return filesystemRoot(storage);
+  if (driver === "s3") return `s3://${String(p.bucket)}/${prefix} at ${String(p.regionendpoint ?? `region ${String(p.region)}`)}`;
+  if (driver === "oss") return `oss://${String(p.bucket)}/${prefix} at ${String(p.endpoint ?? `region ${String(p.region)}`)}`;
+  return driver;
 }
 
 export interface HttpConfig {

@@ -3,6 +3,8 @@
  * environment overrides and `config check` all walk. `status` says what we do with a key:
  * "planned" keys are accepted with a warning naming them until the feature lands; "refused"
  * ones are errors, because serving without what they ask for would be serving something else.
+ * Every key distribution knows is here, so that any other key is a typo (an error); the planned
+ * ones are the keys of distribution we deliberately ignore, listed once.
  */
 export type Status = "implemented" | "planned" | "refused";
 
@@ -95,10 +97,12 @@ const http = object({
     minimumtls: { kind: "enum", values: ["tls1.0", "tls1.1", "tls1.2", "tls1.3"] },
     ciphersuites: stringList,
     letsencrypt: refused(any, "Let's Encrypt is not supported: give http.tls.certificate and http.tls.key"),
+    clientauth: planned(any, "with http.tls.clientcas, every client must present a certificate those CAs signed"),
   }),
   headers: { kind: "map", value: stringList },
   debug: object({ addr: str, prometheus: object({ enabled: bool, path: str }) }),
   http2: object({ disabled: bool }),
+  h2c: planned(any, "HTTP/2 is served over TLS only"),
 });
 
 export const CONFIG_SPEC = object(
@@ -154,9 +158,11 @@ export const CONFIG_SPEC = object(
       // A users' listener beyond loopback without an auth section, on purpose.
       unauthenticated: bool,
       siblings: object({ enabled: bool, firstbytetimeout: duration, addr: str }),
+      exec: planned(any, "credential helpers are not run: give proxy.username and proxy.password"),
     }),
     catalog: object({ maxentries: int }),
     validation: planned(any, "manifest URL validation is not configurable yet"),
+    policy: planned(any, "repository classes are not enforced"),
     // Schema 1 is refused outright, which is what these settings ask for.
     compatibility: object({ schema1: object({ signingkeyfile: str, enabled: bool, disablesignaturestore: bool }) }),
     etcd: object({

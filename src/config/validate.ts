@@ -3,10 +3,13 @@ import { parseDuration } from "./duration.js";
 import { parseRoom } from "./room.js";
 import { parseListenAddress } from "./listen-address.js";
 import { DEFAULT_ROOT_DIRECTORY, STORAGE_DRIVERS, UNSUPPORTED_DRIVERS, type Spec } from "./schema.js";
+import { nearest } from "./suggest.js";
 
 export interface Problem {
   path: string;
   message: string;
+  /** A store or address not there yet (NotYetAvailable): a restart may help. */
+  transient?: boolean;
 }
 
 export interface Findings {
@@ -26,12 +29,20 @@ export function describe(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "a list" : typeof value === "object" ? "a map" : JSON.stringify(value);
 }
 
+/**
+ * distribution reads its file (and REGISTRY_* values) as YAML 1.1, where yes, on, y and their
+ * capitalisations are booleans too; js-yaml reads YAML 1.2, where they are strings. A boolean key
+ * takes them as distribution does, so its configurations load unchanged.
+ */
+const YAML11_BOOLEANS = new Map([
+  ...["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"].map((word) => [word, true] as const),
+  ...["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"].map((word) => [word, false] as const),
+]);
+
 /** Booleans and integers may arrive as strings from environment variables or loose YAML. */
 export function asBool(value: unknown): boolean | undefined {
   if (typeof value === "boolean") return value;
-  if (value === "true") return true;
-  if (value === "false") return false;
-  return undefined;
+  return typeof value === "string" ? YAML11_BOOLEANS.get(value) : undefined;
 }
 
 export function asInt(value: unknown): number | undefined {
@@ -68,7 +79,25 @@ function checkScalar(spec: Spec, value: unknown): string | undefined {
   }
 }
 
-function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
+/** Every key path of a spec where `key` is a field: where a key put at the wrong level belongs. */
+function pathsOf(spec: Spec, key: string, path = ""): string[] {
+  if (spec.kind !== "object") return [];
+  return Object.entries(spec.fields).flatMap(([field, child]) => [...(field === key ? [join(path, field)] : []), ...pathsOf(child, key, join(path, field))]);
+}
+
+/**
+ * A key no spec knows is an error, not a warning: distribution ignores it silently, and a typo
+ * then serves another registry than the one written (`rootdirectry` an empty default store,
+ * `htpp` every interface, `delete.enable` no deletes). Near misses get their likely meaning.
+ */
+function unknownKey(spec: Spec & { kind: "object" }, key: string, path: string, root: Spec): string {
+  const sibling = nearest(key, Object.keys(spec.fields));
+  const elsewhere = sibling ? [] : pathsOf(root, key).slice(0, 2);
+  const hint = sibling ? `; did you mean ${join(path, sibling)}?` : elsewhere.length > 0 ? `; it belongs at ${elsewhere.join(" or ")}` : "";
+  return `${spec.closed ?? "unknown key"}${hint}`;
+}
+
+function walk(spec: Spec, value: unknown, path: string, out: Findings, root: Spec = spec): void {
   if (spec.status === "planned") {
     out.warnings.push({ path, message: `accepted but not implemented yet: ${spec.note ?? "no effect"}` });
   }
@@ -84,10 +113,11 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
         return;
       }
       for (const [key, child] of Object.entries(value)) {
+        // Top-level x- keys hold YAML anchors for the rest of the file, as in compose files.
+        if (path === "" && key.startsWith("x-")) continue;
         const childSpec = spec.fields[key];
-        if (childSpec) walk(childSpec, child, join(path, key), out);
-        else if (spec.closed) out.errors.push({ path: join(path, key), message: spec.closed });
-        else out.warnings.push({ path: join(path, key), message: "unknown key, ignored" });
+        if (childSpec) walk(childSpec, child, join(path, key), out, root);
+        else out.errors.push({ path: join(path, key), message: unknownKey(spec, key, path, root) });
       }
       return;
     }
@@ -96,7 +126,7 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
         out.errors.push({ path, message: `must be a map, not ${describe(value)}` });
         return;
       }
-      for (const [key, child] of Object.entries(value)) walk(spec.value, child, join(path, key), out);
+      for (const [key, child] of Object.entries(value)) walk(spec.value, child, join(path, key), out, root);
       return;
     }
     case "list": {
@@ -104,7 +134,7 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings): void {
         out.errors.push({ path, message: `must be a list, not ${describe(value)}` });
         return;
       }
-      value.forEach((item, i) => walk(spec.item, item, join(path, i), out));
+      value.forEach((item, i) => walk(spec.item, item, join(path, i), out, root));
       return;
     }
     default: {

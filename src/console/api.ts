@@ -3,6 +3,7 @@ import { unlessMissing } from "../storage/driver.js";
 import { renderUpstream } from "../cluster/upstream-block.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
+import type { UpstreamProbe } from "../proxy/upstream-probe.js";
 import type { PrefetchState } from "../proxy/prefetch.js";
 import { listRepositories, type CatalogPage } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
@@ -36,12 +37,9 @@ export interface ConsoleSources {
   readOnly: () => boolean;
   /** storage.gc.delay, for the dry run. */
   gcDelayMs: number;
-  mirror?: { registry: MirrorRegistry; prefetch: () => PrefetchState[] };
+  mirror?: { registry: MirrorRegistry; upstream: UpstreamProbe; prefetch: () => PrefetchState[] };
   cluster?: { registered: () => boolean; instances: () => Promise<Registration[]> };
 }
-
-/** How long the peer's health is remembered: the overview is polled. */
-const UPSTREAM_CHECK_MS = 15_000;
 
 type Samples = { get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>>; value: number }> }> };
 
@@ -59,7 +57,6 @@ function contentSize(manifest: StoredManifest, info = parseManifest(manifest.con
 /** What the web console shows beyond the registry API: tag details, mirror and cluster state, storage analysis. */
 export class ConsoleApi {
   readonly analysis: StorageAnalysis;
-  private upstreamHealth: { at: number; value: Promise<{ ok: boolean; message: string }> } | undefined;
 
   constructor(private readonly sources: ConsoleSources) {
     this.analysis = new StorageAnalysis(sources.registry.driver, sources.gcDelayMs);
@@ -146,7 +143,7 @@ export class ConsoleApi {
       storage: { driver: registry.driver.name, readOnly: this.sources.readOnly() },
       mirror: mirror && {
         upstream: mirror.registry.upstream.url,
-        health: await this.upstream(mirror.registry),
+        health: await mirror.upstream.check().then(({ reachable, message }) => ({ ok: reachable, message })),
         blobs: {
           hits: requests({ kind: "blob", result: "hit" }),
           misses: requests({ kind: "blob", result: "miss" }),
@@ -164,17 +161,6 @@ export class ConsoleApi {
       },
       cluster: cluster && (await this.clusterState(cluster)),
     };
-  }
-
-  private upstream(mirror: MirrorRegistry): Promise<{ ok: boolean; message: string }> {
-    if (!this.upstreamHealth || Date.now() - this.upstreamHealth.at > UPSTREAM_CHECK_MS) {
-      const value = mirror.upstream.check().then(
-        (message) => ({ ok: true, message }),
-        (err: unknown) => ({ ok: false, message: err instanceof Error ? err.message : String(err) }),
-      );
-      this.upstreamHealth = { at: Date.now(), value };
-    }
-    return this.upstreamHealth.value;
   }
 
   private async clusterState(cluster: NonNullable<ConsoleSources["cluster"]>): Promise<Record<string, unknown>> {

@@ -83,6 +83,8 @@ export interface RequestContext {
   remoteAddress: string | undefined;
   /** Who authenticated, when auth is on. */
   user: string | undefined;
+  /** Why the access controller refused the request, and who tried, for its access line. */
+  refusedAuth?: { reason: string; user?: string };
   /** A sibling mirror (its signature checked) instead of a client. */
   caller: Caller;
 }

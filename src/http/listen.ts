@@ -1,8 +1,8 @@
 import { lstat, unlink } from "node:fs/promises";
 import type { Server } from "node:http";
-import { connect, type AddressInfo } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../config/config-error.js";
 import { listenAddress } from "../config/listen-address.js";
 
 export interface RunningServer {
@@ -23,6 +23,28 @@ const LISTEN_FAILURES: Record<string, string> = {
   ENOTFOUND: "names a host that does not resolve",
 };
 
+/** Why an address cannot be listened on, as the refusal of its key. */
+function listenRefusal(err: NodeJS.ErrnoException, shown: string, key: string): ConfigError {
+  // Another process's port may be freed, a late interface may come up: a restart can help.
+  const Refusal = err.code === "EADDRINUSE" || err.code === "EADDRNOTAVAIL" ? NotYetAvailable : ConfigError;
+  return new Refusal(key, `${shown} ${LISTEN_FAILURES[err.code ?? ""] ?? `cannot be listened on: ${err.message}`}`);
+}
+
+/**
+ * Listens on a TCP host:port and lets it go at once: whether serve could listen there, asked
+ * before it changes anything on disk. (Only serve asks: `config check` beside a running
+ * registry would find its own port taken.)
+ */
+export async function probeListen(addr: string, key: string): Promise<void> {
+  const { host, port } = listenAddress(addr);
+  if (port === 0) return;
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) => reject(listenRefusal(err, addr, key)));
+    server.listen(port, host, () => server.close(() => resolve()));
+  });
+}
+
 /** Whether something accepts connections on a unix socket. */
 function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -42,7 +64,7 @@ async function clearStaleSocket(path: string, key: string): Promise<void> {
   const info = await lstat(path).catch(() => undefined);
   if (!info) return;
   if (!info.isSocket()) throw new ConfigError(key, `${path} exists and is not a socket`);
-  if (await answers(path)) throw new ConfigError(key, `${path} ${LISTEN_FAILURES.EADDRINUSE}`);
+  if (await answers(path)) throw new NotYetAvailable(key, `${path} ${LISTEN_FAILURES.EADDRINUSE}`);
   await unlink(path);
 }
 
@@ -54,10 +76,7 @@ async function clearStaleSocket(path: string, key: string): Promise<void> {
 export async function listen(server: Server, addr: string | { path: string }, scheme: "http" | "https", where: { key: string; log: Logger }): Promise<RunningServer> {
   if (typeof addr !== "string") await clearStaleSocket(addr.path, where.key);
   await new Promise<void>((resolve, reject) => {
-    const failed = (err: NodeJS.ErrnoException) => {
-      const shown = typeof addr === "string" ? addr : addr.path;
-      reject(new ConfigError(where.key, `${shown} ${LISTEN_FAILURES[err.code ?? ""] ?? `cannot be listened on: ${err.message}`}`));
-    };
+    const failed = (err: NodeJS.ErrnoException) => reject(listenRefusal(err, typeof addr === "string" ? addr : addr.path, where.key));
     server.once("error", failed);
     const listening = () => {
       server.off("error", failed);

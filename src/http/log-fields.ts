@@ -16,6 +16,9 @@ export function requestFields(ctx: RequestContext): Record<string, unknown> {
     // The route's variables; distribution calls the upload id "uuid".
     ...Object.fromEntries(Object.entries(ctx.params).map(([key, value]) => [`vars.${key === "upload" ? "uuid" : key}`, value])),
     ...(ctx.user !== undefined ? { "auth.user.name": ctx.user } : {}),
+    // Ours: a refused request's attempted user and why, which the client is not told apart.
+    ...(ctx.refusedAuth?.user !== undefined ? { "auth.user.attempted": ctx.refusedAuth.user } : {}),
+    ...(ctx.refusedAuth ? { "auth.refused": ctx.refusedAuth.reason } : {}),
     // Ours: a sibling mirror fetching for its node.
     ...(ctx.caller === "sibling" ? { sibling: true } : {}),
   };

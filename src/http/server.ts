@@ -157,9 +157,13 @@ function observe(app: AppContext, ctx: RequestContext, handler: string): void {
 async function authorize(app: AppContext, ctx: RequestContext, required: Access[] | "public"): Promise<AuthDecision> {
   if (!app.auth || required === "public") return { ok: true, user: undefined };
   const decision = await app.auth.authorize(ctx.req.headers.authorization, required, originOf(app.http, ctx.req));
-  if (decision.ok) ctx.user = decision.user;
+  if (decision.ok) {
+    ctx.user = decision.user;
+    return decision;
+  }
+  ctx.refusedAuth = { reason: decision.reason, ...(decision.user !== undefined ? { user: decision.user } : {}) };
   // An anonymous first request is the start of the challenge dance, not a failure.
-  else if (ctx.req.headers.authorization !== undefined || decision.code === "DENIED") app.metrics.authFailures.inc({ code: decision.code });
+  if (ctx.req.headers.authorization !== undefined || decision.code === "DENIED") app.metrics.authFailures.inc({ code: decision.code });
   return decision;
 }
 
@@ -177,6 +181,7 @@ function siblingRefusal(app: AppContext, ctx: RequestContext, door: Door, route:
   if (door === "users" && siblings.addr !== undefined) return new RegistryError("DENIED", "this mirror takes sibling requests on its siblings' listener (proxy.siblings.addr) only");
   const refused = (message: string) => {
     app.metrics.authFailures.inc({ code: "DENIED" });
+    ctx.refusedAuth = { reason: message };
     return new RegistryError("DENIED", message);
   };
   if (signature === undefined) return refused("this is a mirror's siblings' listener (proxy.siblings.addr): it takes only the signed requests of sibling mirrors");

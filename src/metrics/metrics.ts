@@ -16,6 +16,7 @@ import processResources from "prom-client/lib/metrics/processResources.js";
 import processStartTime from "prom-client/lib/metrics/processStartTime.js";
 import version from "prom-client/lib/metrics/version.js";
 import { droppedLogLines } from "../log.js";
+import { VERSION } from "../version.js";
 import type { StoreSpace } from "../storage/driver.js";
 
 /*
@@ -166,6 +167,8 @@ export class Metrics {
       },
     });
 
+    new Gauge({ name: "registry_build_info", help: "Always 1; the labels say which lain-registry on which Node.js.", labelNames: ["version", "nodejs"], registers }).set({ version: VERSION, nodejs: process.version }, 1);
+
     // Read from the logger at each scrape; nothing increments it here.
     new Counter({
       name: "registry_log_lines_dropped_total", help: "Log lines dropped because stderr was read slower than the registry logged (8 MiB at most wait).", registers,
@@ -193,6 +196,16 @@ export class Metrics {
   /** Reports whether this instance is registered in etcd at each scrape. */
   trackRegistration(registered: () => boolean): void {
     this.registration = registered;
+  }
+
+  /** A mirror's: whether its peer passes the API check, at each scrape (a primary has no such gauge). */
+  trackUpstream(up: () => Promise<boolean>): void {
+    new Gauge({
+      name: "registry_proxy_upstream_up", help: "A mirror's peer: 1 while its API check (GET /v2/ with the mirror's credentials) passes, 0 while it fails.", registers: [this.registry],
+      async collect() {
+        this.set((await up()) ? 1 : 0);
+      },
+    });
   }
 
   /** The exposition text for GET /metrics. */

@@ -1,4 +1,4 @@
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../config/config-error.js";
 import OSS from "ali-oss";
 import type { Readable } from "node:stream";
 import { MAX_PAGES, OSS_MIN_PART, withRetries, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
@@ -84,11 +84,11 @@ export class OssStore implements ObjectStore {
       await this.send((c) => c.list({ "max-keys": 1 }, {}));
     } catch (err) {
       const e = err as OssError;
-      const [key, why] =
-        e.code === "NoSuchBucket" || e.status === 404 ? ["bucket", "does not exist"] :
-        e.status === 403 ? ["accesskeyid", `is not accessible with these credentials (storage.oss.accesskeyid/accesskeysecret): ${e.code ?? ""}`] :
-        [this.options.endpoint ? "endpoint" : "region", `is not reachable: ${(err as Error).message}`];
-      throw new ConfigError(`storage.oss.${key}`, `oss bucket ${JSON.stringify(this.options.bucket)} at ${this.options.endpoint ?? this.options.region} ${why}`);
+      const [key, why, Refusal] =
+        e.code === "NoSuchBucket" || e.status === 404 ? ["bucket", "does not exist", ConfigError] :
+        e.status === 403 ? ["accesskeyid", `is not accessible with these credentials (storage.oss.accesskeyid/accesskeysecret): ${e.code ?? ""}`, ConfigError] :
+        [this.options.endpoint ? "endpoint" : "region", `is not reachable: ${(err as Error).message}`, NotYetAvailable];
+      throw new Refusal(`storage.oss.${key}`, `oss bucket ${JSON.stringify(this.options.bucket)} at ${this.options.endpoint ?? this.options.region} ${why}`);
     }
   }
 

@@ -18,7 +18,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { readFileSync } from "node:fs";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../config/config-error.js";
 import { http, https } from "../builtins.js";
 import type { Readable } from "node:stream";
 import { MAX_PAGES, S3_MIN_PART, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";
@@ -129,7 +129,8 @@ export class S3Store implements ObjectStore {
         code === 403 ? ["accesskey", "is not accessible with these credentials (storage.s3.accesskey/secretkey)"] :
         code === 400 ? ["region", "rejected the request (storage.s3.region?)"] :
         [this.options.regionEndpoint ? "regionendpoint" : "region", `is not reachable: ${(err as Error).message}`];
-      throw new ConfigError(`storage.s3.${key}`, `s3 bucket ${JSON.stringify(this.bucket)} at ${this.options.regionEndpoint ?? `region ${this.options.region}`} ${why}`);
+      const Refusal = this.classify(err) === "unavailable" ? NotYetAvailable : ConfigError;
+      throw new Refusal(`storage.s3.${key}`, `s3 bucket ${JSON.stringify(this.bucket)} at ${this.options.regionEndpoint ?? `region ${this.options.region}`} ${why}`);
     }
   }
 

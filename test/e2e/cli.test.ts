@@ -1,12 +1,12 @@
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
 import { randomImage, pushImage } from "../helpers/oci.js";
-import { cliArgs, freePort, runCli, startLainProcess } from "../helpers/process.js";
+import { cliArgs, freePort, runCli, startLainProcess, supervise, waitForRegistry } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { until } from "../helpers/until.js";
 
@@ -104,10 +104,40 @@ describe("lain-registry CLI", () => {
     expect(stderr).toContain("storage");
   });
 
+  it("started from another directory, serve's start line names the configuration file and the store's absolute path", async () => {
+    const elsewhere = join(work, "elsewhere");
+    await mkdir(elsewhere, { recursive: true });
+    const port = await freePort();
+    const config = join(work, "relative-store.yml");
+    await writeFile(config, `version: 0.1\nlog: {level: info, formatter: json}\nstorage: {filesystem: {rootdirectory: ./data}}\nhttp: {addr: "127.0.0.1:${port}", secret: s}\n`);
+    // The configuration named relative to where serve starts, as an operator types it.
+    const server = supervise(spawn(process.execPath, cliArgs("serve", relative(elsewhere, config)), { cwd: elsewhere, stdio: ["ignore", "pipe", "pipe"] }));
+    try {
+      await waitForRegistry(`http://127.0.0.1:${port}`, server.child, server.output);
+      // The log is written asynchronously: read it once the line is there.
+      const startLine = () => server.fullOutput().split("\n").find((line) => line.includes("lain-registry listening"));
+      await expect.poll(startLine).toBeDefined();
+      expect(JSON.parse(startLine()!)).toMatchObject({ config, storage: "filesystem", store: join(elsewhere, "data") });
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("an unknown command exits 2 with the usage", async () => {
     const { code, stderr } = await runCli("frobnicate");
     expect(code).toBe(2);
     expect(stderr).toContain("Usage:");
+    expect(stderr).not.toContain("did you mean");
+  });
+
+  it.each([
+    [["srve"], "serve"],
+    [["config", "chek", "x.yml"], "config check"],
+    [["garbage-colect"], "garbage-collect"],
+  ])("a misspelt command %j exits 2 and names %s", async (argv, meant) => {
+    const { code, stderr } = await runCli(...argv);
+    expect(code).toBe(2);
+    expect(stderr.split("\n")[0]).toBe(`unknown command: ${argv.join(" ")}; did you mean ${meant}?`);
   });
 
   it("--help lists every command with the exit codes; COMMAND --help and help COMMAND show that command", async () => {

@@ -80,6 +80,7 @@ describe.skipIf(!available)("config check and serve agree", () => {
     bundle = server.certPath;
     await writeFile(join(work, "garbage.pem"), "not a certificate\n");
     await writeFile(join(work, "garbage.json"), "{ not json");
+    await writeFile(join(work, "md5.htpasswd"), "alice:$apr1$shAJOFpH$qmY7.AXLxP7PJH344j.ih.\n");
     await writeFile(join(work, "a-file"), "");
     await mkdir(join(work, "a-dir"));
   });
@@ -93,15 +94,18 @@ describe.skipIf(!available)("config check and serve agree", () => {
     `http: {addr: "127.0.0.1:5000", secret: s}\netcd: {endpoints: [http://127.0.0.1:9]}\ncluster: {advertise: "http://${door}"}\nproxy: {remoteurl: "http://127.0.0.1:9", siblings: {enabled: true, addr: "${door}"}}`;
   const token = (extra: string) => `auth: {token: {realm: https://auth.example/token, service: lain.local, issuer: ci, ${extra}}}`;
 
-  /** Each configuration serve must refuse, the key path both name, and a piece of the message. */
-  const refused: Array<{ name: string; yaml: () => string; path: string; says: string; env?: () => NodeJS.ProcessEnv }> = [
+  /**
+   * Each configuration serve must refuse, the key path both name, and a piece of the message;
+   * `exit` 1 where what is missing may come by itself (an address not up yet), else 2.
+   */
+  const refused: Array<{ name: string; yaml: () => string; path: string; says: string; env?: () => NodeJS.ProcessEnv; exit?: 1 }> = [
     { name: "an unknown storage driver (a typo)", yaml: () => `storage: {filesytem: {rootdirectory: ${join(work, "x")}}}`, path: "storage.filesytem", says: "is not a storage driver" },
     { name: "an unknown driver from REGISTRY_STORAGE", yaml: () => storage(), env: () => ({ REGISTRY_STORAGE: "swiftly" }), path: "storage.swiftly", says: "is not a storage driver" },
     { name: "two storage drivers", yaml: () => "storage: {filesystem: {}, inmemory: {}}", path: "storage", says: "keep exactly one" },
     { name: "a listen address without a port", yaml: () => `${storage()}\nhttp: {addr: "5000"}`, path: "http.addr", says: "must be host:port" },
     { name: "a port out of range", yaml: () => `${storage()}\nhttp: {addr: "127.0.0.1:70000"}`, path: "http.addr", says: "a port from 0 to 65535" },
     { name: "a host that does not resolve", yaml: () => `${storage()}\nhttp: {addr: "no-such-host.invalid:5000"}`, path: "http.addr", says: "does not resolve" },
-    { name: "an address of another machine", yaml: () => `${storage()}\nhttp: {addr: "203.0.113.7:5000"}`, path: "http.addr", says: "is not an address of this machine" },
+    { name: "an address of another machine", yaml: () => `${storage()}\nhttp: {addr: "203.0.113.7:5000"}`, path: "http.addr", says: "is not an address of this machine", exit: 1 },
     { name: "a bad debug address", yaml: () => `${storage()}\nhttp: {addr: "127.0.0.1:0", debug: {addr: nonsense}}`, path: "http.debug.addr", says: "must be host:port" },
     { name: "a unix socket in a missing directory", yaml: () => `${storage()}\nhttp: {net: unix, addr: ${join(work, "missing", "r.sock")}}`, path: "http.addr", says: "is not writable (ENOENT)" },
     { name: "a unix socket path that is a file", yaml: () => `${storage()}\nhttp: {net: unix, addr: ${join(work, "a-file")}}`, path: "http.addr", says: "exists and is not a socket" },
@@ -130,11 +134,14 @@ describe.skipIf(!available)("config check and serve agree", () => {
     { name: "a mirror on every interface without auth, not said on purpose", yaml: () => `${storage()}\nhttp: {addr: ":0"}\nproxy: {remoteurl: "http://127.0.0.1:9"}`, path: "http.addr", says: "set proxy.unauthenticated: true" },
     { name: "a standby that takes pushes without an auth section", yaml: () => `${storage()}\nhttp: {addr: "127.0.0.1:0"}\nproxy: {remoteurl: "http://127.0.0.1:9", pushes: local}`, path: "proxy.pushes", says: "needs an auth section" },
     { name: "a siblings' listener on the users' port", yaml: () => `${storage()}\n${fleet("127.0.0.1:5000")}`, path: "proxy.siblings.addr", says: "must be another port than http.addr" },
-    { name: "a siblings' listener on another machine's address", yaml: () => `${storage()}\n${fleet("203.0.113.7:5001")}`, path: "proxy.siblings.addr", says: "is not an address of this machine" },
+    { name: "a siblings' listener on another machine's address", yaml: () => `${storage()}\n${fleet("203.0.113.7:5001")}`, path: "proxy.siblings.addr", says: "is not an address of this machine", exit: 1 },
+    { name: "an unknown key (a typo), with what it likely meant", yaml: () => `${storage()}\nhtpp: {addr: "127.0.0.1:0"}`, path: "htpp", says: "did you mean http?" },
+    { name: "an htpasswd file nobody can log in with", yaml: () => `${storage()}\nauth: {htpasswd: {realm: r, path: ${join(work, "md5.htpasswd")}}}`, path: "auth.htpasswd.path", says: "line 1 (alice): an MD5 entry" },
+    { name: "a root directory where no directory can be made", yaml: () => "storage: {filesystem: {rootdirectory: /proc/lain-registry-store}}", path: "storage.filesystem.rootdirectory", says: "/proc/lain-registry-store cannot be created: /proc" },
     { name: "an http.host that is not a URL", yaml: () => `${storage()}\nhttp: {addr: "127.0.0.1:0", host: registry.lain.local}`, path: "http.host", says: "must be an http:// or https:// URL" },
   ];
 
-  it.each(refused)("$name: config check names $path, serve exits 2 with the same line", async ({ yaml, path, says, env }) => {
+  it.each(refused)("$name: config check names $path, serve refuses with the same line", async ({ yaml, path, says, env, exit }) => {
     const config = join(work, `refused-${Math.random().toString(36).slice(2)}.yml`);
     await writeFile(config, `version: 0.1\nlog: {level: error}\n${yaml()}\n`);
     const environment = env?.() ?? {};
@@ -143,7 +150,8 @@ describe.skipIf(!available)("config check and serve agree", () => {
     const checked = check.stdout.split("\n").find((line) => line.startsWith(`error: ${path}: `));
     expect(checked, check.stdout).toContain(says);
     const served = await cli(["serve", config], environment);
-    expect(served.code, served.stderr).toBe(2);
+    expect(served.code, served.stderr).toBe(exit ?? 2);
+    if (exit === 1) expect(served.stderr).toContain("exiting 1, for the supervisor to start it again");
     expect(served.stderr.split("\n")).toContain(`config error: ${checked!.slice("error: ".length)}`);
     expect(served.stderr).not.toMatch(/\n\s+at /);
   });
@@ -229,21 +237,23 @@ describe.skipIf(!available)("config check and serve agree", () => {
     }
   });
 
-  it("an address in use: serve exits 2 naming it; refused at its second listener, it lets go of the first", async () => {
+  it("an address in use: serve exits 1 naming it, for its supervisor to try again, and makes nothing on disk; a busy second listener refuses the start too", async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const busy = (taken.address() as { port: number }).port;
     try {
       const config = join(work, "busy.yml");
-      await writeFile(config, `version: 0.1\nlog: {level: error}\n${storage()}\nhttp: {addr: "127.0.0.1:${busy}", secret: s}\n`);
+      const root = join(work, "busy-store");
+      await writeFile(config, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${root}}}\nhttp: {addr: "127.0.0.1:${busy}", secret: s}\n`);
       const served = await cli(["serve", config]);
-      expect(served.code).toBe(2);
+      expect(served.code).toBe(1);
       expect(served.stderr).toContain(`config error: http.addr: 127.0.0.1:${busy} is in use by another process`);
+      await expect(stat(root)).rejects.toMatchObject({ code: "ENOENT" });
 
       const main = await freePort();
       const loaded = parseConfig(`version: 0.1\n${storage()}\nhttp: {addr: "127.0.0.1:${main}", secret: s, debug: {addr: "127.0.0.1:${busy}"}}\n`, {});
       if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
-      await expect(startRegistry(loaded.config, pino({ level: "silent" }))).rejects.toMatchObject({ path: "http.debug.addr" });
+      await expect(startRegistry(loaded.config, pino({ level: "silent" }))).rejects.toMatchObject({ problems: [{ path: "http.debug.addr", transient: true }] });
       const again = createServer();
       await new Promise<void>((resolve, reject) => again.once("error", reject).listen(main, "127.0.0.1", resolve));
       await new Promise<void>((resolve) => again.close(() => resolve()));

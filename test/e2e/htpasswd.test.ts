@@ -1,12 +1,15 @@
 import bcrypt from "bcryptjs";
+import { execFile } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, errorCode } from "../helpers/http.js";
+import { freePort, runCli, startLainProcess } from "../helpers/process.js";
 import { randomImage, sha256, writeOciLayout } from "../helpers/oci.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { skopeo } from "../helpers/skopeo.js";
 import { hasTool } from "../helpers/tools.js";
+import { promisify } from "node:util";
 
 const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` });
 
@@ -56,5 +59,84 @@ describe.skipIf(!hasTool("skopeo"))("htpasswd auth (auth.htpasswd)", () => {
     expect((await call("GET", `${registry.url}/v2/`, { headers: basic("bob", "builder") })).status).toBe(401);
     await writeFile(file, `alice:${bcrypt.hashSync("wonderland", 5)}\nbob:${bcrypt.hashSync("builder", 5)}\n`);
     expect((await call("GET", `${registry.url}/v2/`, { headers: basic("bob", "builder") })).status).toBe(200);
+  });
+});
+
+/** A line of the file, as Apache's htpasswd writes it with one of its hashing options. */
+async function htpasswdLine(option: string, user: string, password: string): Promise<string> {
+  const { stdout } = await promisify(execFile)("htpasswd", ["-nb", option, user, password]);
+  return stdout.trim();
+}
+
+describe.skipIf(!hasTool("htpasswd"))("htpasswd files as Apache's htpasswd writes them", () => {
+  let work: string;
+  beforeAll(async () => {
+    work = await tempDir("lain-htpasswd-formats-");
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const configWith = async (name: string, lines: string[], extraYaml = "") => {
+    const file = join(work, `${name}.htpasswd`);
+    await writeFile(file, `# made by htpasswd\n${lines.join("\n")}\n`);
+    const config = join(work, `${name}.yml`);
+    await writeFile(config, `version: 0.1\nstorage: {filesystem: {rootdirectory: ${join(work, "store")}}}\nhttp: {addr: "127.0.0.1:0", secret: s}\nauth:\n  htpasswd: {realm: r, path: ${file}}\n${extraYaml}`);
+    return { file, config };
+  };
+
+  it.each([
+    ["-m", "an MD5 entry ($apr1$, what plain `htpasswd` writes)"],
+    ["-s", "a SHA-1 entry ({SHA}, htpasswd -s)"],
+    ["-5", "a SHA-2 crypt entry ($5$ or $6$, htpasswd -2 or -5)"],
+    ["-d", "a crypt or plain-text entry (htpasswd -d or -p)"],
+    ["-p", "a crypt or plain-text entry (htpasswd -d or -p)"],
+  ])("a file of %s entries only is refused by config check and by serve, naming the line", async (option, format) => {
+    const { file, config } = await configWith(`only${option}`, [await htpasswdLine(option, "alice", "secret")]);
+    const message = `auth.htpasswd.path: ${file} has no bcrypt entry, so nobody could log in: line 2 (alice): ${format}; only bcrypt is supported, as in distribution (htpasswd -B)`;
+    const check = await runCli("config", "check", config);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toContain(`error: ${message}`);
+    expect(check.stdout).not.toContain(": OK");
+    const serve = await runCli("serve", config);
+    expect(serve.code).toBe(2);
+    expect(serve.stderr).toContain(message);
+  });
+
+  it("a file with a bcrypt entry serves; its other entries are named as users who cannot log in", async () => {
+    const { file, config } = await configWith("mixed", [await htpasswdLine("-m", "alice", "secret"), await htpasswdLine("-B", "bob", "builder")]);
+    const check = await runCli("config", "check", config);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toContain(`warning: auth.htpasswd.path: ${file} line 2 (alice): an MD5 entry`);
+    expect(check.stdout.trimEnd().split("\n").at(-1)).toMatch(/: OK \(/);
+  });
+
+  it("a refused request's access line names the attempted user and the reason; the client hears the same for each", async () => {
+    const { config } = await configWith("serve", [await htpasswdLine("-B", "bob", "builder")], "log: {level: info, formatter: json}\n");
+    const server = await startLainProcess(config, await freePort());
+    try {
+      const attempts: Array<[Record<string, string>, string, string | undefined]> = [
+        [{}, "no credentials", undefined],
+        [basic("bob", "guess"), "wrong password", "bob"],
+        [basic("mallory", "builder"), "unknown user", "mallory"],
+        [{ authorization: "Bearer abc" }, "the authorization header is not Basic", undefined],
+      ];
+      for (const [headers] of attempts) {
+        const reply = await call("POST", `${server.url}/v2/team/app/blobs/uploads/`, { headers });
+        expect(reply.status).toBe(401);
+        expect(errorCode(reply)).toBe("UNAUTHORIZED");
+      }
+      expect((await call("GET", `${server.url}/v2/`, { headers: basic("bob", "builder") })).status).toBe(200);
+      // The access log is written asynchronously: read it once every line is there.
+      const accessLines = () =>
+        server.fullOutput().split("\n").filter((l) => l.includes('"response completed"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const pushes = () => accessLines().filter((l) => l["http.request.method"] === "POST");
+      const accepted = () => accessLines().filter((l) => l["http.response.status"] === 200);
+      await expect.poll(() => [pushes().length, accepted().length]).toEqual([attempts.length, 1]);
+      expect(pushes().map((l) => [l["http.response.status"], l["auth.refused"], l["auth.user.attempted"]])).toEqual(attempts.map(([, reason, user]) => [401, reason, user]));
+      expect(accepted().map((l) => [l["auth.user.name"], l["auth.refused"], l["auth.user.attempted"]])).toEqual([["bob", undefined, undefined]]);
+    } finally {
+      await server.stop();
+    }
   });
 });

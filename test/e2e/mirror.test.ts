@@ -7,7 +7,7 @@ import { CountingProxy } from "../helpers/counting-proxy.js";
 import { startDistribution } from "../helpers/distribution.js";
 import { download } from "../helpers/download.js";
 import { call, errorCode } from "../helpers/http.js";
-import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
+import { METRICS_ON_MAIN_PORT, sample, scrape } from "../helpers/metrics.js";
 import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
 import type { ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
@@ -352,13 +352,25 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     expect(blob.digest).toBe(image.layers[0]!.digest);
   });
 
-  it("keeps serving what it cached when the peer is down (stale tags say so), and names the peer on a miss", async () => {
+  it("keeps serving what it cached when the peer is down (stale tags say so, /health says degraded), and names the peer on a miss", async () => {
     const image = randomImage({ layers: 2 });
     await pushImage(peer.url, "lain/survivor", "v1", image);
-    const short = await startTestRegistry({ extraYaml: mirrorYaml(proxy.url).replace("ttl: 1h", "ttl: 1ms") });
+    const short = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\n${mirrorYaml(proxy.url).replace("ttl: 1h", "ttl: 1ms")}` });
+    type Health = { status: string; version: string; upstream: { url: string; reachable: boolean; downSince?: string; error?: string } };
+    const health = async () => (await call("GET", `${short.url}/health`)).json<Health>();
+    const upstreamUp = async () => sample((await call("GET", `${short.url}/metrics`)).text, "registry_proxy_upstream_up");
     try {
       await skopeo("copy", `docker://${short.host}/lain/survivor:v1`, `oci:${join(work, "survivor-1")}:v1`);
+      expect(await health()).toMatchObject({ status: "ok", version: expect.stringMatching(/^\d+\.\d+\.\d+/), upstream: { url: proxy.url, reachable: true } });
+      expect(await upstreamUp()).toBe(1);
+      expect((await call("GET", `${short.url}/metrics`)).text).toMatch(/^registry_build_info\{version="\d+\.\d+\.\d+[^"]*",nodejs="v\d+\.\d+\.\d+"\} 1$/m);
       await peer.stop("SIGKILL");
+      // The answer of the last check is reused a few seconds; then the next says what is true.
+      await expect.poll(async () => (await health()).status, { timeout: 15_000, interval: 500 }).toBe("degraded");
+      const down = await call("GET", `${short.url}/health`);
+      expect(down.status).toBe(200);
+      expect(down.json<Health>().upstream).toMatchObject({ url: proxy.url, reachable: false, downSince: expect.any(String), error: expect.stringContaining(proxy.url) });
+      expect(await upstreamUp()).toBe(0);
 
       const out = join(work, "survivor-2");
       await skopeo("copy", `docker://${short.host}/lain/survivor:v1`, `oci:${out}:v1`);

@@ -128,6 +128,10 @@ notifications:
     expect((await call("GET", `${registry.url}/v2/ops/app/tags/list`, { headers: { authorization: basic("alice", "wrong") } })).status).toBe(401);
     expect((await call("GET", `${registry.url}/v2/ops/app/tags/list`, { headers: { authorization: `Bearer ${BOGUS_BEARER}` } })).status).toBe(401);
     expect((await call("GET", `${registry.url}/v2/mirrored/x/manifests/latest`, { headers: auth })).status).toBe(503);
+    // Outside proxy.namespaces a miss is this store's alone (the peer is never asked), and says so.
+    const local = await call("GET", `${registry.url}/v2/ops/app/manifests/v1`, { headers: auth });
+    expect(local.status).toBe(404);
+    expect(local.text).toContain("manifest v1 is unknown to ops/app, which this mirror does not pull through (not in proxy.namespaces)");
   }, 120_000);
 
   afterAll(async () => {

@@ -68,6 +68,10 @@ describe.skipIf(!server)("S3 faults and bad configuration", () => {
     const noBucket = await runCli("config", "check", "--connect", missing);
     expect(noBucket.code).toBe(1);
     expect(noBucket.stdout).toContain("does not exist");
+    // OK comes last and only when true: a failed connection is counted, never followed by OK.
+    expect(noBucket.stdout).not.toContain(": OK");
+    expect(noBucket.stdout.trimEnd().split("\n").at(-1)).toBe(`${missing}: 1 problem(s); the configuration is valid, but the registry cannot serve until they are fixed`);
+    expect(ok.stdout.trimEnd().split("\n").at(-1)).toMatch(/: OK \(storage: s3,/);
 
     const wrong = join(work, "wrong.yml");
     await writeFile(wrong, `version: 0.1\nstorage:\n${s3StorageYaml({ ...server!, secretKey: "wrong" }, bucket)}\n`);

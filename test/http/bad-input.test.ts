@@ -112,6 +112,7 @@ describe("GET /health", () => {
     expect(reply.status).toBe(200);
     expect(reply.json()).toEqual({
       status: "ok",
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
       draining: false,
       // A store on local disk says how much room its volume has left.
       storage: { reachable: true, freeBytes: expect.any(Number), totalBytes: expect.any(Number) },

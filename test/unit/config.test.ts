@@ -209,10 +209,29 @@ describe("validation", () => {
     expect(htpasswd.ok && htpasswd.config.auth).toEqual({ htpasswd: { realm: "r", path: "/etc/htpasswd" } });
   });
 
-  it("warns about unknown keys instead of failing", () => {
-    const loaded = parseConfig("version: 0.1\nstorage: {inmemory: {}}\nhttp: {adr: ':5000'}", {});
-    expect(loaded.ok).toBe(true);
-    expect(paths(loaded.warnings)).toContain("http.adr");
+  it.each([
+    ["log:\n  levle: debug", "log.levle", "unknown key; did you mean log.level?"],
+    ["storage:\n  filesystem: {rootdirectry: /srv/registry}", "storage.filesystem.rootdirectry", "unknown key; did you mean storage.filesystem.rootdirectory?"],
+    ["storage:\n  inmemory: {}\n  delete: {enable: true}", "storage.delete.enable", "unknown key; did you mean storage.delete.enabled?"],
+    ["htpp:\n  addr: 127.0.0.1:5010", "htpp", "unknown key; did you mean http?"],
+    ["storage:\n  filesytem: {}", "storage.filesytem", "is not a storage driver of this version (filesystem, inmemory, s3, oss); did you mean storage.filesystem?"],
+    ["rootdirectory: /srv/registry", "rootdirectory", "unknown key; it belongs at storage.filesystem.rootdirectory or storage.s3.rootdirectory"],
+    ["http:\n  frobnicate: true", "http.frobnicate", "unknown key"],
+  ])("refuses the unknown key in %j, naming what it likely meant", (yaml, path, message) => {
+    const loaded = parseConfig(`version: 0.1\n${yaml}\n`, {});
+    if (loaded.ok) throw new Error("expected the unknown key to be refused");
+    expect(loaded.errors).toContainEqual({ path, message });
+  });
+
+  it("warns, and serves, for keys of distribution's that this version deliberately ignores", () => {
+    const loaded = parseConfig("version: 0.1\nstorage: {inmemory: {}}\npolicy: {repository: {classes: [image]}}\nhttp: {h2c: {enabled: true}}\n", {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(paths(loaded.warnings)).toEqual(expect.arrayContaining(["policy", "http.h2c"]));
+  });
+
+  it("lists every unknown key of a file in one run", () => {
+    const loaded = parseConfig("version: 0.1\nlog: {levle: debug}\nstorage: {filesystem: {rootdirectry: /x}, delete: {enable: true}}\nhtpp: {addr: ':5010'}\n", {});
+    expect(loaded.ok ? [] : paths(loaded.errors).sort()).toEqual(["htpp", "log.levle", "storage.delete.enable", "storage.filesystem.rootdirectry"]);
   });
 
   it("reports YAML syntax errors with their position", () => {
@@ -242,8 +261,10 @@ describe("validation", () => {
     // Without http.secret each load draws its own.
     const unsalted = (c: typeof empty.config) => ({ ...c, http: { ...c.http, secret: "" } });
     expect(unsalted(empty.config)).toEqual(unsalted(braces.config));
-    // YAML 1.1's yes is a string in 1.2, and a string is not a boolean: refused, not read as true.
-    expect(parseConfig("version: 0.1\nstorage: {inmemory: {}, delete: {enabled: yes}}\n", {}).ok).toBe(false);
+    // YAML 1.1's yes is a string in 1.2; a boolean key reads it as distribution's YAML 1.1 does.
+    const yes = parseConfig("version: 0.1\nstorage: {inmemory: {}, delete: {enabled: yes}}\n", {});
+    expect(yes.ok && yes.config.storage.deleteEnabled).toBe(true);
+    expect(parseConfig("version: 0.1\nstorage: {inmemory: {}, delete: {enabled: sure}}\n", {}).ok).toBe(false);
   });
   it("storage.oss.internal: a boolean, or the LAIN README's sentence, which means false and is said to", () => {
     const sample = parseConfig("version: 0.1\nstorage: {oss: {bucket: b, accesskeyid: k, accesskeysecret: s, internal: optional internal endpoint}}", {});

@@ -4,7 +4,7 @@ import type { RequestContext } from "../context.js";
 import { notifyBlob, notifyDeleted } from "../notify.js";
 import { parseRangeHeader } from "../range.js";
 import { sendEmpty, streamBody } from "../respond.js";
-import { digestParam, repositoryOf, requireDeleteEnabled } from "./common.js";
+import { digestParam, repositoryOf, requireDeleteEnabled, unknownTo } from "./common.js";
 
 /** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges. */
 export async function getBlob(ctx: RequestContext): Promise<void> {
@@ -13,7 +13,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   // A HEAD needs only the size: a mirror asks its peer instead of fetching the blob.
   const content = ctx.head ? undefined : await repo.fetchBlob(digest);
   const blob: BlobDescriptor | undefined = ctx.head ? await repo.statBlob(digest, !ctx.app.readOnly.enabled) : content;
-  if (!blob) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to repository ${repo.name}`, { digest });
+  if (!blob) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to ${unknownTo(ctx, repo)}`, { digest });
 
   const { req, res } = ctx;
   const etag = `"${digest}"`;

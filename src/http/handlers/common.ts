@@ -19,3 +19,12 @@ export function requireDeleteEnabled(ctx: RequestContext): void {
     throw new RegistryError("UNSUPPORTED", "deletion is disabled in this registry (storage.delete.enabled: false)");
   }
 }
+
+/**
+ * What a read that found nothing says of where it looked: on a mirror, a repository outside
+ * proxy.namespaces is served from what was pushed here alone, and its peer was never asked.
+ */
+export function unknownTo(ctx: RequestContext, repo: Repository): string {
+  const { mirrored } = ctx.app;
+  return mirrored && !mirrored.includes(repo.name) ? `${repo.name}, which this mirror does not pull through (not in proxy.namespaces)` : `repository ${repo.name}`;
+}

@@ -10,7 +10,7 @@ import type { RequestContext } from "../context.js";
 import { notifyDeleted, notifyManifest } from "../notify.js";
 import { readBody, sendBody, sendEmpty } from "../respond.js";
 import { baseUrl, manifestUrl } from "../urls.js";
-import { repositoryOf, requireDeleteEnabled } from "./common.js";
+import { repositoryOf, requireDeleteEnabled, unknownTo } from "./common.js";
 
 function acceptedTypes(req: IncomingMessage): string[] {
   const raw = req.headers.accept;
@@ -52,7 +52,7 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
   const reference = ctx.params.reference as Tag | Digest;
   const found = await repo.manifest(reference);
   if (!found) {
-    throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to repository ${repo.name}`, { reference });
+    throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to ${unknownTo(ctx, repo)}`, { reference });
   }
   // RFC 9111 warn-code 110: served from a cache that could not be revalidated.
   if (found.stale) ctx.res.setHeader("Warning", warning(110, `Response is Stale: ${found.stale}`));
