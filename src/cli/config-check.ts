@@ -1,4 +1,4 @@
-import { ConfigError } from "../config/config-error.js";
+import { problemOf } from "../config/config-error.js";
 import { formatProblem, loadConfig } from "../config/load.js";
 import type { Problem } from "../config/validate.js";
 import type { RegistryConfig } from "../config/config.js";
@@ -21,12 +21,9 @@ export async function configCheck(args: string[]): Promise<number> {
   const path = parsed.config;
   const loaded = await loadConfig(path);
   const warnings: Problem[] = [...loaded.warnings];
-  let errors: Problem[] = loaded.ok ? [] : [...loaded.errors];
   const prepared = loaded.ok ? await prepare(loaded.config, "check") : undefined;
-  if (prepared) {
-    warnings.push(...prepared.findings.warnings);
-    errors = [...prepared.findings.errors];
-  }
+  warnings.push(...(prepared?.findings.warnings ?? []));
+  const errors: Problem[] = [...(loaded.ok ? (prepared?.findings.errors ?? []) : loaded.errors)];
   if (loaded.ok && prepared?.prepared && connect) errors.push(...(await connectChecks(loaded.config, prepared.prepared.driver, warnings)));
   for (const problem of warnings) process.stdout.write(`warning: ${formatProblem(problem)}\n`);
   for (const problem of errors) process.stdout.write(`error: ${formatProblem(problem)}\n`);
@@ -51,7 +48,7 @@ async function connectChecks(config: RegistryConfig, driver: StorageDriver, warn
     // A root directory that serve would create is not a failure: prepare has said so.
     const missingRoot = storage.driver === "filesystem" && warnings.some((w) => w.path === "storage.filesystem.rootdirectory");
     if (missingRoot) process.stdout.write("storage: the root directory does not exist yet; serve will create it\n");
-    else errors.push({ path: err instanceof ConfigError ? err.path : "storage", message: (err as Error).message });
+    else errors.push(problemOf(err, "storage"));
   }
   if (proxy) {
     const upstream = new UpstreamRegistry(proxy);

@@ -8,6 +8,7 @@ import type { TlsOptions } from "node:tls";
 import type { AccessController } from "../auth/authenticator.js";
 import { ConfigError, NotYetAvailable, problemOf } from "../config/config-error.js";
 import { filesystemRoot, type RegistryConfig } from "../config/config.js";
+import { probeListen } from "../http/listen.js";
 import { listenAddress } from "../config/listen-address.js";
 import type { Findings } from "../config/validate.js";
 import type { Asset } from "../console/assets.js";
@@ -87,7 +88,6 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
   if (findings.errors.length > 0 || !driver) return { prepared: undefined, findings };
   if (mode === "serve") {
     // A port held by another process refuses the start before anything is made.
-    const { probeListen } = await import("../http/listen.js");
     for (const [key, addr] of tcpListeners(config)) await attempt(key, () => probeListen(addr, key));
     if (findings.errors.length > 0) return { prepared: undefined, findings };
     // A refused start changes nothing on disk: this is the last step, and the only one that writes.
