@@ -18,7 +18,7 @@ import { forEachLimit } from "../src/gc/limit.js";
 import { listIfPresent, type StorageDriver } from "../src/storage/driver.js";
 import { s3Driver } from "../src/storage/factory.js";
 import { FilesystemDriver } from "../src/storage/filesystem.js";
-import { layout } from "../src/storage/layout.js";
+import { layout } from "../src/registry/layout.js";
 import { cliArgs, freePort, startLainProcess } from "../test/helpers/process.js";
 import { RGW_TOOLS, startRgw, type S3Server } from "../test/helpers/rgw.js";
 import { createBucket, s3StorageYaml, s3TestOptions } from "../test/helpers/s3.js";

@@ -16,7 +16,7 @@ import { tempDir } from "../test/helpers/registry.js";
 import { RGW_TOOLS, startRgw } from "../test/helpers/rgw.js";
 import { createBucket, s3StorageYaml } from "../test/helpers/s3.js";
 import { hasTool } from "../test/helpers/tools.js";
-import { FENCE_TIMING } from "../src/registry/removal-fence.js";
+import { FENCE_TIMING } from "../src/gc/removal-fence.js";
 import { measureGc, measureGcS3 } from "./gc.js";
 import { measureGcMemory, measureGcMemoryS3 } from "./gc-memory.js";
 import { measureFleet } from "./fleet.js";

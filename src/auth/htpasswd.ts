@@ -1,6 +1,6 @@
 import bcrypt from "bcryptjs";
 import { readFile, stat } from "node:fs/promises";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../refusal.js";
 import type { Access } from "./access.js";
 import type { AuthDecision, Authenticator } from "./authenticator.js";
 

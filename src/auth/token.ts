@@ -5,7 +5,7 @@ import { isGranted, scopeParameter, type Access } from "./access.js";
 import { SIGNING_ALGORITHMS } from "./algorithms.js";
 import type { AuthDecision, Authenticator } from "./authenticator.js";
 import { libtrustKeyId } from "./libtrust.js";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../refusal.js";
 
 /** auth.token, as distribution reads it. */
 export interface TokenConfig {

@@ -3,7 +3,7 @@ import type { AccessController } from "../auth/authenticator.js";
 import { SwitchableAuthenticator } from "../auth/switchable.js";
 import type { TokenConfig } from "../auth/token.js";
 import type { AuthConfig, RegistryConfig } from "../config/config.js";
-import type { WatchedKey } from "../config/etcd-key.js";
+import type { WatchedKey } from "../etcd/client.js";
 import type { EtcdAuthValue } from "../config/etcd-overlay.js";
 
 /**

@@ -1,7 +1,7 @@
 import { parseDuration } from "../config/duration.js";
 import { collectGarbage } from "../gc/collect.js";
 import { keepHeapNearLive } from "../memory.js";
-import { createDriver } from "../storage/factory.js";
+import { createDriver } from "../config/storage-driver.js";
 import { commandArgs } from "./args.js";
 import { loadOrReport } from "./config-file.js";
 import { formatBytes, formatDuration } from "./format.js";

@@ -36,7 +36,7 @@ export async function mirrorCommand(args: string[]): Promise<number> {
   const { driver } = prepared;
   await driver.verify?.();
   const log = createLogger(config);
-  const registry = new MirrorRegistry(driver, registryOptions(config, log), config.proxy, log);
+  const registry = new MirrorRegistry(driver, registryOptions(config, driver, log), config.proxy, log);
   let failed = 0;
   const progress = process.stderr.isTTY ? (text: string, i: number) => process.stderr.write(`\rprefetching ${i + 1}/${references.length}: ${text} ...\x1b[K`) : undefined;
   try {

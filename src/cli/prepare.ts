@@ -6,14 +6,15 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { TlsOptions } from "node:tls";
 import type { AccessController } from "../auth/authenticator.js";
-import { ConfigError, NotYetAvailable, problemOf } from "../config/config-error.js";
+import { problemOf } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../refusal.js";
 import { filesystemRoot, type RegistryConfig } from "../config/config.js";
 import { probeListen } from "../http/listen.js";
 import { listenAddress } from "../config/listen-address.js";
 import type { Findings } from "../config/validate.js";
 import type { Asset } from "../console/assets.js";
 import type { StorageDriver } from "../storage/driver.js";
-import { createDriver } from "../storage/factory.js";
+import { createDriver } from "../config/storage-driver.js";
 import { authFromFile } from "./auth-setup.js";
 
 /** What `serve` builds from a configuration before it listens. */
@@ -82,7 +83,7 @@ export async function prepare(config: RegistryConfig, mode: PrepareMode): Promis
   if (config.etcd) {
     const etcd = config.etcd;
     // etcd3 (and gRPC) load only for an etcd section.
-    await attempt("etcd", async () => (await import("../config/etcd-key.js")).etcdClientOptions(etcd));
+    await attempt("etcd", async () => (await import("../etcd/client.js")).etcdClientOptions(etcd));
   }
   const consoleAssets = config.console.enabled ? await attempt("console", () => consoleFiles()) : undefined;
   if (findings.errors.length > 0 || !driver) return { prepared: undefined, findings };

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { RegistryConfig } from "../config/config.js";
-import type { WatchedKey } from "../config/etcd-key.js";
+import type { WatchedKey } from "../etcd/client.js";
 
 export interface ReadOnlyState {
   enabled: boolean;
@@ -27,7 +27,7 @@ export function parseReadOnly(text: string): boolean | undefined {
 export async function followReadOnly(config: RegistryConfig, log: Logger): Promise<{ state: ReadOnlyState; watch?: WatchedKey; close(): void }> {
   const state: ReadOnlyState = { enabled: config.storage.readOnly, source: "file" };
   if (!config.etcd) return { state, close: () => undefined };
-  const { EtcdKeyWatch } = await import("../config/etcd-key.js");
+  const { EtcdKeyWatch } = await import("../etcd/client.js");
   const watch = new EtcdKeyWatch(
     config.etcd,
     config.etcd.readOnlyKey,

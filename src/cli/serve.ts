@@ -3,7 +3,8 @@ import { resolve } from "node:path";
 import { storeLocation, type RegistryConfig } from "../config/config.js";
 import { formatProblem } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
-import { ConfigError, ConfigRefused, problemOf } from "../config/config-error.js";
+import { ConfigRefused, problemOf } from "../config/config-error.js";
+import { ConfigError } from "../refusal.js";
 import { listenAddress } from "../config/listen-address.js";
 import type { RunningServer } from "../http/listen.js";
 import { startServer, type ConnectionLimits } from "../http/server.js";
@@ -12,6 +13,7 @@ import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
 import { StoreProbe } from "../cluster/store-probe.js";
 import type { CollectionCounters } from "../gc/collect.js";
+import { CollectionBarrier } from "../gc/barrier.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
@@ -27,17 +29,18 @@ import { exitOnUnhandled } from "./last-resort.js";
 import { followReadOnly } from "./read-only.js";
 import type { MirrorParts } from "./mirror-setup.js";
 
-export function registryOptions({ storage }: RegistryConfig, log: Logger): RegistryOptions {
+/** A store that collections may sweep while it serves (any of them may, from any process): every registry has the barrier. */
+export function registryOptions({ storage }: RegistryConfig, driver: StorageDriver, log: Logger): RegistryOptions {
   return {
+    barrier: new CollectionBarrier(driver, { warn: (message) => log.warn(message) }),
     redirect: !storage.redirectDisabled,
-    warn: (message) => log.warn(message),
     ...(storage.blobDescriptorCache === "inmemory" ? { cacheEntries: storage.blobDescriptorCacheSize } : {}),
   };
 }
 
 /** The registry a configuration asks for: a mirror (and its parts) when it has a proxy section. */
 async function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Promise<{ registry: Registry; mirror?: MirrorParts }> {
-  const options = registryOptions(config, log);
+  const options = registryOptions(config, driver, log);
   if (!config.proxy) return { registry: new Registry(driver, options) };
   const mirror = await (await import("./mirror-setup.js")).mirrorParts(config, driver, options, log, metrics);
   return { registry: mirror.registry, mirror };

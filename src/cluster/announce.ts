@@ -1,7 +1,7 @@
 import { Etcd3, type Lease } from "etcd3";
 import type { Logger } from "pino";
 import type { ClusterConfig } from "../config/config.js";
-import { etcdClientOptions, type EtcdConfig } from "../config/etcd-key.js";
+import { etcdClientOptions, type EtcdConfig } from "../etcd/client.js";
 import { VERSION } from "../version.js";
 
 /** What an instance's key holds: what the upstream file needs, and what an operator reads. */

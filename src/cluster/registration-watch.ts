@@ -1,6 +1,6 @@
 import type { Etcd3, IRangeResponse } from "etcd3";
 import type { Logger } from "pino";
-import { EtcdFollower, type EtcdConfig } from "../config/etcd-key.js";
+import { EtcdFollower, type EtcdConfig } from "../etcd/client.js";
 import { parseRegistrations, type Registration } from "./announce.js";
 
 /**

@@ -1,6 +1,6 @@
 import { roomBytes, type Room } from "../config/room.js";
 import { isPathNotFound, type StorageDriver, type StoreSpace } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "../registry/layout.js";
 import { reusedFor } from "../reused-answer.js";
 
 /** Answers are reused this long, so health checks at any rate cost the store little. */

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import type { EtcdConfig } from "../config/etcd-key.js";
+import type { EtcdConfig } from "../etcd/client.js";
 import type { Registration } from "./announce.js";
 import { RegistrationWatch } from "./registration-watch.js";
 import { renderUpstream } from "./upstream-block.js";

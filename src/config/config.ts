@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import type { EtcdConfig } from "./etcd-key.js";
+import type { EtcdConfig } from "../etcd/client.js";
 import { parseDuration } from "./duration.js";
 import { parseRoom, type Room } from "./room.js";
 import { DEFAULT_ROOT_DIRECTORY } from "./schema.js";

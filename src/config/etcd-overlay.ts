@@ -1,4 +1,4 @@
-import { EtcdKeyWatch, type EtcdConfig } from "./etcd-key.js";
+import { EtcdKeyWatch, type EtcdConfig } from "../etcd/client.js";
 
 /** What `etcdctl set /lain/config/auth/registry '{...}'` holds. */
 export interface EtcdAuthValue {

@@ -17,8 +17,8 @@ export interface GcPreview {
 }
 
 /**
- * The console's storage analysis: sizes per repository, then a garbage-collection dry run (no
- * sweep marker: pushes are never refused for it). One at a time, in the background; the state
+ * The console's storage analysis: sizes per repository, then a garbage-collection dry run (it
+ * writes nothing: pushes are never refused for it). One at a time, in the background; the state
  * is polled.
  */
 export class StorageAnalysis {

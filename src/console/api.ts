@@ -11,7 +11,7 @@ import { parseManifest, type Platform } from "../registry/manifest-format.js";
 import type { StoredManifest } from "../registry/manifests.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
 import type { Registry, Repository } from "../registry/registry.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "../registry/layout.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageAnalysis, type AnalysisState } from "./analysis.js";
 

@@ -3,7 +3,7 @@ import { forEachLimit } from "../gc/limit.js";
 import { listRepositories } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
 import { unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "../registry/layout.js";
 
 export interface StorageReport {
   /** Bytes of every blob some repository links: layers, configs, manifests (each blob once). */

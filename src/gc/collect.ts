@@ -5,10 +5,11 @@ import { isDigest, parseDigest, type Digest } from "../registry/digest.js";
 import type { RepositoryName } from "../registry/names.js";
 import { Registry } from "../registry/registry.js";
 import { readLink } from "../registry/blobs.js";
-import { readMarks, type GuardTiming } from "../registry/collection-guard.js";
-import type { FenceTiming } from "../registry/removal-fence.js";
 import { deleteIfPresent, listIfPresent, unlessMissing, type FileInfo, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "../registry/layout.js";
+import { CollectionBarrier } from "./barrier.js";
+import { readMarks } from "./collection-guard.js";
+import { gcPaths } from "./paths.js";
 import { forEachLimit } from "./limit.js";
 import { repeat } from "./repeat.js";
 
@@ -20,9 +21,6 @@ export interface CollectOptions {
   /** Blobs and links younger than this are never swept: pushes in progress are safe. */
   delayMs: number;
   progress?: (phase: string, counts: Record<string, number>) => void;
-  /** The removal fence's and the collection guard's timing (tests shorten them). */
-  fence?: FenceTiming;
-  guard?: GuardTiming;
 }
 
 export interface CollectReport {
@@ -189,17 +187,17 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
  * mark, list the blobs the mark did not keep (giving the removal fence's notice from the first
  * one on: descriptor caches stop vouching, writers stop taking the quiet path); if there are
  * any, put a tombstone on each, mark again, and decide on each candidate still unmarked under
- * a claim, as registry/collection-guard.ts describes: nothing is refused meanwhile.
+ * a claim, as collection-guard.ts describes: nothing is refused meanwhile.
  */
-export async function collectGarbage(driver: StorageDriver, options: CollectOptions): Promise<CollectReport> {
-  const registry = new Registry(driver, { ...(options.fence ? { fence: options.fence } : {}), ...(options.guard ? { guard: options.guard } : {}) });
+export async function collectGarbage(driver: StorageDriver, options: CollectOptions, barrier = new CollectionBarrier(driver)): Promise<CollectReport> {
+  const registry = new Registry(driver, { barrier });
   const run = randomUUID();
   try {
     // A dry run writes nothing: the local clock serves, as nothing rests on it.
     const started = options.dryRun ? Date.now() : await startOnStoreClock(driver, run);
-    return await collect(registry, options, started, run);
+    return await collect(registry, barrier, options, started, run);
   } finally {
-    if (!options.dryRun) await deleteIfPresent(driver, layout.gcRun(run)).catch(() => undefined);
+    if (!options.dryRun) await deleteIfPresent(driver, gcPaths.run(run)).catch(() => undefined);
     await registry.close();
   }
 }
@@ -212,8 +210,8 @@ export async function collectGarbage(driver: StorageDriver, options: CollectOpti
  * the collection reads a time.
  */
 async function startOnStoreClock(driver: StorageDriver, run: string): Promise<number> {
-  await driver.putContent(layout.gcRun(run), Buffer.from(""), true);
-  return (await driver.stat(layout.gcRun(run))).modTime.getTime();
+  await driver.putContent(gcPaths.run(run), Buffer.from(""), true);
+  return (await driver.stat(gcPaths.run(run))).modTime.getTime();
 }
 
 /**
@@ -225,19 +223,19 @@ function isYoung(written: number, cutoff: number): boolean {
   return written >= cutoff;
 }
 
-async function collect(registry: Registry, options: CollectOptions, started: number, run: string): Promise<CollectReport> {
+async function collect(registry: Registry, barrier: CollectionBarrier, options: CollectOptions, started: number, run: string): Promise<CollectReport> {
   const report: CollectReport = { repositories: 0, manifests: 0, blobsKept: 0, blobsSpared: 0, blobsRescued: 0, blobsDeleted: [], bytesFreed: 0, manifestsDeleted: [] };
   const cutoff = started - options.delayMs;
   // Announced when the first candidate old enough to go turns up: its notice runs out while the
   // rest is listed, and a run that finds nothing to remove never disturbs a descriptor cache.
   let releaseFence: (() => void) | undefined;
-  const announce = options.dryRun ? () => undefined : () => void (releaseFence ??= registry.blobs.removals.hold());
+  const announce = options.dryRun ? () => undefined : () => void (releaseFence ??= barrier.fence.hold());
   try {
     const { unreferenced, untagged, read } = await firstLook(registry, options, cutoff, report, announce);
     if (options.dryRun) {
       // The candidates are what the mark did not keep: the sweep only looks at their age.
       const unmarked = { keep: new Set<Digest>(), spared: new Set<Digest>() };
-      await sweep(registry, unreferenced, () => Promise.resolve({ marked: unmarked, stands: () => true }), cutoff, undefined, report, options);
+      await sweep(registry, barrier, unreferenced, () => Promise.resolve({ marked: unmarked, stands: () => true }), cutoff, undefined, report, options);
       report.manifestsDeleted = untagged.map((u) => `${u.name}@${u.digest}`);
       return report;
     }
@@ -249,12 +247,12 @@ async function collect(registry: Registry, options: CollectOptions, started: num
     // Nothing old enough to sweep: no tombstone, no second mark.
     if (releaseFence === undefined) return report;
     // Writers on the quiet path finish within the notice: the tombstones come after it.
-    await registry.blobs.removals.ready();
+    await barrier.fence.ready();
     await removeLeftovers(registry.driver, started);
     try {
       await forEachLimit(unreferenced, CONCURRENCY, (digest) => registry.driver.putContent(tombstone(digest, run), Buffer.from(""), true));
-      const basis = await markUnderNotice(registry, options, cutoff, report, read);
-      await sweep(registry, unreferenced, basis, cutoff, run, report, options);
+      const basis = await markUnderNotice(registry, barrier, options, cutoff, report, read);
+      await sweep(registry, barrier, unreferenced, basis, cutoff, run, report, options);
     } catch (err) {
       // A run that fails removes its marks (each decision removes its own as it goes).
       await forgetCandidates(registry.driver, unreferenced, run).catch(() => undefined);
@@ -277,11 +275,11 @@ async function firstLook(registry: Registry, options: CollectOptions, cutoff: nu
 }
 
 function tombstone(digest: Digest, run: string): string {
-  return layout.gcMark(digest, "tombstone", run);
+  return gcPaths.mark(digest, "tombstone", run);
 }
 
 function claim(digest: Digest, run: string): string {
-  return layout.gcMark(digest, "claim", run);
+  return gcPaths.mark(digest, "claim", run);
 }
 
 /** Candidates whose run's marks are removed in one request (a writer waiting for a claim waits that much longer). */
@@ -292,7 +290,7 @@ async function forgetCandidates(driver: StorageDriver, digests: Digest[], run: s
   for (let i = 0; i < digests.length; i += FORGET_BATCH) {
     const batch = digests.slice(i, i + FORGET_BATCH);
     await driver.deleteObjects(batch.flatMap((d) => [claim(d, run), tombstone(d, run)]));
-    if (driver.removeEmptyDir) await Promise.all(batch.map((d) => driver.removeEmptyDir?.(layout.gcMarks(d))));
+    if (driver.removeEmptyDir) await Promise.all(batch.map((d) => driver.removeEmptyDir?.(gcPaths.marks(d))));
   }
 }
 
@@ -302,13 +300,13 @@ const LEFTOVER_MS = 60 * 60_000;
 /** Removes what collectors and writers that died left under _gc (a collector that stalled this long spares what it claimed). */
 async function removeLeftovers(driver: StorageDriver, now: number): Promise<void> {
   const old = (files: Array<{ path: string; modTime: Date }>) => files.filter((file) => now - file.modTime.getTime() > LEFTOVER_MS).map((file) => file.path);
-  for (const algorithm of await listIfPresent(driver, layout.gcMarksRoot)) {
+  for (const algorithm of await listIfPresent(driver, gcPaths.marksRoot)) {
     await forEachLimit(await listIfPresent(driver, algorithm), CONCURRENCY, async (marksDir) => {
       await driver.deleteObjects(old(await driver.walk(marksDir)));
       await driver.removeEmptyDir?.(marksDir);
     });
   }
-  const runs = await unlessMissing(() => driver.walk(layout.gcRunsRoot));
+  const runs = await unlessMissing(() => driver.walk(gcPaths.runsRoot));
   if (runs) await driver.deleteObjects(old(runs));
 }
 
@@ -379,8 +377,8 @@ const MAX_REMARKS = 3;
  * an earlier mark read is not read again), at most MAX_REMARKS times; after that the answer is
  * undefined and the run spares what is left.
  */
-async function markUnderNotice(registry: Registry, options: CollectOptions, cutoff: number, report: CollectReport, known: Map<string, Map<Digest, ManifestRefs>>): Promise<() => Promise<Basis | undefined>> {
-  const removals = registry.blobs.removals;
+async function markUnderNotice(registry: Registry, barrier: CollectionBarrier, options: CollectOptions, cutoff: number, report: CollectReport, known: Map<string, Map<Digest, ManifestRefs>>): Promise<() => Promise<Basis | undefined>> {
+  const removals = barrier.fence;
   let read = known;
   const take = async (): Promise<Basis> => {
     await removals.ready();
@@ -410,7 +408,7 @@ async function markUnderNotice(registry: Registry, options: CollectOptions, cuto
  * Removes each candidate the mark did not keep and older than the cutoff (a blob pushed again
  * meanwhile is young again), each under the run's claim; a dry run (no `run`) only counts them.
  */
-async function sweep(registry: Registry, unreferenced: Digest[], basis: () => Promise<Basis | undefined>, cutoff: number, run: string | undefined, report: CollectReport, options: CollectOptions): Promise<void> {
+async function sweep(registry: Registry, barrier: CollectionBarrier, unreferenced: Digest[], basis: () => Promise<Basis | undefined>, cutoff: number, run: string | undefined, report: CollectReport, options: CollectOptions): Promise<void> {
   let done = 0;
   let decided: Digest[] = [];
   const forget = async (digest: Digest) => {
@@ -429,7 +427,7 @@ async function sweep(registry: Registry, unreferenced: Digest[], basis: () => Pr
       return true;
     }
     if (keptByMark(against.marked, digest, report)) return true;
-    if (run) return decide(registry, digest, run, against.stands, cutoff, report);
+    if (run) return decide(registry, barrier, digest, run, against.stands, cutoff, report);
     const info = await oldData(registry.driver, digest, cutoff, report);
     if (info) removed(report, digest, info.size);
     return true;
@@ -464,16 +462,17 @@ function removed(report: CollectReport, digest: Digest, size: number): void {
 }
 
 /**
- * The collector's side of registry/collection-guard.ts: claims the candidate, then spares it if
+ * The collector's side of collection-guard.ts: claims the candidate, then spares it if
  * a writer is moving its data or has rescued it (the tombstone is gone), and removes it otherwise
  * (old enough, within the claim's bound). False, with nothing counted, when the mark it was
  * decided against no longer `stands` at the removal: it is to be decided again.
  */
-async function decide(registry: Registry, digest: Digest, run: string, stands: () => boolean, cutoff: number, report: CollectReport): Promise<boolean> {
+async function decide(registry: Registry, barrier: CollectionBarrier, digest: Digest, run: string, stands: () => boolean, cutoff: number, report: CollectReport): Promise<boolean> {
   const { driver } = registry;
-  const bound = registry.blobs.guard.timing.claimBoundMs;
+  const { clock } = barrier;
+  const bound = barrier.guard.timing.claimBoundMs;
   await driver.putContent(claim(digest, run), Buffer.from(new Date().toISOString()), true);
-  const claimed = performance.now();
+  const claimed = clock.now();
   const marks = await readMarks(driver, digest);
   if (marks.writer.length > 0 || !marks.tombstone.includes(tombstone(digest, run))) {
     spared(report);
@@ -485,7 +484,7 @@ async function decide(registry: Registry, digest: Digest, run: string, stands: (
   // A collector that stalled past the bound leaves the blob: a writer waiting for its claim may
   // have stopped waiting. Looked at last thing before the delete, after the removal fence's
   // wait (a new notice, after a break), as is the mark.
-  if (await registry.blobs.remove(digest, () => stands() && performance.now() - claimed < bound)) removed(report, digest, info.size);
+  if (await registry.blobs.remove(digest, () => stands() && clock.now() - claimed < bound)) removed(report, digest, info.size);
   // A mark that broke never stands again.
   else if (!stands()) return false;
   else spared(report);

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "../registry/layout.js";
 import { repeat } from "./repeat.js";
 
 export interface PurgeOptions {

@@ -2,7 +2,7 @@ import { lstat, unlink } from "node:fs/promises";
 import type { Server } from "node:http";
 import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { ConfigError, NotYetAvailable } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../refusal.js";
 import { listenAddress } from "../config/listen-address.js";
 
 export interface RunningServer {

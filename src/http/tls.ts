@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { createSecureContext, type TlsOptions } from "node:tls";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../refusal.js";
 import type { TlsConfig } from "../config/config.js";
 
 /** http.tls.minimumtls, in Node's words. */

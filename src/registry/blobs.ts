@@ -1,13 +1,12 @@
 import type { Readable } from "node:stream";
 import { LRUCache } from "lru-cache";
 import { deleteIfPresent, isPathNotFound, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "./layout.js";
 import { DescriptorCache } from "./descriptor-cache.js";
 import { parseDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
-import { CollectionGuard, type GuardTiming } from "./collection-guard.js";
-import { FENCE_TIMING, RemovalFence, RemovalWatch, type FenceTiming } from "./removal-fence.js";
 import type { RepositoryName } from "./names.js";
+import { unguarded, type WriteBarrier } from "./write-barrier.js";
 
 export interface BlobDescriptor {
   digest: Digest;
@@ -34,12 +33,8 @@ export interface BlobStoreOptions {
   cacheEntries?: number;
   /** Answer blob GETs with a redirect to the store when the driver can presign URLs. */
   redirect?: boolean;
-  /** The removal fence's timing (tests shorten it). */
-  fence?: FenceTiming;
-  /** How long writers wait for a collection's claim (tests shorten it). */
-  guard?: GuardTiming;
-  /** Where the fence reports a removal that outlasted its heartbeat. */
-  warn?: (message: string) => void;
+  /** What keeps writes and removals safe from a collection sweeping the store; none without one. */
+  barrier?: WriteBarrier;
 }
 
 function blobUnknown(digest: Digest): RegistryError {
@@ -52,12 +47,8 @@ function blobUnknown(digest: Digest): RegistryError {
  */
 export class BlobStore {
   readonly cache: DescriptorCache | undefined;
-  /** Every removal of blob data or links in this process goes through it. */
-  readonly removals: RemovalFence;
-  /** What this instance knows of removals anywhere: the cache and the collection guard rely on it. */
-  private readonly watch: RemovalWatch;
-  /** What a write that starts using blobs does so that no collection deletes them under it. */
-  readonly guard: CollectionGuard;
+  /** Every write that starts using blobs, and every removal of blob data or links, goes through it. */
+  readonly barrier: WriteBarrier;
   /**
    * When each repository link (name@digest) was last written, as this instance knows it (wall
    * clock): the blobs of recent pushes. A miss costs one stat of the link; 1,000 keeps the memory
@@ -69,12 +60,8 @@ export class BlobStore {
     private readonly driver: StorageDriver,
     private readonly options: BlobStoreOptions = {},
   ) {
-    const timing = options.fence ?? FENCE_TIMING;
-    this.watch = new RemovalWatch(driver, () => this.cache?.clear(), timing);
-    this.cache = options.cacheEntries ? new DescriptorCache(options.cacheEntries, this.watch) : undefined;
-    this.watch.start();
-    this.removals = new RemovalFence(driver, timing, options.warn);
-    this.guard = new CollectionGuard(driver, this.watch, timing, options.guard);
+    this.barrier = options.barrier ?? unguarded;
+    this.cache = options.cacheEntries ? new DescriptorCache(options.cacheEntries, this.barrier.caches) : undefined;
   }
 
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
@@ -123,7 +110,7 @@ export class BlobStore {
    */
   remove(digest: Digest, allowed: () => boolean): Promise<boolean> {
     this.cache?.forget(digest);
-    return this.removals.remove(async () => {
+    return this.barrier.removing(async () => {
       if (!allowed()) return false;
       await this.driver.deleteObjects([layout.blobData(digest)]);
       await this.driver.removeEmptyDir?.(layout.blobDir(digest));
@@ -131,10 +118,8 @@ export class BlobStore {
     });
   }
 
-  /** Stops watching the fence; resolves once this process writes nothing more to it. */
   close(): Promise<void> {
-    this.watch.stop();
-    return this.removals.settled();
+    return this.barrier.close();
   }
 }
 
@@ -153,7 +138,7 @@ export class RepositoryBlobs {
     return `${this.name}@${digest}`;
   }
 
-  /** The linked blob's size, from the cache when it may vouch for it. */
+  /** The linked blob's size, from the cache when the cache may answer. */
   async stat(digest: Digest): Promise<BlobDescriptor | undefined> {
     const cached = this.blobs.cache?.get(this.cacheKey(digest));
     if (cached !== undefined) return { digest, size: cached };
@@ -170,14 +155,14 @@ export class RepositoryBlobs {
    * collection deletes it (the link is renewed when older than a second, so a collection starting
    * later sees it young; one deciding now is told).
    */
-  async vouch(digest: Digest): Promise<BlobDescriptor | undefined> {
-    const ticket = this.blobs.guard.ticket();
+  async statKept(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const start = this.blobs.barrier.begin();
     const blob = await this.stat(digest);
     if (!blob) return undefined;
     const key = this.cacheKey(digest);
     const written = this.blobs.linkTimes.get(key) ?? (await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest))))?.modTime.getTime();
     if (written === undefined || Date.now() - written > LINK_RENEWAL_MS) await this.link(digest);
-    return (await this.blobs.guard.used(ticket, [digest])).length === 0 ? blob : undefined;
+    return (await this.blobs.barrier.secure(start, [digest])).length === 0 ? blob : undefined;
   }
 
   private async lookUp(digest: Digest, data: (digest: Digest) => Promise<BlobDescriptor | undefined>): Promise<BlobDescriptor | undefined> {
@@ -214,13 +199,14 @@ export class RepositoryBlobs {
    * it from then on; undefined when it cannot (not there, or a collection removed it meanwhile).
    */
   async mount(source: RepositoryBlobs, digest: Digest): Promise<BlobDescriptor | undefined> {
-    const ticket = this.blobs.guard.ticket();
+    const start = this.blobs.barrier.begin();
+    await this.blobs.barrier.admit();
     // The store, not the cache: a mount acknowledged for a removed blob would be a lie.
     const blob = await source.statInStore(digest);
     if (!blob) return undefined;
     const linkedBefore = await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest)));
     await this.link(digest);
-    if ((await this.blobs.guard.used(ticket, [digest])).length === 0) return blob;
+    if ((await this.blobs.barrier.secure(start, [digest])).length === 0) return blob;
     if (!linkedBefore) await this.unlink(digest);
     return undefined;
   }
@@ -232,6 +218,6 @@ export class RepositoryBlobs {
   async unlink(digest: Digest): Promise<boolean> {
     this.blobs.cache?.forget(this.cacheKey(digest));
     if (!(await unlessMissing(() => this.driver.stat(layout.layerLink(this.name, digest))))) return false;
-    return this.blobs.removals.remove(() => deleteIfPresent(this.driver, layout.layerDir(this.name, digest)));
+    return this.blobs.barrier.removing(() => deleteIfPresent(this.driver, layout.layerDir(this.name, digest)));
   }
 }

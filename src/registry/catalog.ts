@@ -1,5 +1,5 @@
 import { unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "./layout.js";
 import { isRepositoryName, type RepositoryName } from "./names.js";
 
 /**

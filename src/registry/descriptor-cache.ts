@@ -1,21 +1,21 @@
 import { LRUCache } from "lru-cache";
-import type { RemovalWatch } from "./removal-fence.js";
+import type { CacheTrust } from "./write-barrier.js";
 
 /**
  * storage.cache.blobdescriptor (layerinfo): blob sizes by digest, and which repositories link
  * which blobs, so repeated HEADs and GETs skip the store. Unlike distribution's, it never
- * vouches for what was removed since it was read, by this instance or any other, a collector or
- * a DELETE: its entries count only while the removal fence says nothing was removed meanwhile.
+ * answers for what was removed since it was read, by this instance or any other, a collector or
+ * a DELETE: its entries count only while the store's write barrier says nothing was removed meanwhile.
  */
 export class DescriptorCache {
   private readonly entries: LRUCache<string, number>;
 
-  /** `watch`: the store's removal watch; the cache must be cleared whenever its token changes. */
   constructor(
     max: number,
-    private readonly watch: RemovalWatch,
+    private readonly watch: CacheTrust,
   ) {
     this.entries = new LRUCache({ max });
+    watch.onRemoval(() => this.clear());
   }
 
   /** Everything cached so far goes (the removal epoch changed). */
@@ -23,7 +23,7 @@ export class DescriptorCache {
     this.entries.clear();
   }
 
-  /** The size the cache vouches for, if it may vouch for anything now. */
+  /** The size the cache holds, if it may answer now. */
   get(key: string): number | undefined {
     return this.watch.trusted() ? this.entries.get(key) : undefined;
   }

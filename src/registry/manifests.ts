@@ -1,14 +1,13 @@
 import type { LRUCache } from "lru-cache";
 import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "./layout.js";
 import { writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
 import type { Tag } from "./names.js";
 import type { ReferrerIndex } from "./referrers.js";
-import type { UseTicket } from "./collection-guard.js";
-import { refuseDuringSweep } from "./sweep-guard.js";
+import type { WriteStart } from "./write-barrier.js";
 import type { TagStore } from "./tags.js";
 
 export interface StoredManifest {
@@ -106,15 +105,15 @@ export class ManifestStore {
     if (byDigest && digest !== reference) {
       throw new RegistryError("DIGEST_INVALID", `manifest digest ${digest} does not match reference ${reference}`);
     }
-    const ticket = this.blobs.guard.ticket();
-    await refuseDuringSweep(this.driver);
+    const start = this.blobs.barrier.begin();
+    await this.blobs.barrier.admit();
     if (options.checkReferences) await this.checkReferences(info);
 
     // The store, not the cache: content a collector removed meanwhile must be written again.
     if (!(await this.blobs.statInStore(digest))) await this.blobs.putContent(digest, content);
     const linkedBefore = await this.exists(digest);
     await writeLink(this.driver, layout.revisionLink(this.name, digest), digest);
-    await this.keepReferences(ticket, digest, content, info, options.checkReferences, linkedBefore);
+    await this.keepReferences(start, digest, content, info, options.checkReferences, linkedBefore);
     if (info.subject) await this.referrers.add(info.subject.digest, digest);
     if (!byDigest) await this.tags.tag(reference, digest);
     this.cache.set(digest, { mediaType: info.mediaType, content: content.toString("latin1") });
@@ -137,8 +136,8 @@ export class ManifestStore {
    * own content) from now on. What one removed meanwhile: the content is written again; a
    * referenced blob that is gone makes the push fail as if it had never been there.
    */
-  private async keepReferences(ticket: UseTicket, digest: Digest, content: Buffer, info: ManifestInfo, required: boolean, linkedBefore: boolean): Promise<void> {
-    const gone = await this.blobs.guard.used(ticket, [digest, ...info.blobs.map((d) => d.digest), ...info.children.map((d) => d.digest)]);
+  private async keepReferences(start: WriteStart, digest: Digest, content: Buffer, info: ManifestInfo, required: boolean, linkedBefore: boolean): Promise<void> {
+    const gone = await this.blobs.barrier.secure(start, [digest, ...info.blobs.map((d) => d.digest), ...info.children.map((d) => d.digest)]);
     if (gone.includes(digest)) await this.blobs.putContent(digest, content);
     const missing = required ? gone.find((d) => d !== digest) : undefined;
     if (missing === undefined) return;

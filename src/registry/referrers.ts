@@ -1,5 +1,5 @@
 import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "./layout.js";
 import { writeLink } from "./blobs.js";
 import { parseDigest, type Digest } from "./digest.js";
 import type { RepositoryName } from "./names.js";

@@ -38,7 +38,7 @@ export class Registry {
     options: RegistryOptions = {},
   ) {
     this.blobs = new BlobStore(driver, options);
-    this.uploads = new UploadStore(driver, this.blobs.guard);
+    this.uploads = new UploadStore(driver, this.blobs.barrier);
     this.manifestCache = new LRUCache({
       max: MANIFEST_CACHE.entries,
       maxSize: MANIFEST_CACHE.bytes,
@@ -95,7 +95,7 @@ export class Repository implements ReferenceFallback {
    * uploading the blob, so it is kept from garbage collection from then on.
    */
   statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined> {
-    return keep ? this.blobs.vouch(digest) : this.blobs.stat(digest);
+    return keep ? this.blobs.statKept(digest) : this.blobs.stat(digest);
   }
 
   async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {

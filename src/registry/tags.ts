@@ -1,5 +1,5 @@
 import { deleteIfPresent, exists, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "./layout.js";
 import { readLink, writeLink } from "./blobs.js";
 import type { Digest } from "./digest.js";
 import { isTag, type RepositoryName, type Tag } from "./names.js";

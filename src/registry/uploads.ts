@@ -3,9 +3,9 @@ import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { LRUCache } from "lru-cache";
 import { deleteIfPresent, exists, isPathNotFound, storeFault, unlessMissing, type FileWriter, type ReadBack, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { layout } from "./layout.js";
 import type { BlobDescriptor, RepositoryBlobs } from "./blobs.js";
-import type { CollectionGuard } from "./collection-guard.js";
+import type { WriteBarrier } from "./write-barrier.js";
 import {
   DEFAULT_ALGORITHM,
   digestAlgorithm,
@@ -88,8 +88,8 @@ export class UploadStore {
 
   constructor(
     private readonly driver: StorageDriver,
-    /** The store's collection guard: a commit moves data no collection may delete under it. */
-    private readonly guard: CollectionGuard,
+    /** A commit moves data that no collection may delete under it. */
+    private readonly barrier: WriteBarrier,
     options: UploadsOptions = {},
   ) {
     this.progress = new LRUCache({ max: options.hashCacheSize ?? 1024 });
@@ -227,7 +227,7 @@ export class UploadStore {
     // The link may land a moment before the data: nobody has been told of the blob yet. A blob
     // the store holds already stays (content-addressed, as distribution does): replacing it cost
     // freeing the old data's blocks before the 201 (65 ms for 256 MiB here), and on S3 a copy.
-    await this.guard.moving(digest, async () => {
+    await this.barrier.moving(digest, async () => {
       const stored = await exists(this.driver, layout.blobData(digest));
       await Promise.all([stored ? undefined : this.driver.move(layout.uploadData(repo.name, id), layout.blobData(digest)), repo.link(digest)]);
     });

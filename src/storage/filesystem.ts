@@ -4,7 +4,7 @@ import { promisify } from "node:util";
 import { LRUCache } from "lru-cache";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../refusal.js";
 import { RecyclingReader } from "./chunk-pool.js";
 import { Readable, Writable } from "node:stream";
 import {

@@ -1,4 +1,4 @@
-import { ConfigError, NotYetAvailable } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../refusal.js";
 import OSS from "ali-oss";
 import type { Readable } from "node:stream";
 import { MAX_PAGES, OSS_MIN_PART, withRetries, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";

@@ -18,7 +18,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { readFileSync } from "node:fs";
-import { ConfigError, NotYetAvailable } from "../config/config-error.js";
+import { ConfigError, NotYetAvailable } from "../refusal.js";
 import { http, https } from "../builtins.js";
 import type { Readable } from "node:stream";
 import { MAX_PAGES, S3_MIN_PART, type ErrorKind, type ListPage, type ObjectStore, type PartInfo, type StoredObject, type UploadRef } from "./object-store.js";

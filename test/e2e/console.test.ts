@@ -14,7 +14,7 @@ import { skopeo } from "../helpers/skopeo.js";
 import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
 import { hasTool } from "../helpers/tools.js";
 import { libtrustKeyId } from "../../src/auth/libtrust.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 
 const CHROMIUM = "/usr/bin/chromium";

@@ -1,7 +1,7 @@
 import { Etcd3 } from "etcd3";
 import { createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EtcdKeyWatch } from "../../src/config/etcd-key.js";
+import { EtcdKeyWatch } from "../../src/etcd/client.js";
 import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
 import { hasTool } from "../helpers/tools.js";
 import { until } from "../helpers/until.js";

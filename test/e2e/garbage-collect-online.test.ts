@@ -6,7 +6,7 @@ import { collectGarbage, type CollectReport } from "../../src/gc/collect.js";
 import { exists, type StorageDriver } from "../../src/storage/driver.js";
 import { s3Driver } from "../../src/storage/factory.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 import type { Digest } from "../../src/registry/digest.js";
 import { call } from "../helpers/http.js";
 import { descriptor, manifestOf, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, pushBlob, sha256, type Blob, type Manifest } from "../helpers/oci.js";

@@ -9,7 +9,7 @@ import { pushBlob, pushImage, randomImage, sha256, type Image } from "../helpers
 import { runCli } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { storedBlobs } from "../helpers/store.js";
-import { layout } from "../../src/storage/layout.js";
+import { gcPaths } from "../../src/gc/paths.js";
 import { METRICS_ON_MAIN_PORT, scrape } from "../helpers/metrics.js";
 import { hasTool } from "../helpers/tools.js";
 
@@ -126,8 +126,8 @@ describe("garbage-collect and the delay", () => {
       expect(real.stdout).toContain("freed 0 blobs");
       expect(real.stdout).toContain("3 unreferenced blobs younger than 1h kept");
       // Nothing was announced: no descriptor cache anywhere had to stop vouching, no writer had to look for tombstones.
-      await expect(stat(join(root, layout.removalEpoch))).rejects.toMatchObject({ code: "ENOENT" });
-      const marks = await readdir(join(root, layout.gcMarksRoot), { recursive: true, withFileTypes: true }).catch(() => []);
+      await expect(stat(join(root, gcPaths.removalEpoch))).rejects.toMatchObject({ code: "ENOENT" });
+      const marks = await readdir(join(root, gcPaths.marksRoot), { recursive: true, withFileTypes: true }).catch(() => []);
       expect(marks.filter((m) => m.isFile()).map((m) => m.name)).toEqual([]);
       await rm(config, { force: true });
     } finally {

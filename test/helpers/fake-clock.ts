@@ -1,4 +1,4 @@
-import type { Clock } from "../../src/registry/removal-fence.js";
+import type { Clock } from "../../src/gc/clock.js";
 
 /** Lets every promise chain that is ready run (store calls of the in-memory driver included). */
 export const settle = () => new Promise<void>((resolve) => setImmediate(resolve));

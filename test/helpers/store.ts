@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import type { Digest } from "../../src/registry/digest.js";
 import type { IncomingBody } from "../../src/registry/uploads.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 
 /** The file of a blob's data under a filesystem store root. */
 export function blobFile(root: string, digest: string): string {

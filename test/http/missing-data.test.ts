@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Digest } from "../../src/registry/digest.js";
 import type { RepositoryName, Tag } from "../../src/registry/names.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 import { call, errorCode } from "../helpers/http.js";
 import { METRICS_ON_MAIN_PORT, untilCacheVouches } from "../helpers/metrics.js";
 import { artifactFor, indexOf, pushBlob, pushImage, randomImage, startUpload, type Image } from "../helpers/oci.js";

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
+import { CollectionBarrier } from "../../src/gc/barrier.js";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectGarbage } from "../../src/gc/collect.js";
-import type { FenceTiming } from "../../src/registry/removal-fence.js";
+import type { FenceTiming } from "../../src/gc/removal-fence.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
-import { layout } from "../../src/storage/layout.js";
+import { gcPaths } from "../../src/gc/paths.js";
 import { faultyDriver, type Faults } from "../helpers/faulty-driver.js";
 import { call, errorCode, resolveLocation } from "../helpers/http.js";
 import { pullsWhole, pushBlob, pushImage, randomImage, sha256, startUpload, type Image } from "../helpers/oci.js";
@@ -118,8 +119,8 @@ describe("a store that fails under a request (faults injected at the driver)", (
     const driver = faultyDriver(new FilesystemDriver(root), { putContent: { path: /_gc\/marks\//, code: "ENOSPC" } });
     await afterStoreTick(driver);
     const before = await storedBlobs(root);
-    await expect(collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE })).rejects.toMatchObject({ code: "ENOSPC" });
-    const marks = await readdir(join(root, layout.gcMarksRoot), { recursive: true, withFileTypes: true }).catch(() => []);
+    await expect(collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(driver, { fence: FENCE }))).rejects.toMatchObject({ code: "ENOSPC" });
+    const marks = await readdir(join(root, gcPaths.marksRoot), { recursive: true, withFileTypes: true }).catch(() => []);
     expect(marks.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))).toEqual([]);
     expect(await storedBlobs(root)).toEqual(before);
     await expectKeptPulls();

@@ -6,7 +6,7 @@ import type { StorageDriver } from "../../src/storage/driver.js";
 import { ossDriver } from "../../src/storage/factory.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 import { tempDir } from "../helpers/registry.js";
 import { OSS_CREDENTIALS, ossTestOptions, OssTestServer } from "../helpers/oss-server.js";

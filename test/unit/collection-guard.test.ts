@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { CollectionBarrier } from "../../src/gc/barrier.js";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,16 +7,17 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { collectGarbage, type CollectReport } from "../../src/gc/collect.js";
-import { readMarks, type GuardTiming } from "../../src/registry/collection-guard.js";
+import { readMarks, type GuardTiming } from "../../src/gc/collection-guard.js";
 import { digestOf, type Digest } from "../../src/registry/digest.js";
 import { RegistryError } from "../../src/registry/errors.js";
 import type { RepositoryName, Tag } from "../../src/registry/names.js";
-import type { FenceTiming } from "../../src/registry/removal-fence.js";
+import type { FenceTiming } from "../../src/gc/removal-fence.js";
 import { Registry } from "../../src/registry/registry.js";
 import { exists, type StorageDriver } from "../../src/storage/driver.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
+import { gcPaths } from "../../src/gc/paths.js";
 import { bodyOf } from "../helpers/store.js";
 
 // A rewrite of the epoch that takes maxGapMs breaks the fence, and a collection then marks again:
@@ -112,7 +114,7 @@ function scheduled(inner: StorageDriver, schedule: Schedule): StorageDriver {
   const gated = <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const who = party.getStore();
-      if (who && args[0] !== layout.removalEpoch) await schedule.turn(who, String(args[0]));
+      if (who && args[0] !== gcPaths.removalEpoch) await schedule.turn(who, String(args[0]));
       return call(...args);
     };
   return {
@@ -236,9 +238,9 @@ async function interleave(
   await setup.close();
   const schedule = new Schedule(random(seed * 7919));
   const driver = scheduled(inner, schedule);
-  const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+  const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }) });
   try {
-    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD }));
+    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(driver, { fence: FENCE, guard: GUARD })));
     void collecting.finally(() => schedule.stop());
     const writing = schedule.afterCollectorCalls(startAfter).then(() => party.run("writer", () => write(registry, garbage, config)));
     const [report, acknowledged] = await Promise.all([collecting, writing]);
@@ -279,11 +281,11 @@ describe("collection guard: a collection and a writer, every interleaving of the
 describe("collection guard: what dead processes leave", () => {
   it("a writer waits for a dead collector's claim only claimWaitMs, then goes on", async () => {
     const driver = new InMemoryDriver();
-    const registry = new Registry(driver, { fence: FENCE, guard: { ...GUARD, claimWaitMs: 100 } });
+    const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { fence: FENCE, guard: { ...GUARD, claimWaitMs: 100 } }) });
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
-      const claim = layout.gcMark(garbage.digest, "claim", "dead-run");
+      const claim = gcPaths.mark(garbage.digest, "claim", "dead-run");
       await driver.putContent(claim, Buffer.from("2026-01-01T00:00:00Z"));
       expect(await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest)).toBeDefined();
       // Only collectors remove claims (a later one, once it is an hour old).
@@ -296,24 +298,24 @@ describe("collection guard: what dead processes leave", () => {
   it("a collection removes tombstones, claims, writers' marks and runs' starts older than an hour, and nothing younger", async () => {
     const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
     const driver = new FilesystemDriver(root);
-    const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+    const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }) });
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
       await age(root, OLD, garbage.digest, AN_HOUR);
       const someone = blob(randomBytes(64)).digest;
-      const old = [layout.gcMark(someone, "claim", "dead-run"), layout.gcRun("dead-run")];
-      const young = [layout.gcMark(someone, "writer", "live-writer"), layout.gcRun("live-run")];
+      const old = [gcPaths.mark(someone, "claim", "dead-run"), gcPaths.run("dead-run")];
+      const young = [gcPaths.mark(someone, "writer", "live-writer"), gcPaths.run("live-run")];
       for (const path of [...old, ...young]) await driver.putContent(path, Buffer.from(""));
       const twoHoursAgo = new Date(Date.now() - 2 * AN_HOUR);
       for (const path of old) await utimes(join(root, path), twoHoursAgo, twoHoursAgo);
-      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD });
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }));
       expect(report.blobsDeleted).toEqual([garbage.digest]);
       for (const path of old) expect(await exists(driver, path), path).toBe(false);
       for (const path of young) expect(await exists(driver, path), path).toBe(true);
       // The run's own marks are gone with their directories, and its start with it.
-      expect(await exists(driver, layout.gcMarks(garbage.digest))).toBe(false);
-      expect(await driver.list(layout.gcRunsRoot)).toEqual([layout.gcRun("live-run")]);
+      expect(await exists(driver, gcPaths.marks(garbage.digest))).toBe(false);
+      expect(await driver.list(gcPaths.runsRoot)).toEqual([gcPaths.run("live-run")]);
     } finally {
       await registry.close();
       await rm(root, { recursive: true, force: true });
@@ -325,12 +327,12 @@ describe("collection guard: the collector's checks", () => {
   it("spares a candidate whose data a writer is moving into place (its mark stands), and removes it once the mark is gone", async () => {
     const root = await mkdtemp(join(tmpdir(), "lain-guard-"));
     const driver = new FilesystemDriver(root);
-    const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+    const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }) });
     try {
       const garbage = blob(randomBytes(64));
       await push(registry, OLD, garbage);
       await age(root, OLD, garbage.digest, AN_HOUR);
-      const mark = layout.gcMark(garbage.digest, "writer", "an-upload");
+      const mark = gcPaths.mark(garbage.digest, "writer", "an-upload");
       await driver.putContent(mark, Buffer.from(""));
       const options = { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard: GUARD };
       const spared = await collectGarbage(driver, options);
@@ -361,12 +363,12 @@ describe("collection guard: the collector's checks", () => {
       },
     });
     try {
-      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard });
+      const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(driver, { fence: FENCE, guard }));
       expect(claimed).toBe(true);
       expect(report).toMatchObject({ blobsDeleted: [], blobsSpared: 1, blobsRescued: 0 });
       expect(await exists(inner, layout.blobData(garbage.digest))).toBe(true);
       // Nothing holds it up the next time.
-      const again = await collectGarbage(inner, { dryRun: false, deleteUntagged: false, delayMs: 0, fence: FENCE, guard });
+      const again = await collectGarbage(inner, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(inner, { fence: FENCE, guard }));
       expect(again.blobsDeleted).toEqual([garbage.digest]);
     } finally {
       await rm(root, { recursive: true, force: true });
@@ -395,18 +397,18 @@ describe("collection guard: the collector's checks", () => {
           reachClaim();
           await released;
         }
-        if (path === layout.removalEpoch && stalled) await released;
+        if (path === gcPaths.removalEpoch && stalled) await released;
         return inner.putContent(path, content, transient);
       },
     });
-    const writer = new Registry(inner, { fence, guard: GUARD });
+    const writer = new Registry(inner, { barrier: new CollectionBarrier(inner, { fence, guard: GUARD }) });
     try {
-      const collecting = collectGarbage(collector, { dryRun: false, deleteUntagged: false, delayMs: 0, fence, guard: GUARD });
+      const collecting = collectGarbage(collector, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(collector, { fence, guard: GUARD }));
       collecting.catch(() => undefined);
       await atClaim;
       // With no rewrite for quietMs, the writer's watch sees the fence quiet: a collection that
       // stalled looks like none.
-      for (let i = 0; i < 400 && writer.blobs.guard.ticket().quietRead === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 400 && writer.blobs.barrier.begin().taken === undefined; i++) await new Promise((r) => setTimeout(r, 5));
       const mounted = await writer.repository(NEW).blobs.mount(writer.repository(OLD).blobs, garbage.digest);
       expect(mounted).toBeDefined();
       // It took the quiet path: no rescue, the tombstone stands, its link came after the second mark.
@@ -465,9 +467,9 @@ describe("collection guard: the collector's checks", () => {
       const driver = storeOwnClock(inner, behindMs, async () => {
         mounted = await registry.repository(NEW).blobs.mount(registry.repository(OLD).blobs, garbage.digest);
       });
-      const registry = new Registry(driver, { fence: FENCE, guard: GUARD });
+      const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }) });
       try {
-        const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs, fence: FENCE, guard: GUARD });
+        const report = await collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs }, new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }));
         // Written after the collection started, the mount's link is young on the store's clock, whatever this host's says.
         expect(mounted).toBeDefined();
         expect(report.blobsDeleted).toEqual([]);

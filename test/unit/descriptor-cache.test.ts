@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { CollectionBarrier } from "../../src/gc/barrier.js";
 import { digestOf } from "../../src/registry/digest.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 import { Registry } from "../../src/registry/registry.js";
-import type { FenceTiming } from "../../src/registry/removal-fence.js";
+import type { FenceTiming } from "../../src/gc/removal-fence.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 
 /** Short enough for a test on the real clock, with the same relations as the defaults. */
 const FAST: FenceTiming = { pollMs: 10, freshMs: 100, quietMs: 50, noticeMs: 150, heartbeatMs: 10, maxGapMs: 40 };
@@ -36,7 +37,7 @@ describe("storage.cache.blobdescriptor: inmemory", () => {
   });
 
   async function setup(cached: boolean, driver = countingDriver()) {
-    const registry = new Registry(driver.driver, cached ? { cacheEntries: 100, fence: FAST } : { fence: FAST });
+    const registry = new Registry(driver.driver, { barrier: new CollectionBarrier(driver.driver, { fence: FAST }), ...(cached ? { cacheEntries: 100 } : {}) });
     registries.push(registry);
     await driver.driver.putContent(layout.blobData(digest), content);
     await registry.repository(name).blobs.link(digest);
@@ -87,7 +88,7 @@ describe("storage.cache.blobdescriptor: inmemory", () => {
     const blobs = registry.repository(name).blobs;
     expect(await blobs.stat(digest)).toBeDefined();
     // A second instance on the same store (its own process in production) removes the link.
-    const other = new Registry(shared.driver, { fence: FAST });
+    const other = new Registry(shared.driver, { barrier: new CollectionBarrier(shared.driver, { fence: FAST }) });
     registries.push(other);
     expect(await other.repository(name).blobs.unlink(digest)).toBe(true);
     expect(await blobs.stat(digest)).toBeUndefined();

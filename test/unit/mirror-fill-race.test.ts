@@ -8,7 +8,7 @@ import type { Digest } from "../../src/registry/digest.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 import { OCI_MANIFEST, randomImage, sha256 } from "../helpers/oci.js";
 import { until } from "../helpers/until.js";
 

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { CollectionBarrier } from "../../src/gc/barrier.js";
 import { DescriptorCache } from "../../src/registry/descriptor-cache.js";
-import { FENCE_TIMING, RemovalFence, RemovalWatch } from "../../src/registry/removal-fence.js";
+import { FENCE_TIMING, RemovalFence, RemovalWatch } from "../../src/gc/removal-fence.js";
 import { StorageUnavailableError, type StorageDriver } from "../../src/storage/driver.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-import { layout } from "../../src/storage/layout.js";
+import { gcPaths } from "../../src/gc/paths.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const T = FENCE_TIMING;
@@ -14,11 +15,11 @@ function storeWithGates() {
   const gates = { reads: undefined as Promise<void> | undefined, writes: undefined as Promise<void> | undefined, failWrites: false };
   const driver = Object.create(inner) as StorageDriver;
   driver.getContent = async (path) => {
-    if (path === layout.removalEpoch) await gates.reads;
+    if (path === gcPaths.removalEpoch) await gates.reads;
     return inner.getContent(path);
   };
   driver.putContent = async (path, content) => {
-    if (path === layout.removalEpoch) {
+    if (path === gcPaths.removalEpoch) {
       await gates.writes;
       if (gates.failWrites) throw new Error("store refuses writes");
     }
@@ -92,7 +93,7 @@ describe("RemovalWatch: when a cache may vouch", () => {
     await clock.advance(T.quietMs);
     await watch.poll();
     expect(watch.trusted()).toBe(true);
-    await driver.putContent(layout.removalEpoch, Buffer.from("another instance removes something"));
+    await driver.putContent(gcPaths.removalEpoch, Buffer.from("another instance removes something"));
     await watch.poll();
     expect(changes).toBe(2);
     expect(watch.trusted()).toBe(false);
@@ -108,7 +109,7 @@ describe("RemovalWatch: when a cache may vouch", () => {
     const snapshot = watch.snapshot();
     expect(snapshot).toBeDefined();
     // The store read for the entry is slow; meanwhile a removal is announced and seen.
-    await driver.putContent(layout.removalEpoch, Buffer.from("announced"));
+    await driver.putContent(gcPaths.removalEpoch, Buffer.from("announced"));
     await watch.poll();
     expect(watch.holds(snapshot)).toBe(false);
     // Even once the new epoch has been quiet long enough: the read began under the old one.
@@ -163,10 +164,8 @@ describe("RemovalFence: the remover's side", () => {
     for (const readerHangs of [false, true]) {
       const clock = new FakeClock();
       const { driver, gates } = storeWithGates();
-      let cache: DescriptorCache | undefined;
-      const watch = new RemovalWatch(driver, () => cache?.clear(), T, clock);
-      cache = new DescriptorCache(100, watch);
-      watch.start();
+      const barrier = new CollectionBarrier(driver, { fence: T, clock });
+      const cache = new DescriptorCache(100, barrier.caches);
       await clock.advance(T.quietMs + 2 * T.pollMs);
       const snapshot = cache.snapshot();
       expect(snapshot).toBeDefined();
@@ -188,7 +187,7 @@ describe("RemovalFence: the remover's side", () => {
       expect(removed).toBe(true);
       await removal;
       hung.open();
-      watch.stop();
+      await barrier.close();
     }
   });
 
@@ -269,8 +268,8 @@ describe("RemovalFence: the remover's side", () => {
     expect(settled).toBe(false);
     hung.open();
     await settling;
-    const landed = await driver.getContent(layout.removalEpoch);
+    const landed = await driver.getContent(gcPaths.removalEpoch);
     await clock.advance(10 * T.heartbeatMs);
-    expect(await driver.getContent(layout.removalEpoch)).toEqual(landed);
+    expect(await driver.getContent(gcPaths.removalEpoch)).toEqual(landed);
   });
 });

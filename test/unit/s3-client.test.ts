@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { s3Options } from "../../src/storage/factory.js";
+import { s3Options } from "../../src/config/storage-driver.js";
 import { createS3Client } from "../../src/storage/s3.js";
 
 const saved = process.env.AWS_CA_BUNDLE;

@@ -11,7 +11,7 @@ import { UploadStore } from "../../src/registry/uploads.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
 import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-import { layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/registry/layout.js";
 import { bodyOf } from "../helpers/store.js";
 import { until } from "../helpers/until.js";
 
@@ -31,7 +31,7 @@ describe("UploadStore: a session removed while a request writes to it", () => {
     const driver = Object.create(inner) as StorageDriver;
     const name = "race/upload" as RepositoryName;
     const blobs = new BlobStore(driver);
-    const uploads = new UploadStore(driver, blobs.guard);
+    const uploads = new UploadStore(driver, blobs.barrier);
     const { id } = await uploads.create(name);
     await uploads.append(name, id, bodyOf(Readable.from([Buffer.from("first chunk")])));
     // Upload purging (or a DELETE on another instance) removes it between the status read and the write.
@@ -51,7 +51,7 @@ describe("UploadStore: an upload of a blob the store holds already", () => {
     try {
       const driver = new FilesystemDriver(root);
       const blobs = new BlobStore(driver);
-      const uploads = new UploadStore(driver, blobs.guard);
+      const uploads = new UploadStore(driver, blobs.barrier);
       const content = Buffer.from("the same layer, pushed to two repositories");
       const digest = digestOf(content);
       const first = new RepositoryBlobs(driver, blobs, "again/one" as RepositoryName);
@@ -86,7 +86,7 @@ describe("UploadStore: the running hash of an upload", () => {
   it("completes a chunked upload with the running digest, without reading its data back", async () => {
     const { driver, readsBack } = counting();
     const blobs = new BlobStore(driver);
-    const uploads = new UploadStore(driver, blobs.guard);
+    const uploads = new UploadStore(driver, blobs.barrier);
     const repo = new RepositoryBlobs(driver, blobs, "hash/chunked" as RepositoryName);
     const data = randomBytes(4 * MiB + 99);
     const { id } = await uploads.create(repo.name);
@@ -101,7 +101,7 @@ describe("UploadStore: the running hash of an upload", () => {
   it("hashes the stored bytes when a PATCH broke off, and still verifies the digest", async () => {
     const { driver, readsBack } = counting();
     const blobs = new BlobStore(driver);
-    const uploads = new UploadStore(driver, blobs.guard);
+    const uploads = new UploadStore(driver, blobs.barrier);
     const repo = new RepositoryBlobs(driver, blobs, "hash/resumed" as RepositoryName);
     const data = randomBytes(2 * MiB + 5);
     const { id } = await uploads.create(repo.name);

@@ -1,7 +1,6 @@
 import type { BlobDescriptor } from "../../registry/blobs.js";
 import { parseDigest, type Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
-import { refuseDuringSweep } from "../../registry/sweep-guard.js";
 import { isRepositoryName, type RepositoryName } from "../../registry/names.js";
 import { packUploadState, unpackUploadState } from "../../registry/upload-state.js";
 import type { UploadStatus } from "../../registry/uploads.js";
@@ -86,7 +85,6 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const from = ctx.url.searchParams.get("from");
   if (mount && from !== null) {
     if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
-    await refuseDuringSweep(registry.driver);
     const mounted = await repo.blobs.mount(registry.repository(from as RepositoryName).blobs, mount);
     if (mounted) {
       sendBlobCreated(ctx, mounted, from as RepositoryName);

@@ -1,5 +1,5 @@
-import { digestAlgorithm, digestHex, type Digest } from "../registry/digest.js";
-import type { RepositoryName, Tag } from "../registry/names.js";
+import { digestAlgorithm, digestHex, type Digest } from "./digest.js";
+import type { RepositoryName, Tag } from "./names.js";
 
 /**
  * The one place that knows where things live in the store: distribution's
@@ -14,13 +14,12 @@ import type { RepositoryName, Tag } from "../registry/names.js";
  *
  * Ours, beside it (distribution skips directories starting with "_" it does not know):
  *   /docker/registry/v2/repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link
+ *   /docker/registry/v2/_gc/...  (the garbage collector's, gc/paths.ts)
  */
 const ROOT = "/docker/registry/v2";
 
-export const GC_MARK_KINDS = ["tombstone", "claim", "writer"] as const;
-export type GcMarkKind = (typeof GC_MARK_KINDS)[number];
-
-function digestDir(digest: Digest): string {
+/** `<alg>/<hex>`: how links and marks name a digest in a path. */
+export function digestDir(digest: Digest): string {
   return `${digestAlgorithm(digest)}/${digestHex(digest)}`;
 }
 
@@ -28,27 +27,6 @@ export const layout = {
   root: ROOT,
   repositoriesRoot: `${ROOT}/repositories`,
   blobsRoot: `${ROOT}/blobs`,
-  /** Ours: present while a collector of an earlier version sweeps (distribution ignores it). */
-  gcSweepMarker: `${ROOT}/_gc/sweeping`,
-  /** Ours: rewritten before anything removes blob data or links (registry/removal-fence.ts). */
-  removalEpoch: `${ROOT}/_gc/epoch`,
-  /**
-   * Ours (registry/collection-guard.ts): per blob, one directory of marks, so that a single
-   * listing shows them all: a collection's tombstone and claim, a writer moving its data.
-   */
-  gcMarks(digest: Digest): string {
-    return `${ROOT}/_gc/marks/${digestDir(digest)}`;
-  },
-  gcMark(digest: Digest, kind: GcMarkKind, id: string): string {
-    return `${layout.gcMarks(digest)}/${kind}-${id}`;
-  },
-  /** Their root, for removing what a crashed collector or writer left. */
-  gcMarksRoot: `${ROOT}/_gc/marks`,
-  /** Ours: written as a collection starts, so that it reads its start off the store's own clock. */
-  gcRun(run: string): string {
-    return `${layout.gcRunsRoot}/${run}`;
-  },
-  gcRunsRoot: `${ROOT}/_gc/runs`,
 
   blobDir(digest: Digest): string {
     const hex = digestHex(digest);

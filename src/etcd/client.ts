@@ -1,6 +1,6 @@
 import { Etcd3, type IKeyValue, type IOptions, type IRangeResponse, type Watcher, type WatchBuilder } from "etcd3";
 import { readFileSync } from "node:fs";
-import { ConfigError } from "./config-error.js";
+import { ConfigError } from "../refusal.js";
 
 /** The `etcd` section (ours): where the LAIN cluster keeps settings the registry follows live. */
 export interface EtcdConfig {

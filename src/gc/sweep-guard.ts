@@ -1,6 +1,6 @@
 import { isPathNotFound, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
-import { RegistryError } from "./errors.js";
+import { RegistryError } from "../registry/errors.js";
+import { gcPaths } from "./paths.js";
 
 /** A marker not refreshed for this long is a leftover of a collector that died. */
 export const MARKER_STALE_MS = 5 * 60_000;
@@ -8,7 +8,7 @@ export const MARKER_STALE_MS = 5 * 60_000;
 /** Whether a garbage collector of an earlier version (which raises a store-wide marker) is sweeping now. */
 export async function sweepInProgress(driver: StorageDriver, now = Date.now()): Promise<boolean> {
   try {
-    const info = await driver.stat(layout.gcSweepMarker);
+    const info = await driver.stat(gcPaths.sweepMarker);
     return now - info.modTime.getTime() < MARKER_STALE_MS;
   } catch (err) {
     if (isPathNotFound(err)) return false;

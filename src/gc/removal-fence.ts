@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { isPathNotFound, StorageUnavailableError, type StorageDriver } from "../storage/driver.js";
-import { layout } from "../storage/layout.js";
+import { systemClock, type Clock } from "./clock.js";
+import { gcPaths } from "./paths.js";
 
 /**
  * The removal fence: how instances sharing a store keep their descriptor caches from vouching
  * for a blob or a link that something removed, without asking the store on every request.
  *
- * One small object, the removal epoch (layout.removalEpoch), holds a random token. Whoever is
+ * One small object, the removal epoch (gcPaths.removalEpoch), holds a random token. Whoever is
  * about to remove blob data or a repository's link (a garbage collector in any process, a
  * DELETE on any instance) first rewrites it, waits `noticeMs`, and keeps rewriting it every
  * `heartbeatMs` until its last removal is done. Every instance with a cache reads the token
@@ -53,25 +54,9 @@ const ANNOUNCE_TIMEOUT_MS = 30_000;
 /** How often a removal waiting for the fence looks at it again. */
 const READY_CHECK_MS = 50;
 
-export interface Clock {
-  /** Milliseconds on a monotonic clock. */
-  now(): number;
-  /** Resolves after `ms`; an `idle` wait does not keep the process alive. */
-  sleep(ms: number, idle?: boolean): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  sleep: (ms, idle = false) =>
-    new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      if (idle) timer.unref();
-    }),
-};
-
 async function readEpoch(driver: StorageDriver): Promise<string> {
   try {
-    return (await driver.getContent(layout.removalEpoch)).toString("utf8");
+    return (await driver.getContent(gcPaths.removalEpoch)).toString("utf8");
   } catch (err) {
     // Before the first removal ever announced: a state of its own, like any token.
     if (isPathNotFound(err)) return "";
@@ -200,7 +185,7 @@ export class RemovalFence {
       if (!this.beatingFresh()) {
         // The heartbeat stalled while the removal ran: start over, so later removals wait again.
         this.standingSince = undefined;
-        this.warn(`a removal outlasted the removal fence's heartbeat (${layout.removalEpoch}); descriptor caches may have vouched for it briefly`);
+        this.warn(`a removal outlasted the removal fence's heartbeat (${gcPaths.removalEpoch}); descriptor caches may have vouched for it briefly`);
       }
       return result;
     } finally {
@@ -237,7 +222,7 @@ export class RemovalFence {
         await this.clock.sleep(wait);
         continue;
       }
-      if (this.clock.now() > deadline) throw new StorageUnavailableError(layout.removalEpoch, this.lastError ?? new Error("no rewrite of the removal epoch succeeded"));
+      if (this.clock.now() > deadline) throw new StorageUnavailableError(gcPaths.removalEpoch, this.lastError ?? new Error("no rewrite of the removal epoch succeeded"));
       await this.clock.sleep(READY_CHECK_MS);
     }
   }
@@ -260,7 +245,7 @@ export class RemovalFence {
     try {
       // Transient: a sync per heartbeat on a busy disk stalls the fence, and a token lost in a
       // crash reads as a change, as a new one would.
-      await this.driver.putContent(layout.removalEpoch, Buffer.from(randomUUID()), true);
+      await this.driver.putContent(gcPaths.removalEpoch, Buffer.from(randomUUID()), true);
     } catch (err) {
       this.lastError = err;
       return;

@@ -1,9 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { listIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
-import { GC_MARK_KINDS, layout, type GcMarkKind } from "../storage/layout.js";
-import type { Digest } from "./digest.js";
-import { RegistryError } from "./errors.js";
-import { systemClock, type Clock, type FenceTiming, type RemovalWatch } from "./removal-fence.js";
+import type { Digest } from "../registry/digest.js";
+import { RegistryError } from "../registry/errors.js";
+import { layout } from "../registry/layout.js";
+import type { WriteStart } from "../registry/write-barrier.js";
+import { systemClock, type Clock } from "./clock.js";
+import { GC_MARK_KINDS, gcPaths, type GcMarkKind } from "./paths.js";
+import type { FenceTiming, RemovalWatch } from "./removal-fence.js";
 
 /**
  * How writers and collections share a store without a barrier. A write that starts using a
@@ -59,11 +62,6 @@ export const GUARD_TIMING: GuardTiming = { claimWaitMs: 60_000, claimPollMs: 50,
 /** Of the fence's notice, the share a write taken on the quiet path may use: the rest is margin. */
 const QUIET_SHARE = 0.75;
 
-/** Taken before a write that starts using blobs: when the fence was last seen quiet. */
-export interface UseTicket {
-  quietRead: number | undefined;
-}
-
 /** The writers' side of the protocol above (the collector's is in gc/collect.ts). */
 export class CollectionGuard {
   constructor(
@@ -74,20 +72,21 @@ export class CollectionGuard {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  ticket(): UseTicket {
-    return { quietRead: this.watch.quietRead() };
+  /** Taken before a write that starts using blobs: when the fence was last seen quiet. */
+  ticket(): WriteStart {
+    return { taken: this.watch.quietRead() };
   }
 
   /** Whether a write begun with this ticket ended soon enough for no collection to have missed it. */
-  private quiet(ticket: UseTicket): boolean {
-    return ticket.quietRead !== undefined && this.clock.now() - ticket.quietRead < this.fence.noticeMs * QUIET_SHARE;
+  private quiet(ticket: WriteStart): boolean {
+    return ticket.taken !== undefined && this.clock.now() - ticket.taken < this.fence.noticeMs * QUIET_SHARE;
   }
 
   /**
    * After a write (begun with `ticket`) that makes these blobs used: makes sure no collection
    * deletes them from now on, and answers those already gone.
    */
-  async used(ticket: UseTicket, digests: Digest[]): Promise<Digest[]> {
+  async used(ticket: WriteStart, digests: Digest[]): Promise<Digest[]> {
     if (this.quiet(ticket)) return [];
     const distinct = [...new Set(digests)];
     const gone = await Promise.all(distinct.map((d) => this.rescue(d)));
@@ -100,7 +99,7 @@ export class CollectionGuard {
    */
   async moving<T>(digest: Digest, move: () => Promise<T>): Promise<T> {
     const ticket = this.ticket();
-    const mark = ticket.quietRead === undefined ? layout.gcMark(digest, "writer", randomUUID()) : undefined;
+    const mark = ticket.taken === undefined ? gcPaths.mark(digest, "writer", randomUUID()) : undefined;
     if (mark) {
       await this.driver.putContent(mark, Buffer.from(new Date().toISOString()), true);
       await this.claimsGone(digest, (await readMarks(this.driver, digest)).claim);
@@ -114,7 +113,7 @@ export class CollectionGuard {
     } finally {
       if (mark) {
         await this.driver.deleteObjects([mark]);
-        await this.driver.removeEmptyDir?.(layout.gcMarks(digest));
+        await this.driver.removeEmptyDir?.(gcPaths.marks(digest));
       }
     }
   }
@@ -152,7 +151,7 @@ const MARK_NAME = new RegExp(`^(${GC_MARK_KINDS.join("|")})-[A-Za-z0-9-]+$`);
 /** One listing of the blob's marks (a mark being written, not yet in place, is not one). */
 export async function readMarks(driver: StorageDriver, digest: Digest): Promise<BlobMarks> {
   const marks: BlobMarks = { tombstone: [], claim: [], writer: [] };
-  for (const path of await listIfPresent(driver, layout.gcMarks(digest))) {
+  for (const path of await listIfPresent(driver, gcPaths.marks(digest))) {
     const kind = MARK_NAME.exec(path.slice(path.lastIndexOf("/") + 1))?.[1] as GcMarkKind | undefined;
     if (kind) marks[kind].push(path);
   }
