@@ -8,8 +8,7 @@ import { Siblings } from "../proxy/siblings.js";
 import { HOP_HEADER } from "../proxy/upstream.js";
 import { UpstreamProbe } from "../proxy/upstream-probe.js";
 import { parseReference, type Reference } from "../registry/names.js";
-import type { RegistryOptions } from "../registry/registry.js";
-import type { StorageDriver } from "../storage/driver.js";
+import type { Registry } from "../registry/registry.js";
 import type { RegistrationWatch } from "../cluster/registration-watch.js";
 
 /** What a configuration with a proxy section adds to a running instance. */
@@ -37,13 +36,13 @@ function keepWarm(registry: MirrorRegistry, log: Logger): PrefetchLoop | undefin
 }
 
 /** The pull-through mirror of a proxy section (serve loads this module only then). */
-export async function mirrorParts(config: RegistryConfig, driver: StorageDriver, options: RegistryOptions, log: Logger, metrics: Metrics): Promise<MirrorParts> {
+export async function mirrorParts(config: RegistryConfig, local: Registry, log: Logger, metrics: Metrics): Promise<MirrorParts> {
   const proxy = config.proxy as NonNullable<RegistryConfig["proxy"]>;
   const { cluster, etcd } = config;
   // Validation has made sure of the cluster and etcd sections and of http.secret.
   const fleet = proxy.siblings.enabled && cluster && etcd ? { cluster, etcd } : undefined;
   const siblings = fleet && new Siblings(fleet.cluster.advertise, proxy, config.http.secret, () => metrics.proxyUpstreamErrors.inc());
-  const registry = new MirrorRegistry(driver, options, proxy, log, metrics, siblings);
+  const registry = new MirrorRegistry(local, proxy, log, metrics, siblings);
   // etcd3 (and gRPC) load only for a fleet.
   const siblingWatch =
     fleet &&
@@ -58,7 +57,7 @@ export async function mirrorParts(config: RegistryConfig, driver: StorageDriver,
       log,
       "the last sibling mirrors seen",
     );
-  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr };
+  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr, namespace: registry.forSiblings };
   const upstream = new UpstreamProbe(registry.upstream);
   metrics.trackUpstream(() => upstream.check().then((health) => health.reachable));
   return { registry, upstream, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };

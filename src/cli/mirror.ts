@@ -5,6 +5,7 @@ import { createLogger } from "../log.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { prefetch } from "../proxy/prefetch.js";
 import { parseReference } from "../registry/names.js";
+import { Registry } from "../registry/registry.js";
 import { formatBytes } from "./format.js";
 import { usageError } from "./help.js";
 import { registryOptions } from "./serve.js";
@@ -36,7 +37,7 @@ export async function mirrorCommand(args: string[]): Promise<number> {
   const { driver } = prepared;
   await driver.verify?.();
   const log = createLogger(config);
-  const registry = new MirrorRegistry(driver, registryOptions(config, driver, log), config.proxy, log);
+  const registry = new MirrorRegistry(new Registry(driver, registryOptions(config, driver, log)), config.proxy, log);
   let failed = 0;
   const progress = process.stderr.isTTY ? (text: string, i: number) => process.stderr.write(`\rprefetching ${i + 1}/${references.length}: ${text} ...\x1b[K`) : undefined;
   try {

@@ -17,6 +17,7 @@ import { CollectionBarrier } from "../gc/barrier.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
+import type { Namespace } from "../registry/repository.js";
 import type { StorageDriver } from "../storage/driver.js";
 import { paceBufferCollection } from "../memory.js";
 import { VERSION } from "../version.js";
@@ -38,12 +39,12 @@ export function registryOptions({ storage }: RegistryConfig, driver: StorageDriv
   };
 }
 
-/** The registry a configuration asks for: a mirror (and its parts) when it has a proxy section. */
-async function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Promise<{ registry: Registry; mirror?: MirrorParts }> {
-  const options = registryOptions(config, driver, log);
-  if (!config.proxy) return { registry: new Registry(driver, options) };
-  const mirror = await (await import("./mirror-setup.js")).mirrorParts(config, driver, options, log, metrics);
-  return { registry: mirror.registry, mirror };
+/** The registry a configuration asks for: its store, and a mirror over it (and its parts) when it has a proxy section. */
+async function createRegistry(config: RegistryConfig, driver: StorageDriver, log: Logger, metrics: Metrics): Promise<{ store: Registry; registry: Namespace; mirror?: MirrorParts }> {
+  const store = new Registry(driver, registryOptions(config, driver, log));
+  if (!config.proxy) return { store, registry: store };
+  const mirror = await (await import("./mirror-setup.js")).mirrorParts(config, store, log, metrics);
+  return { store, registry: mirror.registry, mirror };
 }
 
 function gcCounters(metrics: Metrics): CollectionCounters {
@@ -90,7 +91,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const metrics = new Metrics();
   const driver = instrumentDriver(prepared.driver, metrics);
   await driver.verify?.();
-  const { registry, mirror } = await createRegistry(config, driver, log, metrics);
+  const { store, registry, mirror } = await createRegistry(config, driver, log, metrics);
   const auth = await setupAuth(config, prepared.auth, log);
   const readOnly = await followReadOnly(config, log);
   for (const watch of [auth.watch, readOnly.watch]) if (watch) metrics.trackEtcdWatch(watch.key, watch.connected);
@@ -104,7 +105,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const { debug } = config;
   const prefetching = mirror?.prefetching;
-  const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry, mirror, metrics, auth, readOnly: readOnly.state, announcer });
+  const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry: store, mirror, metrics, auth, readOnly: readOnly.state, announcer });
   const app: AppContext = {
     auth: auth.authenticator,
     health: async () => ({

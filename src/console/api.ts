@@ -10,7 +10,7 @@ import type { Digest } from "../registry/digest.js";
 import { parseManifest, type Platform } from "../registry/manifest-format.js";
 import type { StoredManifest } from "../registry/manifests.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
-import type { Registry, Repository } from "../registry/registry.js";
+import type { Registry, StoredRepository } from "../registry/registry.js";
 import { layout } from "../registry/layout.js";
 import { RegistryError } from "../registry/errors.js";
 import { StorageAnalysis, type AnalysisState } from "./analysis.js";
@@ -112,7 +112,7 @@ export class ConsoleApi {
     return { tags, more: after.length > page.length };
   }
 
-  private async tagSummary(repo: Repository, tag: Tag): Promise<TagSummary | undefined> {
+  private async tagSummary(repo: StoredRepository, tag: Tag): Promise<TagSummary | undefined> {
     const digest = await repo.tags.resolve(tag);
     const manifest = digest && (await repo.manifests.get(digest));
     if (!digest || !manifest) return undefined;

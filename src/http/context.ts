@@ -8,12 +8,13 @@ import type { Asset } from "../console/assets.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Notifier } from "../notifications/notifier.js";
 import type { RegistryError } from "../registry/errors.js";
-import type { Caller, Registry } from "../registry/registry.js";
+import type { Namespace } from "../registry/repository.js";
 import type { SiblingHeartbeat } from "./sibling-heartbeat.js";
 
 /** What every handler may use: the domain, the settings it needs, and the request. */
 export interface AppContext {
-  registry: Registry;
+  /** The repositories clients see (a mirror: pulled through). */
+  registry: Namespace;
   http: HttpConfig;
   storage: StorageConfig;
   catalogMaxEntries: number;
@@ -56,6 +57,8 @@ export interface AppContext {
     heartbeat: SiblingHeartbeat;
     /** proxy.siblings.addr: their own listener, and then the only one they may come to; undefined: http.addr. */
     addr: string | undefined;
+    /** What their requests see: never forwarded to another sibling (one hop). */
+    namespace: Namespace;
   };
 }
 
@@ -85,8 +88,10 @@ export interface RequestContext {
   user: string | undefined;
   /** Why the access controller refused the request, and who tried, for its access line. */
   refusedAuth?: { reason: string; user?: string };
+  /** The repositories this request sees: chosen as it enters (a sibling mirror's, once its signature is checked). */
+  registry: Namespace;
   /** A sibling mirror (its signature checked) instead of a client. */
-  caller: Caller;
+  fromSibling: boolean;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

@@ -20,7 +20,7 @@ export function requestFields(ctx: RequestContext): Record<string, unknown> {
     ...(ctx.refusedAuth?.user !== undefined ? { "auth.user.attempted": ctx.refusedAuth.user } : {}),
     ...(ctx.refusedAuth ? { "auth.refused": ctx.refusedAuth.reason } : {}),
     // Ours: a sibling mirror fetching for its node.
-    ...(ctx.caller === "sibling" ? { sibling: true } : {}),
+    ...(ctx.fromSibling ? { sibling: true } : {}),
   };
 }
 

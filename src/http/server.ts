@@ -214,7 +214,7 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://registry.invalid");
     const ctx: RequestContext = {
-      app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), remoteAddress: clientAddress(req), user: undefined, caller: "client",
+      app, req, res, url, params: {}, method, head: method === "HEAD", id: requestId(req), remoteAddress: clientAddress(req), user: undefined, registry: app.registry, fromSibling: false,
     };
     res.setHeader(API_VERSION_HEADER, "registry/2.0");
     res.setHeader(REQUEST_ID_HEADER, ctx.id);
@@ -263,8 +263,11 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
     if (signature !== undefined) {
       const refused = siblingRefusal(app, ctx, door, match.route, String(signature));
       if (refused) return fail(app, ctx, refused);
-      ctx.caller = "sibling";
-      if (app.siblings) keepSiblingWaiting(res, app.siblings.heartbeat);
+      if (app.siblings) {
+        ctx.registry = app.siblings.namespace;
+        ctx.fromSibling = true;
+        keepSiblingWaiting(res, app.siblings.heartbeat);
+      }
       handler(ctx).catch((err: unknown) => fail(app, ctx, err));
       return;
     }

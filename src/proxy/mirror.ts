@@ -3,15 +3,16 @@ import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { ProxyConfig } from "../config/config.js";
 import { Metrics } from "../metrics/metrics.js";
-import type { BlobDescriptor, BlobStore } from "../registry/blobs.js";
+import type { BlobDescriptor } from "../registry/blobs.js";
 import { compareRepositoryNames, type CatalogPage } from "../registry/catalog.js";
 import { isDigest, type Digest } from "../registry/digest.js";
 import { RegistryError, warning } from "../registry/errors.js";
-import type { Descriptor } from "../registry/manifest-format.js";
-import type { ManifestCache, PutResult, StoredManifest } from "../registry/manifests.js";
+import { parseManifest, type Descriptor } from "../registry/manifest-format.js";
+import type { PutResult, StoredManifest } from "../registry/manifests.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
-import { Registry, Repository, type BlobContent, type Caller, type ManifestLookup, type RegistryOptions } from "../registry/registry.js";
-import type { StorageDriver } from "../storage/driver.js";
+import type { Registry, StoredRepository } from "../registry/registry.js";
+import type { BlobContent, ManifestLookup, Namespace, Repository } from "../registry/repository.js";
+import type { IncomingBody, UploadStatus } from "../registry/uploads.js";
 import { BlobFill, type FillStore } from "./blob-fill.js";
 import { Coalescer } from "./coalesce.js";
 import { MirroredNamespaces } from "./namespaces.js";
@@ -45,10 +46,11 @@ async function orUpstreamFailure<T>(task: Promise<T>): Promise<T> {
 }
 
 /**
- * A full registry that also pulls through from a peer: what it lacks in a mirrored repository it
- * fetches, serves while caching, and serves locally ever after. Pushes and deletes stay local.
+ * A registry that pulls through from a peer, composed over a local one: what the local store
+ * lacks in a mirrored repository it fetches, serves while caching, and serves locally ever
+ * after. Repositories outside proxy.namespaces are the local store's alone.
  */
-export class MirrorRegistry extends Registry {
+export class MirrorRegistry implements Namespace {
   readonly upstream: UpstreamRegistry;
   readonly fills = new Coalescer<Fetched>();
   /** Fills in progress; closing waits for them to clean up what they wrote. */
@@ -60,29 +62,43 @@ export class MirrorRegistry extends Registry {
   /** proxy.namespaces: the repositories pulled through. */
   readonly namespaces: MirroredNamespaces;
 
+  /**
+   * What sibling mirrors see: the same repositories, but a sibling's request is answered from
+   * here and the peer, never by asking another sibling (one hop).
+   */
+  readonly forSiblings: Namespace;
+  private closing: Promise<void> | undefined;
+
   constructor(
-    driver: StorageDriver,
-    options: RegistryOptions,
+    readonly local: Registry,
     readonly config: ProxyConfig,
     readonly log: Logger,
     readonly metrics = new Metrics(),
     /** proxy.siblings: the fleet's other mirrors, each owning a share of the blobs. */
     readonly siblings?: Siblings,
   ) {
-    super(driver, options);
+    this.forSiblings = { repository: (name) => this.repositoryFor(name, false), catalog: (limit, last) => this.catalog(limit, last), close: () => this.close() };
     this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
     this.spoolDir = config.spoolDir ?? tmpdir();
     this.namespaces = new MirroredNamespaces(config);
   }
 
-  override repository(name: RepositoryName, caller: Caller = "client"): Repository {
-    if (!this.namespaces.includes(name)) return super.repository(name);
-    return new MirroredRepository(this.driver, this.blobs, name, this.manifestCache, this, caller);
+  repository(name: RepositoryName): Repository {
+    return this.repositoryFor(name, true);
+  }
+
+  /** The mirrored repository (proxy.namespaces), undefined for one served from the local store alone. */
+  mirrored(name: RepositoryName, askSiblings = true): MirroredRepository | undefined {
+    return this.namespaces.includes(name) ? new MirroredRepository(this.local.repository(name), this, askSiblings) : undefined;
+  }
+
+  private repositoryFor(name: RepositoryName, askSiblings: boolean): Repository {
+    return this.mirrored(name, askSiblings) ?? this.local.repository(name);
   }
 
   /** Local and upstream pages merged: each holds the first `limit` after `last`, so the union's first `limit` are right. */
-  override async catalog(limit: number, last?: string): Promise<CatalogPage> {
-    const local = await super.catalog(limit, last);
+  async catalog(limit: number, last?: string): Promise<CatalogPage> {
+    const local = await this.local.catalog(limit, last);
     let remote: { repositories: string[]; more: boolean } = { repositories: [], more: false };
     try {
       remote = await this.upstream.catalog(limit, last);
@@ -95,33 +111,40 @@ export class MirrorRegistry extends Registry {
     return { repositories: names.slice(0, limit), more: local.more || remote.more || names.length > limit };
   }
 
-  /** Cuts the connections to the peer (fills in progress fail and discard what they wrote). */
-  override async close(): Promise<void> {
-    await Promise.all([this.upstream.close(), this.siblings?.close()]);
-    await Promise.allSettled([...this.filling]);
-    await super.close();
+  /** Cuts the connections to the peer (fills in progress fail and discard what they wrote), then closes the local registry. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([this.upstream.close(), this.siblings?.close()]);
+      await Promise.allSettled([...this.filling]);
+      await this.local.close();
+    })();
+    return this.closing;
   }
 }
 
-export class MirroredRepository extends Repository {
+/**
+ * A mirrored repository: reads go to the local one first, then to the fleet's owner of a digest
+ * or the peer, and what comes back is cached; writes are the local one's, within what the peer
+ * leaves to a standby (refuseShadowing).
+ */
+export class MirroredRepository implements Repository {
+  readonly name: RepositoryName;
+
   constructor(
-    driver: StorageDriver,
-    blobStore: BlobStore,
-    name: RepositoryName,
-    cache: ManifestCache,
+    private readonly local: StoredRepository,
     private readonly mirror: MirrorRegistry,
-    /** A sibling's request is answered from here and the peer, never by asking another sibling (one hop). */
-    private readonly caller: Caller,
+    /** False for a sibling's request: answered from here and the peer, never by asking another sibling (one hop). */
+    private readonly askSiblings: boolean,
   ) {
-    super(driver, blobStore, name, cache);
+    this.name = local.name;
   }
 
   private get upstream(): UpstreamRegistry {
     return this.mirror.upstream;
   }
 
-  override async statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined> {
-    const local = await super.statBlob(digest, keep);
+  async statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined> {
+    const local = await this.local.statBlob(digest, keep);
     if (local) return local;
     let remote: Awaited<ReturnType<UpstreamRegistry["statBlob"]>>;
     try {
@@ -139,15 +162,15 @@ export class MirroredRepository extends Repository {
     return remote.kind === "found" ? { digest, size: remote.size } : undefined;
   }
 
-  override async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
-    const local = (await super.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await super.fetchBlob(digest) : undefined);
+  async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
+    const local = (await this.local.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await this.local.fetchBlob(digest) : undefined);
     if (local) {
       this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
       return this.fromStore(local);
     }
     const fetched = await this.fill(digest);
     if (fetched.kind === "missing") return undefined;
-    if (fetched.kind === "stored") return this.fromStore(this.storedBlob(fetched.blob));
+    if (fetched.kind === "stored") return this.fromStore(this.local.storedBlob(fetched.blob));
     const { fill } = fetched;
     return { digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) };
   }
@@ -167,7 +190,7 @@ export class MirroredRepository extends Repository {
           // Its data went from the store without this instance's cache being told: fetch it again.
           const fetched = await this.fill(local.digest);
           if (fetched.kind === "missing") throw err;
-          return fetched.kind === "stored" ? this.blobs.open(local.digest, start, end) : this.openFilling(fetched.fill, start, end);
+          return fetched.kind === "stored" ? this.local.blobs.open(local.digest, start, end) : this.openFilling(fetched.fill, start, end);
         }
       },
     };
@@ -180,10 +203,27 @@ export class MirroredRepository extends Repository {
     const { fill } = fetched;
     await fill.done;
     if (fill.error) throw upstreamFailure(fill.error);
-    return this.blobs.stat(digest);
+    return this.local.blobs.stat(digest);
   }
 
-  override async missingBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
+  /** Whether the local store holds the blob for this repository. */
+  async holds(digest: Digest): Promise<boolean> {
+    return (await this.local.blobs.stat(digest)) !== undefined;
+  }
+
+  /**
+   * Before a push is checked: fetches what the manifest names but the local store lacks, as far
+   * as the peer can provide it (what it cannot stays missing, and the local check refuses the push).
+   */
+  private async fillReferences(content: Buffer, contentType: string | undefined): Promise<void> {
+    const info = parseManifest(content, contentType);
+    await Promise.all([
+      ...info.blobs.map(async (d) => (await this.local.blobs.statInStore(d.digest)) ?? (await this.missingBlob(d.digest))),
+      ...info.children.map(async (d) => (await this.local.manifests.pullable(d.digest)) || (await this.missingManifest(d.digest))),
+    ]);
+  }
+
+  private async missingBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
     try {
       return await this.cacheBlob(digest);
     } catch (err) {
@@ -193,7 +233,7 @@ export class MirroredRepository extends Repository {
     }
   }
 
-  override async missingManifest(digest: Digest): Promise<boolean> {
+  private async missingManifest(digest: Digest): Promise<boolean> {
     try {
       return (await this.cacheManifest(digest)) !== undefined;
     } catch (err) {
@@ -208,10 +248,10 @@ export class MirroredRepository extends Repository {
    * this repository has it too, instead of fetching it again.
    */
   private async adoptStored(digest: Digest): Promise<boolean> {
-    if (!(await this.mirror.blobs.stat(digest))) return false;
+    if (!(await this.mirror.local.blobs.stat(digest))) return false;
     const remote = await this.upstream.statBlob(this.name, digest).catch(() => undefined);
     if (remote?.kind !== "found") return false;
-    await this.blobs.link(digest);
+    await this.local.blobs.link(digest);
     return true;
   }
 
@@ -231,7 +271,7 @@ export class MirroredRepository extends Repository {
    * slow to answer, or without it).
    */
   private async fromFleet<T>(digest: Digest, ask: (peer: UpstreamRegistry) => Promise<Found<T>>): Promise<{ found: Found<T>; from: FetchSource }> {
-    const owner = this.caller === "client" ? this.mirror.siblings?.owner(digest) : undefined;
+    const owner = this.askSiblings ? this.mirror.siblings?.owner(digest) : undefined;
     if (owner) {
       try {
         const found = await ask(owner.client);
@@ -247,11 +287,11 @@ export class MirroredRepository extends Repository {
   private async startFill(digest: Digest): Promise<Fetched> {
     // The caller found nothing in the store, but a fill may have ended (its blob stored, its key
     // released) since it looked: fetching again would bring the blob over the link twice.
-    const stored = await this.blobs.stat(digest);
+    const stored = await this.local.blobs.stat(digest);
     if (stored) return { kind: "stored", blob: stored };
     const { found: remote, from } = await this.fromFleet(digest, (peer) => peer.fetchBlob(this.name, digest));
     if (remote.kind === "missing") return remote;
-    const sink = await this.mirror.uploads.receive(this.blobs).catch((err: unknown) => {
+    const sink = await this.mirror.local.uploads.receive(this.local.blobs).catch((err: unknown) => {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
       return undefined;
     });
@@ -287,13 +327,13 @@ export class MirroredRepository extends Repository {
     const reader = fill.reader(start, end);
     if (reader) return reader;
     // The fill ended between lookup and open: its bytes are in the store now, unless caching failed.
-    if (await this.blobs.stat(fill.digest)) return this.blobs.open(fill.digest, start, end);
+    if (await this.local.blobs.stat(fill.digest)) return this.local.blobs.open(fill.digest, start, end);
     throw new RegistryError("UNAVAILABLE", `blob ${fill.digest} was fetched from upstream ${this.upstream.url} but not cached; retry`);
   }
 
-  override async manifest(reference: Tag | Digest): Promise<ManifestLookup | undefined> {
+  async manifest(reference: Tag | Digest): Promise<ManifestLookup | undefined> {
     if (!isDigest(reference)) return this.taggedManifest(reference);
-    const local = await this.manifests.get(reference);
+    const local = await this.local.manifests.get(reference);
     if (local) {
       this.countManifest("hit");
       return { manifest: local };
@@ -309,8 +349,8 @@ export class MirroredRepository extends Repository {
    * served, marked stale.
    */
   private async taggedManifest(tag: Tag): Promise<ManifestLookup | undefined> {
-    const localDigest = await this.tags.resolve(tag);
-    const local = localDigest && (await this.manifests.get(localDigest));
+    const localDigest = await this.local.tags.resolve(tag);
+    const local = localDigest && (await this.local.manifests.get(localDigest));
     const validated = this.mirror.validatedTags.get(this.tagKey(tag));
     if (local && validated !== undefined && Date.now() - validated < this.mirror.config.ttlMs) {
       this.countManifest("hit");
@@ -334,17 +374,49 @@ export class MirroredRepository extends Repository {
    * A standby's push (proxy.pushes: local; otherwise the HTTP layer has refused it). The next
    * pull of the tag asks the peer again, so the peer's answer wins as soon as it gives one.
    */
-  override async putManifest(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
-    if (isDigest(reference)) return super.putManifest(reference, content, contentType);
-    await this.refuseShadowing(reference);
-    const put = await super.putManifest(reference, content, contentType);
-    this.mirror.validatedTags.delete(this.tagKey(reference));
+  async putManifest(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    if (!isDigest(reference)) await this.refuseShadowing(reference);
+    await this.fillReferences(content, contentType);
+    const put = await this.local.putManifest(reference, content, contentType);
+    if (!isDigest(reference)) this.mirror.validatedTags.delete(this.tagKey(reference));
     return put;
   }
 
-  override async untag(tag: Tag): Promise<boolean> {
+  async untag(tag: Tag): Promise<boolean> {
     await this.refuseShadowing(tag);
-    return super.untag(tag);
+    return this.local.untag(tag);
+  }
+
+  deleteManifest(digest: Digest): Promise<boolean> {
+    return this.local.deleteManifest(digest);
+  }
+
+  unlinkBlob(digest: Digest): Promise<boolean> {
+    return this.local.unlinkBlob(digest);
+  }
+
+  mountBlob(from: RepositoryName, digest: Digest): Promise<BlobDescriptor | undefined> {
+    return this.local.mountBlob(from, digest);
+  }
+
+  startUpload(): Promise<UploadStatus> {
+    return this.local.startUpload();
+  }
+
+  uploadStatus(id: string): Promise<UploadStatus | undefined> {
+    return this.local.uploadStatus(id);
+  }
+
+  appendUpload(id: string, body: IncomingBody, expectedOffset?: number): Promise<UploadStatus> {
+    return this.local.appendUpload(id, body, expectedOffset);
+  }
+
+  completeUpload(id: string, digest: Digest, body: IncomingBody | undefined): Promise<BlobDescriptor> {
+    return this.local.completeUpload(id, digest, body);
+  }
+
+  cancelUpload(id: string): Promise<void> {
+    return this.local.cancelUpload(id);
   }
 
   /**
@@ -386,7 +458,7 @@ export class MirroredRepository extends Repository {
       // A tag only this store has was pushed here: it stays.
       if (head.kind === "missing" || head.digest === local.digest) current = local;
       else if (head.digest) current = await this.cacheManifest(head.digest);
-      if (current && current !== local) await this.tags.tag(tag, current.digest);
+      if (current && current !== local) await this.local.tags.tag(tag, current.digest);
     }
     if (!current) {
       const remote = await this.upstream.fetchManifest(this.name, tag);
@@ -401,7 +473,7 @@ export class MirroredRepository extends Repository {
     return this.mirror.manifestFetches.run(`${this.name}@${digest}`, async () => {
       // In the store already, or since the caller looked: a fetch that ended meanwhile stored it
       // (as startFill, for blobs).
-      const stored = await this.manifests.get(digest);
+      const stored = await this.local.manifests.get(digest);
       if (stored) return stored;
       const { found: remote } = await this.fromFleet(digest, (peer) => peer.fetchManifest(this.name, digest));
       return remote.kind === "found" ? this.store(digest, remote) : undefined;
@@ -410,12 +482,12 @@ export class MirroredRepository extends Repository {
 
   /** Stores what the peer sent (already checked against its digest); its blobs come when asked for. */
   private async store(reference: Tag | Digest, remote: UpstreamManifest): Promise<StoredManifest> {
-    const { digest, info } = await this.manifests.put(reference, remote.content, remote.mediaType, { checkReferences: false });
+    const { digest, info } = await this.local.manifests.put(reference, remote.content, remote.mediaType, { checkReferences: false });
     return { digest, mediaType: info.mediaType, content: remote.content };
   }
 
-  override async listTags(): Promise<Tag[] | undefined> {
-    const local = await super.listTags();
+  async listTags(): Promise<Tag[] | undefined> {
+    const local = await this.local.listTags();
     let remote: string[] | undefined;
     try {
       remote = await this.upstream.tags(this.name);
@@ -427,8 +499,13 @@ export class MirroredRepository extends Repository {
     return [...new Set([...(local ?? []), ...remote.filter(isTag)])].sort();
   }
 
-  protected override async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {
-    const local = await super.referrerDescriptors(subject);
+  async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const found = await this.referrerDescriptors(subject);
+    return found.filter((d) => artifactType === undefined || d.artifactType === artifactType);
+  }
+
+  private async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {
+    const local = await this.local.referrerDescriptors(subject);
     const remote = await this.upstream.referrers(this.name, subject).catch((err: unknown) => {
       if (!(err instanceof UpstreamError)) throw err;
       return [];

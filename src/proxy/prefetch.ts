@@ -3,7 +3,7 @@ import type { Digest } from "../registry/digest.js";
 import { parseManifest, type Descriptor } from "../registry/manifest-format.js";
 import type { StoredManifest } from "../registry/manifests.js";
 import type { Reference } from "../registry/names.js";
-import { MirroredRepository, type MirrorRegistry } from "./mirror.js";
+import type { MirroredRepository, MirrorRegistry } from "./mirror.js";
 
 export interface PrefetchReport {
   digest: Digest;
@@ -17,8 +17,8 @@ export interface PrefetchReport {
 
 /** Makes an image present in the mirror's store: the manifest, every platform of an index, every blob. */
 export async function prefetch(registry: MirrorRegistry, ref: Reference): Promise<PrefetchReport> {
-  const repo = registry.repository(ref.name);
-  if (!(repo instanceof MirroredRepository)) throw new Error(`${ref.name} is not mirrored (see proxy.namespaces)`);
+  const repo = registry.mirrored(ref.name);
+  if (!repo) throw new Error(`${ref.name} is not mirrored (see proxy.namespaces)`);
   const top = await repo.manifest(ref.reference);
   if (!top) throw new Error(`${ref.name}:${ref.reference} is unknown to upstream ${registry.upstream.url}`);
   const report: PrefetchReport = { digest: top.manifest.digest, manifests: 0, blobs: 0, fetchedBytes: 0 };
@@ -40,7 +40,7 @@ async function walk(repo: MirroredRepository, manifest: StoredManifest, report: 
 
 async function ensureBlob(repo: MirroredRepository, blob: Descriptor, report: PrefetchReport): Promise<void> {
   report.blobs++;
-  if (await repo.blobs.stat(blob.digest)) return;
+  if (await repo.holds(blob.digest)) return;
   const cached = await repo.cacheBlob(blob.digest);
   if (!cached) throw new Error(`blob ${blob.digest} of ${repo.name} could not be cached (missing upstream, or the store refused it)`);
   report.fetchedBytes += cached.size;

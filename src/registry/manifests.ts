@@ -1,7 +1,7 @@
 import type { LRUCache } from "lru-cache";
 import { deleteIfPresent, unlessMissing, type StorageDriver } from "../storage/driver.js";
 import { layout } from "./layout.js";
-import { writeLink, type BlobDescriptor, type BlobStore, type RepositoryBlobs } from "./blobs.js";
+import { writeLink, type BlobStore, type RepositoryBlobs } from "./blobs.js";
 import { DEFAULT_ALGORITHM, digestAlgorithm, digestOf, isDigest, type Digest } from "./digest.js";
 import { RegistryError } from "./errors.js";
 import { parseManifest, storedMediaType, type Descriptor, type ManifestInfo } from "./manifest-format.js";
@@ -32,14 +32,6 @@ export interface PutResult {
   info: ManifestInfo;
 }
 
-/** What a pushed manifest names but this store lacks may be found elsewhere (a mirror's peer). */
-export interface ReferenceFallback {
-  /** Makes the blob present in the repository, answering its descriptor; undefined if it cannot. */
-  missingBlob(digest: Digest): Promise<BlobDescriptor | undefined>;
-  /** Makes the manifest present in the repository, answering whether it could. */
-  missingManifest(digest: Digest): Promise<boolean>;
-}
-
 export interface PutOptions {
   /**
    * Whether every blob and child manifest the manifest names must be present (a push). A mirror
@@ -60,7 +52,6 @@ export class ManifestStore {
     private readonly tags: TagStore,
     private readonly referrers: ReferrerIndex,
     private readonly cache: ManifestCache,
-    private readonly fallback: ReferenceFallback,
   ) {}
 
   private get name() {
@@ -73,7 +64,7 @@ export class ManifestStore {
   }
 
   /** Linked here and its content in the store: what an index pushed now may name. */
-  private async pullable(digest: Digest): Promise<boolean> {
+  async pullable(digest: Digest): Promise<boolean> {
     return (await this.exists(digest)) && (await this.blobs.statInStore(digest)) !== undefined;
   }
 
@@ -148,7 +139,7 @@ export class ManifestStore {
   private async checkReferences(info: ManifestInfo): Promise<void> {
     const missing = (await Promise.all([
       ...info.blobs.map(async (d) => ((await this.blobMatches(d)) ? undefined : d)),
-      ...info.children.map(async (d) => ((await this.pullable(d.digest)) || (await this.fallback.missingManifest(d.digest)) ? undefined : d)),
+      ...info.children.map(async (d) => ((await this.pullable(d.digest)) ? undefined : d)),
     ])).filter((d): d is Descriptor => d !== undefined);
     const first = missing[0];
     if (first) {
@@ -160,7 +151,7 @@ export class ManifestStore {
 
   private async blobMatches(descriptor: Descriptor): Promise<boolean> {
     // Asked of the store: a manifest is acknowledged only for blobs that are there now.
-    const blob = (await this.repoBlobs.statInStore(descriptor.digest)) ?? (await this.fallback.missingBlob(descriptor.digest));
+    const blob = await this.repoBlobs.statInStore(descriptor.digest);
     if (!blob) return false;
     if (blob.size !== descriptor.size) {
       throw new RegistryError(

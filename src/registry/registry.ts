@@ -1,15 +1,15 @@
-import type { Readable } from "node:stream";
 import { LRUCache } from "lru-cache";
 import type { StorageDriver } from "../storage/driver.js";
 import { BlobStore, RepositoryBlobs, type BlobDescriptor, type BlobStoreOptions } from "./blobs.js";
 import { listRepositories, type CatalogPage } from "./catalog.js";
 import type { Digest } from "./digest.js";
 import type { Descriptor } from "./manifest-format.js";
-import { ManifestStore, subjectOf, type ManifestCache, type PutResult, type ReferenceFallback, type StoredManifest } from "./manifests.js";
+import { ManifestStore, subjectOf, type ManifestCache, type PutResult, type StoredManifest } from "./manifests.js";
 import type { RepositoryName, Tag } from "./names.js";
 import { ReferrerIndex } from "./referrers.js";
 import { TagStore } from "./tags.js";
-import { UploadStore } from "./uploads.js";
+import type { BlobContent, ManifestLookup, Namespace, Repository } from "./repository.js";
+import { UploadStore, type IncomingBody, type UploadStatus } from "./uploads.js";
 
 export type RegistryOptions = BlobStoreOptions;
 
@@ -21,17 +21,11 @@ export type RegistryOptions = BlobStoreOptions;
  */
 const MANIFEST_CACHE = { entries: 1000, bytes: 8 * 1024 * 1024 };
 
-/**
- * Who asks: a client, or a sibling mirror of the fleet, which has already chosen this instance
- * as the one to fetch for it (and whose request must not be forwarded again).
- */
-export type Caller = "client" | "sibling";
-
-/** The namespace: every repository of one store. */
-export class Registry {
+/** Every repository of one store. */
+export class Registry implements Namespace {
   readonly blobs: BlobStore;
   readonly uploads: UploadStore;
-  protected readonly manifestCache: ManifestCache;
+  private readonly manifestCache: ManifestCache;
 
   constructor(
     readonly driver: StorageDriver,
@@ -46,54 +40,40 @@ export class Registry {
     });
   }
 
-  repository(name: RepositoryName, _caller: Caller = "client"): Repository {
-    return new Repository(this.driver, this.blobs, name, this.manifestCache);
+  repository(name: RepositoryName): StoredRepository {
+    return new StoredRepository(this.driver, this.blobs, this.uploads, name, this.manifestCache);
   }
 
   catalog(limit: number, last?: string): Promise<CatalogPage> {
     return listRepositories(this.driver, limit, last);
   }
 
-  /** Releases what the registry holds beyond its store (the cache's watch, a mirror's connections). */
+  /** Releases what the registry holds beyond its store (the write barrier's background work). */
   close(): Promise<void> {
     return this.blobs.close();
   }
 }
 
-/** A blob a GET can serve: its size, its bytes from an offset, or a URL to send the client to. */
-export interface BlobContent extends BlobDescriptor {
-  open(start: number, end: number): Promise<Readable>;
-  redirectURL(): Promise<string | undefined>;
-}
-
-export interface ManifestLookup {
-  manifest: StoredManifest;
-  /** Why a cached copy is served although it may be out of date (a mirror whose peer is down). */
-  stale?: string;
-}
-
-/**
- * One repository. The read methods (blobs, manifests, tags, referrers) are what the HTTP layer
- * calls; a mirror overrides them to consult its peer, and the missing-reference hooks to fetch
- * what a pushed manifest names but this store lacks.
- */
-export class Repository implements ReferenceFallback {
+/** One repository of the store; its parts (blobs, tags, manifests) are what maintenance works on. */
+export class StoredRepository implements Repository {
   readonly blobs: RepositoryBlobs;
   readonly tags: TagStore;
   readonly referrerIndex: ReferrerIndex;
   readonly manifests: ManifestStore;
 
-  constructor(driver: StorageDriver, blobStore: BlobStore, readonly name: RepositoryName, cache: ManifestCache) {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobStore: BlobStore,
+    private readonly uploads: UploadStore,
+    readonly name: RepositoryName,
+    cache: ManifestCache,
+  ) {
     this.blobs = new RepositoryBlobs(driver, blobStore, name);
     this.tags = new TagStore(driver, name);
     this.referrerIndex = new ReferrerIndex(driver, name);
-    this.manifests = new ManifestStore(driver, blobStore, this.blobs, this.tags, this.referrerIndex, cache, this);
+    this.manifests = new ManifestStore(driver, blobStore, this.blobs, this.tags, this.referrerIndex, cache);
   }
 
-  /**
-   * The size, for a HEAD. `keep` (a registry that takes pushes): a client that hears it may skip
-   * uploading the blob, so it is kept from garbage collection from then on.
-   */
   statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined> {
     return keep ? this.blobs.statKept(digest) : this.blobs.stat(digest);
   }
@@ -104,7 +84,7 @@ export class Repository implements ReferenceFallback {
   }
 
   /** A blob of this store as BlobContent. */
-  protected storedBlob(blob: BlobDescriptor): BlobContent {
+  storedBlob(blob: BlobDescriptor): BlobContent {
     return {
       ...blob,
       open: (start, end) => this.blobs.open(blob.digest, start, end),
@@ -117,39 +97,60 @@ export class Repository implements ReferenceFallback {
     return manifest && { manifest };
   }
 
-  /** A client's push: the manifest under its digest, and under `reference` when that is a tag. */
   putManifest(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
     return this.manifests.put(reference, content, contentType);
   }
 
-  /** A client's DELETE of a tag (the manifest stays); false when there was none. */
+  deleteManifest(digest: Digest): Promise<boolean> {
+    return this.manifests.delete(digest);
+  }
+
   untag(tag: Tag): Promise<boolean> {
     return this.tags.untag(tag);
   }
 
-  /** All tags, sorted; undefined when the repository is unknown. */
   listTags(): Promise<Tag[] | undefined> {
     return this.tags.list();
   }
 
-  /** The descriptors of the manifests whose subject is `subject`, for the referrers API. */
   async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
     const found = await this.referrerDescriptors(subject);
     return found.filter((d) => artifactType === undefined || d.artifactType === artifactType);
   }
 
-  protected async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {
+  /** Every referrer of `subject` held here, unfiltered. */
+  async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {
     const digests = await this.referrerIndex.list(subject);
     const manifests = await Promise.all(digests.map((d) => this.manifests.get(d)));
     return manifests.filter((m): m is StoredManifest => m !== undefined && subjectOf(m) === subject).map(referrerDescriptor);
   }
 
-  missingBlob(_digest: Digest): Promise<BlobDescriptor | undefined> {
-    return Promise.resolve(undefined);
+  unlinkBlob(digest: Digest): Promise<boolean> {
+    return this.blobs.unlink(digest);
   }
 
-  missingManifest(_digest: Digest): Promise<boolean> {
-    return Promise.resolve(false);
+  mountBlob(from: RepositoryName, digest: Digest): Promise<BlobDescriptor | undefined> {
+    return this.blobs.mount(new RepositoryBlobs(this.driver, this.blobStore, from), digest);
+  }
+
+  startUpload(): Promise<UploadStatus> {
+    return this.uploads.create(this.name);
+  }
+
+  uploadStatus(id: string): Promise<UploadStatus | undefined> {
+    return this.uploads.status(this.name, id);
+  }
+
+  appendUpload(id: string, body: IncomingBody, expectedOffset?: number): Promise<UploadStatus> {
+    return this.uploads.append(this.name, id, body, expectedOffset);
+  }
+
+  completeUpload(id: string, digest: Digest, body: IncomingBody | undefined): Promise<BlobDescriptor> {
+    return this.uploads.complete(this.blobs, id, digest, body);
+  }
+
+  cancelUpload(id: string): Promise<void> {
+    return this.uploads.cancel(this.name, id);
   }
 }
 

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 import { pino } from "pino";
 import { MirrorRegistry } from "../../src/proxy/mirror.js";
+import { Registry } from "../../src/registry/registry.js";
 import type { Digest } from "../../src/registry/digest.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
@@ -89,7 +90,7 @@ describe("a mirror's request that looked in the store just before a fill of the 
     const loaded = parseConfig(`version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: ${upstream.url}}`, {});
     if (!loaded.ok || !loaded.config.proxy) throw new Error(JSON.stringify(loaded));
     const { driver, hold } = holdingDriver();
-    const registry = new MirrorRegistry(driver, {}, loaded.config.proxy, pino({ level: "silent" }));
+    const registry = new MirrorRegistry(new Registry(driver), loaded.config.proxy, pino({ level: "silent" }));
     closing.unshift(() => registry.close());
     return { registry, repo: registry.repository(NAME), upstream, hold, blob, manifest: image.manifest };
   }

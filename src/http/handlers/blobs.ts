@@ -72,7 +72,7 @@ export async function deleteBlob(ctx: RequestContext): Promise<void> {
   requireDeleteEnabled(ctx);
   const digest = digestParam(ctx);
   const repo = repositoryOf(ctx);
-  if (!(await repo.blobs.unlink(digest))) {
+  if (!(await repo.unlinkBlob(digest))) {
     throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to repository ${repo.name}`, { digest });
   }
   sendEmpty(ctx, 202);

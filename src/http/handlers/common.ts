@@ -1,12 +1,12 @@
 import type { Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
 import type { RepositoryName } from "../../registry/names.js";
-import type { Repository } from "../../registry/registry.js";
+import type { Repository } from "../../registry/repository.js";
 import type { RequestContext } from "../context.js";
 
 /** The route's repository; the router has checked the name's grammar. */
 export function repositoryOf(ctx: RequestContext): Repository {
-  return ctx.app.registry.repository(ctx.params.name as RepositoryName, ctx.caller);
+  return ctx.registry.repository(ctx.params.name as RepositoryName);
 }
 
 export function digestParam(ctx: RequestContext): Digest {

@@ -25,7 +25,7 @@ export async function listCatalog(ctx: RequestContext): Promise<void> {
   const max = ctx.app.catalogMaxEntries;
   const n = Math.min(pageSize(ctx.url) ?? max, max);
   const last = ctx.url.searchParams.get("last") ?? undefined;
-  const page = n === 0 ? { repositories: [], more: false } : await ctx.app.registry.catalog(n, last);
+  const page = n === 0 ? { repositories: [], more: false } : await ctx.registry.catalog(n, last);
   const lastName = page.repositories[page.repositories.length - 1];
   if (page.more && lastName !== undefined) {
     ctx.res.setHeader("Link", nextLink(`${ctx.app.http.prefix}/v2/_catalog`, lastName, n));

@@ -5,7 +5,7 @@ import { parseManifest } from "../../registry/manifest-format.js";
 import { MANIFEST_MAX_BYTES, type StoredManifest } from "../../registry/manifests.js";
 import { isIndexType, MANIFEST_MEDIA_TYPES } from "../../registry/media-types.js";
 import type { Tag } from "../../registry/names.js";
-import type { Repository } from "../../registry/registry.js";
+import type { Repository } from "../../registry/repository.js";
 import type { RequestContext } from "../context.js";
 import { notifyDeleted, notifyManifest } from "../notify.js";
 import { readBody, sendBody, sendEmpty } from "../respond.js";
@@ -108,7 +108,7 @@ export async function deleteManifest(ctx: RequestContext): Promise<void> {
   requireDeleteEnabled(ctx);
   const repo = repositoryOf(ctx);
   const reference = ctx.params.reference as Tag | Digest;
-  const deleted = isDigest(reference) ? await repo.manifests.delete(reference) : await repo.untag(reference);
+  const deleted = isDigest(reference) ? await repo.deleteManifest(reference) : await repo.untag(reference);
   if (!deleted) {
     throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference} is unknown to repository ${repo.name}`, { reference });
   }

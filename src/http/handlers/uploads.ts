@@ -80,12 +80,11 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     throw new RegistryError("UNAVAILABLE", "this registry instance is shutting down; retry and another instance will take the upload");
   }
   const repo = repositoryOf(ctx);
-  const { registry } = ctx.app;
   const mount = queryDigest(ctx, "mount");
   const from = ctx.url.searchParams.get("from");
   if (mount && from !== null) {
     if (!isRepositoryName(from)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(from)}`, { name: from });
-    const mounted = await repo.blobs.mount(registry.repository(from as RepositoryName).blobs, mount);
+    const mounted = await repo.mountBlob(from as RepositoryName, mount);
     if (mounted) {
       sendBlobCreated(ctx, mounted, from as RepositoryName);
       return;
@@ -94,13 +93,13 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   }
 
   const digest = queryDigest(ctx);
-  const status = await registry.uploads.create(repo.name);
+  const status = await repo.startUpload();
   if (digest) {
     try {
-      const blob = await receiving(ctx, () => registry.uploads.complete(repo.blobs, status.id, digest, incomingBody(ctx)));
+      const blob = await receiving(ctx, () => repo.completeUpload(status.id, digest, incomingBody(ctx)));
       sendBlobCreated(ctx, blob);
     } catch (err) {
-      await registry.uploads.cancel(repo.name, status.id).catch(() => undefined);
+      await repo.cancelUpload(status.id).catch(() => undefined);
       throw err;
     }
     return;
@@ -110,7 +109,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
 
 async function requireUpload(ctx: RequestContext): Promise<UploadStatus> {
   checkState(ctx);
-  const status = await ctx.app.registry.uploads.status(ctx.params.name as RepositoryName, ctx.params.upload ?? "");
+  const status = await repositoryOf(ctx).uploadStatus(ctx.params.upload ?? "");
   if (!status) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${ctx.params.upload} is unknown to this repository`);
   return status;
 }
@@ -140,7 +139,7 @@ function chunkStart(ctx: RequestContext): number | undefined {
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const current = await requireUpload(ctx);
   const start = chunkStart(ctx);
-  const status = await receiving(ctx, () => ctx.app.registry.uploads.append(current.name, current.id, incomingBody(ctx), start));
+  const status = await receiving(ctx, () => repositoryOf(ctx).appendUpload(current.id, incomingBody(ctx), start));
   sendUploadStatus(ctx, status, 202);
 }
 
@@ -156,14 +155,13 @@ export async function completeUpload(ctx: RequestContext): Promise<void> {
       throw new RegistryError("RANGE_INVALID", `chunk starts at ${start} but the upload has ${current.size} bytes`, { size: current.size });
     }
   }
-  const repo = repositoryOf(ctx);
-  const blob = await receiving(ctx, () => ctx.app.registry.uploads.complete(repo.blobs, current.id, digest, body));
+  const blob = await receiving(ctx, () => repositoryOf(ctx).completeUpload(current.id, digest, body));
   sendBlobCreated(ctx, blob);
 }
 
 /** DELETE /v2/<name>/blobs/uploads/<id>: abandon the upload. */
 export async function cancelUpload(ctx: RequestContext): Promise<void> {
   const current = await requireUpload(ctx);
-  await ctx.app.registry.uploads.cancel(current.name, current.id);
+  await repositoryOf(ctx).cancelUpload(current.id);
   sendEmpty(ctx, 204);
 }
