@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { RegistryConfig } from "../config/config.js";
-import type { AppContext } from "../http/context.js";
+import type { SiblingAnswers } from "../http/context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { MirrorRegistry } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
@@ -23,7 +23,7 @@ export interface MirrorParts {
   /** proxy.siblings: the watch of the fleet's registrations, started once the registry listens. */
   siblingWatch: RegistrationWatch | undefined;
   /** proxy.siblings: how this instance checks and answers its siblings' requests. */
-  siblingAnswers: NonNullable<AppContext["siblings"]> | undefined;
+  siblingAnswers: SiblingAnswers | undefined;
 }
 
 /** proxy.prefetch's loop, re-checking every ttl (at least every 10 s). */

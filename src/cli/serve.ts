@@ -7,6 +7,7 @@ import { ConfigRefused, problemOf } from "../config/config-error.js";
 import { ConfigError } from "../refusal.js";
 import { listenAddress } from "../config/listen-address.js";
 import type { RunningServer } from "../http/listen.js";
+import type { TlsOptions } from "node:tls";
 import { startServer, type ConnectionLimits } from "../http/server.js";
 import { createLogger } from "../log.js";
 import { instrumentDriver } from "../metrics/instrumented-driver.js";
@@ -25,6 +26,7 @@ import { setupAuth } from "./auth-setup.js";
 import { commandArgs } from "./args.js";
 import { loadOrReport, reportProblems } from "./config-file.js";
 import { usageError } from "./help.js";
+import { absent, loop, running, scheduled, startInOrder, type Component } from "./components.js";
 import { prepare } from "./prepare.js";
 import { exitOnUnhandled } from "./last-resort.js";
 import { followReadOnly } from "./read-only.js";
@@ -103,79 +105,56 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const lifecycle = { draining: false };
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
-  const { debug } = config;
   const prefetching = mirror?.prefetching;
   const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry: store, mirror, metrics, auth, readOnly: readOnly.state, announcer });
+  const { debug } = config;
   const app: AppContext = {
-    auth: auth.authenticator,
-    health: async () => ({
-      storage: await probe.check(),
-      readonly: readOnly.state,
-      ...auth.health(),
-      ...(announcer ? { cluster: announcer.health() } : {}),
-      ...(prefetching ? { prefetch: prefetching.health() } : {}),
-      ...(mirror ? { upstream: await mirror.upstream.check() } : {}),
-    }),
-    lifecycle,
-    readOnly: readOnly.state,
     registry,
-    http: config.http,
-    storage: config.storage,
-    catalogMaxEntries: config.catalog.maxEntries,
-    log,
-    accessLog: !config.log.accessLogDisabled,
-    metrics,
-    // Without a debug listener the metrics, when enabled, are on the main port.
-    ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
+    settings: { http: config.http, storage: config.storage, catalogMaxEntries: config.catalog.maxEntries },
+    access: {
+      readOnly: readOnly.state,
+      ...(auth.authenticator ? { auth: auth.authenticator } : {}),
+      ...(mirror ? { ownHop: mirror.ownHop, mirrored: mirror.registry.namespaces } : {}),
+      ...(mirror?.siblingAnswers ? { siblings: mirror.siblingAnswers } : {}),
+    },
+    telemetry: {
+      log,
+      accessLog: !config.log.accessLogDisabled,
+      metrics,
+      // Without a debug listener the metrics, when enabled, are on the main port.
+      ...(debug.metricsPath !== undefined && debug.addr === undefined ? { metricsPath: debug.metricsPath } : {}),
+      health: async () => ({
+        storage: await probe.check(),
+        readonly: readOnly.state,
+        ...auth.health(),
+        ...(announcer ? { cluster: announcer.health() } : {}),
+        ...(prefetching ? { prefetch: prefetching.health() } : {}),
+        ...(mirror ? { upstream: await mirror.upstream.check() } : {}),
+      }),
+    },
+    lifecycle,
     ...(notifier ? { notifier } : {}),
     ...(site ? { console: site } : {}),
-    ...(mirror ? { ownHop: mirror.ownHop } : {}),
-    ...(mirror ? { mirrored: mirror.registry.namespaces } : {}),
-    ...(mirror?.siblingAnswers ? { siblings: mirror.siblingAnswers } : {}),
   };
-  let running: RunningServer | undefined;
-  let siblingsServer: RunningServer | undefined;
-  let debugServer: RunningServer | undefined;
-  try {
-    running = await startServer(app, limits, prepared.tls);
-    if (app.siblings?.addr !== undefined) siblingsServer = await startServer(app, limits, prepared.tls, "siblings");
-    if (debug.addr !== undefined) debugServer = await (await import("../http/debug-server.js")).startDebugServer(debug.addr, debug.metricsPath, metrics, log);
-  } catch (err) {
-    // Refused at its listeners (an address in use): nothing of it keeps running.
-    await running?.close();
-    await siblingsServer?.close();
-    auth.close();
-    readOnly.close();
-    await notifier?.close(0);
-    await registry.close();
-    throw err;
-  }
-  if (siblingsServer) log.info({ url: siblingsServer.url }, "siblings' listener listening: signed requests of sibling mirrors only");
-  if (debugServer) log.info({ url: debugServer.url, metrics: debug.metricsPath }, "debug server listening");
-  // Listening: from here on the registry runs its background work.
-  prefetching?.start();
-  mirror?.siblingWatch?.start();
-  announcer?.start();
-  const { uploadPurging } = config.storage;
+  const listeners = new Listeners(app, limits, prepared.tls, log);
   const paused = () => readOnly.state.enabled;
-  const stopPurging = uploadPurging.enabled ? schedulePurging(driver, { ...uploadPurging, paused }, log) : undefined;
-  const { gc } = config.storage;
-  const stopCollecting = gc.enabled ? (await import("../gc/collect.js")).scheduleCollection(driver, { ...gc, paused }, log, gcCounters(metrics)) : undefined;
-  const stop = async (graceMs: number) => {
-    prefetching?.stop();
-    mirror?.siblingWatch?.stop();
-    stopPurging?.();
-    stopCollecting?.();
-    await announcer?.withdraw();
-    auth.close();
-    readOnly.close();
-    await Promise.all([running.close(graceMs), siblingsServer?.close(graceMs)]);
-    await debugServer?.close();
-    await notifier?.close(NOTIFICATIONS_FLUSH_MS);
-    await registry.close();
-  };
+  const { uploadPurging, gc } = config.storage;
+  // The one order: what serves requests after what they use; background work once listening.
+  const stop = await startInOrder([
+    running("registry", () => registry.close()),
+    running("auth", () => auth.close()),
+    running("read-only", () => readOnly.close()),
+    notifier ? running("notifier", () => notifier.close(NOTIFICATIONS_FLUSH_MS)) : absent("notifier"),
+    debug.addr !== undefined ? await debugServer(debug.addr, debug.metricsPath, metrics, log) : absent("debug server"),
+    listeners,
+    prefetching ? { name: "prefetch", start: () => prefetching.start(), stop: () => prefetching.stop() } : absent("prefetch"),
+    mirror?.siblingWatch ? loop("sibling watch", mirror.siblingWatch) : absent("sibling watch"),
+    announcer ? { name: "announcer", start: () => announcer.start(), stop: () => announcer.withdraw() } : absent("announcer"),
+    uploadPurging.enabled ? scheduled("upload purging", () => schedulePurging(driver, { ...uploadPurging, paused }, log)) : absent("upload purging"),
+    gc.enabled ? await collection(driver, { ...gc, paused }, log, metrics) : absent("garbage collection"),
+  ]);
   return {
-    ...running,
+    ...listeners.main(),
     close: () => stop(0),
     drain: async () => {
       lifecycle.draining = true;
@@ -187,6 +166,62 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
       await stop(Math.max(0, graceMs - WITHDRAW_SETTLE_MS));
     },
   };
+}
+
+/** The users' listener and, with proxy.siblings.addr, the siblings' own: they start together and drain together. */
+class Listeners implements Component {
+  readonly name = "listeners";
+  private users: RunningServer | undefined;
+  private siblings: RunningServer | undefined;
+
+  constructor(
+    private readonly app: AppContext,
+    private readonly limits: ConnectionLimits | undefined,
+    private readonly tls: TlsOptions | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.users = await startServer(this.app, this.limits, this.tls);
+    if (this.app.access.siblings?.addr === undefined) return;
+    try {
+      this.siblings = await startServer(this.app, this.limits, this.tls, "siblings");
+    } catch (err) {
+      await this.users.close();
+      throw err;
+    }
+    this.log.info({ url: this.siblings.url }, "siblings' listener listening: signed requests of sibling mirrors only");
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    await Promise.all([this.users?.close(graceMs), this.siblings?.close(graceMs)]);
+  }
+
+  /** The users' listener, once started. */
+  main(): RunningServer {
+    if (!this.users) throw new Error("the listeners have not started");
+    return this.users;
+  }
+}
+
+/** debug.addr: its own listener for metrics and health (its module loads only then). */
+async function debugServer(addr: string, metricsPath: string | undefined, metrics: Metrics, log: Logger): Promise<Component> {
+  const { startDebugServer } = await import("../http/debug-server.js");
+  let server: RunningServer | undefined;
+  return {
+    name: "debug server",
+    start: async () => {
+      server = await startDebugServer(addr, metricsPath, metrics, log);
+      log.info({ url: server.url, metrics: metricsPath }, "debug server listening");
+    },
+    stop: () => server?.close(),
+  };
+}
+
+/** storage.gc in the server (the collector loads only then). */
+async function collection(driver: StorageDriver, options: { intervalMs: number; delayMs: number; paused: () => boolean }, log: Logger, metrics: Metrics): Promise<Component> {
+  const { scheduleCollection } = await import("../gc/collect.js");
+  return scheduled("garbage collection", () => scheduleCollection(driver, options, log, gcCounters(metrics)));
 }
 
 /** The etcd registration of a `cluster` section (etcd3 loads only then). */

@@ -11,19 +11,15 @@ import type { RegistryError } from "../registry/errors.js";
 import type { Namespace } from "../registry/repository.js";
 import type { SiblingHeartbeat } from "./sibling-heartbeat.js";
 
-/** What every handler may use: the domain, the settings it needs, and the request. */
+/** What every handler may use, by concern: the domain, the settings, who may do what, what is reported. */
 export interface AppContext {
   /** The repositories clients see (a mirror: pulled through). */
   registry: Namespace;
-  http: HttpConfig;
-  storage: StorageConfig;
-  catalogMaxEntries: number;
-  log: Logger;
-  /** One info line per request (log.accesslog.disabled turns it off). */
-  accessLog: boolean;
-  metrics: Metrics;
-  /** Where the main port also answers GET with the metrics; absent: only the debug server does. */
-  metricsPath?: string;
+  settings: Settings;
+  access: AccessRules;
+  telemetry: Telemetry;
+  /** Set when the instance is stopping: new upload sessions are refused, /health answers 503. */
+  lifecycle: { draining: boolean };
   /**
    * The web console under `path` ("/ui/"), when console.enabled, with its handler (its modules
    * load only then).
@@ -31,12 +27,19 @@ export interface AppContext {
   console?: { path: string; api: ConsoleApi; assets: Map<string, Asset>; serve: (ctx: RequestContext, authorize: (ctx: RequestContext, required: Access[]) => Promise<void>) => Promise<void> };
   /** notifications.endpoints; absent when none are configured. */
   notifier?: Notifier;
+}
+
+/** The configuration requests are served under. */
+export interface Settings {
+  http: HttpConfig;
+  storage: StorageConfig;
+  catalogMaxEntries: number;
+}
+
+/** Who may do what: authentication, read-only mode, and a mirror's rules for writes and siblings. */
+export interface AccessRules {
   /** Absent: no authentication (distribution without an auth section). */
   auth?: Authenticator;
-  /** What GET /health reports beyond "up"; a part with `error` makes the status "degraded". */
-  health?: () => Promise<Record<string, unknown>>;
-  /** Set when the instance is stopping: new upload sessions are refused, /health answers 503. */
-  lifecycle: { draining: boolean };
   /** Read-only mode, as the file or etcd sets it now: writes answer 405 UNSUPPORTED. */
   readOnly: { enabled: boolean };
   /**
@@ -51,15 +54,29 @@ export interface AppContext {
     writeRefusal(required: readonly Access[]): RegistryError | undefined;
   };
   /** When proxy.siblings is on: how sibling mirrors' requests are checked and answered. */
-  siblings?: {
-    /** http.secret: sibling mirrors sign their requests with it. */
-    secret: string;
-    heartbeat: SiblingHeartbeat;
-    /** proxy.siblings.addr: their own listener, and then the only one they may come to; undefined: http.addr. */
-    addr: string | undefined;
-    /** What their requests see: never forwarded to another sibling (one hop). */
-    namespace: Namespace;
-  };
+  siblings?: SiblingAnswers;
+}
+
+export interface SiblingAnswers {
+  /** http.secret: sibling mirrors sign their requests with it. */
+  secret: string;
+  heartbeat: SiblingHeartbeat;
+  /** proxy.siblings.addr: their own listener, and then the only one they may come to; undefined: http.addr. */
+  addr: string | undefined;
+  /** What their requests see: never forwarded to another sibling (one hop). */
+  namespace: Namespace;
+}
+
+/** What the instance reports: its log, metrics and health. */
+export interface Telemetry {
+  log: Logger;
+  /** One info line per request (log.accesslog.disabled turns it off). */
+  accessLog: boolean;
+  metrics: Metrics;
+  /** Where the main port also answers GET with the metrics; absent: only the debug server does. */
+  metricsPath?: string;
+  /** What GET /health reports beyond "up"; a part with `error` makes the status "degraded". */
+  health?: () => Promise<Record<string, unknown>>;
 }
 
 /**

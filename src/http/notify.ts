@@ -35,7 +35,7 @@ export function notifyBlob(ctx: RequestContext, action: EventAction, blob: BlobD
     length: blob.size,
     repository,
     ...(fromRepository !== undefined ? { fromRepository } : {}),
-    url: blobUrl(baseUrl(ctx.app.http, ctx.req), repository, blob.digest),
+    url: blobUrl(baseUrl(ctx.app.settings.http, ctx.req), repository, blob.digest),
   });
 }
 
@@ -60,7 +60,7 @@ export function notifyManifest(ctx: RequestContext, action: EventAction, manifes
     digest: manifest.digest,
     length: manifest.size,
     repository,
-    url: manifestUrl(baseUrl(ctx.app.http, ctx.req), repository, manifest.digest),
+    url: manifestUrl(baseUrl(ctx.app.settings.http, ctx.req), repository, manifest.digest),
     ...(manifest.tag !== undefined ? { tag: manifest.tag } : {}),
     ...(references ? { references } : {}),
   });

@@ -79,7 +79,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
   const { req, res } = ctx;
   const fault = storeFault(err);
   if (fault) {
-    app.log.warn({ err, ...requestFields(ctx) }, fault.kind === "full" ? "storage full" : "storage failed");
+    app.telemetry.log.warn({ err, ...requestFields(ctx) }, fault.kind === "full" ? "storage full" : "storage failed");
     err = storeFailure(fault);
   }
   if (err instanceof RegistryError) {
@@ -97,7 +97,7 @@ function fail(app: AppContext, ctx: RequestContext, err: unknown): void {
     res.destroy();
     return;
   }
-  app.log.error({ err, ...requestFields(ctx) }, "request failed");
+  app.telemetry.log.error({ err, ...requestFields(ctx) }, "request failed");
   if (res.headersSent) {
     res.destroy();
     return;
@@ -119,7 +119,7 @@ function observe(app: AppContext, ctx: RequestContext, handler: string): void {
   const started = process.hrtime.bigint();
   const socket = req.socket;
   const before = counted.get(socket) ?? { read: 0, written: 0 };
-  const { metrics } = app;
+  const { metrics } = app.telemetry;
   const inFlight = { handler };
   metrics.httpInFlight.inc(inFlight);
   res.once("close", () => {
@@ -135,8 +135,8 @@ function observe(app: AppContext, ctx: RequestContext, handler: string): void {
     metrics.httpDuration.observe({ handler, method }, seconds);
     metrics.httpBytes.inc({ handler, direction: "in" }, bytesIn);
     metrics.httpBytes.inc({ handler, direction: "out" }, bytesOut);
-    if (app.accessLog) {
-      app.log.info(
+    if (app.telemetry.accessLog) {
+      app.telemetry.log.info(
         {
           ...requestFields(ctx),
           "http.response.status": res.statusCode,
@@ -155,15 +155,15 @@ function observe(app: AppContext, ctx: RequestContext, handler: string): void {
 
 /** Asks the authenticator, when auth is configured, whether the request may do what it needs. */
 async function authorize(app: AppContext, ctx: RequestContext, required: Access[] | "public"): Promise<AuthDecision> {
-  if (!app.auth || required === "public") return { ok: true, user: undefined };
-  const decision = await app.auth.authorize(ctx.req.headers.authorization, required, originOf(app.http, ctx.req));
+  if (!app.access.auth || required === "public") return { ok: true, user: undefined };
+  const decision = await app.access.auth.authorize(ctx.req.headers.authorization, required, originOf(app.settings.http, ctx.req));
   if (decision.ok) {
     ctx.user = decision.user;
     return decision;
   }
   ctx.refusedAuth = { reason: decision.reason, ...(decision.user !== undefined ? { user: decision.user } : {}) };
   // An anonymous first request is the start of the challenge dance, not a failure.
-  if (ctx.req.headers.authorization !== undefined || decision.code === "DENIED") app.metrics.authFailures.inc({ code: decision.code });
+  if (ctx.req.headers.authorization !== undefined || decision.code === "DENIED") app.telemetry.metrics.authFailures.inc({ code: decision.code });
   return decision;
 }
 
@@ -176,17 +176,17 @@ const SIBLING_ROUTES = new Set(["blob", "manifest"]);
  * manifest of a mirrored repository, at the door siblings are given, and nothing else.
  */
 function siblingRefusal(app: AppContext, ctx: RequestContext, door: Door, route: string, signature: string | undefined): RegistryError | undefined {
-  const { siblings } = app;
+  const { siblings } = app.access;
   if (siblings === undefined) return new RegistryError("DENIED", "this instance takes no requests from sibling mirrors (proxy.siblings is off)");
   if (door === "users" && siblings.addr !== undefined) return new RegistryError("DENIED", "this mirror takes sibling requests on its siblings' listener (proxy.siblings.addr) only");
   const refused = (message: string) => {
-    app.metrics.authFailures.inc({ code: "DENIED" });
+    app.telemetry.metrics.authFailures.inc({ code: "DENIED" });
     ctx.refusedAuth = { reason: message };
     return new RegistryError("DENIED", message);
   };
   if (signature === undefined) return refused("this is a mirror's siblings' listener (proxy.siblings.addr): it takes only the signed requests of sibling mirrors");
   if (!SIBLING_ROUTES.has(route) || (ctx.method !== "GET" && ctx.method !== "HEAD")) return refused("sibling mirrors may only read blobs and manifests");
-  if (!app.mirrored?.includes(ctx.params.name ?? "")) return refused("sibling mirrors may only read the repositories they mirror");
+  if (!app.access.mirrored?.includes(ctx.params.name ?? "")) return refused("sibling mirrors may only read the repositories they mirror");
   const problem = siblingSignatureProblem(siblings.secret, ctx.method, ctx.req.url ?? "", signature);
   return problem === undefined ? undefined : refused(problem);
 }
@@ -209,7 +209,7 @@ async function consoleAccess(app: AppContext, ctx: RequestContext, required: Acc
 
 /** The request listener: routing, common headers, spec errors, access log, metrics. */
 function requestListener(app: AppContext, door: Door): (req: IncomingMessage, res: ServerResponse) => void {
-  const extraHeaders = Object.entries(app.http.headers);
+  const extraHeaders = Object.entries(app.settings.http.headers);
   return (req, res) => {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://registry.invalid");
@@ -225,9 +225,9 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
       fail(app, ctx, siblingRefusal(app, ctx, door, "unknown", undefined));
       return;
     }
-    if (door === "users" && app.metricsPath !== undefined && url.pathname === app.metricsPath) {
+    if (door === "users" && app.telemetry.metricsPath !== undefined && url.pathname === app.telemetry.metricsPath) {
       observe(app, ctx, "metrics");
-      sendMetrics(app.metrics, req, res);
+      sendMetrics(app.telemetry.metrics, req, res);
       return;
     }
     if (door === "users" && app.console && `${url.pathname}/` === app.console.path) {
@@ -239,7 +239,7 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
       app.console.serve(ctx, (c, required) => consoleAccess(app, c, required)).catch((err: unknown) => fail(app, ctx, err));
       return;
     }
-    const prefix = app.http.prefix;
+    const prefix = app.settings.http.prefix;
     const match: RouteMatch = url.pathname.startsWith(prefix)
       ? matchRoute(ROUTES, method, url, url.pathname.slice(prefix.length))
       : { kind: "error", route: "unknown", error: new RegistryError("ROUTE_UNKNOWN", `no endpoint at ${url.pathname}`) };
@@ -251,11 +251,11 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
     }
     ctx.params = match.params;
     const { handler, required } = match;
-    if (app.ownHop && req.headers[app.ownHop.header] === app.ownHop.value) {
+    if (app.access.ownHop && req.headers[app.access.ownHop.header] === app.access.ownHop.value) {
       fail(app, ctx, new RegistryError("UNAVAILABLE", "mirror loop: this request came from this very mirror; its proxy.remoteurl leads back to it (directly or through a load balancer that lists it): point it at the primary"));
       return;
     }
-    if (app.readOnly.enabled && method !== "GET" && method !== "HEAD") {
+    if (app.access.readOnly.enabled && method !== "GET" && method !== "HEAD") {
       fail(app, ctx, new RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly): pulls work, pushes and deletes do not"));
       return;
     }
@@ -263,15 +263,15 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
     if (signature !== undefined) {
       const refused = siblingRefusal(app, ctx, door, match.route, String(signature));
       if (refused) return fail(app, ctx, refused);
-      if (app.siblings) {
-        ctx.registry = app.siblings.namespace;
+      if (app.access.siblings) {
+        ctx.registry = app.access.siblings.namespace;
         ctx.fromSibling = true;
-        keepSiblingWaiting(res, app.siblings.heartbeat);
+        keepSiblingWaiting(res, app.access.siblings.heartbeat);
       }
       handler(ctx).catch((err: unknown) => fail(app, ctx, err));
       return;
     }
-    const writeRefused = required === "public" ? undefined : app.mirrored?.writeRefusal(required);
+    const writeRefused = required === "public" ? undefined : app.access.mirrored?.writeRefusal(required);
     if (writeRefused) {
       fail(app, ctx, writeRefused);
       return;
@@ -308,12 +308,12 @@ export async function startServer(app: AppContext, limits: ConnectionLimits = DE
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
   const { target, key } = listenTarget(app, door);
-  return listen(server, target, tls ? "https" : "http", { key, log: app.log });
+  return listen(server, target, tls ? "https" : "http", { key, log: app.telemetry.log });
 }
 
 function listenTarget(app: AppContext, door: Door): { target: string | { path: string }; key: string } {
-  if (door === "users") return { target: app.http.net === "unix" ? { path: app.http.addr } : app.http.addr, key: "http.addr" };
-  const addr = app.siblings?.addr;
+  if (door === "users") return { target: app.settings.http.net === "unix" ? { path: app.settings.http.addr } : app.settings.http.addr, key: "http.addr" };
+  const addr = app.access.siblings?.addr;
   if (addr === undefined) throw new Error("a siblings' listener needs proxy.siblings.addr");
   return { target: addr, key: "proxy.siblings.addr" };
 }

@@ -79,14 +79,10 @@ export async function serveDriver(driver: StorageDriver): Promise<{ url: string;
   const registry = new Registry(driver);
   const app: AppContext = {
     registry,
-    http: config.http,
-    storage: config.storage,
-    catalogMaxEntries: config.catalog.maxEntries,
-    log: pino({ level: process.env.LAIN_TEST_LOG ?? "silent" }),
-    accessLog: true,
-    metrics: new Metrics(),
+    settings: { http: config.http, storage: config.storage, catalogMaxEntries: config.catalog.maxEntries },
+    access: { readOnly: { enabled: false } },
+    telemetry: { log: pino({ level: process.env.LAIN_TEST_LOG ?? "silent" }), accessLog: true, metrics: new Metrics() },
     lifecycle: { draining: false },
-    readOnly: { enabled: false },
   };
   const running = await startServer(app);
   return {

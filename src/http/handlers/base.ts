@@ -14,7 +14,7 @@ export async function apiBase(ctx: RequestContext): Promise<void> {
  * 503 when the load balancer should send nothing new: draining, or the store unreachable.
  */
 export async function health(ctx: RequestContext): Promise<void> {
-  const details = (await ctx.app.health?.()) ?? {};
+  const details = (await ctx.app.telemetry.health?.()) ?? {};
   const degraded = Object.values(details).some((d) => typeof d === "object" && d !== null && (d as { error?: unknown }).error);
   const storage = details.storage as { reachable?: boolean } | undefined;
   const down = ctx.app.lifecycle.draining ? "draining" : storage?.reachable === false ? "unavailable" : undefined;

@@ -12,7 +12,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   const repo = repositoryOf(ctx);
   // A HEAD needs only the size: a mirror asks its peer instead of fetching the blob.
   const content = ctx.head ? undefined : await repo.fetchBlob(digest);
-  const blob: BlobDescriptor | undefined = ctx.head ? await repo.statBlob(digest, !ctx.app.readOnly.enabled) : content;
+  const blob: BlobDescriptor | undefined = ctx.head ? await repo.statBlob(digest, !ctx.app.access.readOnly.enabled) : content;
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to ${unknownTo(ctx, repo)}`, { digest });
 
   const { req, res } = ctx;

@@ -15,7 +15,7 @@ export function digestParam(ctx: RequestContext): Digest {
 
 /** storage.delete.enabled gates every DELETE, as in distribution. */
 export function requireDeleteEnabled(ctx: RequestContext): void {
-  if (!ctx.app.storage.deleteEnabled) {
+  if (!ctx.app.settings.storage.deleteEnabled) {
     throw new RegistryError("UNSUPPORTED", "deletion is disabled in this registry (storage.delete.enabled: false)");
   }
 }
@@ -25,6 +25,6 @@ export function requireDeleteEnabled(ctx: RequestContext): void {
  * proxy.namespaces is served from what was pushed here alone, and its peer was never asked.
  */
 export function unknownTo(ctx: RequestContext, repo: Repository): string {
-  const { mirrored } = ctx.app;
+  const { mirrored } = ctx.app.access;
   return mirrored && !mirrored.includes(repo.name) ? `${repo.name}, which this mirror does not pull through (not in proxy.namespaces)` : `repository ${repo.name}`;
 }

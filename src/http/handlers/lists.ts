@@ -15,20 +15,20 @@ export async function listTags(ctx: RequestContext): Promise<void> {
   const tags = n === undefined ? after : after.slice(0, n);
   const lastTag = tags[tags.length - 1];
   if (n !== undefined && lastTag !== undefined && after.length > tags.length) {
-    ctx.res.setHeader("Link", nextLink(`${ctx.app.http.prefix}/v2/${repo.name}/tags/list`, lastTag, n));
+    ctx.res.setHeader("Link", nextLink(`${ctx.app.settings.http.prefix}/v2/${repo.name}/tags/list`, lastTag, n));
   }
   sendJson(ctx, 200, { name: repo.name, tags });
 }
 
 /** GET /v2/_catalog?n=&last= — n is capped at catalog.maxentries. */
 export async function listCatalog(ctx: RequestContext): Promise<void> {
-  const max = ctx.app.catalogMaxEntries;
+  const max = ctx.app.settings.catalogMaxEntries;
   const n = Math.min(pageSize(ctx.url) ?? max, max);
   const last = ctx.url.searchParams.get("last") ?? undefined;
   const page = n === 0 ? { repositories: [], more: false } : await ctx.registry.catalog(n, last);
   const lastName = page.repositories[page.repositories.length - 1];
   if (page.more && lastName !== undefined) {
-    ctx.res.setHeader("Link", nextLink(`${ctx.app.http.prefix}/v2/_catalog`, lastName, n));
+    ctx.res.setHeader("Link", nextLink(`${ctx.app.settings.http.prefix}/v2/_catalog`, lastName, n));
   }
   sendJson(ctx, 200, { repositories: page.repositories });
 }

@@ -88,7 +88,7 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
   const contentType = ctx.req.headers["content-type"];
   const { digest, info } = await repo.putManifest(reference, body, contentType);
   const headers: Record<string, string> = {
-    Location: manifestUrl(baseUrl(ctx.app.http, ctx.req), repo.name, digest),
+    Location: manifestUrl(baseUrl(ctx.app.settings.http, ctx.req), repo.name, digest),
     "Docker-Content-Digest": digest,
   };
   // OCI distribution-spec 1.1: tells the client the registry indexed the subject itself.

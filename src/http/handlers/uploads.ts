@@ -26,14 +26,14 @@ function uploadRange(size: number): string {
 
 /** 202 with the upload's Location (carrying signed state), Range and id. */
 function sendUploadStatus(ctx: RequestContext, status: UploadStatus, code: number): void {
-  const state = packUploadState(ctx.app.http.secret, {
+  const state = packUploadState(ctx.app.settings.http.secret, {
     Name: status.name,
     UUID: status.id,
     Offset: status.size,
     StartedAt: status.startedAt.toISOString(),
   });
   sendEmpty(ctx, code, {
-    Location: uploadUrl(baseUrl(ctx.app.http, ctx.req), status.name, status.id, state),
+    Location: uploadUrl(baseUrl(ctx.app.settings.http, ctx.req), status.name, status.id, state),
     Range: uploadRange(status.size),
     "Docker-Upload-UUID": status.id,
   });
@@ -42,7 +42,7 @@ function sendUploadStatus(ctx: RequestContext, status: UploadStatus, code: numbe
 /** 201 for a blob now in the repository, pushed or mounted (`from`). */
 function sendBlobCreated(ctx: RequestContext, blob: BlobDescriptor, from?: RepositoryName): void {
   sendEmpty(ctx, 201, {
-    Location: blobUrl(baseUrl(ctx.app.http, ctx.req), ctx.params.name ?? "", blob.digest),
+    Location: blobUrl(baseUrl(ctx.app.settings.http, ctx.req), ctx.params.name ?? "", blob.digest),
     "Docker-Content-Digest": blob.digest,
   });
   notifyBlob(ctx, from === undefined ? "push" : "mount", blob, from);
@@ -50,7 +50,7 @@ function sendBlobCreated(ctx: RequestContext, blob: BlobDescriptor, from?: Repos
 
 /** Counts the request in registry_uploads_in_progress while its body is received. */
 async function receiving<T>(ctx: RequestContext, task: () => Promise<T>): Promise<T> {
-  const gauge = ctx.app.metrics.uploadsInProgress;
+  const gauge = ctx.app.telemetry.metrics.uploadsInProgress;
   gauge.inc();
   try {
     return await task();
@@ -63,7 +63,7 @@ async function receiving<T>(ctx: RequestContext, task: () => Promise<T>): Promis
 function checkState(ctx: RequestContext): void {
   const token = ctx.url.searchParams.get("_state");
   if (token === null) return;
-  const state = unpackUploadState(ctx.app.http.secret, token);
+  const state = unpackUploadState(ctx.app.settings.http.secret, token);
   if (!state || state.Name !== ctx.params.name || state.UUID !== ctx.params.upload) {
     throw new RegistryError("BLOB_UPLOAD_INVALID", "the upload state in the URL is invalid or belongs to another upload");
   }
