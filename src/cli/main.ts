@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=8 --min-semi-space-size=8
 // The young generation's semi-spaces stay at 8 MiB: V8 24 grows them up to 32 MiB under load, and
-// a streaming server gains nothing from that but resident memory (README: memory). Every launcher
+// a streaming server gains nothing from that but resident memory (docs/memory.md). Every launcher
 // (npm start, the Dockerfile, the tests' server processes) starts node with this line's flags.
 //
 // On a Node older than the project supports its commands fail in ways that read as bugs (the AWS

@@ -32,7 +32,7 @@ import { exitOnUnhandled } from "./last-resort.js";
 import { followReadOnly } from "./read-only.js";
 import type { MirrorParts } from "./mirror-setup.js";
 
-/** A store that collections may sweep while it serves (any of them may, from any process): every registry has the barrier. */
+/** Collections may run beside a serving registry (from any process): every registry it serves has the write barrier. */
 export function registryOptions({ storage }: RegistryConfig, driver: StorageDriver, log: Logger): RegistryOptions {
   return {
     barrier: new CollectionBarrier(driver, { warn: (message) => log.warn(message) }),

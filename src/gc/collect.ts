@@ -187,7 +187,7 @@ async function blobPrefixes(driver: StorageDriver): Promise<Array<() => Promise<
  * mark, list the blobs the mark did not keep (giving the removal fence's notice from the first
  * one on: descriptor caches stop vouching, writers stop taking the quiet path); if there are
  * any, put a tombstone on each, mark again, and decide on each candidate still unmarked under
- * a claim, as collection-guard.ts describes: nothing is refused meanwhile.
+ * a claim (docs/design/gc-safety.md): nothing is refused meanwhile.
  */
 export async function collectGarbage(driver: StorageDriver, options: CollectOptions, barrier = new CollectionBarrier(driver)): Promise<CollectReport> {
   const registry = new Registry(driver, { barrier });

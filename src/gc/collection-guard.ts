@@ -9,44 +9,11 @@ import { GC_MARK_KINDS, gcPaths, type GcMarkKind } from "./paths.js";
 import type { FenceTiming, RemovalWatch } from "./removal-fence.js";
 
 /**
- * How writers and collections share a store without a barrier. A write that starts using a
- * blob (a manifest that names it, a mount, an upload's commit, a HEAD that lets a client skip an
- * upload) and a collection deciding to delete the blob each leave a mark before they look for
- * the other's, so at least one of them sees the other:
- *
- *   collection run R, for each candidate D (unreferenced, older than the delay):
- *     1. put a tombstone `_gc/marks/D/tombstone-R`, for all candidates, after the removal fence's notice;
- *     2. mark again (what the first mark missed: manifests and links written meanwhile);
- *     3. put a claim `_gc/marks/D/claim-R`, then list D's marks: any writer moving D's data
- *        (`writer-*`), the tombstone gone (rescued), D's data missing or young, or more than
- *        claimBoundMs since the claim: spare D; else delete it; then remove the claim and the tombstone.
- *   a writer, after writing its link:
- *     list D's marks; if there are tombstones, delete them (the rescue) and list again; wait while
- *     any claim listed stands (at most claimWaitMs), then look: D's data still there, or it is gone
- *     (never acknowledged).
- *
- * A writer whose link lands before step 2 reads it is kept by the mark (the link is younger
- * than the collection's start, both read off the store's clock: gc/collect.ts). One whose link lands
- * after finds the tombstone (put before step 2) and deletes it: if the collection reads the
- * tombstone after that, it spares D; if before, its claim was put before the writer lists the
- * claims again, so the writer waits until the collection has deleted D or spared it, and then
- * sees which. A writer whose first listing finds no tombstone of a collection that later reads
- * it present was listed before that tombstone was put, so that collection's second mark comes
- * after the writer's link; claims of collections that read a tombstone some other writer
- * deleted are in that first listing. A writer moving data (an upload's commit) puts its own
- * mark first and waits for claims before moving: a collection that claims later sees the mark
- * and spares D. The store must show every completed write to every later read and listing (the
- * filesystem; S3 and OSS today).
- *
- * Writers skip all that while the removal fence shows nothing under way. A collection gives
- * the fence's notice before its first tombstone and removes only while the notice its second
- * mark was taken under stands (its heartbeat unbroken: the token never stays the same for
- * quietMs); after a break it marks again under the new one. So a read that finds the fence
- * quiet came either before that notice, and a write that ends within three quarters of the
- * notice after it is seen by the mark; or more than quietMs - maxGapMs after the collection's
- * last look at its fence before a removal, which has taken effect by then (the fence's own
- * timing assumption), and the writer's checks find the blob gone. Without the notice's check a
- * collection whose heartbeat stalled looked like none to writers while it went on removing.
+ * The writers' side of the per-blob protocol between collections and writers (the collector's
+ * is in collect.ts): a write that starts using a blob and a collection deciding to delete it
+ * each leave a mark before they look for the other's, so at least one of them sees the other,
+ * and an acknowledged write never loses its blob. Writers skip it while the removal fence
+ * shows nothing under way. The protocol and why it is safe: docs/design/gc-safety.md.
  */
 export interface GuardTiming {
   /** A writer waits this long at most for a claim to go (a collector that died holding it). */

@@ -4,28 +4,12 @@ import { systemClock, type Clock } from "./clock.js";
 import { gcPaths } from "./paths.js";
 
 /**
- * The removal fence: how instances sharing a store keep their descriptor caches from vouching
- * for a blob or a link that something removed, without asking the store on every request.
- *
- * One small object, the removal epoch (gcPaths.removalEpoch), holds a random token. Whoever is
- * about to remove blob data or a repository's link (a garbage collector in any process, a
- * DELETE on any instance) first rewrites it, waits `noticeMs`, and keeps rewriting it every
- * `heartbeatMs` until its last removal is done. Every instance with a cache reads the token
- * every `pollMs` and
- *   - uses its cache only while its last good read started less than `freshMs` ago, and the
- *     token has not changed for `quietMs` (so no removal is under way anywhere);
- *   - adds an entry only from a store read that began after such a read, and only if the token
- *     is still the same when it ends;
- *   - empties the cache whenever the token changes.
- * Why that is enough, given reads that see every completed write (the filesystem; S3 and OSS
- * are strongly read-after-write consistent): a removal at time d has the first rewrite of its
- * fence at least `noticeMs` > `freshMs` before it, so any read fresh enough to let an instance
- * use its cache after d began after that rewrite and saw a new token. An entry added from a
- * read just before d needs the token quiet for `quietMs` before that read, but while a fence
- * stands the token changes at least every `maxGapMs` < `quietMs`. So an entry is never used
- * across a removal. The remover checks its own heartbeat: a removal that ends more than
- * `maxGapMs` after the last rewrite that began (a stalled process) is reported and the fence
- * starts over. All durations are measured on each process's own monotonic clock.
+ * The removal fence: no descriptor cache, in any instance sharing the store, answers for blob
+ * data or a link removed since it read it. Whoever removes rewrites one small object (its
+ * epoch) first, waits `noticeMs`, and keeps rewriting it every `heartbeatMs` until done; every
+ * cache uses its entries only while its last read of the epoch is fresher than `freshMs` and
+ * the epoch has been unchanged for `quietMs`. The argument, and what it assumes of the store:
+ * docs/design/gc-safety.md#the-descriptor-cache-and-removals.
  */
 export interface FenceTiming {
   pollMs: number;

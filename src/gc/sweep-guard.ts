@@ -19,7 +19,7 @@ export async function sweepInProgress(driver: StorageDriver, now = Date.now()): 
 /**
  * Refuses, retryably, what could make a blob such a collector is about to delete referenced
  * again (a manifest put, a mount), as it expects: a fleet being upgraded stays safe. Collectors
- * of this version raise no marker (registry/collection-guard.ts).
+ * of this version raise no marker (collection-guard.ts).
  */
 export async function refuseDuringSweep(driver: StorageDriver): Promise<void> {
   if (await sweepInProgress(driver)) {

@@ -33,7 +33,7 @@ export interface BlobStoreOptions {
   cacheEntries?: number;
   /** Answer blob GETs with a redirect to the store when the driver can presign URLs. */
   redirect?: boolean;
-  /** What keeps writes and removals safe from a collection sweeping the store; none without one. */
+  /** What keeps writes and removals safe from a collection running beside them; none without one. */
   barrier?: WriteBarrier;
 }
 

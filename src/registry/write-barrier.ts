@@ -16,7 +16,7 @@ export interface WriteBarrier {
   moving<T>(digest: Digest, move: () => Promise<T>): Promise<T>;
   /** Runs a removal of blob data or of a repository's link once every cache sharing the store has been told. */
   removing<T>(removal: () => Promise<T>): Promise<T>;
-  /** When a cache of what the store holds may vouch for it: nothing was removed since it was read. */
+  /** When a cache of what the store holds may answer for it: nothing was removed since it was read. */
   readonly caches: CacheTrust;
   /** Stops its background work; resolves once it writes nothing more to the store. */
   close(): Promise<void>;

@@ -20,7 +20,7 @@ import type { RepositoryName } from "../../src/registry/names.js";
 const CHROMIUM = "/usr/bin/chromium";
 const available = hasTool("skopeo") && hasTool(CHROMIUM);
 /**
- * Screenshots of each view. The README's (docs/console/) are refreshed only when asked
+ * Screenshots of each view. docs/console.md's (docs/console/) are refreshed only when asked
  * (LAIN_CONSOLE_SCREENSHOTS=1): a test run changes no tracked file.
  */
 const SHOTS = process.env.LAIN_CONSOLE_SCREENSHOTS === "1" ? new URL("../../docs/console/", import.meta.url).pathname : mkdtempSync(join(tmpdir(), "lain-console-shots-"));

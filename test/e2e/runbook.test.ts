@@ -20,7 +20,7 @@ const NGINX_TEMP_DIRS = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"];
 /**
  * The shipped nginx configuration with only what a test cannot have changed: the port, and the
  * paths nginx writes to or reads from that belong to a real webrouter. Each must be in the file
- * exactly as the README says, or the test fails here.
+ * exactly as docs/cluster.md says, or the test fails here.
  */
 function webrouterConf(shipped: string, work: string, listen: string, upstreams: string): string {
   const swaps: Array<[string, string]> = [
@@ -37,7 +37,7 @@ function webrouterConf(shipped: string, work: string, listen: string, upstreams:
   }, shipped);
 }
 
-describe.skipIf(!(hasTool("etcd") && hasTool("nginx") && hasTool("skopeo")))("the cluster runbook, with the shipped files, in the README's order", () => {
+describe.skipIf(!(hasTool("etcd") && hasTool("nginx") && hasTool("skopeo")))("the cluster runbook, with the shipped files, in docs/cluster.md's order", () => {
   let work: string;
   let etcd: RunningEtcd;
   const processes: Supervised[] = [];
@@ -77,7 +77,7 @@ describe.skipIf(!(hasTool("etcd") && hasTool("nginx") && hasTool("skopeo")))("th
 
     // 1. The primary.
     const first = await startPrimary();
-    // 2. The webrouter's upstreams, as the README types it (its reload: this nginx's).
+    // 2. The webrouter's upstreams, as docs/cluster.md types it (its reload: this nginx's).
     const upstreams = supervise(
       spawn(process.execPath, cliArgs("upstreams", WEBROUTER, "--out", upstreamFile, "--reload", `nginx -c ${nginxConf} -s reload`), {
         env: { ...process.env, REGISTRY_ETCD_ENDPOINTS: etcd.endpoint },
