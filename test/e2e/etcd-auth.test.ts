@@ -73,7 +73,8 @@ describe.skipIf(!available)("auth settings that follow etcd live", () => {
     expect(health.etcd.error).toContain("invalid value");
     expect(await status()).toBe(401);
     await client.put(KEY).value(JSON.stringify({ realm: 42 }));
-    await new Promise((r) => setTimeout(r, 1000));
+    // Read once the registry has refused the new value too (its error changed), not after a guess.
+    await eventually(async () => (await call("GET", `${registry.url}/health`)).json<{ etcd: { error?: string } }>().etcd.error !== health.etcd.error);
     const reply = await call("GET", `${registry.url}/v2/`);
     expect(reply.status).toBe(401);
     expect(reply.headers["www-authenticate"]).toContain("console.lain.local");
@@ -95,7 +96,7 @@ describe.skipIf(!available)("auth settings that follow etcd live", () => {
     await client.put(KEY).value(settings("http://before-kill.local/token"));
     await eventually(async () => ((await call("GET", `${registry.url}/v2/`)).headers["www-authenticate"] ?? "").includes("before-kill"));
     await etcd.kill();
-    await new Promise((r) => setTimeout(r, 1000));
+    await eventually(async () => (await call("GET", `${registry.url}/health`)).json<{ etcd: { connected: boolean } }>().etcd.connected === false);
     expect(await status()).toBe(401);
     await etcd.restart();
     await client.put(KEY).value(settings("http://after-restart.local/token"));

@@ -12,11 +12,12 @@ describe.skipIf(!hasTool("etcd"))("read-only mode switched through etcd", () => 
   let etcd: RunningEtcd;
   let client: Etcd3;
   let registry: TestRegistry;
+  const logged: string[] = [];
 
   beforeAll(async () => {
     etcd = await startEtcd();
     client = new Etcd3({ hosts: etcd.endpoint });
-    registry = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\netcd:\n  endpoints: ["${etcd.endpoint}"]` });
+    registry = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\netcd:\n  endpoints: ["${etcd.endpoint}"]`, logLines: logged });
   });
   afterAll(async () => {
     await registry?.close();
@@ -38,7 +39,8 @@ describe.skipIf(!hasTool("etcd"))("read-only mode switched through etcd", () => 
     expect((await call("GET", `${registry.url}/v2/`)).status).toBe(200);
 
     await client.put(KEY).value("perhaps");
-    await new Promise((r) => setTimeout(r, 300));
+    // Read once the registry has seen the value (and said it ignores it), not after a guess.
+    await expect.poll(() => logged.some((line) => line.includes("read-only key holds neither true nor false")), { timeout: 5000 }).toBe(true);
     expect((await startUpload()).status).toBe(405);
 
     await client.put(KEY).value('{"enabled": false}');

@@ -82,6 +82,8 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
   let nginxConf: string;
   let nginx: ChildProcess;
   let watcher: ChildProcess;
+  /** What the upstreams command has logged so far. */
+  let watcherLog = "";
   let front: string;
   const instances: ServerProcess[] = [];
   const images: Array<{ repo: string; image: Image }> = [
@@ -151,8 +153,9 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     ]);
     const reloads = join(work, "reloads");
     watcher = spawn(process.execPath, cliArgs("upstreams", join(work, "primary-a.yml"), "--out", upstreamFile, "--reload", `echo reload >> ${reloads}; nginx -c ${nginxConf} -s reload 2>/dev/null || true`), {
-      stdio: "ignore",
+      stdio: ["ignore", "pipe", "pipe"],
     });
+    for (const stream of [watcher.stdout, watcher.stderr]) stream?.on("data", (chunk: Buffer) => (watcherLog += chunk.toString("utf8")));
     await until(async () => (await upstreamServers()).length === 2, "two servers in the upstream file");
     const servers = await upstreamServers();
     expect(servers.filter((l) => l.includes("backup"))).toHaveLength(1);
@@ -227,8 +230,10 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     await until(async () => loop.stats.pulls >= 3, "pulls before the etcd restart");
     const before = await upstreamServers();
     const reloadsBefore = await readFile(join(work, "reloads"), "utf8");
+    const logged = watcherLog.length;
     await etcd.kill();
-    await new Promise((r) => setTimeout(r, 3000));
+    // Read once the command has seen etcd go (and kept the file), not after a guess of how long that takes.
+    await until(() => watcherLog.slice(logged).includes("keeping the last upstream file"), "the upstreams command to notice etcd is gone");
     expect(await upstreamServers()).toEqual(before);
     await etcd.restart();
     const client = new Etcd3({ hosts: etcd.endpoint });

@@ -31,4 +31,15 @@ export class FakeClock implements Clock {
     this.time = end;
     await settle();
   }
+
+  /** Moves time to the earliest sleeper and wakes it (and any due with it); false when nobody sleeps. */
+  wakeNext(): boolean {
+    const due = this.sleepers.reduce<number | undefined>((at, s) => (at === undefined || s.at < at ? s.at : at), undefined);
+    if (due === undefined) return false;
+    this.time = Math.max(this.time, due);
+    const woken = this.sleepers.filter((s) => s.at <= this.time);
+    this.sleepers = this.sleepers.filter((s) => s.at > this.time);
+    for (const s of woken) s.wake();
+    return true;
+  }
 }

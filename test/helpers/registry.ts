@@ -32,6 +32,8 @@ export interface TestRegistryOptions {
   limits?: ConnectionLimits;
   /** http.addr; default a free port of 127.0.0.1. */
   addr?: string;
+  /** Receives each line the registry logs (at info and above), for a test that waits for one. */
+  logLines?: string[];
 }
 
 export async function tempDir(prefix = "lain-registry-test-"): Promise<string> {
@@ -56,7 +58,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   const loaded = parseConfig(yaml, {});
   if (!loaded.ok) throw new Error(`test config invalid: ${JSON.stringify(loaded.errors)}`);
   // LAIN_TEST_LOG=debug shows what a test's registry logs.
-  const running = await startRegistry(loaded.config, pino({ level: process.env.LAIN_TEST_LOG ?? "silent" }), options.limits);
+  const { logLines } = options;
+  const log = logLines ? pino({ level: "info" }, { write: (line: string) => void logLines.push(line) }) : pino({ level: process.env.LAIN_TEST_LOG ?? "silent" });
+  const running = await startRegistry(loaded.config, log, options.limits);
   return {
     url: running.url,
     host: running.url.replace(/^https?:\/\//, ""),

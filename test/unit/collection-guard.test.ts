@@ -18,6 +18,7 @@ import { FilesystemDriver } from "../../src/storage/filesystem.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
 import { layout } from "../../src/registry/layout.js";
 import { gcPaths } from "../../src/gc/paths.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 import { bodyOf } from "../helpers/store.js";
 
 // A rewrite of the epoch that takes maxGapMs breaks the fence, and a collection then marks again:
@@ -27,7 +28,8 @@ const GUARD: GuardTiming = { claimWaitMs: 5_000, claimPollMs: 1, claimBoundMs: 5
 const OLD = "lain/old" as RepositoryName;
 const NEW = "lain/new" as RepositoryName;
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const SEEDS = Number(process.env.GUARD_SEEDS ?? 40);
+/** Schedules per writer; GUARD_SEEDS=1000 runs many more (each is reproducible by its number). */
+const SEEDS = Number(process.env.GUARD_SEEDS ?? 20);
 /** About how many store calls a collection of this tiny store makes. */
 const COLLECTOR_CALLS = 24;
 /** Its first calls write and read back its start on the store's clock: writers start after that. */
@@ -53,19 +55,27 @@ const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
  * Lets the collector's and the writer's store calls through one at a time, in an order the seed
  * picks among those waiting: every interleaving of the two protocols at store-call granularity
  * is reachable. The removal fence's own reads and writes of the epoch pass freely (they run on
- * timers of both processes).
+ * timers of both processes). Time is the schedule's too: it moves, to the next sleeper's due
+ * time, only when no store call is waiting, so no timing of the machine decides an outcome.
  */
 class Schedule {
   /** Calls waiting for their turn, by party (a party may make several at once). */
   private readonly waiting = new Map<Party, Array<{ path: string; go: () => void }>>();
   private running = true;
+  /** Time goes on after the collection (the writer may still wait on it) until the run is over. */
+  private disposed = false;
   /** Calls the collector has made so far, and who waits for a number of them. */
   private collectorCalls = 0;
   /** The number of the collector's call that put its first tombstone. */
   tombstoneCall: number | undefined;
   private readonly watchers: Array<{ calls: number; go: () => void }> = [];
+  /** Store calls let through and not yet answered (the fence's included): time stands still meanwhile. */
+  inFlight = 0;
 
-  constructor(private readonly next: () => number) {
+  constructor(
+    private readonly next: () => number,
+    private readonly clock: FakeClock,
+  ) {
     void this.loop();
   }
 
@@ -81,19 +91,27 @@ class Schedule {
     return new Promise((go) => this.watchers.push({ calls, go }));
   }
 
+  /** The collection is over: the writer's calls pass at once from now on. */
   stop(): void {
     for (const watcher of this.watchers) watcher.go();
     this.running = false;
     for (const calls of this.waiting.values()) for (const { go } of calls) go();
+    this.waiting.clear();
+  }
+
+  dispose(): void {
+    this.stop();
+    this.disposed = true;
   }
 
   private async loop(): Promise<void> {
-    while (this.running) {
+    while (!this.disposed) {
       // Whoever is between two calls gets there first.
       for (let i = 0; i < 4; i++) await settle();
       const ready = [...this.waiting.entries()].filter(([, calls]) => calls.length > 0);
       if (ready.length === 0) {
-        await new Promise((r) => setTimeout(r, 1));
+        // Nothing waits for the store and nothing is under way in it: time passes.
+        if (this.inFlight > 0 || !this.clock.wakeNext()) await new Promise((r) => setTimeout(r, 1));
         continue;
       }
       const [who, calls] = ready[Math.floor(this.next() * ready.length)]!;
@@ -115,7 +133,12 @@ function scheduled(inner: StorageDriver, schedule: Schedule): StorageDriver {
     async (...args: A): Promise<R> => {
       const who = party.getStore();
       if (who && args[0] !== gcPaths.removalEpoch) await schedule.turn(who, String(args[0]));
-      return call(...args);
+      schedule.inFlight++;
+      try {
+        return await call(...args);
+      } finally {
+        schedule.inFlight--;
+      }
     };
   return {
     name: inner.name,
@@ -236,11 +259,13 @@ async function interleave(
   // The config stays whatever happens: a tagged manifest names it.
   await setup.repository(OLD).manifests.put("base" as Tag, manifestNaming(config, base).content, OCI_MANIFEST);
   await setup.close();
-  const schedule = new Schedule(random(seed * 7919));
+  const clock = new FakeClock();
+  const schedule = new Schedule(random(seed * 7919), clock);
   const driver = scheduled(inner, schedule);
-  const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { fence: FENCE, guard: GUARD }) });
+  // The production timing, on the schedule's time: the writer's process and the collector's.
+  const registry = new Registry(driver, { barrier: new CollectionBarrier(driver, { clock }) });
   try {
-    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(driver, { fence: FENCE, guard: GUARD })));
+    const collecting = party.run("collector", () => collectGarbage(driver, { dryRun: false, deleteUntagged: false, delayMs: 0 }, new CollectionBarrier(driver, { clock })));
     void collecting.finally(() => schedule.stop());
     const writing = schedule.afterCollectorCalls(startAfter).then(() => party.run("writer", () => write(registry, garbage, config)));
     const [report, acknowledged] = await Promise.all([collecting, writing]);
@@ -248,6 +273,7 @@ async function interleave(
   } finally {
     schedule.stop();
     await registry.close();
+    schedule.dispose();
     await rm(root, { recursive: true, force: true });
   }
 }
@@ -256,14 +282,13 @@ describe("collection guard: a collection and a writer, every interleaving of the
   for (const [name, write] of Object.entries(WRITERS)) {
     it(`${name}: acknowledged means the blob is kept; it is removed only when the writer was told it is gone`, async () => {
       const outcomes = new Set<string>();
-      // Every seed checks safety; reaching the narrow race may take more of them on a loaded machine (at most five times as many).
+      // Every seed checks safety; reaching the narrow race may take more of them (at most five times as many).
       const raced = () => outcomes.has("acknowledged kept rescued");
       let tombstoneAt: number | undefined;
       for (let seed = 1; seed <= SEEDS || (!raced() && seed <= SEEDS * 5); seed++) {
         // The writer starts anywhere in the collection (before its first mark, during its notice,
         // among its decisions), and on even seeds within a dozen calls before the collection puts
-        // its tombstone (as the first seed counted them), where the narrow race is: random starts
-        // reach it in one seed of forty, fewer on a loaded machine.
+        // its tombstone (as the first seed counted them), where the narrow race is.
         const pick = random(seed * 7919 + 1)();
         const startAfter = Math.max(STAMP_CALLS, seed % 2 === 0 && tombstoneAt !== undefined ? tombstoneAt - 12 + Math.floor(pick * 15) : STAMP_CALLS + Math.floor(pick * COLLECTOR_CALLS));
         const { acknowledged, present, report, tombstoneCall } = await interleave(seed, write, startAfter);
