@@ -20,7 +20,7 @@ import { FENCE_TIMING } from "../src/gc/removal-fence.js";
 import { measureGc, measureGcS3 } from "./gc.js";
 import { measureGcMemory, measureGcMemoryS3 } from "./gc-memory.js";
 import { measureFleet } from "./fleet.js";
-import { MIRROR_CONCURRENT, measureMirror } from "./mirror.js";
+import { MIRROR_CONCURRENT, measureMirror, type MirrorMeasures } from "./mirror.js";
 import { SOAK_SECONDS, measureSoaks } from "./soak.js";
 import {
   abHead,
@@ -45,6 +45,11 @@ import {
 
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** The parts measured after the core (pushes, pulls, request rates); BENCH_PARTS=mirror measures the mirror alone beside the core. */
+const PARTS = ["mirror", "fleet", "gc", "gc-memory", "s3", "soak"] as const;
+const CHOSEN = process.env.BENCH_PARTS?.split(",").map((part) => part.trim()) ?? [...PARTS];
+for (const part of CHOSEN) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`BENCH_PARTS: unknown part ${part} (${PARTS.join(", ")})`);
+const chosen = (part: (typeof PARTS)[number]) => CHOSEN.includes(part);
 const ROUNDS = 5;
 /** PATCHes of a chunked push. */
 const CHUNKS = 4;
@@ -303,6 +308,35 @@ async function freeResultsFile(dir: string, day: string): Promise<string> {
   throw new Error(`bench/results already holds 26 runs of ${day}`);
 }
 
+/** The mirror's part: lain as a pull-through mirror of the distribution instance, against distribution's proxy. */
+async function mirrorPart(distribution: ServerProcess, lain: ServerProcess, blob: BlobFile, work: string, lines: string[]): Promise<MirrorMeasures> {
+  // Blobs of the same size that only the peer holds, for the mirror's pulls of different blobs at once.
+  const distinct: BlobFile[] = [];
+  for (let i = 0; i < MIRROR_CONCURRENT; i++) {
+    const other = await makeBlobFile(join(work, `blob-distinct-${i}`), BLOB_MIB * MiB);
+    await pushBlob(distribution.url, "bench/push0", other);
+    distinct.push(other);
+  }
+  const mirror = await measureMirror(distribution, lain, "bench/push0", blob, distinct, work, log);
+  const mirrorRows: Array<[string, number, number, string]> = [
+    ["mirror cold pull vs the peer direct", mirror.coldMiBps, mirror.peerMiBps, "≥ 0.4"],
+    ["mirror cold pull vs distribution proxy", mirror.coldMiBps, mirror.distributionColdMiBps, "≥ 1.5"],
+    ["4 concurrent cold vs distribution", mirror.concurrentMiBps, mirror.distributionConcurrentMiBps, "≥ 1.5"],
+    ["mirror warm pull vs a local pull", mirror.warmMiBps, mirror.localMiBps, "≥ 0.95"],
+  ];
+  lines.push(`${"mirror (MiB/s)".padEnd(36)}${"lain".padStart(10)}${"other".padStart(14)}${"ratio".padStart(8)}`);
+  for (const [label, a, b, target] of mirrorRows) {
+    lines.push(`${label.padEnd(36)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(14)}${(a / b).toFixed(2).padStart(8)}  ${target}`);
+  }
+  lines.push(
+    `4 concurrent cold pulls of one blob: lain ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), distribution ${mirror.distributionConcurrentUpstreamGets}; mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target ≤ 150)`,
+    `mirror RSS: idle ${mirror.idleRssMiB.toFixed(1)} MiB (target ≤ 64; distribution's proxy ${mirror.distributionIdleRssMiB.toFixed(1)}), ` +
+      `peak during ${MIRROR_CONCURRENT} concurrent cold pulls of different ${BLOB_MIB} MiB blobs ${mirror.distinctPeakRssMiB.toFixed(0)} MiB (target ≤ 112; distribution's proxy ${mirror.distributionDistinctPeakRssMiB.toFixed(0)})`,
+    `cold blob GET, time to first byte: lain mirror ${mirror.coldFirstByteMs.toFixed(1)} ms, the peer direct ${mirror.peerFirstByteMs.toFixed(1)} ms (target ≤ peer + 50), distribution proxy ${mirror.distributionColdFirstByteMs.toFixed(1)} ms`,
+  );
+  return mirror;
+}
+
 async function main(): Promise<void> {
   const work = await tempDir("lain-bench-");
   let lain: ServerProcess | undefined;
@@ -376,37 +410,17 @@ async function main(): Promise<void> {
         `distribution: ${(cached.distribution.manifestRps / theirs.manifestRps).toFixed(2)}, ${(cached.distribution.headRps / theirs.headRps).toFixed(2)}`,
     ];
     // Blobs of the same size that only the peer holds, for the mirror's pulls of different blobs at once.
-    const distinct: BlobFile[] = [];
-    for (let i = 0; i < MIRROR_CONCURRENT; i++) {
-      const other = await makeBlobFile(join(work, `blob-distinct-${i}`), BLOB_MIB * MiB);
-      await pushBlob(distribution.url, "bench/push0", other);
-      distinct.push(other);
+    const mirror = chosen("mirror") ? await mirrorPart(distribution, lain, blob, work, lines) : null;
+    const fleet = chosen("fleet") ? await measureFleet(work, log) : null;
+    if (fleet) {
+      lines.push(
+        `fleet rollout, ${fleet.mirrors} mirrors pulling one cold ${fleet.blobMiB} MiB blob behind a ${fleet.linkMiBps} MiB/s link: siblings on ${fleet.rolloutSeconds.toFixed(2)} s vs off ${fleet.rolloutSecondsWithoutSiblings.toFixed(2)} s = ` +
+          `${(fleet.rolloutSecondsWithoutSiblings / fleet.rolloutSeconds).toFixed(2)}x faster; vs one mirror alone ${fleet.singleSeconds.toFixed(2)} s: ${(fleet.rolloutSeconds / fleet.singleSeconds).toFixed(2)} (target ≤ 1.6); ` +
+          `primary egress ${fleet.primaryEgressBlobs.toFixed(2)} vs ${fleet.primaryEgressBlobsWithoutSiblings.toFixed(2)} blobs (target 1)`,
+      );
     }
-    const mirror = await measureMirror(distribution, lain, "bench/push0", blob, distinct, work, log);
-    const mirrorRows: Array<[string, number, number, string]> = [
-      ["mirror cold pull vs the peer direct", mirror.coldMiBps, mirror.peerMiBps, "≥ 0.4"],
-      ["mirror cold pull vs distribution proxy", mirror.coldMiBps, mirror.distributionColdMiBps, "≥ 1.5"],
-      ["4 concurrent cold vs distribution", mirror.concurrentMiBps, mirror.distributionConcurrentMiBps, "≥ 1.5"],
-      ["mirror warm pull vs a local pull", mirror.warmMiBps, mirror.localMiBps, "≥ 0.95"],
-    ];
-    lines.push(`${"mirror (MiB/s)".padEnd(36)}${"lain".padStart(10)}${"other".padStart(14)}${"ratio".padStart(8)}`);
-    for (const [label, a, b, target] of mirrorRows) {
-      lines.push(`${label.padEnd(36)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(14)}${(a / b).toFixed(2).padStart(8)}  ${target}`);
-    }
-    lines.push(
-      `4 concurrent cold pulls of one blob: lain ${mirror.concurrentUpstreamGets} upstream GET(s) (target 1), distribution ${mirror.distributionConcurrentUpstreamGets}; mirror peak RSS ${mirror.concurrentPeakRssMiB.toFixed(0)} MiB (target ≤ 150)`,
-      `mirror RSS: idle ${mirror.idleRssMiB.toFixed(1)} MiB (target ≤ 64; distribution's proxy ${mirror.distributionIdleRssMiB.toFixed(1)}), ` +
-        `peak during ${MIRROR_CONCURRENT} concurrent cold pulls of different ${BLOB_MIB} MiB blobs ${mirror.distinctPeakRssMiB.toFixed(0)} MiB (target ≤ 112; distribution's proxy ${mirror.distributionDistinctPeakRssMiB.toFixed(0)})`,
-      `cold blob GET, time to first byte: lain mirror ${mirror.coldFirstByteMs.toFixed(1)} ms, the peer direct ${mirror.peerFirstByteMs.toFixed(1)} ms (target ≤ peer + 50), distribution proxy ${mirror.distributionColdFirstByteMs.toFixed(1)} ms`,
-    );
-    const fleet = await measureFleet(work, log);
-    lines.push(
-      `fleet rollout, ${fleet.mirrors} mirrors pulling one cold ${fleet.blobMiB} MiB blob behind a ${fleet.linkMiBps} MiB/s link: siblings on ${fleet.rolloutSeconds.toFixed(2)} s vs off ${fleet.rolloutSecondsWithoutSiblings.toFixed(2)} s = ` +
-        `${(fleet.rolloutSecondsWithoutSiblings / fleet.rolloutSeconds).toFixed(2)}x faster; vs one mirror alone ${fleet.singleSeconds.toFixed(2)} s: ${(fleet.rolloutSeconds / fleet.singleSeconds).toFixed(2)} (target ≤ 1.6); ` +
-        `primary egress ${fleet.primaryEgressBlobs.toFixed(2)} vs ${fleet.primaryEgressBlobsWithoutSiblings.toFixed(2)} blobs (target 1)`,
-    );
-    const gc = await measureGc(work, log);
-    const gcS3 = await measureGcS3(work, log);
+    const gc = chosen("gc") ? await measureGc(work, log) : undefined;
+    const gcS3 = chosen("gc") ? await measureGcS3(work, log) : undefined;
     for (const [where, measured] of [["filesystem", gc], ["S3", gcS3]] as const) {
       if (!measured) continue;
       const g = measured;
@@ -416,8 +430,8 @@ async function main(): Promise<void> {
         `${g.repushedIntact} of ${g.repushed} deleted images pushed again pull back whole; peak RSS ${g.lainPeakRssMiB.toFixed(0)} vs ${g.distributionPeakRssMiB.toFixed(0)} MiB`,
       );
     }
-    const gcMemory = { filesystem: await measureGcMemory(work, log), s3: (await measureGcMemoryS3(work, log)) ?? null };
-    for (const [where, m] of Object.entries(gcMemory)) {
+    const gcMemory = chosen("gc-memory") ? { filesystem: await measureGcMemory(work, log), s3: (await measureGcMemoryS3(work, log)) ?? null } : null;
+    for (const [where, m] of Object.entries(gcMemory ?? {})) {
       if (!m) continue;
       const [a, b] = m.points;
       lines.push(
@@ -425,7 +439,7 @@ async function main(): Promise<void> {
           `distribution ${a.distributionPeakRssMiB.toFixed(0)} / ${b.distributionPeakRssMiB.toFixed(0)} MiB: lain ${m.lainKiBPerBlob.toFixed(2)} KiB per blob (target ≤ 1), distribution ${m.distributionKiBPerBlob.toFixed(2)}`,
       );
     }
-    const s3 = await measureS3(blob, work);
+    const s3 = chosen("s3") ? await measureS3(blob, work) : undefined;
     if (s3?.lain && s3.distribution) {
       const s3Rows: Array<[string, keyof S3Measures]> = [
         ["S3 push 256 MiB (MiB/s)", "pushMiBps"],
@@ -437,22 +451,26 @@ async function main(): Promise<void> {
         lines.push(`${label.padEnd(36)}${s3.lain[key].toFixed(1).padStart(10)}${s3.distribution[key].toFixed(1).padStart(14)}${(s3.lain[key] / s3.distribution[key]).toFixed(2).padStart(8)}  ${key === "peakRssMiB" ? "flat" : "≥ 1.0"}`);
       }
     }
-    const soak = await measureSoaks(work, SOAK_SECONDS, log);
-    const [sl, sd] = [soak.lain, soak.distribution];
-    lines.push(
-      `soak, ${SOAK_SECONDS} s of manifest GETs at c=16, 2 pushers of 1 MiB images and a puller (bench/soak.ts): lain RSS ${sl.firstThirdMiB.toFixed(0)} MiB at most in the first third, ` +
-        `${sl.lastThirdMiB.toFixed(0)} in the last (target ≤ ${(sl.firstThirdMiB * 1.1).toFixed(0)}), ${sl.maxMiB.toFixed(0)} at most (target ≤ 160; distribution ${sd.maxMiB.toFixed(0)}); ` +
-        `pushes ${sl.pushes} vs ${sd.pushes} (${(sl.pushes / sd.pushes).toFixed(2)}), pulls ${sl.pulls} vs ${sd.pulls} (${(sl.pulls / sd.pulls).toFixed(2)}), ` +
-        `manifest GET ${sl.manifestRps.toFixed(0)} vs ${sd.manifestRps.toFixed(0)} req/s (${(sl.manifestRps / sd.manifestRps).toFixed(2)}); errors ${sl.errors} vs ${sd.errors}; access-log lines dropped ${sl.droppedLogLines ?? 0}`,
-    );
+    const soak = chosen("soak") ? await measureSoaks(work, SOAK_SECONDS, log) : null;
+    if (soak) {
+      const [sl, sd] = [soak.lain, soak.distribution];
+      lines.push(
+        `soak, ${SOAK_SECONDS} s of manifest GETs at c=16, 2 pushers of 1 MiB images and a puller (bench/soak.ts): lain RSS ${sl.firstThirdMiB.toFixed(0)} MiB at most in the first third, ` +
+          `${sl.lastThirdMiB.toFixed(0)} in the last (target ≤ ${(sl.firstThirdMiB * 1.1).toFixed(0)}), ${sl.maxMiB.toFixed(0)} at most (target ≤ 160; distribution ${sd.maxMiB.toFixed(0)}); ` +
+          `pushes ${sl.pushes} vs ${sd.pushes} (${(sl.pushes / sd.pushes).toFixed(2)}), pulls ${sl.pulls} vs ${sd.pulls} (${(sl.pulls / sd.pulls).toFixed(2)}), ` +
+          `manifest GET ${sl.manifestRps.toFixed(0)} vs ${sd.manifestRps.toFixed(0)} req/s (${(sl.manifestRps / sd.manifestRps).toFixed(2)}); errors ${sl.errors} vs ${sd.errors}; access-log lines dropped ${sl.droppedLogLines ?? 0}`,
+      );
+    }
     process.stdout.write(`\n${lines.join("\n")}\n`);
-
+    const unmeasured = PARTS.filter((part) => !chosen(part));
+    if (unmeasured.length > 0) process.stdout.write(`not measured this run (BENCH_PARTS): ${unmeasured.join(", ")}\n`);
     const distributionVersion = execFileSync("docker-registry", ["--version"], { encoding: "utf8" }).trim();
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, distribution: distributionVersion },
       blobMiB: BLOB_MIB,
       seconds: SECONDS,
+      parts: CHOSEN,
       loopbackMiBps: loopback,
       ddFdatasyncMiBps: dd,
       nodeFloor: floorPush,
