@@ -20,6 +20,7 @@ import { FENCE_TIMING } from "../src/gc/removal-fence.js";
 import { measureGc, measureGcS3 } from "./gc.js";
 import { measureGcMemory, measureGcMemoryS3 } from "./gc-memory.js";
 import { measureFleet } from "./fleet.js";
+import { measureFleetCluster } from "./fleet-cluster.js";
 import { MIRROR_CONCURRENT, measureMirror, type MirrorMeasures } from "./mirror.js";
 import { SOAK_SECONDS, measureSoaks } from "./soak.js";
 import {
@@ -46,7 +47,7 @@ import {
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** The parts measured after the core (pushes, pulls, request rates); BENCH_PARTS=mirror measures the mirror alone beside the core. */
-const PARTS = ["mirror", "fleet", "gc", "gc-memory", "s3", "soak"] as const;
+const PARTS = ["mirror", "fleet", "cluster", "gc", "gc-memory", "s3", "soak"] as const;
 const CHOSEN = process.env.BENCH_PARTS?.split(",").map((part) => part.trim()) ?? [...PARTS];
 for (const part of CHOSEN) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`BENCH_PARTS: unknown part ${part} (${PARTS.join(", ")})`);
 const chosen = (part: (typeof PARTS)[number]) => CHOSEN.includes(part);
@@ -419,6 +420,16 @@ async function main(): Promise<void> {
           `primary egress ${fleet.primaryEgressBlobs.toFixed(2)} vs ${fleet.primaryEgressBlobsWithoutSiblings.toFixed(2)} blobs (target 1)`,
       );
     }
+    const cluster = chosen("cluster") ? ((await measureFleetCluster(work, log)) ?? null) : null;
+    if (cluster) {
+      lines.push(`fleet on a cluster of hosts (every NIC ${cluster.rateMbit} Mbit/s each way), a cold ${cluster.blobMiB} MiB blob; one node alone ${cluster.singleSeconds.toFixed(2)} s:`);
+      for (const row of cluster.rows) {
+        lines.push(
+          `  ${row.nodes} nodes, ${row.mirror}: ${row.seconds.toFixed(2)} s = ${row.timesOnePull.toFixed(2)}x one pull; primary egress ${row.primaryCopies.toFixed(2)} copies, ` +
+            `largest node egress ${row.largestNodeCopies.toFixed(2)} copies; wrong bytes in ${row.wrong} pulls`,
+        );
+      }
+    }
     const gc = chosen("gc") ? await measureGc(work, log) : undefined;
     const gcS3 = chosen("gc") ? await measureGcS3(work, log) : undefined;
     for (const [where, measured] of [["filesystem", gc], ["S3", gcS3]] as const) {
@@ -481,6 +492,7 @@ async function main(): Promise<void> {
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
       mirror,
       fleet,
+      cluster,
       gc,
       gcS3: gcS3 ?? null,
       gcMemory,

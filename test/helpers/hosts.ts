@@ -193,11 +193,13 @@ async function removeLeftovers(): Promise<void> {
  * Nothing of it is visible from the machine's own namespace; `destroy` removes all of it.
  */
 export class TestNetwork {
+  /** Each host's port on the switch (the other end of its eth0). */
+  private readonly ports = new Map<string, string>();
+
   private constructor(
     private readonly switchNs: string,
     readonly hosts: Map<string, Host>,
   ) {}
-
 
   static async create(hostNames: readonly string[], subnet = 31): Promise<TestNetwork> {
     await removeLeftovers();
@@ -213,6 +215,7 @@ export class TestNetwork {
         const address = `10.${subnet}.0.${i + 1}`;
         await ip("netns", "add", ns);
         network.hosts.set(name, new Host(name, ns, address));
+        network.ports.set(name, `p${i}`);
         await ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", `p${i}`, "netns", switchNs);
         await ip("-n", switchNs, "link", "set", `p${i}`, "master", "br0");
         await ip("-n", switchNs, "link", "set", `p${i}`, "up");
@@ -231,6 +234,26 @@ export class TestNetwork {
     const host = this.hosts.get(name);
     if (!host) throw new Error(`no host ${name} on this network`);
     return host;
+  }
+
+  /**
+   * Gives a host's NIC a rate each way, as a real link has: its sending side is shaped on its
+   * eth0, its receiving side on its port of the switch (token buckets; `rateMbit` in Mbit/s).
+   */
+  async shape(name: string, rateMbit: number): Promise<void> {
+    const host = this.host(name);
+    // A burst of 4 ms at the rate (at least 32 KiB), so a stream keeps the rate without spikes.
+    const burst = `${Math.max(32, Math.round((rateMbit * 1e6) / 8 / 250 / 1024))}kb`;
+    const tbf = ["root", "tbf", "rate", `${rateMbit}mbit`, "burst", burst, "latency", "50ms"];
+    await run("ip", ["netns", "exec", host.ns, "tc", "qdisc", "replace", "dev", "eth0", ...tbf]);
+    await run("ip", ["netns", "exec", this.switchNs, "tc", "qdisc", "replace", "dev", this.ports.get(name) ?? "", ...tbf]);
+  }
+
+  /** What a host's NIC has sent and received so far (the kernel's counters of its eth0). */
+  async counters(name: string): Promise<{ txBytes: number; rxBytes: number }> {
+    const host = this.host(name);
+    const read = async (what: string) => Number((await run("ip", ["netns", "exec", host.ns, "cat", `/sys/class/net/eth0/statistics/${what}`])).stdout.trim());
+    return { txBytes: await read("tx_bytes"), rxBytes: await read("rx_bytes") };
   }
 
   /** Stops what every host runs, then removes the hosts and the switch. */
