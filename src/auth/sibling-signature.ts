@@ -3,6 +3,9 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 /** Carries a mirror's signature on the requests it sends a sibling mirror. */
 export const SIBLING_HEADER = "x-lain-sibling";
 
+/** Names the asking mirror (its cluster.advertise), so that the one it asks can send the next ones to it (proxy/relay.ts). */
+export const SIBLING_FROM_HEADER = "x-lain-sibling-from";
+
 /**
  * How far a signature's time may be from the receiver's clock. Short: a captured request is of
  * use to nobody for long, and it can only ever read what it named.

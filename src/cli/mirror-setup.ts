@@ -57,7 +57,7 @@ export async function mirrorParts(config: RegistryConfig, local: Registry, log: 
       log,
       "the last sibling mirrors seen",
     );
-  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr, namespace: registry.forSiblings };
+  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr, namespaceFor: (from: string | undefined) => registry.forSibling(from) };
   const upstream = new UpstreamProbe(registry.upstream);
   metrics.trackUpstream(() => upstream.check().then((health) => health.reachable));
   return { registry, upstream, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };

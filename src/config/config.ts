@@ -132,7 +132,13 @@ export interface ProxyConfig {
    * Fetch each blob once per fleet: ask the mirror that owns it (proxy.siblings). `addr`: the
    * listener that takes only the siblings' signed requests; without it they come to http.addr.
    */
-  siblings: { enabled: boolean; firstByteTimeoutMs: number; addr: string | undefined };
+  siblings: {
+    enabled: boolean;
+    firstByteTimeoutMs: number;
+    addr: string | undefined;
+    /** How many siblings' streams of one blob this mirror serves at once; more are sent to a sibling receiving it (a relay). */
+    fanout: number;
+  };
 }
 
 export interface ClusterConfig {
@@ -275,6 +281,7 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
       enabled: asBool(siblings.enabled) ?? false,
       firstByteTimeoutMs: durationMs(siblings.firstbytetimeout, 500),
       addr: text(siblings.addr),
+      fanout: Math.max(1, asInt(siblings.fanout) ?? 1),
     },
   };
 }

@@ -157,7 +157,7 @@ export const CONFIG_SPEC = object(
       pushes: { kind: "enum", values: ["refuse", "local"] },
       // A users' listener beyond loopback without an auth section, on purpose.
       unauthenticated: bool,
-      siblings: object({ enabled: bool, firstbytetimeout: duration, addr: str }),
+      siblings: object({ enabled: bool, firstbytetimeout: duration, addr: str, fanout: int }),
       exec: planned(any, "credential helpers are not run: give proxy.username and proxy.password"),
     }),
     catalog: object({ maxentries: int }),

@@ -63,8 +63,8 @@ export interface SiblingAnswers {
   heartbeat: SiblingHeartbeat;
   /** proxy.siblings.addr: their own listener, and then the only one they may come to; undefined: http.addr. */
   addr: string | undefined;
-  /** What their requests see: never forwarded to another sibling (one hop). */
-  namespace: Namespace;
+  /** What a sibling's request sees (`from`: the address it names itself by): never forwarded to another sibling (one hop). */
+  namespaceFor(from: string | undefined): Namespace;
 }
 
 /** What the instance reports: its log, metrics and health. */

@@ -5,7 +5,7 @@ import type { TlsOptions } from "node:tls";
 import type { Access } from "../auth/access.js";
 import { http, https } from "../builtins.js";
 import type { AuthDecision } from "../auth/authenticator.js";
-import { SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
+import { SIBLING_FROM_HEADER, SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
 import { RegistryError } from "../registry/errors.js";
 import { storeFault, type StoreFault } from "../storage/driver.js";
 import type { AppContext, Door, RequestContext } from "./context.js";
@@ -264,7 +264,8 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
       const refused = siblingRefusal(app, ctx, door, match.route, String(signature));
       if (refused) return fail(app, ctx, refused);
       if (app.access.siblings) {
-        ctx.registry = app.access.siblings.namespace;
+        const from = req.headers[SIBLING_FROM_HEADER];
+        ctx.registry = app.access.siblings.namespaceFor(typeof from === "string" ? from : undefined);
         ctx.fromSibling = true;
         keepSiblingWaiting(res, app.access.siblings.heartbeat);
       }

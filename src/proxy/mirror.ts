@@ -15,11 +15,17 @@ import type { BlobContent, ManifestLookup, Namespace, Repository } from "../regi
 import type { IncomingBody, UploadStatus } from "../registry/uploads.js";
 import { BlobFill, type FillStore } from "./blob-fill.js";
 import { Coalescer } from "./coalesce.js";
+import { RelayBoard, type RelayDecision } from "./relay.js";
 import { MirroredNamespaces } from "./namespaces.js";
 import type { Siblings } from "./siblings.js";
 import { Spool } from "./spool.js";
 import { uploadSpoolFile } from "./upload-spool.js";
 import { UpstreamError, UpstreamRegistry, type Found, type UpstreamManifest } from "./upstream.js";
+
+/** A sibling mirror's request: its address, as it names itself (proxy/relay.ts). */
+export interface SiblingAsking {
+  from: string | undefined;
+}
 
 /** Where a fetch got its bytes: the peer (proxy.remoteurl), or the sibling mirror that owns the blob. */
 export type FetchSource = "upstream" | "sibling";
@@ -62,11 +68,8 @@ export class MirrorRegistry implements Namespace {
   /** proxy.namespaces: the repositories pulled through. */
   readonly namespaces: MirroredNamespaces;
 
-  /**
-   * What sibling mirrors see: the same repositories, but a sibling's request is answered from
-   * here and the peer, never by asking another sibling (one hop).
-   */
-  readonly forSiblings: Namespace;
+  /** proxy.siblings: how many siblings' streams of one blob this mirror serves at once, and where the rest go. */
+  readonly relays: RelayBoard | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -77,23 +80,31 @@ export class MirrorRegistry implements Namespace {
     /** proxy.siblings: the fleet's other mirrors, each owning a share of the blobs. */
     readonly siblings?: Siblings,
   ) {
-    this.forSiblings = { repository: (name) => this.repositoryFor(name, false), catalog: (limit, last) => this.catalog(limit, last), close: () => this.close() };
+    this.relays = siblings && new RelayBoard(config.siblings.fanout);
     this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
     this.spoolDir = config.spoolDir ?? tmpdir();
     this.namespaces = new MirroredNamespaces(config);
   }
 
   repository(name: RepositoryName): Repository {
-    return this.repositoryFor(name, true);
+    return this.mirrored(name) ?? this.local.repository(name);
+  }
+
+  /**
+   * What a sibling mirror's request sees (`from`: its address, as it says): the same
+   * repositories, answered from here and the peer, never by asking another sibling (one hop).
+   */
+  forSibling(from: string | undefined): Namespace {
+    return {
+      repository: (name) => this.mirrored(name, { from }) ?? this.local.repository(name),
+      catalog: (limit, last) => this.catalog(limit, last),
+      close: () => this.close(),
+    };
   }
 
   /** The mirrored repository (proxy.namespaces), undefined for one served from the local store alone. */
-  mirrored(name: RepositoryName, askSiblings = true): MirroredRepository | undefined {
-    return this.namespaces.includes(name) ? new MirroredRepository(this.local.repository(name), this, askSiblings) : undefined;
-  }
-
-  private repositoryFor(name: RepositoryName, askSiblings: boolean): Repository {
-    return this.mirrored(name, askSiblings) ?? this.local.repository(name);
+  mirrored(name: RepositoryName, sibling?: SiblingAsking): MirroredRepository | undefined {
+    return this.namespaces.includes(name) ? new MirroredRepository(this.local.repository(name), this, sibling) : undefined;
   }
 
   /** Local and upstream pages merged: each holds the first `limit` after `last`, so the union's first `limit` are right. */
@@ -133,8 +144,8 @@ export class MirroredRepository implements Repository {
   constructor(
     private readonly local: StoredRepository,
     private readonly mirror: MirrorRegistry,
-    /** False for a sibling's request: answered from here and the peer, never by asking another sibling (one hop). */
-    private readonly askSiblings: boolean,
+    /** Set for a sibling's request: answered from here and the peer, never by asking another sibling (one hop). */
+    private readonly sibling: SiblingAsking | undefined,
   ) {
     this.name = local.name;
   }
@@ -166,13 +177,43 @@ export class MirroredRepository implements Repository {
     const local = (await this.local.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await this.local.fetchBlob(digest) : undefined);
     if (local) {
       this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
-      return this.fromStore(local);
+      return this.relayed(this.fromStore(local));
     }
     const fetched = await this.fill(digest);
     if (fetched.kind === "missing") return undefined;
-    if (fetched.kind === "stored") return this.fromStore(this.local.storedBlob(fetched.blob));
+    if (fetched.kind === "stored") return this.relayed(this.fromStore(this.local.storedBlob(fetched.blob)));
     const { fill } = fetched;
-    return { digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) };
+    return this.relayed({ digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) });
+  }
+
+  /**
+   * A sibling's GET, when this mirror already serves `fanout` streams of the blob: sent to a
+   * sibling receiving it (the redirect keeps the signed path, which a sibling accepts). A stream
+   * served here holds its slot until it ends.
+   */
+  private relayed(content: BlobContent): BlobContent {
+    const { relays } = this.mirror;
+    const from = this.sibling?.from;
+    // Only a live member of the fleet is ever named as a parent: a redirect never leads outside it.
+    if (!relays || from === undefined || !this.mirror.siblings?.addresses().includes(from)) return content;
+    let decision: RelayDecision | undefined;
+    const decide = () => (decision ??= relays.decide(`${this.name}@${content.digest}`, from));
+    return {
+      ...content,
+      redirectURL: async () => {
+        const decided = decide();
+        return decided.kind === "relay" ? `${decided.parent}/v2/${this.name}/blobs/${content.digest}` : content.redirectURL();
+      },
+      open: async (start, end) => {
+        const decided = decide();
+        const stream = await content.open(start, end).catch((err: unknown) => {
+          if (decided.kind === "serve") decided.release();
+          throw err;
+        });
+        if (decided.kind === "serve") stream.once("close", decided.release);
+        return stream;
+      },
+    };
   }
 
   /** A blob of the store, its bytes counted as the cache's. */
@@ -271,7 +312,7 @@ export class MirroredRepository implements Repository {
    * slow to answer, or without it).
    */
   private async fromFleet<T>(digest: Digest, ask: (peer: UpstreamRegistry) => Promise<Found<T>>): Promise<{ found: Found<T>; from: FetchSource }> {
-    const owner = this.askSiblings ? this.mirror.siblings?.owner(digest) : undefined;
+    const owner = this.sibling ? undefined : this.mirror.siblings?.owner(digest);
     if (owner) {
       try {
         const found = await ask(owner.client);

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { ProxyConfig } from "../config/config.js";
-import { SIBLING_HEADER, signSiblingRequest } from "../auth/sibling-signature.js";
+import { SIBLING_FROM_HEADER, SIBLING_HEADER, signSiblingRequest } from "../auth/sibling-signature.js";
 import { UpstreamRegistry } from "./upstream.js";
 
 const SIBLING_IDLE_MS = 5_000;
@@ -103,6 +103,6 @@ export class Siblings {
       // A sibling on the same network that pauses for seconds is gone: the peer takes over.
       timeouts: { ...config.timeouts, responseMs: config.siblings.firstByteTimeoutMs, idleMs: Math.min(config.timeouts.idleMs, SIBLING_IDLE_MS) },
     };
-    return new UpstreamRegistry(sibling, this.failed, (method, path) => ({ [SIBLING_HEADER]: signSiblingRequest(secret, method, path) }));
+    return new UpstreamRegistry(sibling, this.failed, (method, path) => ({ [SIBLING_HEADER]: signSiblingRequest(secret, method, path), [SIBLING_FROM_HEADER]: this.self }));
   }
 }
