@@ -295,6 +295,10 @@ function checkSiblings(raw: Record<string, unknown>, out: Findings): void {
     if (users !== undefined && sameListener(String(addr), users)) out.errors.push({ path: "proxy.siblings.addr", message: `must be another port than http.addr (${users}): the siblings' listener is a door of its own` });
     if (!enabled) out.warnings.push({ path: "proxy.siblings.addr", message: "has no effect without proxy.siblings.enabled: true" });
   }
+  const { fanout } = proxy.siblings;
+  if (fanout !== undefined && fanout !== null && !(Number.isInteger(Number(fanout)) && Number(fanout) >= 1)) {
+    out.errors.push({ path: "proxy.siblings.fanout", message: `must be a whole number of at least 1 (sibling streams of one blob served at once), not ${JSON.stringify(fanout)}` });
+  }
   if (!enabled) return;
   const path = "proxy.siblings.enabled";
   const cluster = raw.cluster;

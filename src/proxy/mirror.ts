@@ -198,11 +198,14 @@ export class MirroredRepository implements Repository {
     if (!relays || from === undefined || !this.mirror.siblings?.addresses().includes(from)) return content;
     let decision: RelayDecision | undefined;
     const decide = () => (decision ??= relays.decide(`${this.name}@${content.digest}`, from));
+    const { metrics } = this.mirror;
     return {
       ...content,
       redirectURL: async () => {
         const decided = decide();
-        return decided.kind === "relay" ? `${decided.parent}/v2/${this.name}/blobs/${content.digest}` : content.redirectURL();
+        if (decided.kind === "serve") return content.redirectURL();
+        metrics.proxySiblingRelays.inc();
+        return `${decided.parent}/v2/${this.name}/blobs/${content.digest}`;
       },
       open: async (start, end) => {
         const decided = decide();
@@ -210,7 +213,14 @@ export class MirroredRepository implements Repository {
           if (decided.kind === "serve") decided.release();
           throw err;
         });
-        if (decided.kind === "serve") stream.once("close", decided.release);
+        if (decided.kind !== "serve") return stream;
+        metrics.proxySiblingStreams.inc();
+        // What the stream is to carry, as the cache's bytes are counted.
+        metrics.proxySiblingBytes.inc(end - start);
+        stream.once("close", () => {
+          metrics.proxySiblingStreams.dec();
+          decided.release();
+        });
         return stream;
       },
     };

@@ -24,7 +24,7 @@ export type RelayDecision = { kind: "serve"; release: () => void } | { kind: "re
  * siblings ask for a blob serves at most `fanout` of their streams at once, and sends the next
  * ones to siblings already receiving it, which serve it from their own fill as it arrives. The
  * parents are assigned as requests arrive, earliest receivers first, each at most `fanout`
- * children: with fanout 1 a chain, where every NIC sends one copy. docs/design/fleet-relay.md.
+ * children: with fanout 1 a chain, where every NIC sends one copy (docs/design/fleet-relay.md).
  */
 export class RelayBoard {
   private readonly blobs = new LRUCache<string, BlobRelay>({ max: 10_000, ttl: RELAY_MEMORY_MS });
@@ -50,10 +50,5 @@ export class RelayBoard {
         released = true;
       },
     };
-  }
-
-  /** Blobs being relayed now, with the streams served and the receivers known (for metrics and the console). */
-  inFlight(): Array<{ key: string; serving: number; receivers: number }> {
-    return [...this.blobs.entries()].map(([key, r]) => ({ key, serving: r.serving, receivers: r.receivers.length }));
   }
 }

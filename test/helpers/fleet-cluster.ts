@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TestNetwork, type Host } from "./hosts.js";
 import { METRICS_ON_MAIN_PORT, sample } from "./metrics.js";
-import { cliArgs } from "./process.js";
+import { cliArgs, type Supervised } from "./process.js";
 import { until } from "./until.js";
 
 /** What runs on every node: a lain mirror with its fleet (siblings), one without, or distribution's proxy. */
@@ -44,6 +44,9 @@ function distributionEnv(): NodeJS.ProcessEnv {
  * mirror of it. What the fleet test and the bench's cluster rows share.
  */
 export class FleetCluster {
+  /** The primary's docker-registry, and each node's mirror, by host name. */
+  readonly services = new Map<string, Supervised>();
+
   private constructor(
     readonly network: TestNetwork,
     readonly primary: Host,
@@ -100,7 +103,7 @@ export class FleetCluster {
     }
     const config = join(work, "primary.yml");
     await writeFile(config, `version: 0.1\nlog: {level: info}\nstorage: {filesystem: {rootdirectory: ${join(work, "primary")}}}\nhttp: {addr: "${address}:${PORT}", secret: primary}\n`);
-    await this.primary.serve("docker-registry", ["serve", config], `${this.primaryUrl}/v2/`, distributionEnv());
+    this.services.set("primary", await this.primary.serve("docker-registry", ["serve", config], `${this.primaryUrl}/v2/`, distributionEnv()));
   }
 
   private async startNode(node: Host, options: FleetClusterOptions): Promise<void> {
@@ -109,7 +112,7 @@ export class FleetCluster {
     const url = `${this.nodeUrl(node)}/v2/`;
     if (options.mirror === "distribution") {
       await writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${store}}}\nhttp: {addr: "${node.address}:${PORT}", secret: node}\nproxy: {remoteurl: "${this.primaryUrl}"}\n`);
-      await node.serve("docker-registry", ["serve", config], url, distributionEnv());
+      this.services.set(node.name, await node.serve("docker-registry", ["serve", config], url, distributionEnv()));
       return;
     }
     const fleet = options.mirror === "lain";
@@ -131,7 +134,7 @@ export class FleetCluster {
         `  siblings: {enabled: ${fleet}}`,
       ].join("\n"),
     );
-    await node.serve(process.execPath, cliArgs("serve", config), url);
+    this.services.set(node.name, await node.serve(process.execPath, cliArgs("serve", config), url));
   }
 
   /** Stores the file as a blob of `repository` in the primary, sent from the primary host itself. */
@@ -151,21 +154,22 @@ curl -s -f --noproxy '*' -X PUT -H 'content-type: application/octet-stream' --da
     const hosts = [this.primary, ...this.nodes];
     const before = await Promise.all(hosts.map((h) => this.network.counters(h.name)));
     const started = performance.now();
-    const pulls = await Promise.all(
-      nodes.map((node) =>
-        node.run("sh", ["-c", `curl -s -f --noproxy '*' "${this.nodeUrl(node)}/v2/${repository}/blobs/${digest}" | sha256sum`], { timeoutMs: 600_000 }),
-      ),
-    );
+    const pulls = await Promise.all(nodes.map((node) => this.pull(node, repository, digest)));
     const seconds = (performance.now() - started) / 1000;
     const after = await Promise.all(hosts.map((h) => this.network.counters(h.name)));
     const egress = after.map((a, i) => a.txBytes - (before[i]?.txBytes ?? 0));
-    const expected = digest.replace(/^sha256:/, "");
     return {
       seconds,
-      wrong: pulls.filter((p) => p.code !== 0 || !p.stdout.startsWith(expected)).length,
+      wrong: pulls.filter((right) => !right).length,
       primaryEgressBytes: egress[0] ?? 0,
       nodeEgressBytes: egress.slice(1),
     };
+  }
+
+  /** One pull by the node's client from its own mirror: whether it got exactly the blob. */
+  async pull(node: Host, repository: string, digest: string): Promise<boolean> {
+    const ran = await node.run("sh", ["-c", `curl -s -f --noproxy '*' "${this.nodeUrl(node)}/v2/${repository}/blobs/${digest}" | sha256sum`], { timeoutMs: 600_000 });
+    return ran.code === 0 && ran.stdout.startsWith(digest.replace(/^sha256:/, ""));
   }
 
   destroy(): Promise<void> {

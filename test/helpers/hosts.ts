@@ -244,10 +244,9 @@ export class TestNetwork {
     const host = this.host(name);
     // A burst of 4 ms at the rate (at least 32 KiB), so a stream keeps the rate without spikes.
     const burst = `${Math.max(32, Math.round((rateMbit * 1e6) / 8 / 250 / 1024))}kb`;
-    // A short queue (10 ms), as a NIC's: ACKs going the same way as a bulk transfer do not wait long behind it.
-    for (const [ns, dev] of [[host.ns, "eth0"], [this.switchNs, this.ports.get(name) ?? ""]] as const) {
-      await run("ip", ["netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", `${rateMbit}mbit`, "burst", burst, "latency", "10ms"]);
-    }
+    const tbf = ["root", "tbf", "rate", `${rateMbit}mbit`, "burst", burst, "latency", "50ms"];
+    await run("ip", ["netns", "exec", host.ns, "tc", "qdisc", "replace", "dev", "eth0", ...tbf]);
+    await run("ip", ["netns", "exec", this.switchNs, "tc", "qdisc", "replace", "dev", this.ports.get(name) ?? "", ...tbf]);
   }
 
   /** What a host's NIC has sent and received so far (the kernel's counters of its eth0). */

@@ -75,7 +75,7 @@ describe("proxy (the mirror)", () => {
       timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
       pushes: "refuse",
       unauthenticated: false,
-      siblings: { enabled: false, firstByteTimeoutMs: 500, addr: undefined },
+      siblings: { enabled: false, firstByteTimeoutMs: 500, addr: undefined, fanout: 1 },
     });
   });
 
@@ -101,6 +101,18 @@ describe("proxy (the mirror)", () => {
     expect(idle.warnings.find((w) => w.path === "proxy.siblings.addr")?.message).toMatch(/no effect without proxy.siblings.enabled/);
   });
 
+  it("proxy.siblings.fanout: 1 by default, a whole number of at least 1", () => {
+    const fleet = "etcd: {endpoints: [http://127.0.0.1:2379]}\ncluster: {role: mirror, advertise: 'http://10.0.0.5:5000'}\nhttp: {secret: s}";
+    const plain = parseConfig(`version: 0.1\n${fleet}\nproxy: {remoteurl: http://p, siblings: {enabled: true}}`, {});
+    expect(plain.ok && plain.config.proxy?.siblings.fanout).toBe(1);
+    const two = parseConfig(`version: 0.1\n${fleet}\nproxy: {remoteurl: http://p, siblings: {enabled: true, fanout: 2}}`, {});
+    expect(two.ok && two.config.proxy?.siblings.fanout).toBe(2);
+    for (const wrong of ["0", "-1", "1.5"]) {
+      const refused = parseConfig(`version: 0.1\n${fleet}\nproxy: {remoteurl: http://p, siblings: {enabled: true, fanout: ${wrong}}}`, {});
+      expect(refused.ok ? [] : paths(refused.errors), wrong).toContain("proxy.siblings.fanout");
+    }
+  });
+
   it("takes a list of equivalent upstreams, as a YAML list or comma-separated, each checked", () => {
     const listed = parseConfig("version: 0.1\nproxy:\n  remoteurl: [http://primary:5000/, http://standby:5000]", {});
     expect(listed.ok && listed.config.proxy?.remoteUrls).toEqual(["http://primary:5000", "http://standby:5000"]);
@@ -122,7 +134,7 @@ describe("proxy (the mirror)", () => {
     ];
     const loaded = parseConfig(fleet.join("\n"), {});
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
-    expect(loaded.config.proxy?.siblings).toEqual({ enabled: true, firstByteTimeoutMs: 300, addr: undefined });
+    expect(loaded.config.proxy?.siblings).toEqual({ enabled: true, firstByteTimeoutMs: 300, addr: undefined, fanout: 1 });
     const without = (index: number) => parseConfig(fleet.filter((_, i) => i !== index).join("\n"), {});
     for (const [index, needs] of [[1, /http\.secret/], [3, /cluster section/]] as const) {
       const refused = without(index);
