@@ -249,6 +249,11 @@ export class TestNetwork {
     await run("ip", ["netns", "exec", this.switchNs, "tc", "qdisc", "replace", "dev", this.ports.get(name) ?? "", ...tbf]);
   }
 
+  /** Cuts a host off the network, as a pulled cable: its port on the switch goes down (nothing is reset). */
+  async cut(name: string): Promise<void> {
+    await run("ip", ["-n", this.switchNs, "link", "set", this.ports.get(name) ?? "", "down"]);
+  }
+
   /** What a host's NIC has sent and received so far (the kernel's counters of its eth0). */
   async counters(name: string): Promise<{ txBytes: number; rxBytes: number }> {
     const host = this.host(name);
