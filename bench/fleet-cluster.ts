@@ -45,16 +45,12 @@ export async function measureFleetCluster(work: string, log: (line: string) => v
   const dir = join(work, "fleet-cluster");
   await mkdir(dir, { recursive: true });
   let serial = 0;
-  const blob = async () => {
-    const file = await makeBlobFile(join(dir, `blob-${serial++}`), BLOB_MIB * MiB);
-    return file;
-  };
   const run = async (nodes: number, mirror: NodeMirror, alone: boolean): Promise<Rollout> => {
     const clusterDir = join(dir, `${mirror.replace(/ /g, "-")}-${nodes}-${serial}`);
     await mkdir(clusterDir, { recursive: true });
     const cluster = await FleetCluster.start({ nodes, rateMbit: RATE_MBIT, mirror, work: clusterDir });
     try {
-      const fresh = await blob();
+      const fresh = await makeBlobFile(join(dir, `blob-${serial++}`), BLOB_MIB * MiB);
       await cluster.pushBlob("bench/app", fresh.path, fresh.digest);
       await rm(fresh.path);
       return await cluster.rollout("bench/app", fresh.digest, alone ? cluster.nodes.slice(0, 1) : cluster.nodes);

@@ -9,14 +9,14 @@ export interface Component {
   stop(graceMs: number): Promise<void> | void;
 }
 
-/** The twin of a feature that is not configured: it starts and stops nothing. */
-export function absent(name: string): Component {
-  return { name, start: () => undefined, stop: () => undefined };
-}
-
 /** A part that runs from its construction on (a watch, the store): only its stop is in the list. */
 export function running(name: string, stop: Component["stop"]): Component {
   return { name, start: () => undefined, stop };
+}
+
+/** The twin of a feature that is not configured: it starts and stops nothing. */
+export function absent(name: string): Component {
+  return running(name, () => undefined);
 }
 
 /** Something with a start and a stop of its own (a watch, a loop). */

@@ -147,7 +147,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     notifier ? running("notifier", () => notifier.close(NOTIFICATIONS_FLUSH_MS)) : absent("notifier"),
     debug.addr !== undefined ? await debugServer(debug.addr, debug.metricsPath, metrics, log) : absent("debug server"),
     listeners,
-    prefetching ? { name: "prefetch", start: () => prefetching.start(), stop: () => prefetching.stop() } : absent("prefetch"),
+    prefetching ? loop("prefetch", prefetching) : absent("prefetch"),
     mirror?.siblingWatch ? loop("sibling watch", mirror.siblingWatch) : absent("sibling watch"),
     announcer ? { name: "announcer", start: () => announcer.start(), stop: () => announcer.withdraw() } : absent("announcer"),
     uploadPurging.enabled ? scheduled("upload purging", () => schedulePurging(driver, { ...uploadPurging, paused }, log)) : absent("upload purging"),

@@ -281,7 +281,7 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
       enabled: asBool(siblings.enabled) ?? false,
       firstByteTimeoutMs: durationMs(siblings.firstbytetimeout, 500),
       addr: text(siblings.addr),
-      fanout: Math.max(1, asInt(siblings.fanout) ?? 1),
+      fanout: asInt(siblings.fanout) ?? 1,
     },
   };
 }

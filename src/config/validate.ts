@@ -258,6 +258,9 @@ function checkProxy(proxy: unknown, out: Findings): void {
   if (proxy.maxconnections !== undefined && Number(proxy.maxconnections) < 1) {
     out.errors.push({ path: "proxy.maxconnections", message: "must be at least 1" });
   }
+  if (isObject(proxy.siblings) && proxy.siblings.fanout !== undefined && Number(proxy.siblings.fanout) < 1) {
+    out.errors.push({ path: "proxy.siblings.fanout", message: "must be at least 1 (sibling streams of one blob served at once)" });
+  }
 }
 
 /** An access controller in the file (the etcd overlay may be absent, and then nobody is asked). */
@@ -294,10 +297,6 @@ function checkSiblings(raw: Record<string, unknown>, out: Findings): void {
     const users = http.net === "unix" ? undefined : String(http.addr ?? ":5000");
     if (users !== undefined && sameListener(String(addr), users)) out.errors.push({ path: "proxy.siblings.addr", message: `must be another port than http.addr (${users}): the siblings' listener is a door of its own` });
     if (!enabled) out.warnings.push({ path: "proxy.siblings.addr", message: "has no effect without proxy.siblings.enabled: true" });
-  }
-  const { fanout } = proxy.siblings;
-  if (fanout !== undefined && fanout !== null && !(Number.isInteger(Number(fanout)) && Number(fanout) >= 1)) {
-    out.errors.push({ path: "proxy.siblings.fanout", message: `must be a whole number of at least 1 (sibling streams of one blob served at once), not ${JSON.stringify(fanout)}` });
   }
   if (!enabled) return;
   const path = "proxy.siblings.enabled";

@@ -10,7 +10,7 @@ import { RegistryError, warning } from "../registry/errors.js";
 import { parseManifest, type Descriptor } from "../registry/manifest-format.js";
 import type { PutResult, StoredManifest } from "../registry/manifests.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
-import type { Registry, StoredRepository } from "../registry/registry.js";
+import { ofArtifactType, type Registry, type StoredRepository } from "../registry/registry.js";
 import type { BlobContent, ManifestLookup, Namespace, Repository } from "../registry/repository.js";
 import type { IncomingBody, UploadStatus } from "../registry/uploads.js";
 import { BlobFill, type FillStore } from "./blob-fill.js";
@@ -70,7 +70,6 @@ export class MirrorRegistry implements Namespace {
 
   /** proxy.siblings: how many siblings' streams of one blob this mirror serves at once, and where the rest go. */
   readonly relays: RelayBoard | undefined;
-  private closing: Promise<void> | undefined;
 
   constructor(
     readonly local: Registry,
@@ -98,7 +97,8 @@ export class MirrorRegistry implements Namespace {
     return {
       repository: (name) => this.mirrored(name, { from }) ?? this.local.repository(name),
       catalog: (limit, last) => this.catalog(limit, last),
-      close: () => this.close(),
+      // A view: the mirror it shows is closed through the clients' namespace.
+      close: () => Promise.resolve(),
     };
   }
 
@@ -123,13 +123,10 @@ export class MirrorRegistry implements Namespace {
   }
 
   /** Cuts the connections to the peer (fills in progress fail and discard what they wrote), then closes the local registry. */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      await Promise.all([this.upstream.close(), this.siblings?.close()]);
-      await Promise.allSettled([...this.filling]);
-      await this.local.close();
-    })();
-    return this.closing;
+  async close(): Promise<void> {
+    await Promise.all([this.upstream.close(), this.siblings?.close()]);
+    await Promise.allSettled([...this.filling]);
+    await this.local.close();
   }
 }
 
@@ -551,8 +548,7 @@ export class MirroredRepository implements Repository {
   }
 
   async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
-    const found = await this.referrerDescriptors(subject);
-    return found.filter((d) => artifactType === undefined || d.artifactType === artifactType);
+    return ofArtifactType(await this.referrerDescriptors(subject), artifactType);
   }
 
   private async referrerDescriptors(subject: Digest): Promise<Descriptor[]> {

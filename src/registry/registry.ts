@@ -114,8 +114,7 @@ export class StoredRepository implements Repository {
   }
 
   async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
-    const found = await this.referrerDescriptors(subject);
-    return found.filter((d) => artifactType === undefined || d.artifactType === artifactType);
+    return ofArtifactType(await this.referrerDescriptors(subject), artifactType);
   }
 
   /** Every referrer of `subject` held here, unfiltered. */
@@ -152,6 +151,11 @@ export class StoredRepository implements Repository {
   cancelUpload(id: string): Promise<void> {
     return this.uploads.cancel(this.name, id);
   }
+}
+
+/** The referrers API's artifactType filter: all of them without one. */
+export function ofArtifactType(descriptors: Descriptor[], artifactType: string | undefined): Descriptor[] {
+  return artifactType === undefined ? descriptors : descriptors.filter((d) => d.artifactType === artifactType);
 }
 
 /** OCI distribution-spec: artifactType is the manifest's, else its config's media type. */

@@ -32,8 +32,12 @@ export async function startDistribution(options: DistributionOptions): Promise<S
       options.extraYaml ?? "",
     ].join("\n"),
   );
+  return startServerProcess("docker-registry", ["serve", config], port, distributionEnv());
+}
+
+/** The environment docker-registry is started with: distribution panics at start when AWS_CA_BUNDLE is set (it loads it for its S3 driver). */
+export function distributionEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  // distribution panics at start when AWS_CA_BUNDLE is set (it loads it for its S3 driver).
   delete env.AWS_CA_BUNDLE;
-  return startServerProcess("docker-registry", ["serve", config], port, env);
+  return env;
 }

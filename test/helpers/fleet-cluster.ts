@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { distributionEnv } from "./distribution.js";
 import { TestNetwork, type Host } from "./hosts.js";
 import { METRICS_ON_MAIN_PORT, sample } from "./metrics.js";
 import { cliArgs, type Supervised } from "./process.js";
@@ -31,12 +32,6 @@ export interface Rollout {
 }
 
 const PORT = 5000;
-/** distribution panics at start when AWS_CA_BUNDLE is set (it loads it for its S3 driver). */
-function distributionEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.AWS_CA_BUNDLE;
-  return env;
-}
 
 /**
  * A cluster on a network of its own (network namespaces, one NIC each, shaped each way): a

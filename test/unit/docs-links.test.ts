@@ -1,16 +1,9 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { filesUnder } from "../helpers/files.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-
-function markdownFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return markdownFiles(path);
-    return entry.name.endsWith(".md") ? [path] : [];
-  });
-}
 
 /** Lines outside fenced code blocks. */
 function prose(text: string): string[] {
@@ -42,7 +35,7 @@ function links(file: string): string[] {
   );
 }
 
-const FILES = [join(ROOT, "README.md"), ...markdownFiles(join(ROOT, "docs"))];
+const FILES = [join(ROOT, "README.md"), ...filesUnder(join(ROOT, "docs"), ".md")];
 
 describe("the documentation's links", () => {
   it("finds the README and the docs it links to", () => {

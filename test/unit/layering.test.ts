@@ -1,29 +1,36 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { filesUnder } from "../helpers/files.js";
 
 const SRC = resolve(import.meta.dirname, "../../src");
 
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sources(path);
-    return entry.name.endsWith(".ts") ? [path] : [];
-  });
-}
-
-const FILES = sources(SRC).map((path) => ({ path: relative(SRC, path), text: readFileSync(path, "utf8") }));
+const FILES = filesUnder(SRC, ".ts").map((path) => ({ path: relative(SRC, path), text: readFileSync(path, "utf8") }));
 
 function importsOf(text: string): string[] {
   return [...text.matchAll(/(?:from|import\()\s*"([^"]+)"/g)].map((m) => m[1] ?? "");
 }
 
-/** The folder of src/ an import of `file` lands in, for relative imports. */
+/** The folder of src/ an import of `file` lands in, for relative imports ("" for a file at src/'s top). */
 function folderOf(file: string, specifier: string): string | undefined {
   if (!specifier.startsWith(".")) return undefined;
   const target = relative(SRC, resolve(SRC, file, "..", specifier));
   return target.includes("/") ? target.slice(0, target.indexOf("/")) : "";
 }
+
+/** Imports by the files under `folder` ("storage/") that land in a folder `forbidden` names (`file`: the importer). */
+function crossings(folder: string, forbidden: (target: string, file: string) => boolean): string[] {
+  return FILES.filter((f) => f.path.startsWith(folder)).flatMap((f) =>
+    importsOf(f.text)
+      .filter((s) => {
+        const target = folderOf(f.path, s);
+        return target !== undefined && forbidden(target, f.path);
+      })
+      .map((s) => `${f.path} imports ${s}`),
+  );
+}
+
+const among = (folders: string[]) => (target: string) => folders.includes(target);
 
 describe("dependencies point one way (docs/design/architecture.md)", () => {
   it("reads the sources", () => {
@@ -31,33 +38,15 @@ describe("dependencies point one way (docs/design/architecture.md)", () => {
   });
 
   it("no driver imports anything image-aware or the configuration", () => {
-    const wrong = FILES.filter((f) => f.path.startsWith("storage/")).flatMap((f) =>
-      importsOf(f.text)
-        .filter((s) => ["registry", "config", "proxy", "http", "gc", "cli"].includes(folderOf(f.path, s) ?? ""))
-        .map((s) => `${f.path} imports ${s}`),
-    );
-    expect(wrong).toEqual([]);
+    expect(crossings("storage/", among(["registry", "config", "proxy", "http", "gc", "cli"]))).toEqual([]);
   });
 
   it("the domain imports neither HTTP, the mirror, the collector nor the configuration", () => {
-    const wrong = FILES.filter((f) => f.path.startsWith("registry/")).flatMap((f) =>
-      importsOf(f.text)
-        .filter((s) => ["http", "proxy", "gc", "config", "cli", "cluster"].includes(folderOf(f.path, s) ?? ""))
-        .map((s) => `${f.path} imports ${s}`),
-    );
-    expect(wrong).toEqual([]);
+    expect(crossings("registry/", among(["http", "proxy", "gc", "config", "cli", "cluster"]))).toEqual([]);
   });
 
   it("the etcd client depends on no other folder of src/", () => {
-    const wrong = FILES.filter((f) => f.path.startsWith("etcd/")).flatMap((f) =>
-      importsOf(f.text)
-        .filter((s) => {
-          const folder = folderOf(f.path, s);
-          return folder !== undefined && folder !== "" && !f.path.startsWith(`${folder}/`);
-        })
-        .map((s) => `${f.path} imports ${s}`),
-    );
-    expect(wrong).toEqual([]);
+    expect(crossings("etcd/", (target, file) => target !== "" && !file.startsWith(`${target}/`))).toEqual([]);
   });
 
   it("nothing extends Registry or Repository: the mirror composes", () => {
@@ -71,7 +60,6 @@ describe("dependencies point one way (docs/design/architecture.md)", () => {
   });
 
   it("no handler knows a collector exists", () => {
-    const wrong = FILES.filter((f) => f.path.startsWith("http/")).flatMap((f) => importsOf(f.text).filter((s) => folderOf(f.path, s) === "gc").map((s) => `${f.path} imports ${s}`));
-    expect(wrong).toEqual([]);
+    expect(crossings("http/", among(["gc"]))).toEqual([]);
   });
 });

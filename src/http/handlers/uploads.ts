@@ -3,6 +3,7 @@ import { parseDigest, type Digest } from "../../registry/digest.js";
 import { RegistryError } from "../../registry/errors.js";
 import { isRepositoryName, type RepositoryName } from "../../registry/names.js";
 import { packUploadState, unpackUploadState } from "../../registry/upload-state.js";
+import type { Repository } from "../../registry/repository.js";
 import type { UploadStatus } from "../../registry/uploads.js";
 import type { RequestContext } from "../context.js";
 import { parseContentRange } from "../range.js";
@@ -107,16 +108,18 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   sendUploadStatus(ctx, status, 202);
 }
 
-async function requireUpload(ctx: RequestContext): Promise<UploadStatus> {
+/** The route's upload session, and the repository it belongs to. */
+async function requireUpload(ctx: RequestContext): Promise<{ repo: Repository; current: UploadStatus }> {
   checkState(ctx);
-  const status = await repositoryOf(ctx).uploadStatus(ctx.params.upload ?? "");
-  if (!status) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${ctx.params.upload} is unknown to this repository`);
-  return status;
+  const repo = repositoryOf(ctx);
+  const current = await repo.uploadStatus(ctx.params.upload ?? "");
+  if (!current) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${ctx.params.upload} is unknown to this repository`);
+  return { repo, current };
 }
 
 /** GET /v2/<name>/blobs/uploads/<id>: how far the upload got. */
 export async function getUploadStatus(ctx: RequestContext): Promise<void> {
-  sendUploadStatus(ctx, await requireUpload(ctx), 204);
+  sendUploadStatus(ctx, (await requireUpload(ctx)).current, 204);
 }
 
 /**
@@ -137,15 +140,15 @@ function chunkStart(ctx: RequestContext): number | undefined {
 
 /** PATCH /v2/<name>/blobs/uploads/<id>: a chunk (with Content-Range) or a streamed body. */
 export async function patchUpload(ctx: RequestContext): Promise<void> {
-  const current = await requireUpload(ctx);
+  const { repo, current } = await requireUpload(ctx);
   const start = chunkStart(ctx);
-  const status = await receiving(ctx, () => repositoryOf(ctx).appendUpload(current.id, incomingBody(ctx), start));
+  const status = await receiving(ctx, () => repo.appendUpload(current.id, incomingBody(ctx), start));
   sendUploadStatus(ctx, status, 202);
 }
 
 /** PUT /v2/<name>/blobs/uploads/<id>?digest=: the last chunk, if any, then verify and store. */
 export async function completeUpload(ctx: RequestContext): Promise<void> {
-  const current = await requireUpload(ctx);
+  const { repo, current } = await requireUpload(ctx);
   const digest = queryDigest(ctx);
   if (!digest) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
   const body = hasBody(ctx.req) ? incomingBody(ctx) : undefined;
@@ -155,13 +158,13 @@ export async function completeUpload(ctx: RequestContext): Promise<void> {
       throw new RegistryError("RANGE_INVALID", `chunk starts at ${start} but the upload has ${current.size} bytes`, { size: current.size });
     }
   }
-  const blob = await receiving(ctx, () => repositoryOf(ctx).completeUpload(current.id, digest, body));
+  const blob = await receiving(ctx, () => repo.completeUpload(current.id, digest, body));
   sendBlobCreated(ctx, blob);
 }
 
 /** DELETE /v2/<name>/blobs/uploads/<id>: abandon the upload. */
 export async function cancelUpload(ctx: RequestContext): Promise<void> {
-  const current = await requireUpload(ctx);
-  await repositoryOf(ctx).cancelUpload(current.id);
+  const { repo, current } = await requireUpload(ctx);
+  await repo.cancelUpload(current.id);
   sendEmpty(ctx, 204);
 }
