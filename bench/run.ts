@@ -20,7 +20,8 @@ import { FENCE_TIMING } from "../src/gc/removal-fence.js";
 import { measureGc, measureGcS3 } from "./gc.js";
 import { measureGcMemory, measureGcMemoryS3 } from "./gc-memory.js";
 import { measureFleet } from "./fleet.js";
-import { measureFleetCluster } from "./fleet-cluster.js";
+import { clusterRowName, measureFleetCluster } from "./fleet-cluster.js";
+import { measureLazyPull, measureLazyRanges } from "./lazy-ranges.js";
 import { MIRROR_CONCURRENT, measureMirror, type MirrorMeasures } from "./mirror.js";
 import { SOAK_SECONDS, measureSoaks } from "./soak.js";
 import {
@@ -47,7 +48,7 @@ import {
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** The parts measured after the core (pushes, pulls, request rates); BENCH_PARTS=mirror measures the mirror alone beside the core. */
-const PARTS = ["mirror", "fleet", "cluster", "gc", "gc-memory", "s3", "soak"] as const;
+const PARTS = ["mirror", "ranges", "fleet", "cluster", "gc", "gc-memory", "s3", "soak"] as const;
 const CHOSEN = process.env.BENCH_PARTS?.split(",").map((part) => part.trim()) ?? [...PARTS];
 for (const part of CHOSEN) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`BENCH_PARTS: unknown part ${part} (${PARTS.join(", ")})`);
 const chosen = (part: (typeof PARTS)[number]) => CHOSEN.includes(part);
@@ -412,6 +413,28 @@ async function main(): Promise<void> {
     ];
     // Blobs of the same size that only the peer holds, for the mirror's pulls of different blobs at once.
     const mirror = chosen("mirror") ? await mirrorPart(distribution, lain, blob, work, lines) : null;
+    const ranges = chosen("ranges") ? await measureLazyRanges(work, log) : null;
+    if (ranges) {
+      const { tailFirstByteMs: first, tailRangeMs: tail, scatteredMs: scattered } = ranges;
+      lines.push(
+        `lazy pull ranges of a cold ${ranges.blobMiB} MiB blob, the primary behind a ${ranges.linkMbit} Mbit/s link: first byte of 1 MiB at 126 MiB: direct ${first.direct.toFixed(1)} ms, ` +
+          `lain mirror ${first.lain.toFixed(1)} ms (direct + ${(first.lain - first.direct).toFixed(1)} ms, target ≤ + 20), distribution proxy ${first.distribution.toFixed(0)} ms`,
+        `  the whole 1 MiB: direct ${tail.direct.toFixed(0)} ms, ` +
+          `lain mirror ${tail.lain.toFixed(0)} ms (${(tail.lain / tail.direct).toFixed(2)}x direct), distribution proxy ${tail.distribution.toFixed(0)} ms (${(tail.distribution / tail.direct).toFixed(2)}x direct, ` +
+          `answered ${ranges.statuses.distribution}); lain ${(tail.distribution / tail.lain).toFixed(1)}x faster`,
+        `  16 scattered 64 KiB ranges, one after the other: direct ${scattered.direct.toFixed(0)} ms, lain ${scattered.lain.toFixed(0)} ms (${(scattered.lain / scattered.direct).toFixed(2)}x), ` +
+          `distribution ${scattered.distribution.toFixed(0)} ms (${(scattered.distribution / scattered.direct).toFixed(2)}x)`,
+      );
+    }
+    const lazyPull = chosen("ranges") ? ((await measureLazyPull(work, log)) ?? null) : null;
+    if (lazyPull) {
+      const l = lazyPull;
+      lines.push(
+        `lazy pull of an eStargz image (a ${l.largeMiB} MiB file in its layer; rpull, then a container reading a small file), the primary behind a ${l.linkMbit} Mbit/s link: ` +
+          `through a cold lain mirror ${l.lazyMirrorSeconds.toFixed(2)} s vs from the primary ${l.lazyDirectSeconds.toFixed(2)} s = ${(l.lazyMirrorSeconds / l.lazyDirectSeconds).toFixed(2)}x (target ≤ 1.2); ` +
+          `a full pull of its gzip twin from the primary ${l.fullGzipSeconds.toFixed(2)} s`,
+      );
+    }
     const fleet = chosen("fleet") ? await measureFleet(work, log) : null;
     if (fleet) {
       lines.push(
@@ -425,7 +448,8 @@ async function main(): Promise<void> {
       lines.push(`fleet on a cluster of hosts (every NIC ${cluster.rateMbit} Mbit/s each way), a cold ${cluster.blobMiB} MiB blob; one node alone ${cluster.singleSeconds.toFixed(2)} s:`);
       for (const row of cluster.rows) {
         lines.push(
-          `  ${row.nodes} nodes, ${row.mirror}: ${row.seconds.toFixed(2)} s = ${row.timesOnePull.toFixed(2)}x one pull; primary egress ${row.primaryCopies.toFixed(2)} copies, ` +
+          `  ${clusterRowName(row)}: ${row.seconds.toFixed(2)} s = ${row.timesOnePull.toFixed(2)}x one pull` +
+            `${row.fastTimesOnePull === undefined ? "" : ` (the other nodes done at ${row.fastTimesOnePull.toFixed(2)}x)`}; primary egress ${row.primaryCopies.toFixed(2)} copies, ` +
             `largest node egress ${row.largestNodeCopies.toFixed(2)} copies; wrong bytes in ${row.wrong} pulls`,
         );
       }
@@ -491,6 +515,8 @@ async function main(): Promise<void> {
       distribution: theirs,
       ratios: Object.fromEntries(rows.map(([, key]) => [key, ratio(key)])),
       mirror,
+      ranges,
+      lazyPull,
       fleet,
       cluster,
       gc,

@@ -340,7 +340,19 @@ async function mirrorView() {
       card("Upstream errors", m.upstreamErrors, "upstream-errors")),
     h("h2", {}, "Sibling mirrors (proxy.siblings)"),
     m.siblings
-      ? h("ul", { "data-testid": "siblings" }, m.siblings.mirrors.map((a) => h("li", { class: "mono" }, a, a === m.siblings.self ? " (this one)" : "")))
+      ? [
+        h("ul", { "data-testid": "siblings" }, m.siblings.mirrors.map((a) => h("li", { class: "mono" }, a, a === m.siblings.self ? " (this one)" : ""))),
+        h("p", {}, "This mirror receives at ", h("span", { "data-testid": "link-rate" }, m.siblings.linkRate ? `${bytes(m.siblings.linkRate)}/s` : "a rate not learnt yet"),
+          " (the best of its latest fills; a mirror much slower than an asker is never its parent)."),
+        h("h2", {}, "Relays of the last two minutes"),
+        m.siblings.relays.length
+          ? h("table", { "data-testid": "relays" }, h("thead", {}, h("tr", {}, ["Blob", "Streams served now", "Sibling", "Got it from", "Its rate"].map((t) => h("th", {}, t)))),
+            h("tbody", {}, m.siblings.relays.flatMap((r) => r.receivers.map((x, i) => h("tr", {},
+              h("td", { class: "mono" }, i === 0 ? r.blob.replace(/@sha256:(.{12}).*/, "@$1…") : ""), h("td", {}, i === 0 ? String(r.serving) : ""),
+              h("td", { class: "mono" }, x.address), h("td", { class: "mono" }, x.source === "here" ? "this mirror" : x.source),
+              h("td", {}, x.rate ? `${bytes(x.rate)}/s` : "–"))))))
+          : h("p", { class: "muted" }, "No sibling has asked this mirror for a blob lately."),
+      ]
       : h("p", { class: "muted" }, "Off: every blob this mirror lacks comes from upstream."),
     h("h2", {}, "Prefetch (proxy.prefetch)"),
     m.prefetch.length

@@ -6,6 +6,9 @@ export const SIBLING_HEADER = "x-lain-sibling";
 /** Names the asking mirror (its cluster.advertise), so that the one it asks can send the next ones to it (proxy/relay.ts). */
 export const SIBLING_FROM_HEADER = "x-lain-sibling-from";
 
+/** The asking mirror's receive rate in bytes/s, when it has learnt one: a much slower mirror is never its parent (proxy/relay.ts). */
+export const SIBLING_RATE_HEADER = "x-lain-sibling-rate";
+
 /**
  * How far a signature's time may be from the receiver's clock. Short: a captured request is of
  * use to nobody for long, and it can only ever read what it named.

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { RegistryConfig } from "../config/config.js";
 import type { SiblingAnswers } from "../http/context.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { MirrorRegistry } from "../proxy/mirror.js";
+import { MirrorRegistry, type SiblingAsking } from "../proxy/mirror.js";
 import { PrefetchLoop } from "../proxy/prefetch.js";
 import { Siblings } from "../proxy/siblings.js";
 import { HOP_HEADER } from "../proxy/upstream.js";
@@ -57,7 +57,7 @@ export async function mirrorParts(config: RegistryConfig, local: Registry, log: 
       log,
       "the last sibling mirrors seen",
     );
-  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr, namespaceFor: (from: string | undefined) => registry.forSibling(from) };
+  const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr, namespaceFor: (asking: SiblingAsking) => registry.forSibling(asking) };
   const upstream = new UpstreamProbe(registry.upstream);
   metrics.trackUpstream(() => upstream.check().then((health) => health.reachable));
   return { registry, upstream, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };

@@ -128,6 +128,8 @@ export interface ProxyConfig {
   pushes: "refuse" | "local";
   /** The users' listener may be reachable beyond loopback without an auth section: said on purpose. */
   unauthenticated: boolean;
+  /** A range request for a blob this mirror lacks also fetches the whole blob in the background, once. */
+  fillOnRange: boolean;
   /**
    * Fetch each blob once per fleet: ask the mirror that owns it (proxy.siblings). `addr`: the
    * listener that takes only the siblings' signed requests; without it they come to http.addr.
@@ -277,6 +279,7 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
     },
     pushes: text(proxy.pushes) === "local" ? "local" : "refuse",
     unauthenticated: asBool(proxy.unauthenticated) ?? false,
+    fillOnRange: asBool(proxy.fillonrange) ?? true,
     siblings: {
       enabled: asBool(siblings.enabled) ?? false,
       firstByteTimeoutMs: durationMs(siblings.firstbytetimeout, 500),

@@ -157,6 +157,8 @@ export const CONFIG_SPEC = object(
       pushes: { kind: "enum", values: ["refuse", "local"] },
       // A users' listener beyond loopback without an auth section, on purpose.
       unauthenticated: bool,
+      // A range of a blob this mirror lacks starts the whole blob's fill (false: keep only what is read).
+      fillonrange: bool,
       siblings: object({ enabled: bool, firstbytetimeout: duration, addr: str, fanout: int }),
       exec: planned(any, "credential helpers are not run: give proxy.username and proxy.password"),
     }),

@@ -154,7 +154,12 @@ export class ConsoleApi {
           fetched: requests({ kind: "manifest" }) - requests({ kind: "manifest", result: "hit" }),
         },
         bytes: { cache: bytes({ source: "cache" }), upstream: bytes({ source: "upstream" }), sibling: bytes({ source: "sibling" }) },
-        siblings: mirror.registry.siblings && { self: mirror.registry.siblings.self, mirrors: mirror.registry.siblings.addresses() },
+        siblings: mirror.registry.siblings && {
+          self: mirror.registry.siblings.self,
+          mirrors: mirror.registry.siblings.addresses(),
+          linkRate: mirror.registry.siblings.linkRate.estimate(),
+          relays: mirror.registry.relays?.recent() ?? [],
+        },
         fetchesInFlight: inFlight(),
         upstreamErrors: errors(),
         prefetch: mirror.prefetch(),

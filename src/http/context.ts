@@ -63,8 +63,8 @@ export interface SiblingAnswers {
   heartbeat: SiblingHeartbeat;
   /** proxy.siblings.addr: their own listener, and then the only one they may come to; undefined: http.addr. */
   addr: string | undefined;
-  /** What a sibling's request sees (`from`: the address it names itself by): never forwarded to another sibling (one hop). */
-  namespaceFor(from: string | undefined): Namespace;
+  /** What a sibling's request sees (`from`: the address it names itself by; `rate`: its receive rate): never forwarded to another sibling (one hop). */
+  namespaceFor(asking: { from: string | undefined; rate: number | undefined }): Namespace;
 }
 
 /** What the instance reports: its log, metrics and health. */

@@ -38,6 +38,8 @@ const ERRORS: Record<ErrorCode, ErrorSpec> = {
   UNAVAILABLE: { status: 503, message: "service unavailable" },
   // RFC 4918's 507: the store has no room for what the request would write.
   STORAGE_FULL: { status: 507, wire: "UNAVAILABLE", message: "insufficient storage" },
+  // RFC 9110's 421: a sibling mirror's request this one leaves to upstream, its link being much slower (proxy/relay.ts).
+  MISDIRECTED: { status: 421, wire: "UNAVAILABLE", message: "ask another server" },
   ROUTE_UNKNOWN: { status: 404, wire: "NOT_FOUND", message: "no such endpoint" },
   METHOD_UNKNOWN: { status: 405, wire: "UNSUPPORTED", message: "method not allowed" },
   UNKNOWN: { status: 500, message: "unknown error" },

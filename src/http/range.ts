@@ -9,14 +9,36 @@ export type RangeRequest =
   | { kind: "partial"; range: ByteRange }
   | { kind: "unsatisfiable" };
 
+/** The one form of Range served: a single range, `a-b`, `a-` or the suffix `-n`. */
+const SINGLE_RANGE = /^bytes=(\d*)-(\d*)$/;
+
+/**
+ * The Range header a GET's answer follows (RFC 9110 §13.1.5): none when If-Range names another
+ * version. Only a strong entity-tag can match; a date cannot be checked, a blob having no
+ * Last-Modified, so it means the whole blob.
+ */
+export function effectiveRange(range: string | string[] | undefined, ifRange: string | string[] | undefined, etag: string): string | undefined {
+  if (typeof range !== "string") return undefined;
+  return ifRange === undefined || (typeof ifRange === "string" && ifRange.trim() === etag) ? range : undefined;
+}
+
+function singleRange(header: string): RegExpExecArray | undefined {
+  const match = SINGLE_RANGE.exec(header.trim());
+  return match && !(match[1] === "" && match[2] === "") ? match : undefined;
+}
+
+/** Whether a Range header asks for one range (served as a 206, or refused as unsatisfiable). */
+export function isSingleRange(header: string | undefined): boolean {
+  return header !== undefined && singleRange(header) !== undefined;
+}
+
 /**
  * A GET's Range header (RFC 9110 §14.1.2) for a blob of `size` bytes. Only single ranges are
  * served; a multi-range or malformed header is ignored, which the RFC allows.
  */
 export function parseRangeHeader(header: string | undefined, size: number): RangeRequest {
-  if (!header) return { kind: "whole" };
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match || (match[1] === "" && match[2] === "")) return { kind: "whole" };
+  const match = header === undefined ? undefined : singleRange(header);
+  if (!match) return { kind: "whole" };
   const [, first = "", last = ""] = match;
   if (first === "") {
     const suffix = Number(last);

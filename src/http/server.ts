@@ -5,7 +5,7 @@ import type { TlsOptions } from "node:tls";
 import type { Access } from "../auth/access.js";
 import { http, https } from "../builtins.js";
 import type { AuthDecision } from "../auth/authenticator.js";
-import { SIBLING_FROM_HEADER, SIBLING_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
+import { SIBLING_FROM_HEADER, SIBLING_HEADER, SIBLING_RATE_HEADER, siblingSignatureProblem } from "../auth/sibling-signature.js";
 import { RegistryError } from "../registry/errors.js";
 import { storeFault, type StoreFault } from "../storage/driver.js";
 import type { AppContext, Door, RequestContext } from "./context.js";
@@ -265,7 +265,8 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
       if (refused) return fail(app, ctx, refused);
       if (app.access.siblings) {
         const from = req.headers[SIBLING_FROM_HEADER];
-        ctx.registry = app.access.siblings.namespaceFor(typeof from === "string" ? from : undefined);
+        const rate = Number(req.headers[SIBLING_RATE_HEADER]);
+        ctx.registry = app.access.siblings.namespaceFor({ from: typeof from === "string" ? from : undefined, rate: Number.isSafeInteger(rate) && rate > 0 ? rate : undefined });
         ctx.fromSibling = true;
         keepSiblingWaiting(res, app.access.siblings.heartbeat);
       }

@@ -94,6 +94,10 @@ export class Metrics {
   readonly proxySiblingStreams: Gauge;
   readonly proxySiblingRelays: Counter;
   readonly proxySiblingBytes: Counter;
+  readonly proxySiblingDeclines: Counter;
+  readonly proxyRangeRequests: Counter;
+  readonly proxyRangeBytes: Counter;
+  readonly proxyLinkRate: Gauge;
 
   readonly gcRuns: Counter<"result">;
   readonly gcFreedBytes: Counter;
@@ -145,10 +149,14 @@ export class Metrics {
 
     this.proxyRequests = new Counter({ name: "registry_proxy_requests_total", help: "Mirror lookups: hit (served from the store), miss (fetched from the peer), coalesced (joined a fetch already running).", labelNames: ["kind", "result"], registers });
     this.proxyBytes = new Counter({ name: "registry_proxy_bytes_total", help: "Blob bytes served from the cache (source=cache), fetched from the peer (source=upstream) and from the sibling mirror owning the blob (source=sibling).", labelNames: ["source"], registers });
-    this.proxyFetchesInFlight = new Gauge({ name: "registry_proxy_fetches_in_flight", help: "Blobs being fetched from the peer now.", registers });
+    this.proxyFetchesInFlight = new Gauge({ name: "registry_proxy_fetches_in_flight", help: "Blobs being fetched from the peer now, or due to be (a fill that ranges started waits for them to pause).", registers });
     this.proxySiblingStreams = new Gauge({ name: "registry_proxy_sibling_streams", help: "Blob streams this mirror is serving to sibling mirrors now (at most proxy.siblings.fanout per blob).", registers });
     this.proxySiblingRelays = new Counter({ name: "registry_proxy_sibling_relays_total", help: "Sibling requests for a blob sent on to a sibling receiving it (a relay), this mirror serving its fanout already.", registers });
     this.proxySiblingBytes = new Counter({ name: "registry_proxy_sibling_bytes_total", help: "Blob bytes this mirror sent to sibling mirrors.", registers });
+    this.proxySiblingDeclines = new Counter({ name: "registry_proxy_sibling_declines_total", help: "Sibling requests for a blob sent upstream (421) because this mirror's link is much slower than the asker's.", registers });
+    this.proxyRangeRequests = new Counter({ name: "registry_proxy_range_requests_total", help: "Clients' single-range GETs of mirrored blobs, by where they were served from: store, fill (bytes already arrived) or passthrough (to where the fill's bytes come from).", labelNames: ["served"], registers });
+    this.proxyRangeBytes = new Counter({ name: "registry_proxy_range_bytes_total", help: "Bytes of clients' range GETs of mirrored blobs, by where they were served from (as registry_proxy_range_requests_total).", labelNames: ["served"], registers });
+    this.proxyLinkRate = new Gauge({ name: "registry_proxy_link_rate_bytes", help: "This mirror's receive rate as it tells its siblings (bytes/s): the best of its latest fills.", registers });
     this.proxySiblings = new Gauge({ name: "registry_proxy_siblings", help: "Live mirrors of the fleet (proxy.siblings), this one included when registered.", registers });
     this.proxyUpstreamErrors = new Counter({ name: "registry_proxy_upstream_errors_total", help: "Requests to the peer that failed: unreachable, refused, an unexpected status, a bad or broken body.", registers });
 

@@ -1,4 +1,5 @@
 import { tmpdir } from "node:os";
+import type { Readable } from "node:stream";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { ProxyConfig } from "../config/config.js";
@@ -15,6 +16,7 @@ import type { BlobContent, ManifestLookup, Namespace, Repository } from "../regi
 import type { IncomingBody, UploadStatus } from "../registry/uploads.js";
 import { BlobFill, type FillStore } from "./blob-fill.js";
 import { Coalescer } from "./coalesce.js";
+import { DeferredFills } from "./deferred-fill.js";
 import { RelayBoard, type RelayDecision } from "./relay.js";
 import { MirroredNamespaces } from "./namespaces.js";
 import type { Siblings } from "./siblings.js";
@@ -22,9 +24,10 @@ import { Spool } from "./spool.js";
 import { uploadSpoolFile } from "./upload-spool.js";
 import { UpstreamError, UpstreamRegistry, type Found, type UpstreamManifest } from "./upstream.js";
 
-/** A sibling mirror's request: its address, as it names itself (proxy/relay.ts). */
+/** A sibling mirror's request: its address, as it names itself, and its receive rate when it knows one (proxy/relay.ts). */
 export interface SiblingAsking {
   from: string | undefined;
+  rate: number | undefined;
 }
 
 /** Where a fetch got its bytes: the peer (proxy.remoteurl), or the sibling mirror that owns the blob. */
@@ -32,10 +35,14 @@ export type FetchSource = "upstream" | "sibling";
 
 /** What asking for a blob the store lacked gives. */
 type Fetched =
-  | { kind: "filling"; fill: BlobFill }
+  /** `source`: where the fill's bytes come from, which a range the fill does not hold yet is passed through to. */
+  | { kind: "filling"; fill: BlobFill; source: UpstreamRegistry }
   /** A fill that ended after the caller looked has stored it. */
   | { kind: "stored"; blob: BlobDescriptor }
   | { kind: "missing" };
+
+/** How long the answer to a range passed on stays unread before it is let go. */
+const UNOPENED_RANGE_MS = 30_000;
 
 /** Turns a failure of the peer into the error a client sees: it names the peer. */
 function upstreamFailure(err: unknown): unknown {
@@ -70,6 +77,8 @@ export class MirrorRegistry implements Namespace {
 
   /** proxy.siblings: how many siblings' streams of one blob this mirror serves at once, and where the rest go. */
   readonly relays: RelayBoard | undefined;
+  /** proxy.fillonrange: the fills that ranges started, each begun once the blob's ranges pause. */
+  readonly rangeFills: DeferredFills;
 
   constructor(
     readonly local: Registry,
@@ -79,7 +88,8 @@ export class MirrorRegistry implements Namespace {
     /** proxy.siblings: the fleet's other mirrors, each owning a share of the blobs. */
     readonly siblings?: Siblings,
   ) {
-    this.relays = siblings && new RelayBoard(config.siblings.fanout);
+    this.relays = siblings && new RelayBoard(config.siblings.fanout, () => siblings.linkRate.estimate());
+    this.rangeFills = new DeferredFills((delta) => metrics.proxyFetchesInFlight.inc(delta));
     this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
     this.spoolDir = config.spoolDir ?? tmpdir();
     this.namespaces = new MirroredNamespaces(config);
@@ -90,12 +100,12 @@ export class MirrorRegistry implements Namespace {
   }
 
   /**
-   * What a sibling mirror's request sees (`from`: its address, as it says): the same
-   * repositories, answered from here and the peer, never by asking another sibling (one hop).
+   * What a sibling mirror's request sees: the same repositories, answered from here and the
+   * peer, never by asking another sibling (one hop).
    */
-  forSibling(from: string | undefined): Namespace {
+  forSibling(asking: SiblingAsking): Namespace {
     return {
-      repository: (name) => this.mirrored(name, { from }) ?? this.local.repository(name),
+      repository: (name) => this.mirrored(name, asking) ?? this.local.repository(name),
       catalog: (limit, last) => this.catalog(limit, last),
       // A view: the mirror it shows is closed through the clients' namespace.
       close: () => Promise.resolve(),
@@ -124,6 +134,7 @@ export class MirrorRegistry implements Namespace {
 
   /** Cuts the connections to the peer (fills in progress fail and discard what they wrote), then closes the local registry. */
   async close(): Promise<void> {
+    this.rangeFills.close();
     await Promise.all([this.upstream.close(), this.siblings?.close()]);
     await Promise.allSettled([...this.filling]);
     await this.local.close();
@@ -170,32 +181,118 @@ export class MirroredRepository implements Repository {
     return remote.kind === "found" ? { digest, size: remote.size } : undefined;
   }
 
-  async fetchBlob(digest: Digest): Promise<BlobContent | undefined> {
+  /**
+   * `range`: a client reading one range (a lazy pull). A range of a blob this mirror lacks is
+   * never held back until the whole blob is here: it is served from the fill when its bytes have
+   * arrived, and passed through to the fill's source otherwise (docs/mirror.md, lazy pulls).
+   */
+  async fetchBlob(digest: Digest, range?: string): Promise<BlobContent | undefined> {
+    const ranged = range !== undefined;
     const local = (await this.local.fetchBlob(digest)) ?? ((await this.adoptStored(digest)) ? await this.local.fetchBlob(digest) : undefined);
+    // A range is short: it takes no relay slot, and is never sent on to a relay.
+    const spread = (content: BlobContent) => (ranged ? content : this.relayed(content));
     if (local) {
       this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: "hit" });
-      return this.relayed(this.fromStore(local));
+      return spread(this.fromStore(local, ranged));
     }
+    if (range !== undefined && !this.mirror.fills.has(this.digestKey(digest))) return this.coldRange(digest, range);
     const fetched = await this.fill(digest);
     if (fetched.kind === "missing") return undefined;
-    if (fetched.kind === "stored") return this.relayed(this.fromStore(this.local.storedBlob(fetched.blob)));
+    if (fetched.kind === "stored") return spread(this.fromStore(this.local.storedBlob(fetched.blob), ranged));
     const { fill } = fetched;
-    return this.relayed({ digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open: (start, end) => this.openFilling(fill, start, end) });
+    // One hop: a sibling's range goes no further than the primary.
+    const source = this.sibling ? this.upstream : fetched.source;
+    const open = ranged ? (start: number, end: number) => this.openRange(fill, source, start, end) : (start: number, end: number) => this.openFilling(fill, start, end);
+    return spread({ digest, size: fill.size, redirectURL: () => Promise.resolve(undefined), open });
+  }
+
+  /**
+   * A range of a blob nobody here is fetching: asked at once of where its fill would come from
+   * (the owner sibling, or the peer). The whole blob's fill follows when the ranges pause
+   * (proxy.fillonrange).
+   */
+  private async coldRange(digest: Digest, range: string): Promise<BlobContent | undefined> {
+    if (this.mirror.config.fillOnRange) {
+      this.mirror.rangeFills.touch(this.digestKey(digest), () => {
+        this.fill(digest).catch((err: unknown) => this.mirror.log.info({ digest, err: String(err) }, "mirror: the fill ranges started could not start"));
+      });
+    }
+    const { found: asked, peer } = await orUpstreamFailure(this.fromFleet(digest, (source) => source.fetchAskedRange(this.name, digest, range)));
+    if (asked.kind === "missing") return undefined;
+    const { size } = asked;
+    let early = "body" in asked ? asked : undefined;
+    // The handler opens it at once; a body nobody opens (the client's If-None-Match matched) is let go.
+    const unopened = early && setTimeout(() => early?.body.destroy(), UNOPENED_RANGE_MS).unref();
+    return {
+      digest,
+      size,
+      redirectURL: () => Promise.resolve(undefined),
+      open: async (start, end) => {
+        const taken = early;
+        early = undefined;
+        clearTimeout(unopened);
+        if (taken && taken.start === start && taken.end === end) return this.countRange("passthrough", taken.body, end - start);
+        taken?.body.destroy();
+        return this.passThrough(peer, digest, start, end, size);
+      },
+    };
+  }
+
+  /** A range of a blob being filled: from the fill when its bytes are there, passed through otherwise. */
+  private async openRange(fill: BlobFill, source: UpstreamRegistry, start: number, end: number): Promise<Readable> {
+    // The whole blob, asked for as a range: the fill's copy, never a second one over the link.
+    if (start === 0 && end === fill.size) return this.openFilling(fill, start, end);
+    if (fill.visible() >= end) {
+      const reader = fill.reader(start, end);
+      if (reader) return this.countRange("fill", reader, end - start);
+      if (await this.local.blobs.stat(fill.digest)) return this.countRange("store", await this.local.blobs.open(fill.digest, start, end), end - start);
+    }
+    return this.passThrough(source, fill.digest, start, end, fill.size);
+  }
+
+  /**
+   * Bytes [start, end) from where the blob comes from, as a direct pull would get them: the
+   * primary's word, never kept and never checked here (a lazy client checks its chunks itself).
+   * An owner sibling that cannot answer leaves it to the primary.
+   */
+  private async passThrough(source: UpstreamRegistry, digest: Digest, start: number, end: number, size: number): Promise<Readable> {
+    let body: Readable;
+    try {
+      body = await source.fetchBlobRange(this.name, digest, start, end, size);
+    } catch (err) {
+      if (!(err instanceof UpstreamError) || source === this.upstream) throw upstreamFailure(err);
+      this.mirror.log.info({ digest, start, end, err: err.message }, "mirror: the sibling cannot give this range; asking upstream");
+      body = await orUpstreamFailure(this.upstream.fetchBlobRange(this.name, digest, start, end, size));
+    }
+    return this.countRange("passthrough", body, end - start);
+  }
+
+  private countRange(served: "store" | "fill" | "passthrough", body: Readable, bytes: number): Readable {
+    const { metrics } = this.mirror;
+    metrics.proxyRangeRequests.inc({ served });
+    metrics.proxyRangeBytes.inc({ served }, bytes);
+    return body;
   }
 
   /**
    * A sibling's GET, when this mirror already serves `fanout` streams of the blob: sent to a
    * sibling receiving it (the redirect keeps the signed path, which a sibling accepts). A stream
-   * served here holds its slot until it ends.
+   * served here holds its slot until it ends. A mirror much slower than the asker sends it
+   * upstream (421) when no sibling fast enough receives the blob.
    */
   private relayed(content: BlobContent): BlobContent {
     const { relays } = this.mirror;
-    const from = this.sibling?.from;
+    const { from, rate } = this.sibling ?? {};
     // Only a live member of the fleet is ever named as a parent: a redirect never leads outside it.
     if (!relays || from === undefined || !this.mirror.siblings?.addresses().includes(from)) return content;
     let decision: RelayDecision | undefined;
-    const decide = () => (decision ??= relays.decide(`${this.name}@${content.digest}`, from));
     const { metrics } = this.mirror;
+    const decide = (): Exclude<RelayDecision, { kind: "decline" }> => {
+      decision ??= relays.decide(this.digestKey(content.digest), { address: from, rate });
+      if (decision.kind !== "decline") return decision;
+      metrics.proxySiblingDeclines.inc();
+      throw new RegistryError("MISDIRECTED", `this mirror's link is much slower than ${from}'s, and no sibling fast enough receives blob ${content.digest}: fetch it upstream`);
+    };
     return {
       ...content,
       redirectURL: async () => {
@@ -223,8 +320,8 @@ export class MirroredRepository implements Repository {
     };
   }
 
-  /** A blob of the store, its bytes counted as the cache's. */
-  private fromStore(local: BlobContent): BlobContent {
+  /** A blob of the store, its bytes counted as the cache's (and, for a client's range, as a range's). */
+  private fromStore(local: BlobContent, ranged: boolean): BlobContent {
     const { metrics } = this.mirror;
     return {
       ...local,
@@ -232,7 +329,7 @@ export class MirroredRepository implements Repository {
         try {
           const stream = await local.open(start, end);
           metrics.proxyBytes.inc({ source: "cache" }, end - start);
-          return stream;
+          return ranged ? this.countRange("store", stream, end - start) : stream;
         } catch (err) {
           if (!(err instanceof RegistryError && err.code === "BLOB_UNKNOWN")) throw err;
           // Its data went from the store without this instance's cache being told: fetch it again.
@@ -303,12 +400,24 @@ export class MirroredRepository implements Repository {
     return true;
   }
 
+  /** A blob's or a manifest's key in this repository, for its fetch and its relay. */
+  private digestKey(digest: Digest): string {
+    return `${this.name}@${digest}`;
+  }
+
   private fill(digest: Digest): Promise<Fetched> {
-    const key = `${this.name}@${digest}`;
+    const key = this.digestKey(digest);
     this.mirror.metrics.proxyRequests.inc({ kind: "blob", result: this.mirror.fills.has(key) ? "coalesced" : "miss" });
     return this.mirror.fills.run(
       key,
-      () => orUpstreamFailure(this.startFill(digest)),
+      () => {
+        // In flight from the first request to the peer until the fill is over, or never began.
+        const { metrics } = this.mirror;
+        metrics.proxyFetchesInFlight.inc();
+        const fetching = orUpstreamFailure(this.startFill(digest));
+        void fetching.then((f) => (f.kind === "filling" ? f.fill.done : undefined), () => undefined).then(() => metrics.proxyFetchesInFlight.dec());
+        return fetching;
+      },
       (fetched) => (fetched.kind === "filling" ? fetched.fill.joinable : Promise.resolve()),
     );
   }
@@ -318,18 +427,19 @@ export class MirroredRepository implements Repository {
    * instance owns it, when the request came from a sibling, or when the owner cannot answer (down,
    * slow to answer, or without it).
    */
-  private async fromFleet<T>(digest: Digest, ask: (peer: UpstreamRegistry) => Promise<Found<T>>): Promise<{ found: Found<T>; from: FetchSource }> {
+  private async fromFleet<T>(digest: Digest, ask: (peer: UpstreamRegistry) => Promise<Found<T>>): Promise<{ found: Found<T>; from: FetchSource; peer: UpstreamRegistry }> {
     const owner = this.sibling ? undefined : this.mirror.siblings?.owner(digest);
     if (owner) {
       try {
         const found = await ask(owner.client);
-        if (found.kind === "found") return { found, from: "sibling" };
+        if (found.kind === "found") return { found, from: "sibling", peer: owner.client };
       } catch (err) {
         if (!(err instanceof UpstreamError)) throw err;
-        this.mirror.log.info({ digest, sibling: owner.address, err: err.message }, "mirror: the sibling owning this digest cannot give it; asking upstream");
+        if (err.status === 421) this.mirror.log.debug({ digest, sibling: owner.address }, "mirror: the sibling owning this digest has a much slower link; asking upstream");
+        else this.mirror.log.info({ digest, sibling: owner.address, err: err.message }, "mirror: the sibling owning this digest cannot give it; asking upstream");
       }
     }
-    return { found: await ask(this.upstream), from: "upstream" };
+    return { found: await ask(this.upstream), from: "upstream", peer: this.upstream };
   }
 
   private async startFill(digest: Digest): Promise<Fetched> {
@@ -337,8 +447,9 @@ export class MirroredRepository implements Repository {
     // released) since it looked: fetching again would bring the blob over the link twice.
     const stored = await this.local.blobs.stat(digest);
     if (stored) return { kind: "stored", blob: stored };
-    const { found: remote, from } = await this.fromFleet(digest, (peer) => peer.fetchBlob(this.name, digest));
+    const { found: remote, from, peer } = await this.fromFleet(digest, (asked) => asked.fetchBlob(this.name, digest));
     if (remote.kind === "missing") return remote;
+    const started = Date.now();
     const sink = await this.mirror.local.uploads.receive(this.local.blobs).catch((err: unknown) => {
       this.mirror.log.warn({ digest, err: String(err) }, "mirror: cannot write to the store; serving the blob uncached");
       return undefined;
@@ -356,19 +467,19 @@ export class MirroredRepository implements Repository {
       throw new RegistryError("UNAVAILABLE", `the mirror cannot spool blob ${digest} now (a local I/O error, in its log); retry later`);
     }
     // A sibling that fails mid-blob leaves the rest to the peer.
-    const resume = (start: number) => this.upstream.fetchBlobRest(this.name, digest, start, remote.size);
+    const resume = (start: number) => this.upstream.fetchBlobRange(this.name, digest, start, remote.size, remote.size);
     const fill = new BlobFill({ digest, size: remote.size, body: remote.body, resume }, spool, store, this.mirror.log);
     const { filling, metrics } = this.mirror;
     filling.add(fill.done);
-    metrics.proxyFetchesInFlight.inc();
     void fill.done.then(() => {
       filling.delete(fill.done);
-      metrics.proxyFetchesInFlight.dec();
       if (fill.error) return metrics.proxyUpstreamErrors.inc();
+      const rate = this.mirror.siblings?.linkRate.record(fill.size, Date.now() - started);
+      if (rate !== undefined) metrics.proxyLinkRate.set(rate);
       metrics.proxyBytes.inc({ source: from }, fill.firstBodyBytes);
       metrics.proxyBytes.inc({ source: "upstream" }, fill.size - fill.firstBodyBytes);
     });
-    return { kind: "filling", fill };
+    return { kind: "filling", fill, source: peer };
   }
 
   private async openFilling(fill: BlobFill, start: number, end: number) {
@@ -386,7 +497,7 @@ export class MirroredRepository implements Repository {
       this.countManifest("hit");
       return { manifest: local };
     }
-    this.countManifest(this.mirror.manifestFetches.has(`${this.name}@${reference}`) ? "coalesced" : "miss");
+    this.countManifest(this.mirror.manifestFetches.has(this.digestKey(reference)) ? "coalesced" : "miss");
     const manifest = await orUpstreamFailure(this.cacheManifest(reference));
     return manifest && { manifest };
   }
@@ -518,7 +629,7 @@ export class MirroredRepository implements Repository {
   }
 
   private cacheManifest(digest: Digest): Promise<StoredManifest | undefined> {
-    return this.mirror.manifestFetches.run(`${this.name}@${digest}`, async () => {
+    return this.mirror.manifestFetches.run(this.digestKey(digest), async () => {
       // In the store already, or since the caller looked: a fetch that ended meanwhile stored it
       // (as startFill, for blobs).
       const stored = await this.local.manifests.get(digest);

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { ProxyConfig } from "../config/config.js";
-import { SIBLING_FROM_HEADER, SIBLING_HEADER, signSiblingRequest } from "../auth/sibling-signature.js";
+import { SIBLING_FROM_HEADER, SIBLING_HEADER, SIBLING_RATE_HEADER, signSiblingRequest } from "../auth/sibling-signature.js";
+import { LinkRate } from "./link-rate.js";
 import { UpstreamRegistry } from "./upstream.js";
 
 const SIBLING_IDLE_MS = 5_000;
@@ -35,6 +36,8 @@ export function rendezvousOwner(key: string, members: readonly string[]): string
  * sibling's, which the owner answers from its store or its own fill, never by asking on.
  */
 export class Siblings {
+  /** How fast this mirror receives, told to the siblings it asks. */
+  readonly linkRate = new LinkRate();
   private members: string[] = [];
   private readonly clients = new Map<string, UpstreamRegistry>();
 
@@ -103,6 +106,13 @@ export class Siblings {
       // A sibling on the same network that pauses for seconds is gone: the peer takes over.
       timeouts: { ...config.timeouts, responseMs: config.siblings.firstByteTimeoutMs, idleMs: Math.min(config.timeouts.idleMs, SIBLING_IDLE_MS) },
     };
-    return new UpstreamRegistry(sibling, this.failed, (method, path) => ({ [SIBLING_HEADER]: signSiblingRequest(secret, method, path), [SIBLING_FROM_HEADER]: this.self }));
+    return new UpstreamRegistry(sibling, this.failed, (method, path) => {
+      const rate = this.linkRate.estimate();
+      return {
+        [SIBLING_HEADER]: signSiblingRequest(secret, method, path),
+        [SIBLING_FROM_HEADER]: this.self,
+        ...(rate !== undefined && { [SIBLING_RATE_HEADER]: String(rate) }),
+      };
+    });
   }
 }

@@ -23,6 +23,9 @@ export class UpstreamError extends Error {
 
 export type Found<T> = ({ kind: "found" } & T) | { kind: "missing" };
 
+/** What a peer answers a client's range with: bytes [start, end) of a blob of `size`, or that the range is outside it. */
+export type AskedRange = { size: number; start: number; end: number; body: Readable } | { size: number; unsatisfiable: true };
+
 export interface UpstreamManifest {
   digest: Digest;
   mediaType: string | undefined;
@@ -145,18 +148,45 @@ export class UpstreamRegistry {
     return { kind: "found", size, body: res.body };
   }
 
-  /** GET a blob's bytes from `start` to its end (resuming a cut transfer): the peer must answer with exactly that range. */
-  async fetchBlobRest(name: RepositoryName, digest: Digest, start: number, size: number): Promise<Readable> {
-    const what = `bytes ${start}- of blob ${digest}`;
-    const res = await this.send("GET", `/v2/${name}/blobs/${digest}`, pullScope(name), { range: `bytes=${start}-` });
+  /**
+   * GET bytes [start, end) of a blob of `size` bytes (the rest of a cut transfer, or a client's
+   * range passed through): the peer must answer with exactly that range.
+   */
+  async fetchBlobRange(name: RepositoryName, digest: Digest, start: number, end: number, size: number): Promise<Readable> {
+    const what = `bytes ${start}-${end - 1} of blob ${digest}`;
+    const res = await this.send("GET", `/v2/${name}/blobs/${digest}`, pullScope(name), { range: `bytes=${start}-${end - 1}` });
     await this.expect(res, 206, what);
     const range = header(res.headers, "content-range") ?? "";
     const bounds = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(range);
-    if (!bounds || Number(bounds[1]) !== start || Number(bounds[2]) !== size - 1 || (bounds[3] !== "*" && Number(bounds[3]) !== size)) {
+    if (!bounds || Number(bounds[1]) !== start || Number(bounds[2]) !== end - 1 || (bounds[3] !== "*" && Number(bounds[3]) !== size)) {
       res.body.destroy();
       throw new UpstreamError(`upstream ${res.peer.url} answered ${what} with Content-Range "${range}"`);
     }
     return res.body;
+  }
+
+  /**
+   * A client's single-range GET of a blob, passed on as it came: the bytes the peer answers, with
+   * the blob's size from their Content-Range, or that the range is outside the blob.
+   */
+  async fetchAskedRange(name: RepositoryName, digest: Digest, range: string): Promise<Found<AskedRange>> {
+    const what = `range ${range} of blob ${digest}`;
+    const res = await this.send("GET", `/v2/${name}/blobs/${digest}`, pullScope(name), { range });
+    if (res.status === 404) return missing(res);
+    const contentRange = header(res.headers, "content-range") ?? "";
+    if (res.status === 416) {
+      await dump(res.body);
+      const size = /^bytes \*\/(\d+)$/.exec(contentRange)?.[1];
+      if (size === undefined) throw new UpstreamError(`upstream ${res.peer.url} refused ${what} without the blob's size`);
+      return { kind: "found", size: Number(size), unsatisfiable: true };
+    }
+    await this.expect(res, 206, what);
+    const bounds = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange);
+    if (!bounds) {
+      res.body.destroy();
+      throw new UpstreamError(`upstream ${res.peer.url} answered ${what} with Content-Range "${contentRange}"`);
+    }
+    return { kind: "found", size: Number(bounds[3]), start: Number(bounds[1]), end: Number(bounds[2]) + 1, body: res.body };
   }
 
   async statBlob(name: RepositoryName, digest: Digest): Promise<Found<{ size: number }>> {
@@ -291,7 +321,8 @@ export class UpstreamRegistry {
 
   private async expect(res: Sent, status: number, what: string): Promise<void> {
     if (res.status === status) return;
-    this.failed();
+    // 421: this peer leaves the request to another (a slower sibling mirror); it has not failed.
+    if (res.status !== 421) this.failed();
     const detail = (await readLimited(res.body, 64 * 1024, "error body").catch(() => Buffer.alloc(0))).toString("utf8").slice(0, 200);
     const reason =
       res.status === 401 || res.status === 403

@@ -24,6 +24,7 @@ export type ErrorCode =
   | "TOOMANYREQUESTS"
   | "UNAVAILABLE"
   | "STORAGE_FULL"
+  | "MISDIRECTED"
   | "UNKNOWN";
 
 /**

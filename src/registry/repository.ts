@@ -32,7 +32,12 @@ export interface Repository {
    * uploading the blob, so it is kept from garbage collection from then on.
    */
   statBlob(digest: Digest, keep: boolean): Promise<BlobDescriptor | undefined>;
-  fetchBlob(digest: Digest): Promise<BlobContent | undefined>;
+  /**
+   * The blob's content. `range`: the client's Range header, when it asks for one byte range (a
+   * lazy-pulling client reading a layer as a filesystem); a mirror then answers without waiting
+   * for the whole blob.
+   */
+  fetchBlob(digest: Digest, range?: string): Promise<BlobContent | undefined>;
   /** A client's DELETE of a blob: the repository's link goes; false when there was none. */
   unlinkBlob(digest: Digest): Promise<boolean>;
   /** A cross-repository mount from `from`; undefined when the blob cannot be mounted. */

@@ -14,6 +14,7 @@ import { skopeo } from "../helpers/skopeo.js";
 import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
 import { hasTool } from "../helpers/tools.js";
 import { libtrustKeyId } from "../../src/auth/libtrust.js";
+import { SIBLING_FROM_HEADER, SIBLING_HEADER, SIBLING_RATE_HEADER, signSiblingRequest } from "../../src/auth/sibling-signature.js";
 import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName } from "../../src/registry/names.js";
 
@@ -327,19 +328,20 @@ describe.skipIf(!available || !hasTool("etcd"))("web console of a mirror in a cl
   let mirror: TestRegistry;
   let browser: Browser;
   let image: Image;
+  let advertise: string;
 
   beforeAll(async () => {
     etcd = await startEtcd();
     peer = await startTestRegistry({ storage: "inmemory" });
     image = randomImage({ layers: 2, layerSize: 50_000 });
     await pushImage(peer.url, "lain/registry", "latest", image);
-    const port = await freePort();
+    advertise = `http://127.0.0.1:${await freePort()}`;
     mirror = await startTestRegistry({
       storage: "inmemory",
       extraYaml: [
-        `proxy: {remoteurl: "${peer.url}", prefetch: ["lain/registry:latest", "lain/missing:v1"]}`,
+        `proxy: {remoteurl: "${peer.url}", prefetch: ["lain/registry:latest", "lain/missing:v1"], siblings: {enabled: true}}`,
         `etcd: {endpoints: ["${etcd.endpoint}"]}`,
-        `cluster: {role: mirror, advertise: "http://127.0.0.1:${port}", ttl: 2s}`,
+        `cluster: {role: mirror, advertise: "${advertise}", ttl: 2s}`,
         "console: {enabled: true}",
       ].join("\n"),
     });
@@ -368,6 +370,23 @@ describe.skipIf(!available || !hasTool("etcd"))("web console of a mirror in a cl
     expect(rows[0]).toContain(`cached ${image.manifest.digest.slice(0, 19)}`);
     expect(rows[1]).toMatch(/lain\/missing:v1.*(unknown|not found|MANIFEST_UNKNOWN|no such)/i);
     await page.screenshot({ path: join(SHOTS, "mirror.png") });
+  });
+
+  it("shows the relays siblings asked this mirror for, and the rate it receives at", async () => {
+    // The one live member of the fleet is this mirror itself: its own address is a sibling's.
+    await expect.poll(async () => (await call("GET", `${mirror.url}/ui/api/overview`)).json<{ mirror: { siblings: { mirrors: string[] } } }>().mirror.siblings.mirrors, { timeout: 15_000 }).toContain(advertise);
+    const layer = image.layers[0];
+    if (!layer) throw new Error("no layer");
+    const path = `/v2/lain/registry/blobs/${layer.digest}`;
+    const headers = { [SIBLING_HEADER]: signSiblingRequest("test-secret", "GET", path), [SIBLING_FROM_HEADER]: advertise, [SIBLING_RATE_HEADER]: String(50 * 1024 * 1024) };
+    expect((await call("GET", `${mirror.url}${path}`, { headers })).status).toBe(200);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${mirror.url}/ui/#/mirror`);
+    await page.locator("[data-testid=relays] tbody tr").first().waitFor();
+    const cells = await page.locator("[data-testid=relays] tbody tr td").allTextContents();
+    expect(cells).toEqual([`lain/registry@${layer.digest.slice(7, 19)}…`, "0", advertise, "this mirror", "50.0 MiB/s"]);
+    // Its layers are too small to time a link by.
+    expect(await page.getByTestId("link-rate").textContent()).toBe("a rate not learnt yet");
   });
 
   it("lists the instances announced in etcd and the upstream file they make", async () => {

@@ -1,8 +1,7 @@
-import { createHash, randomBytes } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { FleetCluster } from "../helpers/fleet-cluster.js";
+import type { RelayView } from "../../src/proxy/relay.js";
+import { FleetCluster, type FleetClusterOptions } from "../helpers/fleet-cluster.js";
 import { canBuildNetworks } from "../helpers/hosts.js";
 import { sample } from "../helpers/metrics.js";
 import { tempDir } from "../helpers/registry.js";
@@ -10,7 +9,6 @@ import { hasTool } from "../helpers/tools.js";
 import { until } from "../helpers/until.js";
 
 const available = ["docker-registry", "etcd", "curl"].every(hasTool) && canBuildNetworks();
-const MiB = 1024 * 1024;
 /** Every NIC's rate, each way: slow enough that a blob takes seconds, so a relay can be killed mid-blob. */
 const RATE_MBIT = 40;
 const BLOB_MIB = 16;
@@ -30,14 +28,11 @@ describe.skipIf(!available)("fleet on a cluster of hosts: the blob is relayed", 
     cluster = undefined;
   });
 
-  async function start(): Promise<{ cluster: FleetCluster; digest: string; size: number }> {
+  async function start(slower?: FleetClusterOptions["slower"]): Promise<{ cluster: FleetCluster; digest: string; size: number }> {
     work = await tempDir("lain-fleet-cluster-");
-    cluster = await FleetCluster.start({ nodes: 4, rateMbit: RATE_MBIT, mirror: "lain", work });
-    const content = randomBytes(BLOB_MIB * MiB);
-    const digest = `sha256:${createHash("sha256").update(content).digest("hex")}`;
-    await writeFile(join(work, "blob"), content);
-    await cluster.pushBlob("bench/app", join(work, "blob"), digest);
-    return { cluster, digest, size: content.length };
+    cluster = await FleetCluster.start({ nodes: 4, rateMbit: RATE_MBIT, mirror: "lain", work, slower });
+    const { digest, size } = await cluster.pushRandomBlob("bench/app", work, BLOB_MIB);
+    return { cluster, digest, size };
   }
 
   /** The GETs of a blob the primary answered, from its access log. */
@@ -100,4 +95,49 @@ describe.skipIf(!available)("fleet on a cluster of hosts: the blob is relayed", 
     const { wrong } = await rolloutWhileARelayFails((c, relay) => c.network.cut(relay));
     expect(wrong).toEqual([]);
   }, 180_000);
+
+  /** Each node's mirror metrics now, by node name. */
+  async function nodeMetrics(c: FleetCluster): Promise<Map<string, (name: string) => number>> {
+    const texts = await Promise.all(c.nodes.map(async (n) => [n.name, (await n.http("GET", `${c.nodeUrl(n)}/metrics`)).text] as const));
+    return new Map(texts.map(([name, text]) => [name, (metric: string) => sample(text, metric)]));
+  }
+
+  it("a node on a link ten times slower is the parent of no fast node, whether or not it owns the blob", async () => {
+    const SLOW = 3;
+    const { cluster: c } = await start({ nodes: [SLOW], factor: 10 });
+    const dir = work ?? "";
+    const slow = c.nodes[SLOW];
+    if (!slow) throw new Error("no slow node");
+    // Each mirror learns its link's rate from fills of its own: blobs it owns, fetched from the primary alone.
+    await c.learnLinkRates(dir);
+    const learnt = await nodeMetrics(c);
+    const rate = (name: string) => learnt.get(name)?.("registry_proxy_link_rate_bytes") ?? 0;
+    const fastest = Math.min(...c.nodes.filter((n) => n !== slow).map((n) => rate(n.name)));
+    expect(rate(slow.name)).toBeGreaterThan(0);
+    expect(rate(slow.name) * 4).toBeLessThan(fastest);
+
+    const fastOwner = c.nodes[0];
+    if (!fastOwner) throw new Error("no node 0");
+    for (const owner of [fastOwner, slow]) {
+      const { digest, size } = await c.pushRandomBlob("bench/app", dir, 4, owner);
+      const rollout = await c.rollout("bench/app", digest);
+      expect(rollout.wrong).toBe(0);
+      // The slow node sent nothing on: no sibling got the blob from it.
+      expect((rollout.nodeEgressBytes[SLOW] ?? 0) / size).toBeLessThan(0.1);
+      // Its own fill crossed the primary's link; when it owns the blob, the first fast asker's did too.
+      expect(primaryGets(c, digest)).toBe(owner === slow ? 2 : 1);
+      // A fast parent serves its fanout, and the slow node's copy at most besides (plus the TCP and HTTP around them).
+      expect(Math.max(...rollout.nodeEgressBytes) / size).toBeLessThan(2.2);
+    }
+    const after = await nodeMetrics(c);
+    expect(after.get(slow.name)?.("registry_proxy_sibling_bytes_total")).toBe(0);
+    // Owning the second blob, it sent the first fast asker upstream and the others to it.
+    expect(after.get(slow.name)?.("registry_proxy_sibling_declines_total")).toBe(1);
+    expect(after.get(slow.name)?.("registry_proxy_sibling_relays_total")).toBe(2);
+    // The console shows that relay as its owner recorded it.
+    const overview = JSON.parse((await slow.http("GET", `${c.nodeUrl(slow)}/ui/api/overview`)).text) as { mirror: { siblings: { relays: RelayView[] } } };
+    const sources = overview.mirror.siblings.relays[0]?.receivers.map((r) => r.source) ?? [];
+    expect(sources.filter((s) => s === "upstream")).toHaveLength(1);
+    expect(sources.filter((s) => s.startsWith("http://"))).toHaveLength(2);
+  }, 240_000);
 });

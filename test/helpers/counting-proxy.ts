@@ -22,6 +22,8 @@ export interface BlobTampering {
   cutAfter?: number;
   /** How many blob bodies to cut (all when unset). */
   cuts?: number;
+  /** Only bodies answered with these statuses are tampered with (200 and 206 when unset). */
+  statuses?: number[];
 }
 
 /**
@@ -63,7 +65,7 @@ export class CountingProxy {
       this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 });
       res.writeHead(reply.statusCode ?? 502, reply.headers);
       // Whole bodies and ranges (a mirror resuming) alike.
-      const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && (reply.statusCode === 200 || reply.statusCode === 206);
+      const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && (this.tamper.statuses ?? [200, 206]).includes(reply.statusCode ?? 0);
       const body = isBlob ? reply.pipe(this.tamperer(Number(reply.headers["content-length"] ?? 0), () => res.socket?.resetAndDestroy())) : reply;
       body.pipe(res);
       reply.on("error", () => res.destroy());

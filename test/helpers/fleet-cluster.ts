@@ -1,5 +1,7 @@
-import { writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { rendezvousOwner } from "../../src/proxy/siblings.js";
 import { distributionEnv } from "./distribution.js";
 import { TestNetwork, type Host } from "./hosts.js";
 import { METRICS_ON_MAIN_PORT, sample } from "./metrics.js";
@@ -18,6 +20,8 @@ export interface FleetClusterOptions {
   work: string;
   /** Nodes (by index) whose NIC is this much slower than the others'. */
   slower?: { nodes: number[]; factor: number };
+  /** proxy.siblings.fanout of the lain mirrors (their default when not given). */
+  fanout?: number;
 }
 
 /** A rollout: every node's client pulling one blob from its own node mirror at the same moment. */
@@ -29,6 +33,8 @@ export interface Rollout {
   /** Bytes each host's NIC sent during the rollout. */
   primaryEgressBytes: number;
   nodeEgressBytes: number[];
+  /** When each pulling node's client had its last byte, from the first request. */
+  nodeSeconds: number[];
 }
 
 const PORT = 5000;
@@ -121,12 +127,13 @@ export class FleetCluster {
         `  addr: "${node.address}:${PORT}"`,
         "  secret: fleet",
         METRICS_ON_MAIN_PORT,
+        "console: {enabled: true}",
         ...(fleet ? [`etcd: {endpoints: ["http://${this.primary.address}:2379"]}`, `cluster: {advertise: "${this.nodeUrl(node)}", prefix: /lain/registry/nodes, ttl: 5s}`] : []),
         "proxy:",
         `  remoteurl: ${this.primaryUrl}`,
         "  namespaces: [bench]",
         "  unauthenticated: true",
-        `  siblings: {enabled: ${fleet}}`,
+        `  siblings: {enabled: ${fleet}${options.fanout === undefined ? "" : `, fanout: ${options.fanout}`}}`,
       ].join("\n"),
     );
     this.services.set(node.name, await node.serve(process.execPath, cliArgs("serve", config), url));
@@ -144,12 +151,50 @@ curl -s -f --noproxy '*' -X PUT -H 'content-type: application/octet-stream' --da
     if (ran.code !== 0) throw new Error(`pushing ${digest} to the primary failed: ${ran.stderr}`);
   }
 
+  /**
+   * Stores a random blob of `mib` MiB in the primary (through a file in `dir`); with `owner`, one
+   * that this node owns among the fleet's mirrors (rendezvous over their addresses).
+   */
+  async pushRandomBlob(repository: string, dir: string, mib: number, owner?: Host): Promise<{ digest: string; size: number }> {
+    const members = this.nodes.map((n) => this.nodeUrl(n));
+    for (;;) {
+      const content = randomBytes(mib * 1024 * 1024);
+      const digest = `sha256:${createHash("sha256").update(content).digest("hex")}`;
+      if (owner && rendezvousOwner(digest, members) !== this.nodeUrl(owner)) continue;
+      const file = join(dir, digest.slice(7, 19));
+      await writeFile(file, content);
+      await this.pushBlob(repository, file, digest);
+      await rm(file);
+      return { digest, size: content.length };
+    }
+  }
+
+  /**
+   * Lets every lain mirror time its link (proxy/link-rate.ts): each, in turn, fills three blobs
+   * of 2 MiB that it owns from the primary, alone on the network.
+   */
+  async learnLinkRates(dir: string): Promise<void> {
+    for (const node of this.nodes) {
+      for (let i = 0; i < 3; i++) {
+        const { digest } = await this.pushRandomBlob("bench/warmup", dir, 2, node);
+        if (!(await this.pull(node, "bench/warmup", digest))) throw new Error(`${node.name} could not pull its warm-up blob`);
+      }
+    }
+  }
+
   /** Every node's client (curl, on the node) pulls the blob from its own node mirror at the same moment. */
   async rollout(repository: string, digest: string, nodes: readonly Host[] = this.nodes): Promise<Rollout> {
     const hosts = [this.primary, ...this.nodes];
     const before = await Promise.all(hosts.map((h) => this.network.counters(h.name)));
     const started = performance.now();
-    const pulls = await Promise.all(nodes.map((node) => this.pull(node, repository, digest)));
+    const nodeSeconds: number[] = [];
+    const pulls = await Promise.all(
+      nodes.map(async (node, i) => {
+        const right = await this.pull(node, repository, digest);
+        nodeSeconds[i] = (performance.now() - started) / 1000;
+        return right;
+      }),
+    );
     const seconds = (performance.now() - started) / 1000;
     const after = await Promise.all(hosts.map((h) => this.network.counters(h.name)));
     const egress = after.map((a, i) => a.txBytes - (before[i]?.txBytes ?? 0));
@@ -158,6 +203,7 @@ curl -s -f --noproxy '*' -X PUT -H 'content-type: application/octet-stream' --da
       wrong: pulls.filter((right) => !right).length,
       primaryEgressBytes: egress[0] ?? 0,
       nodeEgressBytes: egress.slice(1),
+      nodeSeconds,
     };
   }
 

@@ -1,6 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RGW_TOOLS } from "./rgw.js";
+import { STARGZ_TOOLS } from "./stargz.js";
 import { installed, SYSTEM_TOOLS } from "./tools.js";
 
 const TESTS = new URL("..", import.meta.url).pathname;
@@ -11,7 +12,8 @@ function needs(source: string): { tools: string[]; root: boolean } {
   if (source.includes("RGW_TOOLS") || source.includes('inject("s3")')) tools.push(...RGW_TOOLS);
   if (source.includes("CHROMIUM")) tools.push("/usr/bin/chromium");
   if (source.includes("canBuildNetworks()")) tools.push("ip");
-  return { tools, root: /mountTmpfs\(|canBuildNetworks\(\)|canMount\(/.test(source) };
+  if (source.includes("STARGZ_TOOLS")) tools.push(...STARGZ_TOOLS);
+  return { tools, root: /mountTmpfs\(|canBuildNetworks\(\)|canMount\(|canMountFuse\(\)/.test(source) };
 }
 
 /**

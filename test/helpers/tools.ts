@@ -46,4 +46,10 @@ export const SYSTEM_TOOLS: Readonly<Record<string, string>> = {
   "radosgw-admin": "radosgw",
   monmaptool: "ceph-base",
   ceph: "ceph-common",
+  // A lazy-pulling node (test/helpers/stargz.ts); the snapshotter is built from golang-github-containerd-stargz-snapshotter-dev.
+  go: "golang-go",
+  "ctr-remote": "stargz-snapshotter",
+  runc: "runc",
+  umoci: "umoci",
+  busybox: "busybox-static",
 };

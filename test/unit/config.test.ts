@@ -75,6 +75,7 @@ describe("proxy (the mirror)", () => {
       timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 60_000 },
       pushes: "refuse",
       unauthenticated: false,
+      fillOnRange: true,
       siblings: { enabled: false, firstByteTimeoutMs: 500, addr: undefined, fanout: 1 },
     });
   });

@@ -2,7 +2,7 @@ import type { BlobDescriptor } from "../../registry/blobs.js";
 import { RegistryError } from "../../registry/errors.js";
 import type { RequestContext } from "../context.js";
 import { notifyBlob, notifyDeleted } from "../notify.js";
-import { parseRangeHeader } from "../range.js";
+import { effectiveRange, isSingleRange, parseRangeHeader } from "../range.js";
 import { sendEmpty, streamBody } from "../respond.js";
 import { digestParam, repositoryOf, requireDeleteEnabled, unknownTo } from "./common.js";
 
@@ -10,13 +10,14 @@ import { digestParam, repositoryOf, requireDeleteEnabled, unknownTo } from "./co
 export async function getBlob(ctx: RequestContext): Promise<void> {
   const digest = digestParam(ctx);
   const repo = repositoryOf(ctx);
+  const { req, res } = ctx;
+  const etag = `"${digest}"`;
+  const rangeHeader = effectiveRange(req.headers.range, req.headers["if-range"], etag);
   // A HEAD needs only the size: a mirror asks its peer instead of fetching the blob.
-  const content = ctx.head ? undefined : await repo.fetchBlob(digest);
+  const content = ctx.head ? undefined : await repo.fetchBlob(digest, isSingleRange(rangeHeader) ? rangeHeader : undefined);
   const blob: BlobDescriptor | undefined = ctx.head ? await repo.statBlob(digest, !ctx.app.access.readOnly.enabled) : content;
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is unknown to ${unknownTo(ctx, repo)}`, { digest });
 
-  const { req, res } = ctx;
-  const etag = `"${digest}"`;
   const describe = () => {
     res.setHeader("Docker-Content-Digest", digest);
     res.setHeader("ETag", etag);
@@ -46,10 +47,10 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     }
   }
 
-  const range = parseRangeHeader(typeof req.headers.range === "string" ? req.headers.range : undefined, blob.size);
+  const range = parseRangeHeader(rangeHeader, blob.size);
   if (range.kind === "unsatisfiable") {
     res.setHeader("Content-Range", `bytes */${blob.size}`);
-    throw new RegistryError("RANGE_NOT_SATISFIABLE", `range ${req.headers.range} is outside the blob's ${blob.size} bytes`);
+    throw new RegistryError("RANGE_NOT_SATISFIABLE", `range ${rangeHeader} is outside the blob's ${blob.size} bytes`);
   }
   const { start, end } = range.kind === "partial" ? range.range : { start: 0, end: blob.size - 1 };
   // Opened before any header is set: data that turns out to be gone is a plain 404.
