@@ -182,6 +182,32 @@ describe.skipIf(!available)("fleet: node mirrors fetch each blob from the primar
     expect(counted).toEqual(mirrors.map((m) => (m === owner ? 0 : blob.content.length)));
   });
 
+  it("ranges of a cold blob on two nodes that do not own it: answered at once, and the blob crosses the link once", async () => {
+    const owner = mirrors[3] as Mirror;
+    const blob = await blobOwnedBy(owner, 8 * MiB);
+    const readers = mirrors.filter((m) => m !== owner && !m.auth).slice(0, 2);
+    const size = blob.content.length;
+    const wanted = [`${size - 4096}-${size - 1}`, `${4 * MiB}-${4 * MiB + 65_535}`];
+    const answers = await Promise.all(
+      readers.flatMap((m) => wanted.map(async (range) => ({ range, reply: await call("GET", `${m.url}/v2/${REPO}/blobs/${blob.digest}`, { headers: { range: `bytes=${range}` } }) }))),
+    );
+    for (const { range, reply } of answers) {
+      const [start = 0, end = 0] = range.split("-").map(Number);
+      expect(reply.status).toBe(206);
+      expect(reply.body.equals(blob.content.subarray(start, end + 1))).toBe(true);
+    }
+    // The readers passed their ranges to the owner, which answered them (from its fill, or the primary).
+    const rangesTheOwnerLogged = () =>
+      (owner.process?.fullOutput() ?? "").split("\n").filter((line) => line.includes(`"vars.digest":"${blob.digest}"`) && line.includes('"sibling":true') && line.includes('"http.response.status":206')).length;
+    await until(() => rangesTheOwnerLogged() >= answers.length, "the owner's log of the ranges it answered", 5_000);
+    // Every fill the ranges started (each reader's, and the owner's under them) is over.
+    await until(async () => (await Promise.all(mirrors.map(async (m) => (await scrape(`${m.url}/metrics`))("registry_proxy_fetches_in_flight")))).every((n) => n === 0), "the fleet's fills", 30_000);
+    // One whole GET at the primary, the owner's: the readers' fills came from it.
+    const whole = primary.fullOutput().match(new RegExp(`"GET /v2/[^ ]+/blobs/${blob.digest} HTTP/1\\.1" 200 `, "g"))?.length ?? 0;
+    expect(whole, storyOf(blob.digest)).toBe(1);
+    for (const m of readers) expect((await pull(m, blob.digest)).digest).toBe(blob.digest);
+  });
+
   it("takes sibling requests only with a valid signature, and then without the users' credentials", async () => {
     const guarded = mirrors[0] as Mirror;
     const blob = await blobOwnedBy(guarded, 64 * 1024);
