@@ -177,8 +177,10 @@ export class UpstreamRegistry {
     if (res.status === 416) {
       await dump(res.body);
       const size = /^bytes \*\/(\d+)$/.exec(contentRange)?.[1];
-      if (size === undefined) throw new UpstreamError(`upstream ${res.peer.url} refused ${what} without the blob's size`);
-      return { kind: "found", size: Number(size), unsatisfiable: true };
+      if (size !== undefined) return { kind: "found", size: Number(size), unsatisfiable: true };
+      // A peer that does not say the size (RFC 9110 asks it to): a HEAD does.
+      const head = await this.statBlob(name, digest);
+      return head.kind === "found" ? { kind: "found", size: head.size, unsatisfiable: true } : head;
     }
     await this.expect(res, 206, what);
     const bounds = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange);

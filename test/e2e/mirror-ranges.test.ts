@@ -175,6 +175,17 @@ describe.skipIf(!available)("mirror: ranges of a cold blob are answered at once"
     }
   }, 60_000);
 
+  it("a peer's 416 that leaves out the blob's size: a HEAD asks it, and the client gets a proper 416", async () => {
+    const { content, digest, url } = await coldBlob(1);
+    proxy.tamper = { dropHeaders: ["content-range"] };
+    const refused = await get(url, { range: `bytes=${content.length + 10}-` });
+    expect(refused.status).toBe(416);
+    expect(refused.headers["content-range"]).toBe(`bytes */${content.length}`);
+    expect(proxy.count("HEAD", new RegExp(`/blobs/${digest}`))).toBe(1);
+    proxy.tamper = {};
+    await quiet();
+  }, 60_000);
+
   it("a fill in progress: a range whose bytes have arrived is served from it, one further on is passed through", async () => {
     const { content, digest, url } = await coldBlob(8);
     let passed = 0;

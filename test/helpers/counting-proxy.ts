@@ -24,6 +24,8 @@ export interface BlobTampering {
   cuts?: number;
   /** Only bodies answered with these statuses are tampered with (200 and 206 when unset). */
   statuses?: number[];
+  /** Headers left out of every answer to a blob GET, whatever its status (a peer that does not send them). */
+  dropHeaders?: string[];
 }
 
 /**
@@ -63,9 +65,12 @@ export class CountingProxy {
     }
     const upstream = request({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (reply) => {
       this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 });
-      res.writeHead(reply.statusCode ?? 502, reply.headers);
+      const blobGet = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "");
+      const headers = { ...reply.headers };
+      if (blobGet) for (const name of this.tamper.dropHeaders ?? []) delete headers[name];
+      res.writeHead(reply.statusCode ?? 502, headers);
       // Whole bodies and ranges (a mirror resuming) alike.
-      const isBlob = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "") && (this.tamper.statuses ?? [200, 206]).includes(reply.statusCode ?? 0);
+      const isBlob = blobGet && (this.tamper.statuses ?? [200, 206]).includes(reply.statusCode ?? 0);
       const body = isBlob ? reply.pipe(this.tamperer(Number(reply.headers["content-length"] ?? 0), () => res.socket?.resetAndDestroy())) : reply;
       body.pipe(res);
       reply.on("error", () => res.destroy());
