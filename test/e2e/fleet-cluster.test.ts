@@ -8,7 +8,7 @@ import { tempDir } from "../helpers/registry.js";
 import { hasTool } from "../helpers/tools.js";
 import { until } from "../helpers/until.js";
 
-const available = ["docker-registry", "etcd", "curl"].every(hasTool) && canBuildNetworks();
+const available = ["docker-registry", "etcd", "curl", "iptables"].every(hasTool) && canBuildNetworks();
 /** Every NIC's rate, each way: slow enough that a blob takes seconds, so a relay can be killed mid-blob. */
 const RATE_MBIT = 40;
 const BLOB_MIB = 16;
@@ -95,6 +95,15 @@ describe.skipIf(!available)("fleet on a cluster of hosts: the blob is relayed", 
     const { wrong } = await rolloutWhileARelayFails((c, relay) => c.network.cut(relay));
     expect(wrong).toEqual([]);
   }, 180_000);
+
+  it("1% of the packets lost on every NIC, each way: every client gets the blob byte-exact", async () => {
+    const { cluster: c, digest } = await start();
+    for (const host of [c.primary, ...c.nodes]) await c.network.lose(host.name, 1);
+    const rollout = await c.rollout("bench/app", digest);
+    expect(rollout.wrong).toBe(0);
+    // The loss was there: every host dropped packets.
+    for (const host of [c.primary, ...c.nodes]) expect(await c.network.dropped(host.name)).toBeGreaterThan(0);
+  }, 300_000);
 
   /** Each node's mirror metrics now, by node name. */
   async function nodeMetrics(c: FleetCluster): Promise<Map<string, (name: string) => number>> {

@@ -249,6 +249,28 @@ export class TestNetwork {
     await run("ip", ["netns", "exec", this.switchNs, "tc", "qdisc", "replace", "dev", this.ports.get(name) ?? "", ...tbf]);
   }
 
+  /**
+   * Drops `percent` of a host's packets at random, each way (netfilter's statistic match; this
+   * machine's kernel has no netem, which would also delay them).
+   */
+  async lose(name: string, percent: number): Promise<void> {
+    const host = this.host(name);
+    const drop = ["-m", "statistic", "--mode", "random", "--probability", String(percent / 100), "-j", "DROP"];
+    await run("ip", ["netns", "exec", host.ns, "iptables", "-A", "OUTPUT", "-o", "eth0", ...drop]);
+    await run("ip", ["netns", "exec", host.ns, "iptables", "-A", "INPUT", "-i", "eth0", ...drop]);
+  }
+
+  /** Packets `lose` has dropped on a host so far, both ways. */
+  async dropped(name: string): Promise<number> {
+    const host = this.host(name);
+    let packets = 0;
+    for (const chain of ["OUTPUT", "INPUT"]) {
+      const listed = (await run("ip", ["netns", "exec", host.ns, "iptables", "-L", chain, "-v", "-n", "-x"])).stdout;
+      for (const line of listed.split("\n")) if (/\sDROP\s/.test(line)) packets += Number(line.trim().split(/\s+/)[0]);
+    }
+    return packets;
+  }
+
   /** Cuts a host off the network, as a pulled cable: its port on the switch goes down (nothing is reset). */
   async cut(name: string): Promise<void> {
     await run("ip", ["-n", this.switchNs, "link", "set", this.ports.get(name) ?? "", "down"]);

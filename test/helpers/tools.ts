@@ -39,6 +39,7 @@ export const SYSTEM_TOOLS: Readonly<Record<string, string>> = {
   "systemd-analyze": "systemd",
   setpriv: "util-linux",
   ip: "iproute2",
+  iptables: "iptables",
   "/usr/bin/chromium": "chromium",
   "ceph-mon": "ceph-mon",
   "ceph-osd": "ceph-osd",
