@@ -38,11 +38,6 @@ export class DeferredFills {
     this.pending.set(key, { quiet: setTimeout(begin, QUIET_MS).unref(), longest: setTimeout(begin, LONGEST_WAIT_MS).unref() });
   }
 
-  /** Whether a fill of `key` is due. */
-  has(key: string): boolean {
-    return this.pending.has(key);
-  }
-
   close(): void {
     for (const key of [...this.pending.keys()]) this.drop(key);
   }

@@ -6,7 +6,7 @@ const RELAY_MEMORY_MS = 120_000;
  * A mirror whose link is more than this many times slower than an asker's is never its parent.
  * Far apart: a rate is an estimate, and a mirror that declines costs the primary a copy.
  */
-export const SLOWER_LINK = 4;
+const SLOWER_LINK = 4;
 
 /** A sibling asking for a blob: its address, and its receive rate (bytes/s) when it has learnt one (proxy/link-rate.ts). */
 export interface Asker {

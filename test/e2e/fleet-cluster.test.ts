@@ -28,11 +28,17 @@ describe.skipIf(!available)("fleet on a cluster of hosts: the blob is relayed", 
     cluster = undefined;
   });
 
-  async function start(slower?: FleetClusterOptions["slower"]): Promise<{ cluster: FleetCluster; digest: string; size: number }> {
+  async function startCluster(slower?: FleetClusterOptions["slower"]): Promise<FleetCluster> {
     work = await tempDir("lain-fleet-cluster-");
     cluster = await FleetCluster.start({ nodes: 4, rateMbit: RATE_MBIT, mirror: "lain", work, slower });
-    const { digest, size } = await cluster.pushRandomBlob("bench/app", work, BLOB_MIB);
-    return { cluster, digest, size };
+    return cluster;
+  }
+
+  /** The cluster, and a blob of BLOB_MIB in its primary. */
+  async function start(): Promise<{ cluster: FleetCluster; digest: string; size: number }> {
+    const c = await startCluster();
+    const { digest, size } = await c.pushRandomBlob("bench/app", work ?? "", BLOB_MIB);
+    return { cluster: c, digest, size };
   }
 
   /** The GETs of a blob the primary answered, from its access log. */
@@ -113,7 +119,7 @@ describe.skipIf(!available)("fleet on a cluster of hosts: the blob is relayed", 
 
   it("a node on a link ten times slower is the parent of no fast node, whether or not it owns the blob", async () => {
     const SLOW = 3;
-    const { cluster: c } = await start({ nodes: [SLOW], factor: 10 });
+    const c = await startCluster({ nodes: [SLOW], factor: 10 });
     const dir = work ?? "";
     const slow = c.nodes[SLOW];
     if (!slow) throw new Error("no slow node");
