@@ -210,9 +210,12 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     const content = randomBytes(16 * MiB);
     const digest = sha256(content);
     await pushBlob(peer.url, "lain/range", { mediaType: "application/octet-stream", content, digest });
-    proxy.tamper = { delayMs: 2 };
+    let passed = 0;
+    proxy.tamper = { delayMs: 2, onBytes: (count) => (passed = count) };
     const url = `${mirror.url}/v2/lain/range/blobs/${digest}`;
     const whole = download(url);
+    // Once the range's bytes are in the fill, it is served from there; before, it would be passed through.
+    await until(() => passed > 64 * 1024, "the fill to pass the range's bytes");
     const part = await call("GET", url, { headers: { range: "bytes=1000-2999" } });
     expect(part.status).toBe(206);
     expect(part.headers["content-range"]).toBe(`bytes 1000-2999/${content.length}`);
