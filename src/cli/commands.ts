@@ -14,6 +14,7 @@ const RUN: Record<string, () => Promise<Run>> = {
   serve: async () => (await import("./serve.js")).serve,
   "config check": async () => (await import("./config-check.js")).configCheck,
   "mirror prefetch": async () => (await import("./mirror.js")).mirrorCommand,
+  "mirror writeback": async () => (await import("./mirror.js")).writebackCommand,
   upstreams: async () => (await import("./upstreams.js")).upstreamsCommand,
   "garbage-collect": async () => (await import("./garbage-collect.js")).garbageCollectCommand,
   "token issue": async () => (await import("./token.js")).tokenCommand,

@@ -46,6 +46,16 @@ mirror serves. One line per reference; on a terminal, progress on stderr.
 Exit 0 every reference cached, 1 one or more failed, 2 usage error.`,
   },
   {
+    name: "mirror writeback",
+    synopsis: "lain-registry mirror writeback [config.yml] [--replay]",
+    summary: "show a standby's journal of pushes taken while its peer was down; replay it",
+    details: `Lists the writes a standby (proxy.pushes: writeback) took while its peer did not answer, oldest
+first, and those the replay decided against (a conflict: the peer's tag was kept; dropped: the peer
+refused the write). The server replays on its own once the peer answers; safe beside it.
+  --replay    replay the journal to the peer now, in push order
+Exit 0 shown (with --replay: nothing left), 1 entries left or a file unreadable, 2 usage or configuration error.`,
+  },
+  {
     name: "upstreams",
     synopsis: "lain-registry upstreams [config.yml] --out FILE [--reload CMD] [--name registry]",
     summary: "keep an nginx upstream file in step with the instances in etcd",

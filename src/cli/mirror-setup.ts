@@ -58,6 +58,11 @@ export async function mirrorParts(config: RegistryConfig, local: Registry, log: 
       "the last sibling mirrors seen",
     );
   const siblingAnswers = siblings && { secret: config.http.secret, heartbeat: siblings.heartbeat(), addr: proxy.siblings.addr, namespaceFor: (asking: SiblingAsking) => registry.forSibling(asking) };
+  const { writeback } = registry;
+  if (writeback) {
+    await writeback.load();
+    metrics.trackWriteback(() => writeback.state());
+  }
   const upstream = new UpstreamProbe(registry.upstream);
   metrics.trackUpstream(() => upstream.check().then((health) => health.reachable));
   return { registry, upstream, prefetching: keepWarm(registry, log), ownHop: { header: HOP_HEADER, value: registry.upstream.hop }, siblingWatch, siblingAnswers };

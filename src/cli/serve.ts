@@ -106,6 +106,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const announcer = await announce(config, log, async () => !lifecycle.draining && (await probe.check()).reachable);
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const prefetching = mirror?.prefetching;
+  const writeback = mirror?.registry.writeback;
   const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry: store, mirror, metrics, auth, readOnly: readOnly.state, announcer });
   const { debug } = config;
   const app: AppContext = {
@@ -130,6 +131,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
         ...(announcer ? { cluster: announcer.health() } : {}),
         ...(prefetching ? { prefetch: prefetching.health() } : {}),
         ...(mirror ? { upstream: await mirror.upstream.check() } : {}),
+        ...(mirror?.registry.writeback ? { writeback: mirror.registry.writeback.state() } : {}),
       }),
     },
     lifecycle,
@@ -149,6 +151,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     listeners,
     prefetching ? loop("prefetch", prefetching) : absent("prefetch"),
     mirror?.siblingWatch ? loop("sibling watch", mirror.siblingWatch) : absent("sibling watch"),
+    writeback ? { name: "write-back", start: () => writeback.start(mirror.registry.upstreamAnswers), stop: () => writeback.stop() } : absent("write-back"),
     announcer ? { name: "announcer", start: () => announcer.start(), stop: () => announcer.withdraw() } : absent("announcer"),
     uploadPurging.enabled ? scheduled("upload purging", () => schedulePurging(driver, { ...uploadPurging, paused }, log)) : absent("upload purging"),
     gc.enabled ? await collection(driver, { ...gc, paused }, log, metrics) : absent("garbage collection"),

@@ -122,10 +122,12 @@ export interface ProxyConfig {
   spoolDir: string | undefined;
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
   /**
-   * What a push or delete in a mirrored namespace gets: "refuse" (DENIED, naming the primary),
-   * or "local" (a standby: stored here, with an auth section, never over a tag the peer answers for).
+   * What a push or delete in a mirrored namespace gets. "refuse": DENIED naming the primary, or
+   * UNAVAILABLE (retry) while the peer does not answer. "writeback" (a standby, with an auth
+   * section): while the peer does not answer, stored here and journaled for the peer; while it
+   * answers, refused as with "refuse".
    */
-  pushes: "refuse" | "local";
+  pushes: "refuse" | "writeback";
   /** The users' listener may be reachable beyond loopback without an auth section: said on purpose. */
   unauthenticated: boolean;
   /** A range request for a blob this mirror lacks also fetches the whole blob in the background, once. */
@@ -277,7 +279,7 @@ function proxyConfig(value: unknown): ProxyConfig | undefined {
       responseMs: durationMs(timeouts.response, 30_000),
       idleMs: durationMs(timeouts.idle, 60_000),
     },
-    pushes: text(proxy.pushes) === "local" ? "local" : "refuse",
+    pushes: text(proxy.pushes) === "writeback" || text(proxy.pushes) === "local" ? "writeback" : "refuse",
     unauthenticated: asBool(proxy.unauthenticated) ?? false,
     fillOnRange: asBool(proxy.fillonrange) ?? true,
     siblings: {

@@ -153,8 +153,9 @@ export const CONFIG_SPEC = object(
       remoteurl: stringList, username: str, password: str, ttl: duration,
       namespaces: stringList, prefetch: stringList, maxconnections: int, spooldir: str,
       timeouts: object({ connect: duration, response: duration, idle: duration }),
-      // Mirrored namespaces take no pushes unless this says so (a standby, with an auth section).
-      pushes: { kind: "enum", values: ["refuse", "local"] },
+      // Mirrored namespaces take no pushes unless this says so (a standby, with an auth section);
+      // local is writeback's former name.
+      pushes: { kind: "enum", values: ["refuse", "writeback", "local"] },
       // A users' listener beyond loopback without an auth section, on purpose.
       unauthenticated: bool,
       // A range of a blob this mirror lacks starts the whole blob's fill (false: keep only what is read).

@@ -272,10 +272,10 @@ function hasAuthSection(raw: Record<string, unknown>): boolean {
 /** A standby that takes pushes in mirrored namespaces takes them from its users only. */
 function checkPushes(raw: Record<string, unknown>, out: Findings): void {
   const proxy = raw.proxy;
-  if (!isObject(proxy) || proxy.pushes !== "local" || hasAuthSection(raw)) return;
+  if (!isObject(proxy) || (proxy.pushes !== "writeback" && proxy.pushes !== "local") || hasAuthSection(raw)) return;
   out.errors.push({
     path: "proxy.pushes",
-    message: "local needs an auth section (auth.token or auth.htpasswd): without one, anyone who reaches this mirror could push over what it mirrors",
+    message: `${String(proxy.pushes)} needs an auth section (auth.token or auth.htpasswd): without one, anyone who reaches this mirror could push over what it mirrors`,
   });
 }
 

@@ -51,7 +51,7 @@ export interface AccessRules {
   mirrored?: {
     includes(name: string): boolean;
     /** Why a request needing these accesses may not write here; undefined when it may. */
-    writeRefusal(required: readonly Access[]): RegistryError | undefined;
+    writeRefusal(required: readonly Access[]): Promise<RegistryError | undefined>;
   };
   /** When proxy.siblings is on: how sibling mirrors' requests are checked and answered. */
   siblings?: SiblingAnswers;

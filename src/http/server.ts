@@ -273,12 +273,13 @@ function requestListener(app: AppContext, door: Door): (req: IncomingMessage, re
       handler(ctx).catch((err: unknown) => fail(app, ctx, err));
       return;
     }
-    const writeRefused = required === "public" ? undefined : app.access.mirrored?.writeRefusal(required);
-    if (writeRefused) {
-      fail(app, ctx, writeRefused);
-      return;
-    }
-    authorize(app, ctx, required)
+    const { mirrored } = app.access;
+    const writeRefused = required === "public" || !mirrored ? Promise.resolve(undefined) : mirrored.writeRefusal(required);
+    writeRefused
+      .then(async (refused) => {
+        if (refused) throw refused;
+        return authorize(app, ctx, required);
+      })
       .then(async (decision) => {
         if (decision.ok) return handler(ctx);
         throw refusal(ctx, decision, req.headers[CONSOLE_HEADER] !== undefined);

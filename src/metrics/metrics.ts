@@ -98,6 +98,7 @@ export class Metrics {
   readonly proxyRangeRequests: Counter;
   readonly proxyRangeBytes: Counter;
   readonly proxyLinkRate: Gauge;
+  readonly proxyWritebackReplayed: Counter<"result">;
 
   readonly gcRuns: Counter<"result">;
   readonly gcFreedBytes: Counter;
@@ -156,6 +157,7 @@ export class Metrics {
     this.proxySiblingDeclines = new Counter({ name: "registry_proxy_sibling_declines_total", help: "Sibling requests for a blob sent upstream (421) because this mirror's link is much slower than the asker's.", registers });
     this.proxyRangeRequests = new Counter({ name: "registry_proxy_range_requests_total", help: "Clients' single-range GETs of mirrored blobs, by where they were served from: store, fill (bytes already arrived) or passthrough (to where the fill's bytes come from).", labelNames: ["served"], registers });
     this.proxyRangeBytes = new Counter({ name: "registry_proxy_range_bytes_total", help: "Bytes of clients' range GETs of mirrored blobs, by where they were served from (as registry_proxy_range_requests_total).", labelNames: ["served"], registers });
+    this.proxyWritebackReplayed = new Counter({ name: "registry_proxy_writeback_replayed_total", help: "A standby's journaled writes that left its journal: written to the peer, present there already, conflict (the peer's tag kept) or dropped (the peer refused it).", labelNames: ["result"], registers });
     this.proxyLinkRate = new Gauge({ name: "registry_proxy_link_rate_bytes", help: "This mirror's receive rate as it tells its siblings (bytes/s): the best of its latest fills.", registers });
     this.proxySiblings = new Gauge({ name: "registry_proxy_siblings", help: "Live mirrors of the fleet (proxy.siblings), this one included when registered.", registers });
     this.proxyUpstreamErrors = new Counter({ name: "registry_proxy_upstream_errors_total", help: "Requests to the peer that failed: unreachable, refused, an unexpected status, a bad or broken body.", registers });
@@ -218,6 +220,23 @@ export class Metrics {
       name: "registry_proxy_upstream_up", help: "A mirror's peer: 1 while its API check (GET /v2/ with the mirror's credentials) passes, 0 while it fails.", registers: [this.registry],
       async collect() {
         this.set((await up()) ? 1 : 0);
+      },
+    });
+  }
+
+  /** A standby's (proxy.pushes: writeback): its journal's length and the age of its oldest entry, at each scrape. */
+  trackWriteback(state: () => { pending: number; oldestAt: string | undefined }): void {
+    new Gauge({
+      name: "registry_proxy_writeback_entries", help: "Writes a standby took while its peer did not answer, journaled and not yet replayed to the peer.", registers: [this.registry],
+      collect() {
+        this.set(state().pending);
+      },
+    });
+    new Gauge({
+      name: "registry_proxy_writeback_oldest_seconds", help: "Age of the oldest write in a standby's journal (0 when it is empty).", registers: [this.registry],
+      collect() {
+        const { oldestAt } = state();
+        this.set(oldestAt ? Math.max(0, (Date.now() - Date.parse(oldestAt)) / 1000) : 0);
       },
     });
   }

@@ -23,6 +23,9 @@ import type { Siblings } from "./siblings.js";
 import { Spool } from "./spool.js";
 import { uploadSpoolFile } from "./upload-spool.js";
 import { UpstreamError, UpstreamRegistry, type Found, type UpstreamManifest } from "./upstream.js";
+import { Writeback } from "./writeback.js";
+import { WritebackJournal } from "./writeback-journal.js";
+import { reusedFor } from "../reused-answer.js";
 
 /** A sibling mirror's request: its address, as it names itself, and its receive rate when it knows one (proxy/relay.ts). */
 export interface SiblingAsking {
@@ -41,8 +44,16 @@ type Fetched =
   | { kind: "stored"; blob: BlobDescriptor }
   | { kind: "missing" };
 
+/** How long an answer to whether the peer is up serves the writes that ask. */
+const UPSTREAM_ANSWERS_MS = 1000;
+
 /** How long the answer to a range passed on stays unread before it is let go. */
 const UNOPENED_RANGE_MS = 30_000;
+
+/** A tag's key in the caches of what the peer said: `name:tag`. */
+function tagKey(name: string, tag: string): string {
+  return `${name}:${tag}`;
+}
 
 /** Turns a failure of the peer into the error a client sees: it names the peer. */
 function upstreamFailure(err: unknown): unknown {
@@ -79,6 +90,10 @@ export class MirrorRegistry implements Namespace {
   readonly relays: RelayBoard | undefined;
   /** proxy.fillonrange: the fills that ranges started, each begun once the blob's ranges pause. */
   readonly rangeFills: DeferredFills;
+  /** proxy.pushes: writeback: the pushes this standby took, journaled for the peer. */
+  readonly writeback: Writeback | undefined;
+  /** Whether the peer answers its API check, asked at most once a second (writes and the write-back ask it). */
+  readonly upstreamAnswers: () => Promise<boolean>;
 
   constructor(
     readonly local: Registry,
@@ -92,7 +107,16 @@ export class MirrorRegistry implements Namespace {
     this.rangeFills = new DeferredFills((delta) => metrics.proxyFetchesInFlight.inc(delta));
     this.upstream = new UpstreamRegistry(config, () => metrics.proxyUpstreamErrors.inc());
     this.spoolDir = config.spoolDir ?? tmpdir();
-    this.namespaces = new MirroredNamespaces(config);
+    this.upstreamAnswers = reusedFor(UPSTREAM_ANSWERS_MS, () => this.upstream.check().then(() => true, () => false));
+    this.namespaces = new MirroredNamespaces(config, this.upstreamAnswers);
+    this.writeback =
+      config.pushes === "writeback"
+        ? new Writeback(new WritebackJournal(local.driver), local, this.upstream, log, (result) => metrics.proxyWritebackReplayed.inc({ result }), (name, tag, followUpstream) => {
+            // A tag left to the peer is asked again at the next pull; one written there is the peer's value now.
+            if (followUpstream) this.validatedTags.delete(tagKey(name, tag));
+            else this.validatedTags.set(tagKey(name, tag), Date.now());
+          })
+        : undefined;
   }
 
   repository(name: RepositoryName): Repository {
@@ -134,6 +158,7 @@ export class MirrorRegistry implements Namespace {
 
   /** Cuts the connections to the peer (fills in progress fail and discard what they wrote), then closes the local registry. */
   async close(): Promise<void> {
+    await this.writeback?.stop();
     this.rangeFills.close();
     await Promise.all([this.upstream.close(), this.siblings?.close()]);
     await Promise.allSettled([...this.filling]);
@@ -510,6 +535,11 @@ export class MirroredRepository implements Repository {
   private async taggedManifest(tag: Tag): Promise<ManifestLookup | undefined> {
     const localDigest = await this.local.tags.resolve(tag);
     const local = localDigest && (await this.local.manifests.get(localDigest));
+    // A push this standby took is its answer until the peer has it: the peer's value is older.
+    if (this.mirror.writeback?.holds(this.name, tag)) {
+      this.countManifest("hit");
+      return local ? { manifest: local } : undefined;
+    }
     const validated = this.mirror.validatedTags.get(this.tagKey(tag));
     if (local && validated !== undefined && Date.now() - validated < this.mirror.config.ttlMs) {
       this.countManifest("hit");
@@ -530,24 +560,33 @@ export class MirroredRepository implements Repository {
   }
 
   /**
-   * A standby's push (proxy.pushes: local; otherwise the HTTP layer has refused it). The next
-   * pull of the tag asks the peer again, so the peer's answer wins as soon as it gives one.
+   * A standby's push (proxy.pushes: writeback, while the peer does not answer; otherwise the HTTP
+   * layer has refused it): stored here, and journaled for the peer before it is acknowledged.
    */
   async putManifest(reference: Tag | Digest, content: Buffer, contentType: string | undefined): Promise<PutResult> {
-    if (!isDigest(reference)) await this.refuseShadowing(reference);
+    const tag = isDigest(reference) ? undefined : reference;
+    if (tag) await this.refuseShadowing(tag);
     await this.fillReferences(content, contentType);
+    const base = tag && ((await this.local.tags.resolve(tag)) ?? null);
     const put = await this.local.putManifest(reference, content, contentType);
-    if (!isDigest(reference)) this.mirror.validatedTags.delete(this.tagKey(reference));
+    if (tag) this.mirror.validatedTags.delete(this.tagKey(tag));
+    const at = new Date().toISOString();
+    await this.mirror.writeback?.record(tag ? { kind: "manifest", name: this.name, digest: put.digest, mediaType: put.info.mediaType, tag, base: base ?? null, at } : { kind: "manifest", name: this.name, digest: put.digest, mediaType: put.info.mediaType, at });
     return put;
   }
 
   async untag(tag: Tag): Promise<boolean> {
     await this.refuseShadowing(tag);
-    return this.local.untag(tag);
+    const digest = await this.local.tags.resolve(tag);
+    const untagged = await this.local.untag(tag);
+    if (untagged && digest) await this.mirror.writeback?.record({ kind: "untag", name: this.name, tag, digest, at: new Date().toISOString() });
+    return untagged;
   }
 
-  deleteManifest(digest: Digest): Promise<boolean> {
-    return this.local.deleteManifest(digest);
+  async deleteManifest(digest: Digest): Promise<boolean> {
+    const deleted = await this.local.deleteManifest(digest);
+    if (deleted) await this.mirror.writeback?.record({ kind: "delete", name: this.name, digest, at: new Date().toISOString() });
+    return deleted;
   }
 
   unlinkBlob(digest: Digest): Promise<boolean> {
@@ -607,7 +646,7 @@ export class MirroredRepository implements Repository {
   }
 
   private tagKey(tag: Tag): string {
-    return `${this.name}:${tag}`;
+    return tagKey(this.name, tag);
   }
 
   private async revalidate(tag: Tag, local: StoredManifest | undefined): Promise<StoredManifest | undefined> {

@@ -1,6 +1,7 @@
 import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Agent as HttpsAgent } from "node:https";
 import type { Socket } from "node:net";
+import type { Readable } from "node:stream";
 import { http, https } from "../builtins.js";
 
 /** What a peer answered: its status, its headers, and the body to read (or dump). */
@@ -18,6 +19,9 @@ export interface PeerClientOptions {
   headersMs: number;
   idleMs: number;
 }
+
+/** GET and HEAD read; a standby's write-back (proxy/writeback.ts) sends the rest. */
+export type PeerMethod = "GET" | "HEAD" | "POST" | "PUT" | "DELETE";
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTIONS = 5;
@@ -54,14 +58,17 @@ export class PeerClient {
     this.plain = new http.Agent({ keepAlive: true, maxSockets: options.maxConnections });
   }
 
-  /** Sends a request (no body) and resolves once the final response's headers are in. */
-  async request(origin: string, path: string, method: "GET" | "HEAD", headers: Record<string, string>): Promise<PeerResponse> {
+  /**
+   * Sends a request and resolves once the final response's headers are in. A request with a body
+   * (a standby's write-back) is sent once: a redirect is its answer, as a body cannot be sent twice.
+   */
+  async request(origin: string, path: string, method: PeerMethod, headers: Record<string, string>, body?: Buffer | Readable): Promise<PeerResponse> {
     let url = new URL(path, origin);
     let sent = { ...headers };
     for (let hop = 0; ; hop++) {
-      const res = await this.once(url, method, sent);
+      const res = await this.once(url, method, sent, body);
       const location = res.headers.location;
-      if (!REDIRECTS.has(res.statusCode) || !location || hop === MAX_REDIRECTIONS) return res;
+      if (body !== undefined || !REDIRECTS.has(res.statusCode) || !location || hop === MAX_REDIRECTIONS) return res;
       await dump(res.body);
       const next = new URL(location, url);
       if (next.origin !== url.origin) {
@@ -84,7 +91,7 @@ export class PeerClient {
     return this.secure;
   }
 
-  private once(url: URL, method: string, headers: Record<string, string>): Promise<PeerResponse> {
+  private once(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined): Promise<PeerResponse> {
     const { connectMs, headersMs, idleMs } = this.options;
     return new Promise((resolve, reject) => {
       const send = url.protocol === "https:" ? https().request : http.request;
@@ -108,9 +115,16 @@ export class PeerClient {
       });
       req.once("error", (err) => {
         clearTimeout(timer);
+        if (body !== undefined && !Buffer.isBuffer(body)) body.destroy();
         reject(err);
       });
-      req.end();
+      if (body === undefined || Buffer.isBuffer(body)) {
+        req.end(body);
+      } else {
+        // The body's failure (a store read) is the request's: it ends here, unanswered.
+        body.once("error", (err) => req.destroy(err));
+        body.pipe(req);
+      }
     });
   }
 }

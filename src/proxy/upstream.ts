@@ -6,7 +6,7 @@ import type { Descriptor } from "../registry/manifest-format.js";
 import { MANIFEST_MAX_BYTES } from "../registry/manifests.js";
 import { baseMediaType, MANIFEST_MEDIA_TYPES } from "../registry/media-types.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
-import { dump, PeerClient, type PeerResponse } from "./peer-client.js";
+import { dump, PeerClient, type PeerMethod, type PeerResponse } from "./peer-client.js";
 import { UpstreamAuth } from "./upstream-auth.js";
 
 /** The peer could not answer: unreachable, timed out, 5xx, refused our credentials, or lied. */
@@ -268,17 +268,60 @@ export class UpstreamRegistry {
   }
 
   /**
+   * Uploads a blob (a standby's write-back): POST a session, then one PUT of the whole blob,
+   * streamed from `open`, to the peer that opened the session. The peer checks the digest.
+   */
+  async pushBlob(name: RepositoryName, digest: Digest, size: number, open: () => Promise<Readable>): Promise<void> {
+    const scope = pushScope(name);
+    const session = await this.send("POST", `/v2/${name}/blobs/uploads/`, scope);
+    await this.expect(session, 202, `an upload session for ${digest}`);
+    await dump(session.body);
+    const location = header(session.headers, "location");
+    if (!location) throw new UpstreamError(`upstream ${session.peer.url} opened an upload session for ${digest} without a Location`);
+    // The path the peer named, on the origin it was reached at (it may not know its own address).
+    const target = new URL(location, session.peer.url);
+    target.searchParams.set("digest", digest);
+    const headers = { "content-type": "application/octet-stream", "content-length": String(size) };
+    const put = await this.sendTo(session.peer, "PUT", `${target.pathname}${target.search}`, scope, headers, await open(), false);
+    await this.expect(put, 201, `blob ${digest}`);
+    await dump(put.body);
+  }
+
+  /** PUTs a manifest's exact bytes (a standby's write-back); answers the digest the peer stored it under. */
+  async putManifest(name: RepositoryName, reference: Tag | Digest, content: Buffer, mediaType: string): Promise<Digest> {
+    const res = await this.send("PUT", `/v2/${name}/manifests/${reference}`, pushScope(name), { "content-type": mediaType }, content);
+    await this.expect(res, 201, `manifest ${name}:${reference}`);
+    await dump(res.body);
+    const announced = header(res.headers, "docker-content-digest");
+    return announced && isDigest(announced) ? announced : digestOf(content, "sha256");
+  }
+
+  /** DELETEs a tag or a manifest (a standby's write-back): whether the peer held it, or that it takes no such delete. */
+  async deleteManifest(name: RepositoryName, reference: Tag | Digest): Promise<"deleted" | "missing" | "unsupported"> {
+    const res = await this.send("DELETE", `/v2/${name}/manifests/${reference}`, `repository:${name}:delete`);
+    if (res.status === 404) return (await missing(res)).kind;
+    // distribution deletes by digest only, and a registry without storage.delete deletes nothing.
+    if (res.status === 400 || res.status === 405) {
+      await dump(res.body);
+      return "unsupported";
+    }
+    await this.expect(res, 202, `manifest ${name}:${reference}`);
+    await dump(res.body);
+    return "deleted";
+  }
+
+  /**
    * Sends a request for an API path (with its query) to the first peer that answers below 500,
    * those that failed lately last; the last peer's answer is the answer.
    */
-  private async send(method: "GET" | "HEAD", path: string, scope: string, extra: Record<string, string> = {}): Promise<Sent> {
+  private async send(method: PeerMethod, path: string, scope: string, extra: Record<string, string> = {}, body?: Buffer): Promise<Sent> {
     const now = Date.now();
     const order = [...this.peers.filter((p) => !((this.down.get(p) ?? 0) > now)), ...this.peers.filter((p) => (this.down.get(p) ?? 0) > now)];
     for (const [i, peer] of order.entries()) {
       const last = i === order.length - 1;
       let sent: Sent;
       try {
-        sent = await this.sendTo(peer, method, path, scope, extra);
+        sent = await this.sendTo(peer, method, path, scope, extra, body);
       } catch (err) {
         this.down.set(peer, Date.now() + DOWN_MS);
         if (last) throw err;
@@ -296,29 +339,33 @@ export class UpstreamRegistry {
     throw new Error("proxy.remoteurl lists no peer");
   }
 
-  /** Sends a request to one peer, answering a 401 challenge once with the credentials it asks for. */
-  private async sendTo(peer: Peer, method: "GET" | "HEAD", apiPath: string, scope: string, extra: Record<string, string>): Promise<Sent> {
-    const path = `${peer.basePath}${apiPath}`;
+  /**
+   * Sends a request to one peer, answering a 401 challenge once with the credentials it asks for
+   * (a streamed body cannot be sent again: its 401 is the answer). `prefixed`: the path does not
+   * carry the peer's own path yet.
+   */
+  private async sendTo(peer: Peer, method: PeerMethod, apiPath: string, scope: string, extra: Record<string, string>, body?: Buffer | Readable, prefixed = true): Promise<Sent> {
+    const path = prefixed ? `${peer.basePath}${apiPath}` : apiPath;
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.auth.header(scope);
       const headers = { ...extra, ...(authorization ? { authorization } : {}), ...this.sign?.(method, path) };
       let res: PeerResponse;
       try {
-        res = await this.dispatch(peer.origin, path, method, headers);
+        res = await this.dispatch(peer.origin, path, method, headers, body);
       } catch (err) {
         this.failed();
         throw new UpstreamError(`upstream ${peer.url} is unreachable: ${describeFailure(err)}`);
       }
       const sent = { peer, status: res.statusCode, headers: res.headers, body: res.body };
-      if (res.statusCode !== 401 || attempt > 0) return sent;
+      if (res.statusCode !== 401 || attempt > 0 || (body !== undefined && !Buffer.isBuffer(body))) return sent;
       await dump(res.body);
       if (!this.auth.learn(header(res.headers, "www-authenticate"), scope, authorization)) return sent;
     }
   }
 
   /** One request, marked with this mirror's hop. */
-  private dispatch(origin: string, path: string, method: "GET" | "HEAD", headers: Record<string, string>): Promise<PeerResponse> {
-    return this.client.request(origin, path, method, { ...headers, [HOP_HEADER]: this.hop });
+  private dispatch(origin: string, path: string, method: PeerMethod, headers: Record<string, string>, body?: Buffer | Readable): Promise<PeerResponse> {
+    return this.client.request(origin, path, method, { ...headers, [HOP_HEADER]: this.hop }, body);
   }
 
   private async expect(res: Sent, status: number, what: string): Promise<void> {
@@ -364,6 +411,10 @@ export class UpstreamRegistry {
 
 function pullScope(name: RepositoryName): string {
   return `repository:${name}:pull`;
+}
+
+function pushScope(name: RepositoryName): string {
+  return `repository:${name}:pull,push`;
 }
 
 async function missing(res: Sent): Promise<{ kind: "missing" }> {

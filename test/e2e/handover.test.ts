@@ -1,15 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
+import { HandoverHarness } from "../helpers/handover.js";
 import { call } from "../helpers/http.js";
 import { pushImage, randomImage, type Image } from "../helpers/oci.js";
-import { cliArgs, freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
-import { tempDir } from "../helpers/registry.js";
-import { startNginx, writeNginxConfig } from "../helpers/nginx.js";
 import { holdsBlobs } from "../helpers/store.js";
 import { until } from "../helpers/until.js";
 import { hasTool } from "../helpers/tools.js";
@@ -75,65 +71,28 @@ function pullLoop(base: string, images: Array<{ repo: string; image: Image }>) {
 }
 
 describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, drain", () => {
-  let work: string;
-  let etcd: RunningEtcd;
-  let store: string;
-  let upstreamFile: string;
-  let nginxConf: string;
-  let nginx: ChildProcess;
-  let watcher: ChildProcess;
-  /** What the upstreams command has logged so far. */
-  let watcherLog = "";
+  let harness: HandoverHarness;
   let front: string;
-  const instances: ServerProcess[] = [];
+  const instances = () => harness.instances;
   const images: Array<{ repo: string; image: Image }> = [
     { repo: "lain/registry", image: randomImage({ layers: 2, layerSize: 200_000 }) },
     { repo: "lain/app", image: randomImage({ layers: 1, layerSize: 50_000 }) },
   ];
-
-  async function startInstance(name: string, role: "primary" | "mirror", extra: string[] = []): Promise<ServerProcess> {
-    const port = await freePort();
-    const config = join(work, `${name}.yml`);
-    const root = role === "primary" ? store : join(work, `${name}-store`);
-    await writeFile(
-      config,
-      [
-        "version: 0.1",
-        "log: {level: warn}",
-        `storage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}`,
-        "http: {secret: shared-secret}",
-        `etcd: {endpoints: ["${etcd.endpoint}"]}`,
-        `cluster: {role: ${role}, advertise: "http://127.0.0.1:${port}", ttl: 2s, drain: 5s}`,
-        ...extra,
-      ].join("\n"),
-    );
-    const instance = await startLainProcess(config, port);
-    instances.push(instance);
-    return instance;
-  }
-
-  const upstreamServers = async () => (await readFile(upstreamFile, "utf8").catch(() => "")).split("\n").filter((l) => l.includes("server "));
+  const startInstance = (name: string, role: "primary" | "mirror", extra: string[] = []) => harness.startInstance(name, role, { extra });
+  const upstreamServers = () => harness.upstreamServers();
 
   beforeAll(async () => {
-    work = await tempDir("lain-handover-");
-    store = join(work, "primary-store");
-    etcd = await startEtcd();
-    upstreamFile = join(work, "registry.upstreams");
-    front = `http://127.0.0.1:${await freePort()}`;
-    nginxConf = await writeNginxConfig(work, new URL(front).host, upstreamFile);
+    harness = await HandoverHarness.start("lain-handover-");
+    front = harness.front;
   });
   afterAll(async () => {
-    watcher?.kill("SIGTERM");
-    nginx?.kill("SIGTERM");
-    for (const instance of instances) await instance.stop("SIGKILL");
-    await etcd?.stop();
-    await rm(work, { recursive: true, force: true });
+    await harness?.close();
   });
 
   it("registers each instance with address, role and version on a lease", async () => {
     const primary = await startInstance("primary-a", "primary");
     for (const { repo, image } of images) await pushImage(primary.url, repo, "latest", image);
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    const client = new Etcd3({ hosts: harness.etcd.endpoint });
     try {
       await until(async () => (await client.getAll().prefix(`${PREFIX}/`).keys()).length === 1, "the registration");
       const [value] = Object.values(await client.getAll().prefix(`${PREFIX}/`).json());
@@ -148,29 +107,24 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
   it("writes the nginx upstream file from etcd (mirrors as backup) and nginx serves through it", async () => {
     await startInstance("mirror", "mirror", [
       "proxy:",
-      `  remoteurl: ${instances[0]!.url}`,
+      `  remoteurl: ${instances()[0]!.url}`,
       `  prefetch: [${images.map((i) => `${i.repo}:latest`).join(", ")}]`,
     ]);
-    const reloads = join(work, "reloads");
-    watcher = spawn(process.execPath, cliArgs("upstreams", join(work, "primary-a.yml"), "--out", upstreamFile, "--reload", `echo reload >> ${reloads}; nginx -c ${nginxConf} -s reload 2>/dev/null || true`), {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    for (const stream of [watcher.stdout, watcher.stderr]) stream?.on("data", (chunk: Buffer) => (watcherLog += chunk.toString("utf8")));
+    harness.startWatcher(harness.config("primary-a"));
     await until(async () => (await upstreamServers()).length === 2, "two servers in the upstream file");
     const servers = await upstreamServers();
     expect(servers.filter((l) => l.includes("backup"))).toHaveLength(1);
-    expect(servers.find((l) => !l.includes("backup"))).toContain(new URL(instances[0]!.url).host);
-    nginx = startNginx(nginxConf);
-    await until(async () => (await call("GET", `${front}/v2/`).catch(() => undefined))?.status === 200, "nginx");
+    expect(servers.find((l) => !l.includes("backup"))).toContain(new URL(instances()[0]!.url).host);
+    await harness.startNginx();
     // The snippet hands nginx's $request_id (32 hex digits) on; the registry keeps and returns it.
     expect((await call("GET", `${front}/v2/`)).headers["x-request-id"]).toMatch(/^[0-9a-f]{32}$/);
     const loop = pullLoop(front, images);
     await until(async () => loop.stats.pulls >= 3, "pulls through nginx");
     expect(await loop.stop()).toMatchObject({ failures: [], wrongBytes: 0 });
     // The mirror holds every prefetched blob: it can serve them without the primary.
-    const mirrorRoot = join(work, "mirror-store");
+    const mirrorRoot = join(harness.work, "mirror-store");
     await until(() => holdsBlobs(mirrorRoot, images.flatMap(({ image }) => [image.config, ...image.layers]).map((b) => b.digest)), "the mirror's prefetch");
-    expect((await readFile(reloads, "utf8")).trim().split("\n").length).toBeGreaterThanOrEqual(1);
+    expect((await readFile(harness.reloads, "utf8")).trim().split("\n").length).toBeGreaterThanOrEqual(1);
   });
 
   it("scenario 1, upgrade: start the new primary, SIGTERM the old one: no pull fails", async () => {
@@ -178,7 +132,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     await until(async () => loop.stats.pulls >= 3, "pulls before the upgrade");
     const next = await startInstance("primary-b", "primary");
     await until(async () => (await upstreamServers()).some((l) => l.includes(new URL(next.url).host)), "the new primary in the upstream file");
-    const old = instances[0]!;
+    const old = instances()[0]!;
     // An upload running on the old primary when it is told to stop.
     const content = randomBytes(512 * 1024);
     const digest = `sha256:${createHash("sha256").update(content).digest("hex")}`;
@@ -211,7 +165,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
   it("scenario 2, crash: kill -9 the primary, the mirror (backup) serves, a new primary takes over", async () => {
     const loop = pullLoop(front, images);
     await until(async () => loop.stats.pulls >= 3, "pulls before the crash");
-    const crashed = instances[instances.length - 1]!;
+    const crashed = instances()[instances().length - 1]!;
     const killedAt = Date.now();
     await crashed.stop("SIGKILL");
     await until(async () => !(await upstreamServers()).some((l) => l.includes(new URL(crashed.url).host)), "the lease to expire", 15_000);
@@ -229,14 +183,14 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     const loop = pullLoop(front, images);
     await until(async () => loop.stats.pulls >= 3, "pulls before the etcd restart");
     const before = await upstreamServers();
-    const reloadsBefore = await readFile(join(work, "reloads"), "utf8");
-    const logged = watcherLog.length;
-    await etcd.kill();
+    const reloadsBefore = await readFile(harness.reloads, "utf8");
+    const logged = harness.watcherLog().length;
+    await harness.etcd.kill();
     // Read once the command has seen etcd go (and kept the file), not after a guess of how long that takes.
-    await until(() => watcherLog.slice(logged).includes("keeping the last upstream file"), "the upstreams command to notice etcd is gone");
+    await until(() => harness.watcherLog().slice(logged).includes("keeping the last upstream file"), "the upstreams command to notice etcd is gone");
     expect(await upstreamServers()).toEqual(before);
-    await etcd.restart();
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    await harness.etcd.restart();
+    const client = new Etcd3({ hosts: harness.etcd.endpoint });
     try {
       await until(async () => (await client.getAll().prefix(`${PREFIX}/`).keys()).length === 2, "both registrations back", 20_000);
     } finally {
@@ -244,7 +198,7 @@ describe.skipIf(!available)("handover: etcd registrations, nginx upstream file, 
     }
     expect(await upstreamServers()).toEqual(before);
     // Same instances, same file: nginx was not reloaded for nothing.
-    expect(await readFile(join(work, "reloads"), "utf8")).toBe(reloadsBefore);
+    expect(await readFile(harness.reloads, "utf8")).toBe(reloadsBefore);
     const stats = await loop.stop();
     expect(stats.wrongBytes).toBe(0);
     expect(stats.failures).toEqual([]);

@@ -12,6 +12,7 @@ import { skopeo } from "../helpers/skopeo.js";
 import { selfSignedIdentity, startTokenServer, type TokenServer } from "../helpers/token-issuer.js";
 import { holdsBlobs } from "../helpers/store.js";
 import { hasTool } from "../helpers/tools.js";
+import { until } from "../helpers/until.js";
 
 const available = hasTool("skopeo") && hasTool("openssl");
 
@@ -29,27 +30,40 @@ describe.skipIf(!available)("mirror of a lain-registry peer", () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it("merges the peer's referrers with its own (a standby's, pushed while it takes pushes)", async () => {
+  it("merges the peer's referrers with its own (a standby's, pushed while the peer was down), then writes its own back", async () => {
     const file = join(work, "standby-htpasswd");
     await writeFile(file, `ci:${bcrypt.hashSync("ci-password", 5)}\n`);
     const ci = { authorization: `Basic ${Buffer.from("ci:ci-password").toString("base64")}` };
     const peer = await startTestRegistry();
-    const mirror = await startTestRegistry({ extraYaml: `${mirrorYaml(peer.url, ["pushes: local"])}\nauth: {htpasswd: {realm: standby, path: ${file}}}` });
+    const link = await CountingProxy.start(peer.url);
+    const mirror = await startTestRegistry({ extraYaml: `${mirrorYaml(link.url, ["pushes: writeback"])}\nauth: {htpasswd: {realm: standby, path: ${file}}}` });
     try {
       const image = randomImage({ layers: 1 });
       await pushImage(peer.url, "lain/signed", "v1", image);
       const upstreamSignature = artifactFor(image.manifest, "application/vnd.example.signature");
       await pushImage(peer.url, "lain/signed", upstreamSignature.manifest.digest, upstreamSignature);
       const localSbom = artifactFor(image.manifest, "application/spdx+json");
+      link.down = true;
+      await until(async () => (await call("POST", `${mirror.url}/v2/lain/signed/blobs/uploads/`, { headers: ci })).status === 202, "the standby to see its peer down");
       await pushImage(mirror.url, "lain/signed", localSbom.manifest.digest, localSbom, ci);
+      // The peer serves again but takes no writes yet: the standby's referrer waits in its journal.
+      link.down = false;
+      link.writesFail = true;
+      await until(() => link.seen.some((s) => s.method === "POST" && s.status === 503), "a write-back the peer refused");
 
       const all = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}`, { headers: ci });
       const digests = all.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest);
       expect(digests.sort()).toEqual([upstreamSignature.manifest.digest, localSbom.manifest.digest].sort());
       const filtered = await call("GET", `${mirror.url}/v2/lain/signed/referrers/${image.manifest.digest}?artifactType=application/vnd.example.signature`, { headers: ci });
       expect(filtered.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest)).toEqual([upstreamSignature.manifest.digest]);
+
+      link.writesFail = false;
+      await until(async () => (await call("HEAD", `${peer.url}/v2/lain/signed/manifests/${localSbom.manifest.digest}`)).status === 200, "the write-back of the referrer");
+      const onPeer = await call("GET", `${peer.url}/v2/lain/signed/referrers/${image.manifest.digest}`);
+      expect(onPeer.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest).sort()).toEqual(digests.sort());
     } finally {
       await mirror.close();
+      await link.close();
       await peer.close();
     }
   });

@@ -43,12 +43,29 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
   let peer: ServerProcess;
   let proxy: CountingProxy;
   let mirror: TestRegistry;
-  /** The same mirror as a standby: it takes its users' pushes (proxy.pushes: local, htpasswd). */
+  /** The same mirror as a standby: it takes its users' pushes while the peer is down (proxy.pushes: writeback, htpasswd). */
   let standby: TestRegistry;
+  /** The standby's own way to the peer, which a test may cut. */
+  let standbyLink: CountingProxy;
 
   async function startPeer(): Promise<void> {
     peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
     proxy.target = peer.url;
+    standbyLink.target = peer.url;
+  }
+
+  /** Pushes an image to the standby while its link to the peer is cut, and waits for its write-back once the link is back. */
+  async function pushToStandbyWhilePeerDown(repo: string, tag: string, image: Image): Promise<void> {
+    standbyLink.down = true;
+    try {
+      // Its answer whether the peer is up is reused for a second.
+      await until(async () => (await call("POST", `${standby.url}/v2/${repo}/blobs/uploads/`, { headers: BASIC })).status === 202, "the standby to see its peer down");
+      await pushImage(standby.url, repo, tag, image, BASIC);
+    } finally {
+      standbyLink.down = false;
+    }
+    const accept = { accept: image.manifest.mediaType };
+    await until(async () => (await call("HEAD", `${peer.url}/v2/${repo}/manifests/${tag}`, { headers: accept })).headers["docker-content-digest"] === image.manifest.digest, `the write-back of ${repo}:${tag}`);
   }
 
   beforeAll(async () => {
@@ -56,15 +73,17 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     peerRoot = await tempDir("lain-mirror-peer-");
     peer = await startDistribution({ root: peerRoot, secret: "peer-secret", configDir: work });
     proxy = await CountingProxy.start(peer.url);
+    standbyLink = await CountingProxy.start(peer.url);
     mirror = await startTestRegistry({ extraYaml: `${METRICS_ON_MAIN_PORT}\n${mirrorYaml(proxy.url)}` });
     const htpasswd = join(work, "htpasswd");
     await writeFile(htpasswd, `${CI.user}:${bcrypt.hashSync(CI.password, 5)}\n`);
-    standby = await startTestRegistry({ extraYaml: `${mirrorYaml(proxy.url, "  pushes: local")}\nauth: {htpasswd: {realm: standby, path: ${htpasswd}}}` });
+    standby = await startTestRegistry({ extraYaml: `${mirrorYaml(standbyLink.url, "  pushes: writeback")}\nauth: {htpasswd: {realm: standby, path: ${htpasswd}}}` });
   });
   afterAll(async () => {
     await mirror?.close();
     await standby?.close();
     await proxy?.close();
+    await standbyLink?.close();
     await peer?.stop();
     await rm(work, { recursive: true, force: true });
     await rm(peerRoot, { recursive: true, force: true });
@@ -313,35 +332,29 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
     expect(served.headers["docker-content-digest"]).toBe(image.manifest.digest);
   });
 
-  it("as a standby (proxy.pushes: local) keeps a pushed image local (not forwarded) and accepts a manifest whose base layers only the peer has", async () => {
+  it("as a standby (proxy.pushes: writeback) refuses writes while the peer answers, takes them while it does not, and writes them back", async () => {
     const base = randomImage({ layers: 2 });
     await pushImage(peer.url, "lain/app", "base", base);
+    // The standby holds the base image, as a node mirror that pulled it does.
+    for (const blob of [base.config, ...base.layers]) expect((await call("GET", `${standby.url}/v2/lain/app/blobs/${blob.digest}`, { headers: BASIC })).status).toBe(200);
     const own = randomImage({ layers: 1 });
-    // A pushing client skips the base layer: a HEAD on the standby says it exists (upstream).
-    expect((await call("HEAD", `${standby.url}/v2/lain/app/blobs/${base.layers[0]!.digest}`, { headers: BASIC })).status).toBe(200);
-    await pushBlob(standby.url, "lain/app", own.config, BASIC);
-    await pushBlob(standby.url, "lain/app", own.layers[0]!, BASIC);
     const manifest = JSON.parse(own.manifest.content.toString()) as { layers: unknown[] };
-    manifest.layers = [
-      { mediaType: base.layers[0]!.mediaType, digest: base.layers[0]!.digest, size: base.layers[0]!.content.length },
-      ...manifest.layers,
-    ];
+    manifest.layers = [{ mediaType: base.layers[0]!.mediaType, digest: base.layers[0]!.digest, size: base.layers[0]!.content.length }, ...manifest.layers];
     const content = Buffer.from(JSON.stringify(manifest));
-    const put = await call("PUT", `${standby.url}/v2/lain/app/manifests/mine`, {
-      headers: { ...BASIC, "content-type": own.manifest.mediaType },
-      body: content,
-    });
-    expect(put.status).toBe(201);
-    expect(await storedBlobs(standby.root!)).toContain(base.layers[0]!.digest);
+    const mine: Image = { ...own, manifest: { ...own.manifest, content, digest: sha256(content) } };
+    // While the peer answers, writes are the peer's: no push, no delete here.
+    const refused = await call("PUT", `${standby.url}/v2/lain/app/manifests/mine`, { headers: { ...BASIC, "content-type": own.manifest.mediaType }, body: content });
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain(`push to ${standbyLink.url}`);
+    expect((await call("DELETE", `${standby.url}/v2/lain/app/manifests/base`, { headers: BASIC })).status).toBe(403);
     expect((await call("GET", `${peer.url}/v2/lain/app/manifests/mine`)).status).toBe(404);
-    expect((await call("GET", `${standby.url}/v2/lain/app/manifests/mine`, { headers: BASIC })).body.equals(content)).toBe(true);
+
+    await pushToStandbyWhilePeerDown("lain/app", "mine", mine);
+    const onPeer = await call("GET", `${peer.url}/v2/lain/app/manifests/mine`, { headers: { accept: own.manifest.mediaType } });
+    expect(onPeer.body.equals(content)).toBe(true);
+    for (const blob of [own.config, ...own.layers]) expect((await call("GET", `${peer.url}/v2/lain/app/blobs/${blob.digest}`)).body.equals(blob.content)).toBe(true);
     const tags = await call("GET", `${standby.url}/v2/lain/app/tags/list`, { headers: BASIC });
     expect(tags.json<{ tags: string[] }>().tags).toEqual(["base", "mine"]);
-    // The peer's tag is the peer's: no push writes over it, and no delete removes it.
-    const over = await call("PUT", `${standby.url}/v2/lain/app/manifests/base`, { headers: { ...BASIC, "content-type": own.manifest.mediaType }, body: content });
-    expect(over.status).toBe(403);
-    expect(over.text).toContain(`lain/app:base is a tag of ${proxy.url} (${base.manifest.digest})`);
-    expect((await call("DELETE", `${standby.url}/v2/lain/app/manifests/base`, { headers: BASIC })).status).toBe(403);
     const served = await call("GET", `${standby.url}/v2/lain/app/manifests/base`, { headers: { ...BASIC, accept: base.manifest.mediaType } });
     expect(served.headers["docker-content-digest"]).toBe(base.manifest.digest);
   });
@@ -432,7 +445,7 @@ describe.skipIf(!available)("mirror: pulling through from Debian's docker-regist
   it("lists tags merged from the peer and its own pushes (a standby's)", async () => {
     const image = randomImage({ layers: 1 });
     await pushImage(peer.url, "lain/tags", "from-peer", image);
-    await pushImage(standby.url, "lain/tags", "from-mirror", randomImage({ layers: 1 }), BASIC);
+    await pushToStandbyWhilePeerDown("lain/tags", "from-mirror", randomImage({ layers: 1 }));
     const tags = await call("GET", `${standby.url}/v2/lain/tags/tags/list`, { headers: BASIC });
     expect(tags.json<{ tags: string[] }>().tags).toEqual(["from-mirror", "from-peer"]);
     const page = await call("GET", `${standby.url}/v2/lain/tags/tags/list?n=1`, { headers: BASIC });

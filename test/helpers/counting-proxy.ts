@@ -35,6 +35,12 @@ export interface BlobTampering {
 export class CountingProxy {
   readonly seen: Seen[] = [];
   tamper: BlobTampering = {};
+  /** Every request's connection is reset unanswered: the peer is down, as seen through this link. */
+  down = false;
+  /** Writes (POST, PUT, PATCH, DELETE) are answered 503 unforwarded; reads pass: a peer that serves but takes no pushes yet. */
+  writesFail = false;
+  /** Told of each answer of the peer as it arrives, before the client has it (e.g. to kill the client at a given request). */
+  onAnswer: ((seen: Seen) => void) | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -58,13 +64,25 @@ export class CountingProxy {
 
   private forward(req: IncomingMessage, res: ServerResponse): void {
     const { hostname, port } = new URL(this.target);
+    if (this.down) {
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (this.writesFail && !["GET", "HEAD"].includes(req.method ?? "")) {
+      this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: 503 });
+      req.resume();
+      res.writeHead(503, { "content-type": "application/json" }).end('{"errors":[{"code":"UNAVAILABLE","message":"takes no writes now"}]}');
+      return;
+    }
     if (this.tamper.refuse && req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "")) {
       this.seen.push({ method: req.method, path: req.url ?? "", status: 0 });
       req.socket.resetAndDestroy();
       return;
     }
     const upstream = request({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (reply) => {
-      this.seen.push({ method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 });
+      const seen = { method: req.method ?? "", path: req.url ?? "", status: reply.statusCode ?? 0 };
+      this.seen.push(seen);
+      this.onAnswer?.(seen);
       const blobGet = req.method === "GET" && /\/blobs\/sha256:/.test(req.url ?? "");
       const headers = { ...reply.headers };
       if (blobGet) for (const name of this.tamper.dropHeaders ?? []) delete headers[name];

@@ -12,11 +12,13 @@ export interface DistributionOptions {
   configDir: string;
   /** More configuration, e.g. a proxy section. */
   extraYaml?: string;
+  /** Its port (a restart keeps its address); a free one when unset. */
+  port?: number;
 }
 
 /** Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1 serving `root`. */
 export async function startDistribution(options: DistributionOptions): Promise<ServerProcess> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const config = join(options.configDir, `distribution-${port}.yml`);
   await writeFile(
     config,

@@ -187,11 +187,11 @@ export async function writeOciLayout(dir: string, entries: Array<{ tag: string; 
 }
 
 /** Whether a registry serves every byte of an image pushed as repo:tag. */
-export async function pullsWhole(base: string, repo: string, tag: string, image: Image): Promise<boolean> {
-  const manifest = await call("GET", `${base}/v2/${repo}/manifests/${tag}`, { headers: { accept: image.manifest.mediaType } });
+export async function pullsWhole(base: string, repo: string, tag: string, image: Image, auth: Record<string, string> = {}): Promise<boolean> {
+  const manifest = await call("GET", `${base}/v2/${repo}/manifests/${tag}`, { headers: { ...auth, accept: image.manifest.mediaType } });
   if (!manifest.body.equals(image.manifest.content)) return false;
   for (const blob of [image.config, ...image.layers]) {
-    if (!(await call("GET", `${base}/v2/${repo}/blobs/${blob.digest}`)).body.equals(blob.content)) return false;
+    if (!(await call("GET", `${base}/v2/${repo}/blobs/${blob.digest}`, { headers: auth })).body.equals(blob.content)) return false;
   }
   return true;
 }

@@ -80,12 +80,14 @@ describe("proxy (the mirror)", () => {
     });
   });
 
-  it("takes pushes in mirrored namespaces (proxy.pushes: local) only with an auth section", () => {
+  it("takes pushes in mirrored namespaces (proxy.pushes: writeback, or local, its former name) only with an auth section", () => {
     const htpasswd = "auth: {htpasswd: {realm: r, path: /etc/registry/htpasswd}}";
-    const standby = parseConfig(`version: 0.1\n${htpasswd}\nproxy: {remoteurl: http://primary:5000, pushes: local}`, {});
-    expect(standby.ok && standby.config.proxy?.pushes).toBe("local");
-    const open = parseConfig("version: 0.1\nproxy: {remoteurl: http://primary:5000, pushes: local}", {});
-    expect(open.ok ? [] : open.errors).toEqual([{ path: "proxy.pushes", message: expect.stringContaining("needs an auth section") }]);
+    for (const value of ["writeback", "local"]) {
+      const standby = parseConfig(`version: 0.1\n${htpasswd}\nproxy: {remoteurl: http://primary:5000, pushes: ${value}}`, {});
+      expect(standby.ok && standby.config.proxy?.pushes).toBe("writeback");
+      const open = parseConfig(`version: 0.1\nproxy: {remoteurl: http://primary:5000, pushes: ${value}}`, {});
+      expect(open.ok ? [] : open.errors).toEqual([{ path: "proxy.pushes", message: expect.stringContaining("needs an auth section") }]);
+    }
     const typo = parseConfig("version: 0.1\nproxy: {remoteurl: http://primary:5000, pushes: yes}", {});
     expect(typo.ok ? [] : paths(typo.errors)).toEqual(["proxy.pushes"]);
   });
