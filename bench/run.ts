@@ -24,6 +24,7 @@ import { clusterRowName, measureFleetCluster } from "./fleet-cluster.js";
 import { measureLazyPull, measureLazyRanges } from "./lazy-ranges.js";
 import { MIRROR_CONCURRENT, measureMirror, type MirrorMeasures } from "./mirror.js";
 import { SOAK_SECONDS, measureSoaks } from "./soak.js";
+import { measureWriteback } from "./writeback.js";
 import {
   abHead,
   cpuSeconds,
@@ -48,7 +49,7 @@ import {
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** The parts measured after the core (pushes, pulls, request rates); BENCH_PARTS=mirror measures the mirror alone beside the core. */
-const PARTS = ["mirror", "ranges", "fleet", "cluster", "gc", "gc-memory", "s3", "soak"] as const;
+const PARTS = ["mirror", "ranges", "fleet", "cluster", "writeback", "gc", "gc-memory", "s3", "soak"] as const;
 const CHOSEN = process.env.BENCH_PARTS?.split(",").map((part) => part.trim()) ?? [...PARTS];
 for (const part of CHOSEN) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`BENCH_PARTS: unknown part ${part} (${PARTS.join(", ")})`);
 const chosen = (part: (typeof PARTS)[number]) => CHOSEN.includes(part);
@@ -454,6 +455,16 @@ async function main(): Promise<void> {
         );
       }
     }
+    const writeback = chosen("writeback") ? await measureWriteback(work, log) : null;
+    if (writeback) {
+      const w = writeback;
+      lines.push(
+        `standby write-back, ${w.images} pushes of ${w.imageKiB} KiB images a round, with the same htpasswd: a standby whose primary is down ${w.standbyImagesPerSecond.toFixed(1)} images/s, ` +
+          `the same lain without a proxy ${w.plainImagesPerSecond.toFixed(1)} (${(w.standbyImagesPerSecond / w.plainImagesPerSecond).toFixed(2)}; the journal and the primary checks ${w.journalMsPerImage.toFixed(1)} ms per image), ` +
+          `distribution ${w.distributionImagesPerSecond.toFixed(1)} (standby / distribution ${(w.standbyImagesPerSecond / w.distributionImagesPerSecond).toFixed(2)}); ` +
+          `replay of ${w.replayedImages} images to the returning primary ${w.replaySeconds.toFixed(2)} s = ${(w.replayedImages / w.replaySeconds).toFixed(1)} images/s (${(w.replayedImages / w.replaySeconds / w.plainImagesPerSecond).toFixed(2)}x the client's own pushes)`,
+      );
+    }
     const gc = chosen("gc") ? await measureGc(work, log) : undefined;
     const gcS3 = chosen("gc") ? await measureGcS3(work, log) : undefined;
     for (const [where, measured] of [["filesystem", gc], ["S3", gcS3]] as const) {
@@ -519,6 +530,7 @@ async function main(): Promise<void> {
       lazyPull,
       fleet,
       cluster,
+      writeback,
       gc,
       gcS3: gcS3 ?? null,
       gcMemory,

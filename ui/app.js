@@ -354,6 +354,8 @@ async function mirrorView() {
           : h("p", { class: "muted" }, "No sibling has asked this mirror for a blob lately."),
       ]
       : h("p", { class: "muted" }, "Off: every blob this mirror lacks comes from upstream."),
+    h("h2", {}, "Write-back (proxy.pushes)"),
+    m.writeback ? writebackPart(m.writeback) : h("p", { class: "muted" }, "Off: pushes to what this mirror mirrors are refused (push to the upstream)."),
     h("h2", {}, "Prefetch (proxy.prefetch)"),
     m.prefetch.length
       ? h("table", { "data-testid": "prefetch" }, h("thead", {}, h("tr", {}, h("th", {}, "Reference"), h("th", {}, "State"), h("th", {}, "Checked"))),
@@ -362,6 +364,36 @@ async function mirrorView() {
       : h("p", { class: "muted" }, "Nothing is prefetched."),
   );
   poll = setTimeout(() => location.hash.startsWith("#/mirror") && mirrorView().catch(failure), 5000);
+}
+
+/** One journaled write as a line: what it did to which tag or digest. */
+function writeText(e) {
+  if (e.kind === "delete") return `delete ${e.name}@${short(e.digest)}`;
+  if (e.kind === "untag") return `untag ${e.name}:${e.tag}`;
+  return `push ${e.name}${e.tag ? `:${e.tag}` : ""} ${short(e.digest)}`;
+}
+
+/** A standby's journal: what it took while the upstream was down, waiting to be replayed, and what the replay decided against. */
+function writebackPart(w) {
+  const last = w.lastReplay;
+  return [
+    h("div", { class: "cards" },
+      card("Writes waiting", w.pending, "writeback-pending"),
+      card("Oldest waiting since", w.oldestAt ? when(w.oldestAt) : "–", "writeback-oldest"),
+      card("Last replay", last ? when(last.at) : "none yet", "writeback-last-at")),
+    last ? h("p", { "data-testid": "writeback-last" }, "The last replay: ", Object.entries(last.results).map(([k, v]) => `${v} ${k}`).join(", "), ".") : undefined,
+    w.error ? h("p", { class: "bad", "data-testid": "writeback-error" }, `The last replay stopped: ${w.error}`) : undefined,
+    w.waiting.length
+      ? h("table", { "data-testid": "writeback-waiting" }, h("thead", {}, h("tr", {}, h("th", {}, "Write"), h("th", {}, "Taken"))),
+        h("tbody", {}, w.waiting.map((e) => h("tr", {}, h("td", { class: "mono" }, writeText(e)), h("td", {}, when(e.at))))))
+      : h("p", { class: "muted" }, "Nothing waits for the upstream."),
+    w.decided.length
+      ? [h("h2", {}, "Decided against by the replay"),
+        h("table", { "data-testid": "writeback-decided" }, h("thead", {}, h("tr", {}, ["Write", "Result", "The upstream had", "Why"].map((t) => h("th", {}, t)))),
+          h("tbody", {}, w.decided.map((c) => h("tr", {}, h("td", { class: "mono" }, writeText(c.entry)), h("td", { class: "bad" }, c.result),
+            h("td", { class: "mono" }, c.upstream ? short(c.upstream) : "–"), h("td", {}, c.reason)))))]
+      : undefined,
+  ];
 }
 
 async function clusterView() {

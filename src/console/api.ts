@@ -3,6 +3,7 @@ import { unlessMissing } from "../storage/driver.js";
 import { renderUpstream } from "../cluster/upstream-block.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
+import type { Writeback } from "../proxy/writeback.js";
 import type { UpstreamProbe } from "../proxy/upstream-probe.js";
 import type { PrefetchState } from "../proxy/prefetch.js";
 import { listRepositories, type CatalogPage } from "../registry/catalog.js";
@@ -42,6 +43,9 @@ export interface ConsoleSources {
 }
 
 type Samples = { get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>>; value: number }> }> };
+
+/** Rows of a standby's journal, and of what its replay decided against, the Mirror view lists. */
+const CONSOLE_WRITEBACK_ROWS = 50;
 
 /** A metric's samples, read once: the sum of those whose labels include `labels`. */
 async function sums(metric: Samples): Promise<(labels?: Record<string, string>) => number> {
@@ -163,9 +167,16 @@ export class ConsoleApi {
         fetchesInFlight: inFlight(),
         upstreamErrors: errors(),
         prefetch: mirror.prefetch(),
+        writeback: mirror.registry.writeback && (await this.writeback(mirror.registry.writeback)),
       },
       cluster: cluster && (await this.clusterState(cluster)),
     };
+  }
+
+  /** A standby's journal: what waits for the upstream, and the latest writes the replay decided against. */
+  private async writeback(writeback: Writeback): Promise<Record<string, unknown>> {
+    const decided = await writeback.journal.conflicts();
+    return { ...writeback.state(), waiting: writeback.waiting(CONSOLE_WRITEBACK_ROWS), decided: decided.slice(-CONSOLE_WRITEBACK_ROWS).reverse() };
   }
 
   private async clusterState(cluster: NonNullable<ConsoleSources["cluster"]>): Promise<Record<string, unknown>> {

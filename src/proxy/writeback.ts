@@ -104,6 +104,11 @@ export class Writeback {
     }
   }
 
+  /** The oldest `limit` writes waiting, in push order. */
+  waiting(limit: number): WriteEntry[] {
+    return this.pending.slice(0, limit).map((j) => j.entry);
+  }
+
   /** Whether a journaled write of this tag waits for the upstream. */
   holds(name: RepositoryName, tag: Tag): boolean {
     return this.pendingTags.has(tagKey(name, tag));
@@ -195,7 +200,7 @@ export class Writeback {
     if (entry.kind === "delete") {
       const outcome = await this.upstream.deleteManifest(entry.name, entry.digest);
       if (outcome === "unsupported") throw new Undeliverable(`upstream ${this.upstream.url} deletes no manifests (its storage.delete is off)`);
-      return "written";
+      return outcome === "deleted" ? "written" : "present";
     }
     if (entry.tag === undefined) {
       await this.sendManifest(repo, entry.digest);
@@ -208,7 +213,7 @@ export class Writeback {
       if (upstreamDigest !== entry.digest) return this.decide(journaled, upstreamDigest, "the upstream's tag was moved since the standby deleted it: the upstream's value stays");
       const outcome = await this.upstream.deleteManifest(entry.name, entry.tag);
       if (outcome === "unsupported") throw new Undeliverable(`upstream ${this.upstream.url} deletes no tags (distribution deletes manifests by digest only)`);
-      return "written";
+      return outcome === "deleted" ? "written" : "present";
     }
     if (upstreamDigest === entry.digest) return "present";
     await this.sendManifest(repo, entry.digest);

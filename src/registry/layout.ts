@@ -15,6 +15,7 @@ import type { RepositoryName, Tag } from "./names.js";
  * Ours, beside it (distribution skips directories starting with "_" it does not know):
  *   /docker/registry/v2/repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link
  *   /docker/registry/v2/_gc/...  (the garbage collector's, gc/paths.ts)
+ *   /docker/registry/v2/_writeback/...  (a standby's journal, proxy/writeback-journal.ts)
  */
 const ROOT = "/docker/registry/v2";
 

@@ -56,6 +56,7 @@ describe("lain-registry CLI", () => {
         { args: ["healthcheck"], says: "", code: 0 },
         { args: ["upstreams", "--out", join(work, "nope.upstreams")], says: `${config} has no etcd section`, code: 2 },
         { args: ["mirror", "prefetch", "lain/app:v1"], says: `${config} has no proxy section`, code: 2 },
+        { args: ["mirror", "writeback"], says: `${config} has no proxy section`, code: 2 },
       ];
       for (const { args, says, code } of commands) {
         for (const given of [[config], ["--config", config], [`--config=${config}`]]) {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CountingProxy } from "../helpers/counting-proxy.js";
 import { call } from "../helpers/http.js";
 import { artifactFor, indexOf, pushBlob, pushImage, pushManifest, randomImage, sha256, writeOciLayout, type Image } from "../helpers/oci.js";
 import { startEtcd, type RunningEtcd } from "../helpers/etcd.js";
@@ -398,6 +399,65 @@ describe.skipIf(!available || !hasTool("etcd"))("web console of a mirror in a cl
     expect(await page.locator("[data-testid=instances] tbody td:nth-child(2)").allTextContents()).toEqual(["mirror"]);
     expect(await page.getByTestId("upstream-file").textContent()).toMatch(/upstream registry \{\n\s+server 127\.0\.0\.1:\d+ max_fails=1 fail_timeout=5s;/);
     await page.screenshot({ path: join(SHOTS, "cluster.png") });
+  });
+});
+
+describe.skipIf(!available)("web console of a standby with write-back", () => {
+  let work: string;
+  let peer: TestRegistry;
+  let link: CountingProxy;
+  let standby: TestRegistry;
+  let browser: Browser;
+  const basic = { authorization: `Basic ${Buffer.from("alice:wonderland").toString("base64")}` };
+
+  beforeAll(async () => {
+    work = await tempDir("lain-console-standby-");
+    const file = join(work, "htpasswd");
+    await writeFile(file, `alice:${bcrypt.hashSync("wonderland", 5)}\n`);
+    peer = await startTestRegistry({ storage: "inmemory" });
+    link = await CountingProxy.start(peer.url);
+    standby = await startTestRegistry({
+      storage: "inmemory",
+      extraYaml: [`auth: {htpasswd: {realm: standby, path: ${file}}}`, `proxy: {remoteurl: "${link.url}", pushes: writeback}`, "console: {enabled: true}"].join("\n"),
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await standby?.close();
+    await link?.close();
+    await peer?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("shows the writes waiting for the upstream, why the replay stopped, and the tag it left to the upstream", async () => {
+    const mine = randomImage({ layers: 1 });
+    const theirs = randomImage({ layers: 1 });
+    link.down = true;
+    await expect.poll(async () => (await call("POST", `${standby.url}/v2/lain/app/blobs/uploads/`, { headers: basic })).status).toBe(202);
+    await pushImage(standby.url, "lain/app", "v1", mine, basic);
+    link.down = false;
+    link.writesFail = true;
+    await pushImage(peer.url, "lain/app", "v1", theirs);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${standby.url}/ui/`);
+    await page.locator("input[name=username]").fill("alice");
+    await page.locator("input[name=password]").fill("wonderland");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("count").waitFor();
+    await page.goto(`${standby.url}/ui/#/mirror`);
+    await expect.poll(() => page.getByTestId("writeback-pending").textContent()).toBe("1");
+    expect(await page.locator("[data-testid=writeback-waiting] tbody td:first-child").allTextContents()).toEqual([`push lain/app:v1 ${mine.manifest.digest.slice(0, 19)}…`]);
+    await expect.poll(() => page.getByTestId("writeback-error").textContent(), { timeout: 15_000 }).toContain("503");
+    await page.screenshot({ path: join(SHOTS, "mirror-writeback.png") });
+
+    link.writesFail = false;
+    // The view polls every 5 s: it shows the replay's outcome on its own.
+    await expect.poll(() => page.getByTestId("writeback-pending").textContent(), { timeout: 20_000 }).toBe("0");
+    const decided = await page.locator("[data-testid=writeback-decided] tbody tr td").allTextContents();
+    expect(decided.slice(0, 3)).toEqual([`push lain/app:v1 ${mine.manifest.digest.slice(0, 19)}…`, "conflict", `${theirs.manifest.digest.slice(0, 19)}…`]);
+    expect(await page.getByTestId("writeback-last").textContent()).toContain("1 conflict");
   });
 });
 
