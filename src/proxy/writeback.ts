@@ -216,13 +216,12 @@ export class Writeback {
       return outcome === "deleted" ? "written" : "present";
     }
     if (upstreamDigest === entry.digest) return "present";
-    await this.sendManifest(repo, entry.digest);
     // The upstream's tag is written over only while it points where this store's pointed before the push.
     if (upstreamDigest !== null && upstreamDigest !== entry.base) {
+      await this.sendManifest(repo, entry.digest);
       return this.decide(journaled, upstreamDigest, `the upstream's tag points at ${upstreamDigest}, which this standby did not hold under it when it took the push: the upstream's value stays, the push is there by digest`);
     }
-    const content = await this.manifestContent(repo, entry.digest);
-    const stored = await this.upstream.putManifest(entry.name, entry.tag, content, entry.mediaType);
+    const stored = await this.sendManifest(repo, entry.digest, entry.tag);
     const check = await this.upstream.headManifest(entry.name, entry.tag);
     if (stored !== entry.digest || check.kind !== "found" || check.digest !== entry.digest) {
       throw new UpstreamError(`upstream ${this.upstream.url} holds ${entry.name}:${entry.tag} as ${check.kind === "found" ? check.digest : "nothing"} after the write-back of ${entry.digest}`);
@@ -245,11 +244,12 @@ export class Writeback {
   }
 
   /**
-   * Sends a manifest by digest once everything it references is on the upstream: its blobs, the
-   * manifests of an index, its subject (when this store has it), each only when the upstream lacks it.
+   * Sends a manifest, by `tag` or else by digest, once everything it references is on the
+   * upstream: its blobs, the manifests of an index, its subject (when this store has it), each only
+   * when the upstream lacks it. Answers the digest the upstream stored it under.
    */
-  private async sendManifest(repo: StoredRepository, digest: Digest): Promise<void> {
-    if ((await this.upstream.headManifest(repo.name, digest)).kind === "found") return;
+  private async sendManifest(repo: StoredRepository, digest: Digest, tag?: Tag): Promise<Digest> {
+    if (tag === undefined && (await this.upstream.headManifest(repo.name, digest)).kind === "found") return digest;
     const content = await this.manifestContent(repo, digest);
     const info = parseManifest(content, undefined);
     for (let i = 0; i < info.blobs.length; i += BLOB_CONCURRENCY) {
@@ -257,7 +257,7 @@ export class Writeback {
     }
     for (const child of info.children) await this.sendManifest(repo, child.digest);
     if (info.subject && (await repo.manifests.get(info.subject.digest))) await this.sendManifest(repo, info.subject.digest);
-    await this.upstream.putManifest(repo.name, digest, content, info.mediaType);
+    return this.upstream.putManifest(repo.name, tag ?? digest, content, info.mediaType);
   }
 
   private async sendBlob(repo: StoredRepository, blob: Descriptor): Promise<void> {
