@@ -570,8 +570,8 @@ export class MirroredRepository implements Repository {
     const base = tag && ((await this.local.tags.resolve(tag)) ?? null);
     const put = await this.local.putManifest(reference, content, contentType);
     if (tag) this.mirror.validatedTags.delete(this.tagKey(tag));
-    const at = new Date().toISOString();
-    await this.mirror.writeback?.record(tag ? { kind: "manifest", name: this.name, digest: put.digest, mediaType: put.info.mediaType, tag, base: base ?? null, at } : { kind: "manifest", name: this.name, digest: put.digest, mediaType: put.info.mediaType, at });
+    const entry = { kind: "manifest", name: this.name, digest: put.digest, mediaType: put.info.mediaType, at: new Date().toISOString() } as const;
+    await this.mirror.writeback?.record(tag ? { ...entry, tag, base: base ?? null } : entry);
     return put;
   }
 

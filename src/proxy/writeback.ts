@@ -64,6 +64,7 @@ export class Writeback {
   private running: Promise<ReplayReport> | undefined;
   private lastReplay: ReplayReport | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
   /** Set while the journal is being listed: what is recorded meanwhile, which the listing may miss. */
   private recordedWhileListing: Journaled[] | undefined;
 
@@ -128,18 +129,20 @@ export class Writeback {
 
   /** Replays while entries wait, every few seconds, once `answers` says the upstream is back. */
   start(answers: () => Promise<boolean>): void {
+    this.stopped = false;
     const tick = async () => {
       if (this.pending.length > 0 && (await answers())) await this.replay();
+      if (this.stopped) return;
       this.timer = setTimeout(() => void tick(), RETRY_MS);
       this.timer.unref();
     };
     this.timer = setTimeout(() => void tick(), 0);
   }
 
-  /** Ends the loop; a pass in flight stops at its next entry's failure or finishes. */
+  /** Ends the loop; a pass in flight finishes (each entry is safe to cut: the next start replays it). */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.timer);
-    this.timer = undefined;
     await this.running;
   }
 
