@@ -66,6 +66,17 @@ async function writebackOf(url: string): Promise<WritebackHealth> {
   return health.json<{ writeback: WritebackHealth }>().writeback;
 }
 
+/** Failed pushes by what failed them (status and code), for the test's report. */
+function failureKinds(failures: string[]): Record<string, number> {
+  const kinds: Record<string, number> = {};
+  for (const failure of failures) {
+    const kind = /(start upload|push blob|push manifest)[^:]*: (\d+)[^"]*(?:"code":"(\w+)")?/.exec(failure);
+    const key = kind ? `${kind[1]} ${kind[2]}${kind[3] ? ` ${kind[3]}` : ""}` : failure.slice(0, 60);
+    kinds[key] = (kinds[key] ?? 0) + 1;
+  }
+  return kinds;
+}
+
 /** Every acknowledged image, byte for byte, from `base`; the ones that are not. */
 async function notPulled(base: string, pushed: Pushed[]): Promise<string[]> {
   const missing: string[] = [];
@@ -128,7 +139,7 @@ describe.skipIf(!(hasTool("etcd") && hasTool("nginx")))("write-back: a standby's
       const afterReplay = loop.acknowledged.length;
       await until(() => loop.acknowledged.length >= afterReplay + 3, "pushes to the primary again", 30_000);
       await loop.stop();
-      process.stderr.write(`write-back: ${loop.acknowledged.length} pushes acknowledged (${killedAt} before the kill), ${journaled}+ journaled by the standby, replayed ${replayMs} ms after the primary's restart, ${loop.failures.length} pushes failed\n`);
+      process.stderr.write(`write-back: ${loop.acknowledged.length} pushes acknowledged (${killedAt} before the kill), ${journaled}+ journaled by the standby, replayed ${replayMs} ms after the primary's restart, ${loop.failures.length} pushes failed ${JSON.stringify(failureKinds(loop.failures))}\n`);
 
       const metrics = (await call("GET", `${standby.url}/metrics`)).text;
       expect(sample(metrics, "registry_proxy_writeback_replayed_total", { result: "written" })).toBeGreaterThanOrEqual(journaled);
