@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { isDigest, type Digest } from "../registry/digest.js";
 import { layout } from "../registry/layout.js";
 import { isRepositoryName, isTag, type RepositoryName, type Tag } from "../registry/names.js";
-import { PathNotFoundError, type StorageDriver } from "../storage/driver.js";
+import { listIfPresent, PathNotFoundError, type StorageDriver } from "../storage/driver.js";
 
 /** A standby's journal, beside distribution's layout (which skips `_writeback`). */
 const ROOT = `${layout.root}/_writeback`;
@@ -61,15 +61,6 @@ function parseEntry(content: Buffer): WriteEntry | undefined {
   return tag ? { kind: "manifest", name, digest, mediaType: e.mediaType, tag, base, at: e.at } : { kind: "manifest", name, digest, mediaType: e.mediaType, at: e.at };
 }
 
-async function listOrNone(driver: StorageDriver, dir: string): Promise<string[]> {
-  try {
-    return await driver.list(dir);
-  } catch (err) {
-    if (err instanceof PathNotFoundError) return [];
-    throw err;
-  }
-}
-
 const keyOf = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 
 /**
@@ -94,7 +85,7 @@ export class WritebackJournal {
 
   /** The entries in push order; `unreadable`: keys of files this version cannot read (left in place, reported). */
   async entries(): Promise<{ entries: Journaled[]; unreadable: string[] }> {
-    const paths = (await listOrNone(this.driver, JOURNAL)).sort();
+    const paths = (await listIfPresent(this.driver, JOURNAL)).sort();
     const entries: Journaled[] = [];
     const unreadable: string[] = [];
     for (const path of paths) {
@@ -124,7 +115,7 @@ export class WritebackJournal {
   }
 
   async conflicts(): Promise<Conflict[]> {
-    const paths = (await listOrNone(this.driver, CONFLICTS)).sort();
+    const paths = (await listIfPresent(this.driver, CONFLICTS)).sort();
     const found = await Promise.all(paths.map((p) => this.driver.getContent(p).then((c) => JSON.parse(c.toString("utf8")) as Conflict, () => undefined)));
     return found.filter((c): c is Conflict => c !== undefined);
   }
