@@ -17,6 +17,7 @@ const RUN: Record<string, () => Promise<Run>> = {
   "mirror writeback": async () => (await import("./mirror.js")).writebackCommand,
   upstreams: async () => (await import("./upstreams.js")).upstreamsCommand,
   "garbage-collect": async () => (await import("./garbage-collect.js")).garbageCollectCommand,
+  scrub: async () => (await import("./scrub.js")).scrubCommand,
   "token issue": async () => (await import("./token.js")).tokenCommand,
   healthcheck: async () => (await import("./healthcheck.js")).healthcheckCommand,
 };

@@ -75,6 +75,20 @@ Exit 0 on SIGTERM, 2 usage or configuration error.`,
 Progress on stderr when it is a terminal. Exit 0 done, 1 failed, 2 usage or configuration error.`,
   },
   {
+    name: "scrub",
+    synopsis: "lain-registry scrub [config.yml] [--dry-run] [--rate MiB/s] [--repair] [--peer URL]",
+    summary: "check every blob against its digest and every manifest, tag and link; quarantine damage",
+    details: `Hashes every blob, and checks every manifest's references (present, with the sizes it gives),
+every tag's and _layers link's target. Reports each problem with its repository and tags. A blob
+whose bytes do not match its digest is moved aside (GET and HEAD then answer 404). Safe while the
+registry serves.
+  --dry-run   report only
+  --rate R    read blobs at most R MiB/s
+  --repair    fetch damaged and missing blobs again from proxy.remoteurl, checked before use
+  --peer URL  fetch them from this registry instead (implies --repair)
+Exit 0 nothing wrong (or all repaired), 1 problems left, 2 usage or configuration error.`,
+  },
+  {
     name: "token issue",
     synopsis: "lain-registry token issue --key KEY.pem --issuer I --service S --sub WHO --scope repository:NAME:pull,push [--ttl 1h]",
     summary: "print a signed registry token (for installs without an auth server)",

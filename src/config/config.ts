@@ -260,6 +260,11 @@ function durationMs(value: unknown, fallback: number): number {
   return value === undefined || value === null ? fallback : (parseDuration(value as string | number) ?? fallback);
 }
 
+/** A peer named on a command line (`scrub --peer`), with every other proxy setting at its default. */
+export function peerConfig(url: string): ProxyConfig {
+  return proxyConfig({ remoteurl: url }) as ProxyConfig;
+}
+
 function proxyConfig(value: unknown): ProxyConfig | undefined {
   if (typeof value !== "object" || value === null || !(value as Tree).remoteurl) return undefined;
   const proxy = value as Tree;

@@ -1,0 +1,119 @@
+import { rm, truncate, readFile, writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Digest } from "../../src/registry/digest.js";
+import { layout } from "../../src/registry/layout.js";
+import type { RepositoryName, Tag } from "../../src/registry/names.js";
+import { startDistribution } from "../helpers/distribution.js";
+import { call, errorCode } from "../helpers/http.js";
+import { pullsWhole, pushImage, randomImage, sha256, type Image } from "../helpers/oci.js";
+import { runCli, type ServerProcess } from "../helpers/process.js";
+import { startTestRegistry, tempDir } from "../helpers/registry.js";
+import { hasTool } from "../helpers/tools.js";
+
+/** The problems a scrub printed, as `kind digest` (its lines before the summary). */
+function found(stdout: string): string[] {
+  return stdout
+    .split("\n")
+    .map((line) => /^([a-z-]+) (sha256:[0-9a-f]{64})/.exec(line))
+    .flatMap((m) => (m ? [`${m[1]} ${m[2]}`] : []))
+    .sort();
+}
+
+describe.skipIf(!hasTool("docker-registry"))("scrub: a store written by docker-registry, damaged in each way", () => {
+  let work: string;
+  let root: string;
+  let peerRoot: string;
+  let config: string;
+  let writer: ServerProcess | undefined;
+  let peer: ServerProcess | undefined;
+  const images: Array<{ repo: string; tag: string; image: Image }> = [];
+
+  beforeAll(async () => {
+    work = await tempDir("lain-scrub-");
+    root = join(work, "store");
+    peerRoot = join(work, "peer");
+    writer = await startDistribution({ root, secret: "s", configDir: work });
+    peer = await startDistribution({ root: peerRoot, secret: "s", configDir: work });
+    for (const [repo, tag] of [["lain/app", "v1"], ["lain/app", "v2"], ["lain/web", "latest"], ["lain/db", "v1"]] as const) {
+      const image = randomImage({ layers: 2, layerSize: 100_000 });
+      for (const server of [writer, peer]) await pushImage(server.url, repo, tag, image);
+      images.push({ repo, tag, image });
+    }
+    await writer.stop();
+    writer = undefined;
+    config = join(work, "config.yml");
+    await writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}\nhttp: {secret: s}\n`);
+  }, 60_000);
+  afterAll(async () => {
+    await writer?.stop();
+    await peer?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const data = (digest: string) => join(root, layout.blobData(digest as Digest));
+
+  it("finds each damage and only those, quarantines what is corrupt (404 from then on), and --repair puts it back from a peer", async () => {
+    const clean = await runCli("scrub", config, "--dry-run");
+    expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+    expect(found(clean.stdout)).toEqual([]);
+    expect(clean.stdout).toContain("0 problem(s)");
+
+    const [app1, app2, web, db] = images.map((i) => i.image) as [Image, Image, Image, Image];
+    const truncated = app1.layers[0]!.digest;
+    const emptied = app2.layers[1]!.digest;
+    const flipped = web.config.digest;
+    const missing = db.layers[0]!.digest;
+    await truncate(data(truncated), 50_000);
+    await truncate(data(emptied), 0);
+    const bytes = await readFile(data(flipped));
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    await writeFile(data(flipped), bytes);
+    await rm(join(root, layout.blobDir(missing as Digest)), { recursive: true });
+    const ghost = sha256("a manifest nobody holds");
+    const tagLink = join(root, layout.tagCurrentLink("lain/web" as RepositoryName, "ghost" as Tag));
+    await mkdir(join(tagLink, ".."), { recursive: true });
+    await writeFile(tagLink, ghost);
+    const expected = [`blob-corrupt ${truncated}`, `blob-corrupt ${emptied}`, `blob-corrupt ${flipped}`, `blob-missing ${missing}`, `tag-dangling ${ghost}`].sort();
+
+    const dry = await runCli("scrub", config, "--dry-run", "--rate", "50");
+    expect(dry.code).toBe(1);
+    expect(found(dry.stdout)).toEqual(expected);
+    // Each with where it shows: repository and tag.
+    expect(dry.stdout).toContain(`blob-corrupt ${truncated} in lain/app:v1:`);
+    expect(dry.stdout).toContain(`blob-missing ${missing} in lain/db:v1:`);
+    expect(dry.stdout).toContain(`tag-dangling ${ghost} in lain/web:ghost:`);
+
+    const quarantined = await runCli("scrub", config);
+    expect(quarantined.code).toBe(1);
+    expect(found(quarantined.stdout)).toEqual(expected);
+    expect(quarantined.stdout.split("\n").filter((l) => l.endsWith(": quarantined")).length).toBe(3);
+    const registry = await startTestRegistry({ root });
+    try {
+      for (const [repo, digest] of [["lain/app", truncated], ["lain/app", emptied], ["lain/web", flipped]]) {
+        for (const method of ["HEAD", "GET"]) {
+          const reply = await call(method, `${registry.url}/v2/${repo}/blobs/${digest}`);
+          expect(reply.status, `${method} ${digest}`).toBe(404);
+          if (method === "GET") expect(errorCode(reply)).toBe("BLOB_UNKNOWN");
+        }
+      }
+    } finally {
+      await registry.close();
+    }
+    // What is quarantined is found again as missing, no more as corrupt.
+    const after = await runCli("scrub", config, "--dry-run");
+    expect(found(after.stdout)).toEqual([`blob-missing ${truncated}`, `blob-missing ${emptied}`, `blob-missing ${flipped}`, `blob-missing ${missing}`, `tag-dangling ${ghost}`].sort());
+
+    const repaired = await runCli("scrub", config, "--peer", peer!.url);
+    expect(repaired.code).toBe(1);
+    expect(repaired.stdout.split("\n").filter((l) => /: repaired \(fetched again in lain\//.test(l)).length).toBe(4);
+    expect(repaired.stdout).toMatch(new RegExp(`tag-dangling ${ghost} .*: repair failed`));
+    expect(found((await runCli("scrub", config, "--dry-run")).stdout)).toEqual([`tag-dangling ${ghost}`]);
+    const served = await startTestRegistry({ root });
+    try {
+      for (const { repo, tag, image } of images) expect(await pullsWhole(served.url, repo, tag, image), `${repo}:${tag}`).toBe(true);
+    } finally {
+      await served.close();
+    }
+  }, 120_000);
+});
