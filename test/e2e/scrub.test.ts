@@ -1,6 +1,7 @@
 import { rm, truncate, readFile, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { s3Driver } from "../../src/storage/factory.js";
 import type { Digest } from "../../src/registry/digest.js";
 import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName, Tag } from "../../src/registry/names.js";
@@ -9,6 +10,7 @@ import { call, errorCode } from "../helpers/http.js";
 import { pullsWhole, pushImage, randomImage, sha256, type Image } from "../helpers/oci.js";
 import { runCli, type ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
+import { createBucket, s3StorageYaml, s3TestOptions } from "../helpers/s3.js";
 import { hasTool } from "../helpers/tools.js";
 
 /** The problems a scrub printed, as `kind digest` (its lines before the summary). */
@@ -114,6 +116,44 @@ describe.skipIf(!hasTool("docker-registry"))("scrub: a store written by docker-r
       for (const { repo, tag, image } of images) expect(await pullsWhole(served.url, repo, tag, image), `${repo}:${tag}`).toBe(true);
     } finally {
       await served.close();
+    }
+  }, 120_000);
+});
+
+const s3 = inject("s3");
+
+describe.skipIf(s3 === null || !hasTool("docker-registry"))("scrub on S3 (Ceph RGW): an object cut short", () => {
+  it("finds the one blob whose object is shorter than its digest says, quarantines it, and nothing else", async () => {
+    const work = await tempDir("lain-scrub-s3-");
+    const bucket = await createBucket(s3!);
+    const storageYaml = s3StorageYaml(s3!, bucket);
+    const distribution = await startDistribution({ storageYaml, secret: "s", configDir: work });
+    const images = [randomImage({ layers: 2, layerSize: 200_000 }), randomImage({ layers: 1, layerSize: 200_000 })];
+    try {
+      for (const [i, image] of images.entries()) await pushImage(distribution.url, "lain/s3", `v${i}`, image);
+    } finally {
+      await distribution.stop();
+    }
+    const config = join(work, "config.yml");
+    await writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage:\n${storageYaml}\nhttp: {secret: s}\n`);
+    const driver = await s3Driver(s3TestOptions(s3!, bucket));
+    const cut = images[0]!.layers[1]!;
+    await driver.putContent(layout.blobData(cut.digest as Digest), cut.content.subarray(0, 1000));
+    try {
+      const scrubbed = await runCli("scrub", config);
+      expect(scrubbed.code).toBe(1);
+      expect(found(scrubbed.stdout)).toEqual([`blob-corrupt ${cut.digest}`]);
+      expect(scrubbed.stdout).toContain(`blob-corrupt ${cut.digest} in lain/s3:v0: its 1000 bytes hash to`);
+      // Blobs served by the registry itself, not redirected to the store: the test reads them whole.
+      const registry = await startTestRegistry({ storageYaml: `${storageYaml}\n  redirect:\n    disable: true` });
+      try {
+        expect((await call("HEAD", `${registry.url}/v2/lain/s3/blobs/${cut.digest}`)).status).toBe(404);
+        expect(await pullsWhole(registry.url, "lain/s3", "v1", images[1]!)).toBe(true);
+      } finally {
+        await registry.close();
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
     }
   }, 120_000);
 });
