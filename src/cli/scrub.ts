@@ -56,10 +56,10 @@ export async function scrubCommand(args: string[]): Promise<number> {
     });
     if (tty) process.stderr.write("\n");
     for (const problem of report.problems) process.stdout.write(`${describe(problem)}\n`);
-    const left = report.problems.filter((p) => p.action !== "repaired").length;
+    const left = report.problems.filter((p) => p.action !== "repaired" && p.action !== "unlinked").length;
     process.stdout.write(
       `${report.blobs} blobs (${formatBytes(report.bytes)}), ${report.repositories} repositories, ${report.manifests} manifests checked: ` +
-        `${report.problems.length} problem(s)${report.problems.length > 0 ? `, ${report.problems.length - left} repaired` : ""}${dryRun ? " (dry run: nothing moved)" : ""}\n`,
+        `${report.problems.length} problem(s)${report.problems.length > 0 ? `, ${report.problems.length - left} repaired or unlinked` : ""}${dryRun ? " (dry run: nothing moved)" : ""}\n`,
     );
     return left > 0 ? 1 : 0;
   } finally {

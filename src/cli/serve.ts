@@ -14,6 +14,7 @@ import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
 import { StoreProbe } from "../cluster/store-probe.js";
 import type { CollectionCounters } from "../gc/collect.js";
+import type { ScrubCounters } from "../gc/scrub.js";
 import { CollectionBarrier } from "../gc/barrier.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
@@ -58,6 +59,19 @@ function gcCounters(metrics: Metrics): CollectionCounters {
       metrics.gcLastSuccess.setToCurrentTime();
     },
     failed: () => metrics.gcRuns.inc({ result: "error" }),
+  };
+}
+
+function scrubCounters(metrics: Metrics): ScrubCounters {
+  return {
+    scrubbed: (report) => {
+      metrics.scrubRuns.inc({ result: "ok" });
+      metrics.scrubBytes.inc(report.bytes);
+      metrics.scrubProblems.reset();
+      for (const problem of report.problems) metrics.scrubProblems.inc({ kind: problem.kind });
+      metrics.scrubLastSuccess.setToCurrentTime();
+    },
+    failed: () => metrics.scrubRuns.inc({ result: "error" }),
   };
 }
 
@@ -140,7 +154,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   };
   const listeners = new Listeners(app, limits, prepared.tls, log);
   const paused = () => readOnly.state.enabled;
-  const { uploadPurging, gc } = config.storage;
+  const { uploadPurging, gc, scrub } = config.storage;
   // The one order: what serves requests after what they use; background work once listening.
   const stop = await startInOrder([
     running("registry", () => registry.close()),
@@ -155,6 +169,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     announcer ? { name: "announcer", start: () => announcer.start(), stop: () => announcer.withdraw() } : absent("announcer"),
     uploadPurging.enabled ? scheduled("upload purging", () => schedulePurging(driver, { ...uploadPurging, paused }, log)) : absent("upload purging"),
     gc.enabled ? await collection(driver, { ...gc, paused }, log, metrics) : absent("garbage collection"),
+    scrub.enabled ? await scrubbing(driver, { ...scrub, paused }, log, metrics) : absent("scrub"),
   ]);
   return {
     ...listeners.main(),
@@ -222,6 +237,11 @@ async function debugServer(addr: string, metricsPath: string | undefined, metric
 }
 
 /** storage.gc in the server (the collector loads only then). */
+async function scrubbing(driver: StorageDriver, options: { intervalMs: number; rateMiBps: number; paused: () => boolean }, log: Logger, metrics: Metrics): Promise<Component> {
+  const { scheduleScrub } = await import("../gc/scrub.js");
+  return scheduled("scrub", () => scheduleScrub(driver, options, log, scrubCounters(metrics)));
+}
+
 async function collection(driver: StorageDriver, options: { intervalMs: number; delayMs: number; paused: () => boolean }, log: Logger, metrics: Metrics): Promise<Component> {
   const { scheduleCollection } = await import("../gc/collect.js");
   return scheduled("garbage collection", () => scheduleCollection(driver, options, log, gcCounters(metrics)));

@@ -24,6 +24,8 @@ export interface StorageConfig {
   readOnly: boolean;
   /** storage.gc (ours): collect inside the server every interval; blobs younger than delay stay. */
   gc: { enabled: boolean; intervalMs: number; delayMs: number };
+  /** storage.scrub (ours): every blob checked against its digest, damage quarantined, every interval, at most rateMiBps. */
+  scrub: { enabled: boolean; intervalMs: number; rateMiBps: number };
   /** storage.filesystem.minfree (ours): below this free space on the store's volume, /health is degraded. */
   minFree: Room;
 }
@@ -350,6 +352,7 @@ export function toConfig(raw: Tree): RegistryConfig {
   const maintenance = section(storage, "maintenance");
   const purging = section(maintenance, "uploadpurging");
   const gc = section(storage, "gc");
+  const scrub = section(storage, "scrub");
   const tls = section(http, "tls");
   const secret = text(http.secret);
   return {
@@ -377,6 +380,11 @@ export function toConfig(raw: Tree): RegistryConfig {
         enabled: asBool(gc.enabled) ?? false,
         intervalMs: durationMs(gc.interval, 24 * 3_600_000),
         delayMs: durationMs(gc.delay, 3_600_000),
+      },
+      scrub: {
+        enabled: asBool(scrub.enabled) ?? false,
+        intervalMs: durationMs(scrub.interval, 7 * 24 * 3_600_000),
+        rateMiBps: asInt(scrub.rate) ?? 50,
       },
       minFree: minFree(section(storage, "filesystem").minfree),
     },

@@ -77,6 +77,8 @@ const storage: Spec = {
     }),
     // Ours: garbage collection inside the server.
     gc: object({ enabled: bool, interval: duration, delay: duration }),
+    // Ours: the scrub inside the server (rate in MiB/s).
+    scrub: object({ enabled: bool, interval: duration, rate: int }),
     tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
     ...Object.fromEntries(UNSUPPORTED_DRIVERS.map((d) => [d, refused(any, `the ${d} storage driver is not supported (use filesystem, s3 or oss)`)])),
   },

@@ -150,6 +150,9 @@ function checkStorage(storage: unknown, out: Findings): void {
     return;
   }
   if (!isObject(storage)) return;
+  if (isObject(storage.scrub) && storage.scrub.rate !== undefined && Number(storage.scrub.rate) < 1) {
+    out.errors.push({ path: "storage.scrub.rate", message: "must be at least 1 (MiB/s of blobs read)" });
+  }
   const unsupported = UNSUPPORTED_DRIVERS.filter((d) => d in storage);
   const drivers = STORAGE_DRIVERS.filter((d) => d in storage);
   if (drivers.length + unsupported.length === 0) {

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import type { Logger } from "pino";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
@@ -11,6 +12,7 @@ import { deleteIfPresent, listIfPresent, unlessMissing, type StorageDriver } fro
 import { CollectionBarrier } from "./barrier.js";
 import { linksBelow } from "./collect.js";
 import { forEachLimit } from "./limit.js";
+import { repeat } from "./repeat.js";
 
 /** What the scrub finds wrong in a store. */
 export type ScrubProblemKind =
@@ -34,7 +36,7 @@ export interface ScrubProblem {
   where: Array<{ repository: RepositoryName; tags: Tag[] }>;
   detail: string;
   /** What the scrub did about it. */
-  action?: "quarantined" | "repaired" | "repair failed";
+  action?: "quarantined" | "repaired" | "repair failed" | "unlinked";
   actionDetail?: string;
 }
 
@@ -182,7 +184,7 @@ async function scrub(driver: StorageDriver, barrier: CollectionBarrier, options:
   for (const name of repositories) {
     report.repositories++;
     options.progress?.("repositories", { checked: report.repositories, of: repositories.length });
-    await scrubRepository(driver, name, held, corrupt, note, report);
+    await scrubRepository(driver, name, new Holdings(driver, held), corrupt, note, report);
   }
   report.problems = [...problems.values()];
   if (options.dryRun) return report;
@@ -193,17 +195,42 @@ async function scrub(driver: StorageDriver, barrier: CollectionBarrier, options:
       await barrier.removing(() => driver.move(layout.blobData(problem.digest), scrubPaths.quarantined(problem.digest)));
       problem.action = "quarantined";
     }
+    if (problem.kind === "layer-link-dangling") await unlinkDangling(driver, barrier, problem);
     const refetchable = problem.kind === "blob-corrupt" || problem.kind === "blob-missing" || problem.kind === "manifest-missing" || problem.kind === "tag-dangling";
     if (options.refetch && refetchable) await repair(driver, problem, options.refetch, rate);
   }
   return report;
 }
 
+/**
+ * The blobs the store holds: those the scrub hashed, and, asked again, one written since its walk
+ * (a push while the scrub runs is not damage). Writers put a blob's data before any link to it,
+ * so a link whose data a fresh look does not find points at nothing.
+ */
+class Holdings {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly checked: Map<Digest, number>,
+  ) {}
+
+  async has(digest: Digest): Promise<boolean> {
+    if (this.checked.has(digest)) return true;
+    const info = await unlessMissing(() => this.driver.stat(layout.blobData(digest)));
+    if (info) this.checked.set(digest, info.size);
+    return info !== undefined;
+  }
+
+  /** Once `has` answered true. */
+  size(digest: Digest): number | undefined {
+    return this.checked.get(digest);
+  }
+}
+
 /** One repository's manifests, tags and layer links against what the store holds. */
 async function scrubRepository(
   driver: StorageDriver,
   name: RepositoryName,
-  held: Map<Digest, number>,
+  held: Holdings,
   corrupt: Map<Digest, string>,
   note: (kind: ScrubProblemKind, digest: Digest, repository: RepositoryName, tags: Tag[], detail: string) => void,
   report: ScrubReport,
@@ -215,7 +242,7 @@ async function scrubRepository(
     const target = await readLink(driver, layout.tagCurrentLink(name, tag));
     if (!target) continue;
     tagsOf.set(target, [...(tagsOf.get(target) ?? []), tag]);
-    if (!held.has(target) && !corrupt.has(target)) note("tag-dangling", target, name, [tag], `${name}:${tag} points at a manifest the store does not hold`);
+    if (!corrupt.has(target) && !(await held.has(target))) note("tag-dangling", target, name, [tag], `${name}:${tag} points at a manifest the store does not hold`);
   }
   // The tags that reach each manifest, through an index too.
   const reach = new Map<Digest, Set<Tag>>([...tagsOf].map(([d, t]) => [d, new Set(t)]));
@@ -227,7 +254,7 @@ async function scrubRepository(
       note("blob-corrupt", digest, name, [...(reach.get(digest) ?? [])], corrupt.get(digest) ?? "");
       continue;
     }
-    if (!held.has(digest)) {
+    if (!(await held.has(digest))) {
       note("manifest-missing", digest, name, [...(reach.get(digest) ?? [])], `${name}@${digest} is linked but the store does not hold it`);
       continue;
     }
@@ -247,16 +274,27 @@ async function scrubRepository(
     for (const ref of referencesOf(content)) {
       named.add(ref.digest);
       if (corrupt.has(ref.digest)) note("blob-corrupt", ref.digest, name, tags, corrupt.get(ref.digest) ?? "");
-      else if (!held.has(ref.digest)) note(ref.manifest ? "manifest-missing" : "blob-missing", ref.digest, name, tags, `${name}@${digest} names ${ref.digest}, which the store does not hold`);
-      else if (ref.size !== undefined && held.get(ref.digest) !== ref.size) {
-        note("blob-size", ref.digest, name, tags, `${name}@${digest} gives ${ref.digest} ${ref.size} bytes; it has ${held.get(ref.digest)}`);
+      else if (!(await held.has(ref.digest))) note(ref.manifest ? "manifest-missing" : "blob-missing", ref.digest, name, tags, `${name}@${digest} names ${ref.digest}, which the store does not hold`);
+      else if (ref.size !== undefined && held.size(ref.digest) !== ref.size) {
+        note("blob-size", ref.digest, name, tags, `${name}@${digest} gives ${ref.digest} ${ref.size} bytes; it has ${held.size(ref.digest)}`);
       }
     }
   }
   // A link to a blob a manifest names is reported with the manifest, above.
   for (const { digest } of await linksBelow(driver, layout.layersDir(name))) {
-    if (!held.has(digest) && !corrupt.has(digest) && !named.has(digest)) note("layer-link-dangling", digest, name, [], `${name}'s _layers link to ${digest}: the store does not hold it`);
+    if (!corrupt.has(digest) && !named.has(digest) && !(await held.has(digest))) note("layer-link-dangling", digest, name, [], `${name}'s _layers link to ${digest}: the store does not hold it`);
   }
+}
+
+/**
+ * Removes `_layers` links to a blob the store does not hold (what a collection leaves): a client
+ * sees the same 404 with or without them. Looked at again first: a push may have put the blob
+ * meanwhile, and then the link is its own.
+ */
+async function unlinkDangling(driver: StorageDriver, barrier: CollectionBarrier, problem: ScrubProblem): Promise<void> {
+  if (await unlessMissing(() => driver.stat(layout.blobData(problem.digest)))) return;
+  for (const { repository } of problem.where) await barrier.removing(() => deleteIfPresent(driver, layout.layerDir(repository, problem.digest)));
+  problem.action = "unlinked";
 }
 
 /** Fetches a damaged or missing blob from the peer in a repository it shows in, and puts it in place once its digest checks. */
@@ -301,4 +339,29 @@ async function repair(driver: StorageDriver, problem: ScrubProblem, refetch: Ref
   }
   problem.action = "repair failed";
   problem.actionDetail = last;
+}
+
+/** What a scrub inside the server reports to the metrics. */
+export interface ScrubCounters {
+  scrubbed(report: ScrubReport): void;
+  failed(): void;
+}
+
+/**
+ * storage.scrub: a scrub every interval (the first after one interval), at `rateMiBps`, damage
+ * quarantined (a mirror fetches a quarantined blob again at its next pull). Answers its stop.
+ */
+export function scheduleScrub(driver: StorageDriver, options: { intervalMs: number; rateMiBps: number; paused: () => boolean }, log: Logger, counters: ScrubCounters): () => void {
+  const run = async () => {
+    try {
+      const report = await scrubStore(driver, { dryRun: false, rateMiBps: options.rateMiBps });
+      counters.scrubbed(report);
+      for (const problem of report.problems) log.warn({ kind: problem.kind, digest: problem.digest, where: problem.where, action: problem.action }, `scrub: ${problem.detail}`);
+      log.info({ blobs: report.blobs, bytes: report.bytes, problems: report.problems.length }, "scrub done");
+    } catch (err) {
+      counters.failed();
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "scrub failed; retrying next interval");
+    }
+  };
+  return repeat(options.intervalMs, run, { paused: options.paused, immediately: false });
 }

@@ -104,6 +104,10 @@ export class Metrics {
   readonly gcFreedBytes: Counter;
   readonly gcDeletedBlobs: Counter;
   readonly gcLastSuccess: Gauge;
+  readonly scrubRuns: Counter<"result">;
+  readonly scrubBytes: Counter;
+  readonly scrubProblems: Gauge<"kind">;
+  readonly scrubLastSuccess: Gauge;
 
   readonly etcdWatchUp: Gauge<"key">;
   readonly clusterRegistered: Gauge;
@@ -165,6 +169,10 @@ export class Metrics {
     this.gcRuns = new Counter({ name: "registry_gc_runs_total", help: "Garbage collections run inside the server, by result.", labelNames: ["result"], registers });
     this.gcFreedBytes = new Counter({ name: "registry_gc_freed_bytes_total", help: "Bytes of blobs garbage collection deleted.", registers });
     this.gcDeletedBlobs = new Counter({ name: "registry_gc_deleted_blobs_total", help: "Blobs garbage collection deleted.", registers });
+    this.scrubRuns = new Counter({ name: "registry_scrub_runs_total", help: "Scrubs run inside the server (storage.scrub), by result.", labelNames: ["result"], registers });
+    this.scrubBytes = new Counter({ name: "registry_scrub_bytes_total", help: "Bytes of blobs the scrub read and checked against their digests.", registers });
+    this.scrubProblems = new Gauge({ name: "registry_scrub_problems", help: "What the last scrub found wrong in the store, by kind (blob-corrupt, blob-missing, blob-size, manifest-missing, tag-dangling, layer-link-dangling).", labelNames: ["kind"], registers });
+    this.scrubLastSuccess = new Gauge({ name: "registry_scrub_last_success_timestamp_seconds", help: "When the last scrub finished without error (Unix time).", registers });
     this.gcLastSuccess = new Gauge({ name: "registry_gc_last_success_timestamp_seconds", help: "When the last garbage collection finished without error (Unix time).", registers });
 
     const watches = this.watches;

@@ -125,6 +125,7 @@ describe.skipIf(!available)("config check and serve agree", () => {
     { name: "a root directory that is a file", yaml: () => `storage: {filesystem: {rootdirectory: ${join(work, "a-file")}}}`, path: "storage.filesystem.rootdirectory", says: "is not a directory" },
     { name: "a root directory that cannot be created", yaml: () => `storage: {filesystem: {rootdirectory: ${join(work, "a-file", "store")}}}`, path: "storage.filesystem.rootdirectory", says: "is not a directory" },
     { name: "a spool directory that is a file", yaml: () => `${storage()}\nproxy: {remoteurl: "http://127.0.0.1:9", spooldir: ${join(work, "a-file")}}`, path: "proxy.spooldir", says: "is not a directory" },
+    { name: "a scrub that reads nothing", yaml: () => `storage: {filesystem: {rootdirectory: ${join(work, "scrub-store")}}, scrub: {enabled: true, rate: 0}}`, path: "storage.scrub.rate", says: "must be at least 1" },
     { name: "an S3 store without a bucket", yaml: () => "storage: {s3: {region: us-east-1}}", path: "storage.s3.bucket", says: "is required" },
     { name: "S3 parts smaller than S3 allows", yaml: () => "storage: {s3: {bucket: b, chunksize: 1024}}", path: "storage.s3.chunksize", says: "at least 5242880" },
     { name: "an OSS store without its secret", yaml: () => "storage: {oss: {bucket: b, accesskeyid: k}}", path: "storage.oss.accesskeysecret", says: "is required" },

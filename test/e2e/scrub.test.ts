@@ -12,6 +12,8 @@ import { runCli, type ServerProcess } from "../helpers/process.js";
 import { startTestRegistry, tempDir } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml, s3TestOptions } from "../helpers/s3.js";
 import { hasTool } from "../helpers/tools.js";
+import { until } from "../helpers/until.js";
+import { METRICS_ON_MAIN_PORT, sample } from "../helpers/metrics.js";
 
 /** The problems a scrub printed, as `kind digest` (its lines before the summary). */
 function found(stdout: string): string[] {
@@ -76,7 +78,12 @@ describe.skipIf(!hasTool("docker-registry"))("scrub: a store written by docker-r
     const tagLink = join(root, layout.tagCurrentLink("lain/web" as RepositoryName, "ghost" as Tag));
     await mkdir(join(tagLink, ".."), { recursive: true });
     await writeFile(tagLink, ghost);
-    const expected = [`blob-corrupt ${truncated}`, `blob-corrupt ${emptied}`, `blob-corrupt ${flipped}`, `blob-missing ${missing}`, `tag-dangling ${ghost}`].sort();
+    // A layer link to a blob nobody holds or names, as a collection leaves behind.
+    const orphan = sha256("a layer collected long ago");
+    const layerLink = join(root, layout.layerLink("lain/app" as RepositoryName, orphan as Digest));
+    await mkdir(join(layerLink, ".."), { recursive: true });
+    await writeFile(layerLink, orphan);
+    const expected = [`blob-corrupt ${truncated}`, `blob-corrupt ${emptied}`, `blob-corrupt ${flipped}`, `blob-missing ${missing}`, `tag-dangling ${ghost}`, `layer-link-dangling ${orphan}`].sort();
 
     const dry = await runCli("scrub", config, "--dry-run", "--rate", "50");
     expect(dry.code).toBe(1);
@@ -90,6 +97,8 @@ describe.skipIf(!hasTool("docker-registry"))("scrub: a store written by docker-r
     expect(quarantined.code).toBe(1);
     expect(found(quarantined.stdout)).toEqual(expected);
     expect(quarantined.stdout.split("\n").filter((l) => l.endsWith(": quarantined")).length).toBe(3);
+    expect(quarantined.stdout).toContain(`layer-link-dangling ${orphan} in lain/app: lain/app's _layers link to ${orphan}: the store does not hold it: unlinked`);
+    await expect(readFile(layerLink)).rejects.toThrow(/ENOENT/);
     const registry = await startTestRegistry({ root });
     try {
       for (const [repo, digest] of [["lain/app", truncated], ["lain/app", emptied], ["lain/web", flipped]]) {
@@ -156,4 +165,34 @@ describe.skipIf(s3 === null || !hasTool("docker-registry"))("scrub on S3 (Ceph R
       await rm(work, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe("storage.scrub: the scrub inside the server", () => {
+  it("finds a blob damaged under a serving registry, quarantines it (404 from then on), and counts it in the metrics", async () => {
+    const root = await tempDir("lain-scrub-server-");
+    const registry = await startTestRegistry({
+      root,
+      storageYaml: `  filesystem: {rootdirectory: ${root}}\n  scrub: {enabled: true, interval: 1s, rate: 100}`,
+      extraYaml: METRICS_ON_MAIN_PORT,
+    });
+    try {
+      const image = randomImage({ layers: 2, layerSize: 50_000 });
+      await pushImage(registry.url, "lain/served", "v1", image);
+      const damaged = image.layers[0]!;
+      await writeFile(join(root, layout.blobData(damaged.digest as Digest)), Buffer.from("not what it was"));
+      const metric = async (name: string, labels: Record<string, string> = {}) => sample((await call("GET", `${registry.url}/metrics`)).text, name, labels);
+      await until(async () => (await metric("registry_scrub_problems", { kind: "blob-corrupt" })) === 1, "a scrub to find the damage");
+      expect(await metric("registry_scrub_runs_total", { result: "ok" })).toBeGreaterThanOrEqual(1);
+      expect(await metric("registry_scrub_bytes_total")).toBeGreaterThan(0);
+      expect((await call("GET", `${registry.url}/v2/lain/served/blobs/${damaged.digest}`)).status).toBe(404);
+      // The rest of the image is untouched, and a push of the blob again makes it whole.
+      expect((await call("GET", `${registry.url}/v2/lain/served/blobs/${image.layers[1]!.digest}`)).status).toBe(200);
+      await pushImage(registry.url, "lain/served", "v1", image);
+      expect(await pullsWhole(registry.url, "lain/served", "v1", image)).toBe(true);
+      await until(async () => (await metric("registry_scrub_problems", { kind: "blob-corrupt" })) === 0, "a scrub to find the store whole again");
+    } finally {
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
