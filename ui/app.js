@@ -277,6 +277,26 @@ function card(label, value, testid) {
   return h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value", "data-testid": testid }, value));
 }
 
+/** storage.scrub: what its last run found in the store, and what it did about it. */
+function scrubPart(s) {
+  const title = h("h2", {}, "Scrub (storage.scrub)");
+  if (!s.enabled) return [title, h("p", { class: "muted" }, "Off: lain-registry scrub checks the store on demand.")];
+  const every = `every ${s.intervalMs >= 3_600_000 ? `${Math.round(s.intervalMs / 3_600_000)} h` : `${Math.round(s.intervalMs / 1000)} s`} at ${s.rateMiBps} MiB/s`;
+  if (!s.last) return [title, h("p", { class: "muted", "data-testid": "scrub-summary" }, `On, ${every}; it has not run yet.`)];
+  if (s.last.error) return [title, h("p", { class: "bad", "data-testid": "scrub-summary" }, `The last scrub (${when(s.last.at)}) failed: ${s.last.error}`)];
+  const r = s.last.report;
+  const where = (p) => p.where.map((w) => (w.tags.length ? w.tags.map((t) => `${w.repository}:${t}`).join(", ") : w.repository)).join(", ");
+  return [
+    title,
+    h("p", { "data-testid": "scrub-summary" }, `On, ${every}. The last run (${when(s.last.at)}) checked ${r.blobs} blobs (${bytes(r.bytes)}) in ${r.repositories} repositories: `,
+      h("span", { class: r.problemCount ? "bad" : "good" }, r.problemCount ? `${r.problemCount} problem(s)` : "nothing wrong"), "."),
+    r.problems.length
+      ? h("table", { "data-testid": "scrub-problems" }, h("thead", {}, h("tr", {}, ["Problem", "Blob", "Where", "Done"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, r.problems.map((p) => h("tr", {}, h("td", {}, p.kind), h("td", { class: "mono", title: p.detail }, short(p.digest)), h("td", {}, where(p)), h("td", {}, p.action ?? "–")))))
+      : undefined,
+  ];
+}
+
 async function storageView() {
   const render = async () => {
     const { body: state } = await call(`${API}/storage`, catalogScope);
@@ -314,6 +334,7 @@ async function storageView() {
           h("tbody", {}, storage.largest.map((r) => h("tr", {}, h("td", {}, repoLink(r.name)), h("td", { class: "num" }, r.blobs), h("td", { class: "num" }, bytes(r.bytes)))))),
       );
     }
+    parts.push(scrubPart(state.scrub));
     if (location.hash.startsWith("#/storage")) show(...parts);
   };
   await render();

@@ -10,6 +10,7 @@ import { VERSION } from "../version.js";
 import { mode, type AuthSetup } from "./auth-setup.js";
 import type { MirrorParts } from "./mirror-setup.js";
 import type { ReadOnlyState } from "./read-only.js";
+import type { ScrubRecord } from "../gc/scrub.js";
 
 /** What the web console reads from a running instance. */
 export interface ConsoleParts {
@@ -19,11 +20,13 @@ export interface ConsoleParts {
   readOnly: ReadOnlyState;
   mirror: MirrorParts | undefined;
   announcer: Announcer | undefined;
+  /** The last scrub inside the server (storage.scrub). */
+  lastScrub: { record?: ScrubRecord };
 }
 
 /** The console of `console.enabled` (its files read by prepare), wired to this instance's parts. */
 export function consoleSite(config: RegistryConfig, assets: Map<string, Asset>, parts: ConsoleParts): NonNullable<AppContext["console"]> {
-  const { registry, metrics, auth, readOnly, mirror, announcer } = parts;
+  const { registry, metrics, auth, readOnly, mirror, announcer, lastScrub } = parts;
   const api = new ConsoleApi({
     registry,
     metrics,
@@ -36,6 +39,7 @@ export function consoleSite(config: RegistryConfig, assets: Map<string, Asset>, 
     },
     readOnly: () => readOnly.enabled,
     gcDelayMs: config.storage.gc.delayMs,
+    scrub: { ...config.storage.scrub, last: () => lastScrub.record },
     ...(mirror ? { mirror: { registry: mirror.registry, upstream: mirror.upstream, prefetch: () => mirror.prefetching?.state ?? [] } } : {}),
     ...(announcer ? { cluster: { registered: () => announcer.state.registered, instances: () => announcer.instances() } } : {}),
   });

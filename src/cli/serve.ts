@@ -14,7 +14,7 @@ import { instrumentDriver } from "../metrics/instrumented-driver.js";
 import { Metrics } from "../metrics/metrics.js";
 import { StoreProbe } from "../cluster/store-probe.js";
 import type { CollectionCounters } from "../gc/collect.js";
-import type { ScrubCounters } from "../gc/scrub.js";
+import type { ScrubCounters, ScrubRecord } from "../gc/scrub.js";
 import { CollectionBarrier } from "../gc/barrier.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
 import type { Logger } from "pino";
@@ -62,7 +62,7 @@ function gcCounters(metrics: Metrics): CollectionCounters {
   };
 }
 
-function scrubCounters(metrics: Metrics): ScrubCounters {
+function scrubCounters(metrics: Metrics, last: { record?: ScrubRecord }): ScrubCounters {
   return {
     scrubbed: (report) => {
       metrics.scrubRuns.inc({ result: "ok" });
@@ -70,8 +70,12 @@ function scrubCounters(metrics: Metrics): ScrubCounters {
       metrics.scrubProblems.reset();
       for (const problem of report.problems) metrics.scrubProblems.inc({ kind: problem.kind });
       metrics.scrubLastSuccess.setToCurrentTime();
+      last.record = { at: new Date().toISOString(), report };
     },
-    failed: () => metrics.scrubRuns.inc({ result: "error" }),
+    failed: (err) => {
+      metrics.scrubRuns.inc({ result: "error" });
+      last.record = { at: new Date().toISOString(), error: err instanceof Error ? err.message : String(err) };
+    },
   };
 }
 
@@ -121,7 +125,8 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   if (announcer) metrics.trackRegistration(() => announcer.state.registered);
   const prefetching = mirror?.prefetching;
   const writeback = mirror?.registry.writeback;
-  const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry: store, mirror, metrics, auth, readOnly: readOnly.state, announcer });
+  const lastScrub: { record?: ScrubRecord } = {};
+  const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry: store, mirror, metrics, auth, readOnly: readOnly.state, announcer, lastScrub });
   const { debug } = config;
   const app: AppContext = {
     registry,
@@ -169,7 +174,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     announcer ? { name: "announcer", start: () => announcer.start(), stop: () => announcer.withdraw() } : absent("announcer"),
     uploadPurging.enabled ? scheduled("upload purging", () => schedulePurging(driver, { ...uploadPurging, paused }, log)) : absent("upload purging"),
     gc.enabled ? await collection(driver, { ...gc, paused }, log, metrics) : absent("garbage collection"),
-    scrub.enabled ? await scrubbing(driver, { ...scrub, paused }, log, metrics) : absent("scrub"),
+    scrub.enabled ? await scrubbing(driver, { ...scrub, paused }, log, metrics, lastScrub) : absent("scrub"),
   ]);
   return {
     ...listeners.main(),
@@ -237,9 +242,9 @@ async function debugServer(addr: string, metricsPath: string | undefined, metric
 }
 
 /** storage.gc in the server (the collector loads only then). */
-async function scrubbing(driver: StorageDriver, options: { intervalMs: number; rateMiBps: number; paused: () => boolean }, log: Logger, metrics: Metrics): Promise<Component> {
+async function scrubbing(driver: StorageDriver, options: { intervalMs: number; rateMiBps: number; paused: () => boolean }, log: Logger, metrics: Metrics, last: { record?: ScrubRecord }): Promise<Component> {
   const { scheduleScrub } = await import("../gc/scrub.js");
-  return scheduled("scrub", () => scheduleScrub(driver, options, log, scrubCounters(metrics)));
+  return scheduled("scrub", () => scheduleScrub(driver, options, log, scrubCounters(metrics, last)));
 }
 
 async function collection(driver: StorageDriver, options: { intervalMs: number; delayMs: number; paused: () => boolean }, log: Logger, metrics: Metrics): Promise<Component> {

@@ -4,6 +4,7 @@ import { renderUpstream } from "../cluster/upstream-block.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
 import type { Writeback } from "../proxy/writeback.js";
+import type { ScrubRecord } from "../gc/scrub.js";
 import type { UpstreamProbe } from "../proxy/upstream-probe.js";
 import type { PrefetchState } from "../proxy/prefetch.js";
 import { listRepositories, type CatalogPage } from "../registry/catalog.js";
@@ -38,11 +39,16 @@ export interface ConsoleSources {
   readOnly: () => boolean;
   /** storage.gc.delay, for the dry run. */
   gcDelayMs: number;
+  /** storage.scrub, and what its last run found. */
+  scrub: { enabled: boolean; intervalMs: number; rateMiBps: number; last: () => ScrubRecord | undefined };
   mirror?: { registry: MirrorRegistry; upstream: UpstreamProbe; prefetch: () => PrefetchState[] };
   cluster?: { registered: () => boolean; instances: () => Promise<Registration[]> };
 }
 
 type Samples = { get(): Promise<{ values: Array<{ labels: Partial<Record<string, string | number>>; value: number }> }> };
+
+/** Problems of the last scrub the Storage view lists. */
+const CONSOLE_SCRUB_ROWS = 100;
 
 /** Rows of a standby's journal, and of what its replay decided against, the Mirror view lists. */
 const CONSOLE_WRITEBACK_ROWS = 50;
@@ -188,7 +194,11 @@ export class ConsoleApi {
     }
   }
 
-  storage(): AnalysisState {
-    return this.analysis.state;
+  /** The analysis, and storage.scrub's last run (its first problems). */
+  storage(): AnalysisState & { scrub: Record<string, unknown> } {
+    const { enabled, intervalMs, rateMiBps, last } = this.sources.scrub;
+    const record = last();
+    const report = record?.report && { ...record.report, problems: record.report.problems.slice(0, CONSOLE_SCRUB_ROWS), problemCount: record.report.problems.length };
+    return { ...this.analysis.state, scrub: { enabled, intervalMs, rateMiBps, last: record && { at: record.at, error: record.error, report } } };
   }
 }

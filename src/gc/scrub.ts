@@ -341,10 +341,10 @@ async function repair(driver: StorageDriver, problem: ScrubProblem, refetch: Ref
   problem.actionDetail = last;
 }
 
-/** What a scrub inside the server reports to the metrics. */
+/** What a scrub inside the server reports: to the metrics, and to the console (the last run). */
 export interface ScrubCounters {
   scrubbed(report: ScrubReport): void;
-  failed(): void;
+  failed(err: unknown): void;
 }
 
 /**
@@ -359,9 +359,16 @@ export function scheduleScrub(driver: StorageDriver, options: { intervalMs: numb
       for (const problem of report.problems) log.warn({ kind: problem.kind, digest: problem.digest, where: problem.where, action: problem.action }, `scrub: ${problem.detail}`);
       log.info({ blobs: report.blobs, bytes: report.bytes, problems: report.problems.length }, "scrub done");
     } catch (err) {
-      counters.failed();
+      counters.failed(err);
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "scrub failed; retrying next interval");
     }
   };
   return repeat(options.intervalMs, run, { paused: options.paused, immediately: false });
+}
+
+/** The last scrub inside the server, for the console's Storage view. */
+export interface ScrubRecord {
+  at: string;
+  report?: ScrubReport;
+  error?: string;
 }

@@ -18,6 +18,7 @@ import { libtrustKeyId } from "../../src/auth/libtrust.js";
 import { SIBLING_FROM_HEADER, SIBLING_HEADER, SIBLING_RATE_HEADER, signSiblingRequest } from "../../src/auth/sibling-signature.js";
 import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName } from "../../src/registry/names.js";
+import type { Digest } from "../../src/registry/digest.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const available = hasTool("skopeo") && hasTool(CHROMIUM);
@@ -458,6 +459,31 @@ describe.skipIf(!available)("web console of a standby with write-back", () => {
     const decided = await page.locator("[data-testid=writeback-decided] tbody tr td").allTextContents();
     expect(decided.slice(0, 3)).toEqual([`push lain/app:v1 ${mine.manifest.digest.slice(0, 19)}…`, "conflict", `${theirs.manifest.digest.slice(0, 19)}…`]);
     expect(await page.getByTestId("writeback-last").textContent()).toContain("1 conflict");
+  });
+});
+
+describe.skipIf(!available)("web console: the scrub's findings", () => {
+  it("lists what storage.scrub found wrong, with where it shows and what it did", async () => {
+    const root = await tempDir("lain-console-scrub-");
+    const registry = await startTestRegistry({ root, storageYaml: `  filesystem: {rootdirectory: ${root}}\n  scrub: {enabled: true, interval: 1s, rate: 100}`, extraYaml: "console:\n  enabled: true" });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    try {
+      const image = randomImage({ layers: 1, layerSize: 20_000 });
+      await pushImage(registry.url, "lain/scrubbed", "v1", image);
+      const layer = image.layers[0]!;
+      await writeFile(join(root, layout.blobData(layer.digest as Digest)), Buffer.from("bit rot"));
+      type Storage = { scrub: { last?: { report?: { problemCount: number } } } };
+      await expect.poll(async () => (await call("GET", `${registry.url}/ui/api/storage`)).json<Storage>().scrub.last?.report?.problemCount, { timeout: 20_000 }).toBe(1);
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.goto(`${registry.url}/ui/#/storage`);
+      await page.locator("[data-testid=scrub-problems] tbody tr").first().waitFor();
+      expect(await page.locator("[data-testid=scrub-problems] tbody td").allTextContents()).toEqual(["blob-corrupt", `${layer.digest.slice(0, 19)}…`, "lain/scrubbed:v1", "quarantined"]);
+      expect(await page.getByTestId("scrub-summary").textContent()).toMatch(/^On, every 1 s at 100 MiB\/s\. The last run \(.+\) checked \d+ blobs .* in 1 repositories: 1 problem\(s\)\.$/);
+    } finally {
+      await browser.close();
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
