@@ -18,6 +18,7 @@ const RUN: Record<string, () => Promise<Run>> = {
   upstreams: async () => (await import("./upstreams.js")).upstreamsCommand,
   "garbage-collect": async () => (await import("./garbage-collect.js")).garbageCollectCommand,
   scrub: async () => (await import("./scrub.js")).scrubCommand,
+  retention: async () => (await import("./retention.js")).retentionCommand,
   "token issue": async () => (await import("./token.js")).tokenCommand,
   healthcheck: async () => (await import("./healthcheck.js")).healthcheckCommand,
 };

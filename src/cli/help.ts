@@ -75,6 +75,16 @@ Exit 0 on SIGTERM, 2 usage or configuration error.`,
 Progress on stderr when it is a terminal. Exit 0 done, 1 failed, 2 usage or configuration error.`,
   },
   {
+    name: "retention",
+    synopsis: "lain-registry retention [config.yml] [--dry-run]",
+    summary: "remove the tags and manifests storage.retention's rules do not keep",
+    details: `Applies storage.retention's rules now, through the registry as API DELETEs would (events
+included); a later garbage collection frees the blobs. Safe while the registry serves: a tag pushed
+during the run stays. One line per tag (kept, with the rule that keeps it, or removed) and manifest.
+  --dry-run   list what would go and which rule keeps each survivor
+Exit 0 done, 2 usage or configuration error.`,
+  },
+  {
     name: "scrub",
     synopsis: "lain-registry scrub [config.yml] [--dry-run] [--rate MiB/s] [--repair] [--peer URL]",
     summary: "check every blob against its digest and every manifest, tag and link; quarantine damage",

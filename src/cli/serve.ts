@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { storeLocation, type RegistryConfig } from "../config/config.js";
+import { storeLocation, type RegistryConfig, type RetentionRule } from "../config/config.js";
 import { formatProblem } from "../config/load.js";
 import type { AppContext } from "../http/context.js";
 import { ConfigRefused, problemOf } from "../config/config-error.js";
@@ -17,6 +17,9 @@ import type { CollectionCounters } from "../gc/collect.js";
 import type { ScrubCounters, ScrubRecord } from "../gc/scrub.js";
 import { CollectionBarrier } from "../gc/barrier.js";
 import { schedulePurging } from "../gc/purge-uploads.js";
+import { repeat } from "../gc/repeat.js";
+import type { Notifier } from "../notifications/notifier.js";
+import { PullTimes } from "../registry/pull-times.js";
 import type { Logger } from "pino";
 import { Registry, type RegistryOptions } from "../registry/registry.js";
 import type { Namespace } from "../registry/repository.js";
@@ -126,6 +129,8 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
   const prefetching = mirror?.prefetching;
   const writeback = mirror?.registry.writeback;
   const lastScrub: { record?: ScrubRecord } = {};
+  // Pull times are kept only for retention rules to read.
+  const pulls = config.storage.retention.rules.length > 0 ? new PullTimes(driver) : undefined;
   const site = prepared.consoleAssets && (await import("./console-site.js")).consoleSite(config, prepared.consoleAssets, { registry: store, mirror, metrics, auth, readOnly: readOnly.state, announcer, lastScrub });
   const { debug } = config;
   const app: AppContext = {
@@ -155,11 +160,12 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     },
     lifecycle,
     ...(notifier ? { notifier } : {}),
+    ...(pulls ? { pulls } : {}),
     ...(site ? { console: site } : {}),
   };
   const listeners = new Listeners(app, limits, prepared.tls, log);
   const paused = () => readOnly.state.enabled;
-  const { uploadPurging, gc, scrub } = config.storage;
+  const { uploadPurging, gc, scrub, retention } = config.storage;
   // The one order: what serves requests after what they use; background work once listening.
   const stop = await startInOrder([
     running("registry", () => registry.close()),
@@ -175,6 +181,8 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     uploadPurging.enabled ? scheduled("upload purging", () => schedulePurging(driver, { ...uploadPurging, paused }, log)) : absent("upload purging"),
     gc.enabled ? await collection(driver, { ...gc, paused }, log, metrics) : absent("garbage collection"),
     scrub.enabled ? await scrubbing(driver, { ...scrub, paused }, log, metrics, lastScrub) : absent("scrub"),
+    pulls ? flushing(pulls, log) : absent("pull times"),
+    retention.enabled && retention.rules.length > 0 ? await retaining(store, { ...retention, paused }, log, notifier) : absent("retention"),
   ]);
   return {
     ...listeners.main(),
@@ -242,6 +250,28 @@ async function debugServer(addr: string, metricsPath: string | undefined, metric
 }
 
 /** storage.gc in the server (the collector loads only then). */
+/** How often the pull times of each instance reach the store (one small object per repository pulled meanwhile). */
+const PULL_FLUSH_MS = 30_000;
+
+/** Writes the pull times every PULL_FLUSH_MS, and once more at stop. */
+function flushing(pulls: PullTimes, log: Logger): Component {
+  const flush = () => pulls.flush().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "pull times could not be written; retrying"));
+  let stop: (() => void) | undefined;
+  return {
+    name: "pull times",
+    start: () => void (stop = repeat(PULL_FLUSH_MS, flush, { paused: () => false, immediately: false })),
+    stop: async () => {
+      stop?.();
+      await flush();
+    },
+  };
+}
+
+async function retaining(registry: Registry, options: { intervalMs: number; rules: RetentionRule[]; paused: () => boolean }, log: Logger, notifier: Notifier | undefined): Promise<Component> {
+  const { scheduleRetention } = await import("../gc/retention.js");
+  return scheduled("retention", () => scheduleRetention(registry, options, log, notifier && ((event) => notifier.publish(event))));
+}
+
 async function scrubbing(driver: StorageDriver, options: { intervalMs: number; rateMiBps: number; paused: () => boolean }, log: Logger, metrics: Metrics, last: { record?: ScrubRecord }): Promise<Component> {
   const { scheduleScrub } = await import("../gc/scrub.js");
   return scheduled("scrub", () => scheduleScrub(driver, options, log, scrubCounters(metrics, last)));

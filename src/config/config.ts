@@ -26,6 +26,8 @@ export interface StorageConfig {
   gc: { enabled: boolean; intervalMs: number; delayMs: number };
   /** storage.scrub (ours): every blob checked against its digest, damage quarantined, every interval, at most rateMiBps. */
   scrub: { enabled: boolean; intervalMs: number; rateMiBps: number };
+  /** storage.retention (ours): what to keep; no rules keep everything. `enabled`: run inside the server every interval. */
+  retention: { enabled: boolean; intervalMs: number; rules: RetentionRule[] };
   /** storage.filesystem.minfree (ours): below this free space on the store's volume, /health is degraded. */
   minFree: Room;
 }
@@ -101,6 +103,30 @@ export interface NotificationsConfig {
   endpoints: NotificationEndpointConfig[];
   /** notifications.events.includereferences: manifest events list what the manifest references. */
   includeReferences: boolean;
+}
+
+/**
+ * One rule of storage.retention: the repositories it governs (a regular expression matched whole),
+ * the tags it keeps (any criterion keeps a tag; without `keep` it removes no tag), and what else it
+ * removes. A tag or manifest that any governing rule keeps stays.
+ */
+export interface RetentionRule {
+  repositories: string;
+  keep:
+    | {
+        /** Protected tags (regular expressions matched whole): kept whatever else is said. */
+        always: string[];
+        tags: string | undefined;
+        newestPushed: number | undefined;
+        newestPulled: number | undefined;
+        pushedWithinMs: number | undefined;
+        pulledWithinMs: number | undefined;
+      }
+    | undefined;
+  /** Untagged manifests older than this are deleted; undefined: kept. */
+  untaggedOlderThanMs: number | undefined;
+  /** Referrers whose subject manifest is gone are deleted. */
+  orphanReferrers: boolean;
 }
 
 export interface AuthConfig {
@@ -267,6 +293,25 @@ export function peerConfig(url: string): ProxyConfig {
   return proxyConfig({ remoteurl: url }) as ProxyConfig;
 }
 
+function retentionRule(value: unknown): RetentionRule {
+  const rule = (typeof value === "object" && value !== null ? value : {}) as Tree;
+  const keep = rule.keep === undefined || rule.keep === null ? undefined : section(rule, "keep");
+  const optionalMs = (v: unknown) => (v === undefined || v === null ? undefined : durationMs(v, 0));
+  return {
+    repositories: text(rule.repositories) ?? ".*",
+    keep: keep && {
+      always: list(keep.always),
+      tags: text(keep.tags),
+      newestPushed: asInt(keep.newestpushed),
+      newestPulled: asInt(keep.newestpulled),
+      pushedWithinMs: optionalMs(keep.pushedwithin),
+      pulledWithinMs: optionalMs(keep.pulledwithin),
+    },
+    untaggedOlderThanMs: optionalMs(section(rule, "untagged").olderthan),
+    orphanReferrers: asBool(rule.orphanreferrers) ?? false,
+  };
+}
+
 function proxyConfig(value: unknown): ProxyConfig | undefined {
   if (typeof value !== "object" || value === null || !(value as Tree).remoteurl) return undefined;
   const proxy = value as Tree;
@@ -353,6 +398,7 @@ export function toConfig(raw: Tree): RegistryConfig {
   const purging = section(maintenance, "uploadpurging");
   const gc = section(storage, "gc");
   const scrub = section(storage, "scrub");
+  const retention = section(storage, "retention");
   const tls = section(http, "tls");
   const secret = text(http.secret);
   return {
@@ -380,6 +426,11 @@ export function toConfig(raw: Tree): RegistryConfig {
         enabled: asBool(gc.enabled) ?? false,
         intervalMs: durationMs(gc.interval, 24 * 3_600_000),
         delayMs: durationMs(gc.delay, 3_600_000),
+      },
+      retention: {
+        enabled: asBool(retention.enabled) ?? false,
+        intervalMs: durationMs(retention.interval, 24 * 3_600_000),
+        rules: (Array.isArray(retention.rules) ? (retention.rules as unknown[]) : []).map(retentionRule),
       },
       scrub: {
         enabled: asBool(scrub.enabled) ?? false,

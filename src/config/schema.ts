@@ -79,6 +79,20 @@ const storage: Spec = {
     gc: object({ enabled: bool, interval: duration, delay: duration }),
     // Ours: the scrub inside the server (rate in MiB/s).
     scrub: object({ enabled: bool, interval: duration, rate: int }),
+    // Ours: which tags and manifests to keep (docs/retention.md); everything is kept by default.
+    retention: object({
+      enabled: bool,
+      interval: duration,
+      rules: {
+        kind: "list",
+        item: object({
+          repositories: str,
+          keep: object({ always: stringList, tags: str, newestpushed: int, newestpulled: int, pushedwithin: duration, pulledwithin: duration }),
+          untagged: object({ olderthan: duration }),
+          orphanreferrers: bool,
+        }),
+      },
+    }),
     tag: planned(object({ concurrencylimit: int }), "tag lookups are not limited yet"),
     ...Object.fromEntries(UNSUPPORTED_DRIVERS.map((d) => [d, refused(any, `the ${d} storage driver is not supported (use filesystem, s3 or oss)`)])),
   },

@@ -144,12 +144,37 @@ function walk(spec: Spec, value: unknown, path: string, out: Findings, root: Spe
   }
 }
 
+/** Each rule's patterns compile, and its counts are counts. */
+function checkRetention(retention: Record<string, unknown>, out: Findings): void {
+  if (!Array.isArray(retention.rules)) return;
+  retention.rules.forEach((rule: unknown, i) => {
+    if (!isObject(rule)) return;
+    const at = `${join("storage.retention.rules", i)}.`;
+    const pattern = (path: string, value: unknown) => {
+      if (value === undefined || value === null) return;
+      try {
+        new RegExp(`^(?:${String(value)})$`);
+      } catch (err) {
+        out.errors.push({ path: `${at}${path}`, message: `is not a regular expression: ${(err as Error).message}` });
+      }
+    };
+    pattern("repositories", rule.repositories);
+    if (!isObject(rule.keep)) return;
+    pattern("keep.tags", rule.keep.tags);
+    if (Array.isArray(rule.keep.always)) rule.keep.always.forEach((p, j) => pattern(`keep.always.${j}`, p));
+    for (const key of ["newestpushed", "newestpulled"]) {
+      if (rule.keep[key] !== undefined && Number(rule.keep[key]) < 0) out.errors.push({ path: `${at}keep.${key}`, message: "must be 0 or more" });
+    }
+  });
+}
+
 function checkStorage(storage: unknown, out: Findings): void {
   if (storage === undefined || storage === null) {
     out.warnings.push({ path: "storage", message: `missing: using filesystem at ${DEFAULT_ROOT_DIRECTORY}` });
     return;
   }
   if (!isObject(storage)) return;
+  if (isObject(storage.retention)) checkRetention(storage.retention, out);
   if (isObject(storage.scrub) && storage.scrub.rate !== undefined && Number(storage.scrub.rate) < 1) {
     out.errors.push({ path: "storage.scrub.rate", message: "must be at least 1 (MiB/s of blobs read)" });
   }

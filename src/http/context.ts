@@ -9,6 +9,8 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { Notifier } from "../notifications/notifier.js";
 import type { RegistryError } from "../registry/errors.js";
 import type { Namespace } from "../registry/repository.js";
+import type { Digest } from "../registry/digest.js";
+import type { RepositoryName } from "../registry/names.js";
 import type { SiblingHeartbeat } from "./sibling-heartbeat.js";
 
 /** What every handler may use, by concern: the domain, the settings, who may do what, what is reported. */
@@ -27,6 +29,8 @@ export interface AppContext {
   console?: { path: string; api: ConsoleApi; assets: Map<string, Asset>; serve: (ctx: RequestContext, authorize: (ctx: RequestContext, required: Access[]) => Promise<void>) => Promise<void> };
   /** notifications.endpoints; absent when none are configured. */
   notifier?: Notifier;
+  /** storage.retention: when each manifest was pulled (absent without rules: nothing reads it). */
+  pulls?: { record(name: RepositoryName, digest: Digest): void };
 }
 
 /** The configuration requests are served under. */

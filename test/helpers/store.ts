@@ -1,8 +1,9 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Digest } from "../../src/registry/digest.js";
+import type { RepositoryName, Tag } from "../../src/registry/names.js";
 import type { IncomingBody } from "../../src/registry/uploads.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
 import { layout } from "../../src/registry/layout.js";
@@ -52,4 +53,25 @@ export function bodyOf(stream: Readable): IncomingBody {
 export async function leftovers(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true });
   return entries.filter((e) => /_uploads\/[0-9a-f-]{36}$/.test(e) || e.includes(".tmp-"));
+}
+
+const digestOf = (content: Buffer) => `sha256:${createHash("sha256").update(content).digest("hex")}` as Digest;
+
+/** Writes an image the way a push leaves it: blobs first, then the manifest, then the links. */
+export async function writeImage(driver: StorageDriver, name: RepositoryName, tag: Tag, seed: string): Promise<Digest> {
+  const layer = Buffer.from(`layer of ${seed}`);
+  const config = Buffer.from(`{"config of":"${seed}"}`);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: digestOf(config), size: config.length },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: digestOf(layer), size: layer.length }],
+    }),
+  );
+  for (const blob of [layer, config, manifest]) await driver.putContent(layout.blobData(digestOf(blob)), blob);
+  for (const blob of [layer, config]) await driver.putContent(layout.layerLink(name, digestOf(blob)), Buffer.from(digestOf(blob)));
+  await driver.putContent(layout.revisionLink(name, digestOf(manifest)), Buffer.from(digestOf(manifest)));
+  await driver.putContent(layout.tagCurrentLink(name, tag), Buffer.from(digestOf(manifest)));
+  return digestOf(manifest);
 }

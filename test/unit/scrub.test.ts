@@ -1,31 +1,9 @@
-import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { scrubStore } from "../../src/gc/scrub.js";
-import type { Digest } from "../../src/registry/digest.js";
 import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName, Tag } from "../../src/registry/names.js";
-import type { StorageDriver } from "../../src/storage/driver.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
-
-const digestOf = (content: Buffer) => `sha256:${createHash("sha256").update(content).digest("hex")}` as Digest;
-
-/** Writes an image the way a push leaves it: blobs first, then the manifest, then the links. */
-async function writeImage(driver: StorageDriver, name: RepositoryName, tag: Tag, seed: string): Promise<void> {
-  const layer = Buffer.from(`layer of ${seed}`);
-  const config = Buffer.from(`{"config of":"${seed}"}`);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: digestOf(config), size: config.length },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: digestOf(layer), size: layer.length }],
-    }),
-  );
-  for (const blob of [layer, config, manifest]) await driver.putContent(layout.blobData(digestOf(blob)), blob);
-  for (const blob of [layer, config]) await driver.putContent(layout.layerLink(name, digestOf(blob)), Buffer.from(digestOf(blob)));
-  await driver.putContent(layout.revisionLink(name, digestOf(manifest)), Buffer.from(digestOf(manifest)));
-  await driver.putContent(layout.tagCurrentLink(name, tag), Buffer.from(digestOf(manifest)));
-}
+import { writeImage } from "../helpers/store.js";
 
 describe("the scrub beside a serving registry", () => {
   it("takes an image pushed after its walk of the blobs for what it is, not for missing blobs", async () => {

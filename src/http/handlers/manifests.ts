@@ -65,6 +65,8 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     return;
   }
   sendBody(ctx, 200, manifest.content, manifest.mediaType);
+  // A pull, for storage.retention: the tag's manifest, not a HEAD, not a sibling mirror's fetch.
+  if (!ctx.head && !ctx.fromSibling) ctx.app.pulls?.record(repo.name, found.manifest.digest);
   if (!ctx.head) {
     notifyManifest(ctx, "pull", {
       digest: manifest.digest,
