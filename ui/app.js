@@ -239,7 +239,39 @@ async function repositoryView(name) {
         h("td", {}, pullCommand(`${host}/${name}:${t.tag}`)),
       )))),
     body.more ? h("p", { class: "muted" }, "Only the first 1000 tags are shown.") : undefined,
+    await retentionPart(name),
   );
+}
+
+/** A rule of storage.retention as it reads in the configuration. */
+function ruleText(r) {
+  const keep = r.keep ? [
+    r.keep.always.length ? `always ${r.keep.always.join(", ")}` : "",
+    r.keep.tags !== undefined ? `tags ${r.keep.tags}` : "",
+    r.keep.newestPushed !== undefined ? `the newest ${r.keep.newestPushed} pushed` : "",
+    r.keep.newestPulled !== undefined ? `the newest ${r.keep.newestPulled} pulled` : "",
+    r.keep.pushedWithinMs !== undefined ? `pushed within ${r.keep.pushedWithinMs / 1000} s` : "",
+    r.keep.pulledWithinMs !== undefined ? `pulled within ${r.keep.pulledWithinMs / 1000} s` : "",
+  ].filter(Boolean).join("; ") : "";
+  const rest = [r.untaggedOlderThanMs !== undefined ? `untagged manifests older than ${r.untaggedOlderThanMs / 1000} s go` : "", r.orphanReferrers ? "referrers of nothing go" : ""].filter(Boolean);
+  return `rule ${r.index + 1} (${r.repositories}): ${[keep ? `keeps ${keep}` : "says nothing of tags", ...rest].join("; ")}`;
+}
+
+/** The repository's retention policy, and what a run now would keep and remove (a dry run). */
+async function retentionPart(name) {
+  const { body } = await call(`${API}/retention/${name}`, pullScope(name));
+  const title = h("h2", {}, "Retention (storage.retention)");
+  if (body.rules.length === 0) return [title, h("p", { class: "muted", "data-testid": "retention-policy" }, "No rule governs this repository: everything is kept.")];
+  const { plan } = body;
+  return [
+    title,
+    h("ul", { "data-testid": "retention-policy" }, body.rules.map((r) => h("li", {}, ruleText(r)))),
+    h("p", {}, "A run now (dry run):"),
+    h("table", { "data-testid": "retention-plan" }, h("thead", {}, h("tr", {}, ["Tag or manifest", "Verdict", "Why"].map((t) => h("th", {}, t)))),
+      h("tbody", {},
+        plan.tags.map((t) => h("tr", {}, h("td", {}, t.tag), h("td", { class: t.kept ? "good" : "bad" }, t.kept ? "keep" : "remove"), h("td", {}, t.reason))),
+        plan.manifests.map((m) => h("tr", {}, h("td", { class: "mono" }, short(m.digest)), h("td", { class: "bad" }, "remove"), h("td", {}, m.reason))))),
+  ];
 }
 
 async function manifestView(name, digest) {

@@ -182,7 +182,7 @@ export async function startRegistry(config: RegistryConfig, log = createLogger(c
     gc.enabled ? await collection(driver, { ...gc, paused }, log, metrics) : absent("garbage collection"),
     scrub.enabled ? await scrubbing(driver, { ...scrub, paused }, log, metrics, lastScrub) : absent("scrub"),
     pulls ? flushing(pulls, log) : absent("pull times"),
-    retention.enabled && retention.rules.length > 0 ? await retaining(store, { ...retention, paused }, log, notifier) : absent("retention"),
+    retention.enabled && retention.rules.length > 0 ? await retaining(store, { ...retention, paused }, log, metrics, notifier) : absent("retention"),
   ]);
   return {
     ...listeners.main(),
@@ -267,9 +267,18 @@ function flushing(pulls: PullTimes, log: Logger): Component {
   };
 }
 
-async function retaining(registry: Registry, options: { intervalMs: number; rules: RetentionRule[]; paused: () => boolean }, log: Logger, notifier: Notifier | undefined): Promise<Component> {
+async function retaining(registry: Registry, options: { intervalMs: number; rules: RetentionRule[]; paused: () => boolean }, log: Logger, metrics: Metrics, notifier: Notifier | undefined): Promise<Component> {
   const { scheduleRetention } = await import("../gc/retention.js");
-  return scheduled("retention", () => scheduleRetention(registry, options, log, notifier && ((event) => notifier.publish(event))));
+  const counters = {
+    ran: (report: { removedTags: string[]; removedManifests: string[] }) => {
+      metrics.retentionRuns.inc({ result: "ok" });
+      metrics.retentionRemoved.inc({ kind: "tag" }, report.removedTags.length);
+      metrics.retentionRemoved.inc({ kind: "manifest" }, report.removedManifests.length);
+      metrics.retentionLastSuccess.setToCurrentTime();
+    },
+    failed: () => metrics.retentionRuns.inc({ result: "error" }),
+  };
+  return scheduled("retention", () => scheduleRetention(registry, options, log, counters, notifier && ((event) => notifier.publish(event))));
 }
 
 async function scrubbing(driver: StorageDriver, options: { intervalMs: number; rateMiBps: number; paused: () => boolean }, log: Logger, metrics: Metrics, last: { record?: ScrubRecord }): Promise<Component> {

@@ -5,6 +5,8 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { MirrorRegistry } from "../proxy/mirror.js";
 import type { Writeback } from "../proxy/writeback.js";
 import type { ScrubRecord } from "../gc/scrub.js";
+import { planFor, type RepositoryPlan } from "../gc/retention.js";
+import type { RetentionRule } from "../config/config.js";
 import type { UpstreamProbe } from "../proxy/upstream-probe.js";
 import type { PrefetchState } from "../proxy/prefetch.js";
 import { listRepositories, type CatalogPage } from "../registry/catalog.js";
@@ -39,6 +41,8 @@ export interface ConsoleSources {
   readOnly: () => boolean;
   /** storage.gc.delay, for the dry run. */
   gcDelayMs: number;
+  /** storage.retention's rules, for each repository's policy and dry run. */
+  retentionRules: RetentionRule[];
   /** storage.scrub, and what its last run found. */
   scrub: { enabled: boolean; intervalMs: number; rateMiBps: number; last: () => ScrubRecord | undefined };
   mirror?: { registry: MirrorRegistry; upstream: UpstreamProbe; prefetch: () => PrefetchState[] };
@@ -192,6 +196,13 @@ export class ConsoleApi {
     } catch (err) {
       return { registered: cluster.registered(), error: err instanceof Error ? err.message : String(err) };
     }
+  }
+
+  /** The rules that govern a repository, and what a run now would keep (and why) and remove: a dry run. */
+  async retention(name: RepositoryName): Promise<{ rules: Array<RetentionRule & { index: number }>; plan: RepositoryPlan }> {
+    const rules = this.sources.retentionRules;
+    const plan = await planFor(this.sources.registry, rules, name);
+    return { rules: plan.rules.map((index) => ({ ...rules[index]!, index })), plan };
   }
 
   /** The analysis, and storage.scrub's last run (its first problems). */

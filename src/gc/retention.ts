@@ -220,13 +220,27 @@ function deletion(repository: RepositoryName, what: { tag: Tag } | { digest: Dig
   };
 }
 
+/** What a retention run inside the server reports to the metrics. */
+export interface RetentionCounters {
+  ran(report: RetentionReport): void;
+  failed(): void;
+}
+
 /** storage.retention inside the server: a run every interval (the first after one interval). Answers its stop. */
-export function scheduleRetention(registry: Registry, options: { intervalMs: number; rules: readonly RetentionRule[]; paused: () => boolean }, log: Logger, events?: DeletionEvents): () => void {
+export function scheduleRetention(
+  registry: Registry,
+  options: { intervalMs: number; rules: readonly RetentionRule[]; paused: () => boolean },
+  log: Logger,
+  counters: RetentionCounters,
+  events?: DeletionEvents,
+): () => void {
   const run = async () => {
     try {
       const report = await applyRetention(registry, options.rules, events);
+      counters.ran(report);
       log.info({ repositories: report.plans.length, tags: report.removedTags.length, manifests: report.removedManifests.length, skipped: report.skipped.length }, "retention done");
     } catch (err) {
+      counters.failed();
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "retention failed; retrying next interval");
     }
   };

@@ -34,6 +34,13 @@ export async function serveConsole(ctx: RequestContext, authorize: ConsoleAuthor
     await authorize(ctx, [ctx.method === "POST" ? ANALYZE : CATALOG]);
     return sendJson(ctx, ctx.method === "POST" ? 202 : 200, ctx.method === "POST" ? api.analysis.start() : api.storage());
   }
+  const retention = /^GET retention\/(.+)$/.exec(route);
+  if (retention?.[1] !== undefined) {
+    const name = retention[1];
+    if (!isRepositoryName(name)) throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(name)}`, { name });
+    await authorize(ctx, [{ type: "repository", name, actions: ["pull"] }]);
+    return sendJson(ctx, 200, await api.retention(name as RepositoryName));
+  }
   const tags = /^GET tags\/(.+)$/.exec(route);
   if (tags?.[1] !== undefined) {
     const name = tags[1];

@@ -104,6 +104,9 @@ export class Metrics {
   readonly gcFreedBytes: Counter;
   readonly gcDeletedBlobs: Counter;
   readonly gcLastSuccess: Gauge;
+  readonly retentionRuns: Counter<"result">;
+  readonly retentionRemoved: Counter<"kind">;
+  readonly retentionLastSuccess: Gauge;
   readonly scrubRuns: Counter<"result">;
   readonly scrubBytes: Counter;
   readonly scrubProblems: Gauge<"kind">;
@@ -169,6 +172,9 @@ export class Metrics {
     this.gcRuns = new Counter({ name: "registry_gc_runs_total", help: "Garbage collections run inside the server, by result.", labelNames: ["result"], registers });
     this.gcFreedBytes = new Counter({ name: "registry_gc_freed_bytes_total", help: "Bytes of blobs garbage collection deleted.", registers });
     this.gcDeletedBlobs = new Counter({ name: "registry_gc_deleted_blobs_total", help: "Blobs garbage collection deleted.", registers });
+    this.retentionRuns = new Counter({ name: "registry_retention_runs_total", help: "Retention runs inside the server (storage.retention), by result.", labelNames: ["result"], registers });
+    this.retentionRemoved = new Counter({ name: "registry_retention_removed_total", help: "Tags and manifests retention removed, by kind (tag, manifest).", labelNames: ["kind"], registers });
+    this.retentionLastSuccess = new Gauge({ name: "registry_retention_last_success_timestamp_seconds", help: "When the last retention run finished without error (Unix time).", registers });
     this.scrubRuns = new Counter({ name: "registry_scrub_runs_total", help: "Scrubs run inside the server (storage.scrub), by result.", labelNames: ["result"], registers });
     this.scrubBytes = new Counter({ name: "registry_scrub_bytes_total", help: "Bytes of blobs the scrub read and checked against their digests.", registers });
     this.scrubProblems = new Gauge({ name: "registry_scrub_problems", help: "What the last scrub found wrong in the store, by kind (blob-corrupt, blob-missing, blob-size, manifest-missing, tag-dangling, layer-link-dangling).", labelNames: ["kind"], registers });

@@ -487,6 +487,38 @@ describe.skipIf(!available)("web console: the scrub's findings", () => {
   });
 });
 
+describe.skipIf(!available)("web console: a repository's retention policy", () => {
+  it("shows the rules that govern it and what a run now would keep and remove, and why", async () => {
+    const root = await tempDir("lain-console-retention-");
+    const storageYaml = `  filesystem: {rootdirectory: ${root}}\n  retention:\n    rules:\n      - repositories: lain/.*\n        keep: {newestpushed: 1, always: [latest]}`;
+    const registry = await startTestRegistry({ root, storageYaml, extraYaml: "console:\n  enabled: true" });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    try {
+      const images = [randomImage({ layers: 1, layerSize: 1000 }), randomImage({ layers: 1, layerSize: 1000 }), randomImage({ layers: 1, layerSize: 1000 })];
+      for (const [tag, image] of [["latest", images[0]!], ["v1", images[1]!], ["v2", images[2]!]] as const) {
+        await pushImage(registry.url, "lain/kept", tag, image);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.goto(`${registry.url}/ui/#/r/lain/kept`);
+      await page.locator("[data-testid=retention-plan] tbody tr").first().waitFor();
+      expect(await page.getByTestId("retention-policy").textContent()).toBe("rule 1 (lain/.*): keeps always latest; the newest 1 pushed");
+      const rows = await page.locator("[data-testid=retention-plan] tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)));
+      expect(rows).toEqual([
+        ["latest", "keep", "rule 1: always (latest)"],
+        ["v1", "remove", "no rule keeps it"],
+        ["v2", "keep", "rule 1: among the newest 1 pushed"],
+        [`${images[1]!.manifest.digest.slice(0, 19)}…`, "remove", "its tags were removed"],
+      ]);
+      await page.screenshot({ path: join(SHOTS, "retention.png") });
+    } finally {
+      await browser.close();
+      await registry.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(!available)("web console on a 5,000-repository store", () => {
   it("lists them (the time to a rendered first page is printed, not asserted)", async () => {
     const work = await tempDir("lain-console-big-");

@@ -1,9 +1,9 @@
 import bcrypt from "bcryptjs";
-import { createServer, type IncomingMessage, type Server } from "node:http";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/http.js";
+import { startReceiver } from "../helpers/notification-receiver.js";
 import { sample } from "../helpers/metrics.js";
 import { randomImage, writeOciLayout, type Image } from "../helpers/oci.js";
 import { freePort, startLainProcess, type ServerProcess } from "../helpers/process.js";
@@ -17,36 +17,6 @@ const NOTIFY_TOKEN = "notify-token-3c9d5e7a";
 const PROXY_PASSWORD = "proxy-pass-8b2a4f6c";
 const HTTP_SECRET = "http-secret-5d1e9c3b";
 const BOGUS_BEARER = "bogusbearertoken0123456789";
-
-interface Delivery {
-  path: string;
-  headers: IncomingMessage["headers"];
-  events: Array<Record<string, unknown> & { id: string; action: string; target: Record<string, unknown> }>;
-}
-
-/** A real HTTP listener for notifications: /events fails its first `failures` POSTs, /hang never answers. */
-async function startReceiver(failures: number): Promise<{ url: string; deliveries: Delivery[]; refused: () => number; server: Server }> {
-  const deliveries: Delivery[] = [];
-  let refused = 0;
-  const server = createServer((req, res) => {
-    if (req.url === "/hang") return; // never answers; the registry's timeout ends it
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.url === "/events" && refused < failures) {
-        refused++;
-        res.writeHead(500).end("not yet");
-        return;
-      }
-      const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { events: Delivery["events"] };
-      deliveries.push({ path: req.url ?? "", headers: req.headers, events: body.events });
-      res.writeHead(200).end();
-    });
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${port}`, deliveries, refused: () => refused, server };
-}
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 

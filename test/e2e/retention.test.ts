@@ -10,6 +10,9 @@ import { runCli } from "../helpers/process.js";
 import { startTestRegistry, tempDir, type TestRegistry } from "../helpers/registry.js";
 import { createBucket, s3StorageYaml } from "../helpers/s3.js";
 import { holdsBlobs } from "../helpers/store.js";
+import { METRICS_ON_MAIN_PORT, sample } from "../helpers/metrics.js";
+import { startReceiver } from "../helpers/notification-receiver.js";
+import { until } from "../helpers/until.js";
 
 const DAY = 24 * 3_600_000;
 
@@ -188,4 +191,38 @@ describe("pull times shared by every instance on one store", () => {
       }
     });
   }
+});
+
+describe("storage.retention inside the server", () => {
+  it("runs every interval, removes what the rules do not keep, and sends the delete events an API DELETE would", async () => {
+    const receiver = await startReceiver(0);
+    const root = await tempDir("lain-retention-server-");
+    const registry = await startTestRegistry({
+      root,
+      storageYaml: `  filesystem: {rootdirectory: ${root}}\n  retention:\n    enabled: true\n    interval: 1s\n    rules:\n      - repositories: lain/served\n        keep: {newestpushed: 1}`,
+      extraYaml: `${METRICS_ON_MAIN_PORT}\nnotifications:\n  endpoints:\n    - name: sink\n      url: ${receiver.url}/events\n      timeout: 2s\n      threshold: 3\n      backoff: 1s`,
+    });
+    try {
+      const old = randomImage({ layers: 1, layerSize: 1000 });
+      await pushImage(registry.url, "lain/served", "old", old);
+      const when = new Date(Date.now() - DAY);
+      await utimes(join(root, layout.tagCurrentLink("lain/served" as RepositoryName, "old" as Tag)), when, when);
+      const current = randomImage({ layers: 1, layerSize: 1000 });
+      await pushImage(registry.url, "lain/served", "current", current);
+      const removed = async (kind: string) => sample((await call("GET", `${registry.url}/metrics`)).text, "registry_retention_removed_total", { kind });
+      await until(async () => (await removed("tag")) === 1 && (await removed("manifest")) === 1, "a retention run");
+      expect((await call("GET", `${registry.url}/v2/lain/served/manifests/old`)).status).toBe(404);
+      expect(await pullsWhole(registry.url, "lain/served", "current", current)).toBe(true);
+      const deletes = () => receiver.deliveries.flatMap((d) => d.events).filter((e) => e.action === "delete");
+      await until(() => deletes().length >= 2, "the delete events");
+      expect(deletes().map((e) => e.target)).toEqual(expect.arrayContaining([
+        { repository: "lain/served", tag: "old" },
+        { repository: "lain/served", digest: old.manifest.digest },
+      ]));
+    } finally {
+      await registry.close();
+      receiver.server.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

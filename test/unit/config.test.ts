@@ -49,6 +49,23 @@ describe("configuration examples", async () => {
     expect(paths(loaded.warnings)).not.toContain("storage.s3");
   });
 
+  it("LAIN's clean-up cron is one retention rule: the newest 200 of every repository, and latest always", async () => {
+    const loaded = parseConfig(await readFile(join(EXAMPLES, "retention-lain.yml"), "utf8"), {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.config.storage.retention).toEqual({
+      enabled: true,
+      intervalMs: 168 * 3_600_000,
+      rules: [{ repositories: ".*", keep: { always: ["latest"], tags: undefined, newestPushed: 200, newestPulled: undefined, pushedWithinMs: undefined, pulledWithinMs: undefined }, untaggedOlderThanMs: undefined, orphanReferrers: false }],
+    });
+    expect(loaded.config.storage.gc.enabled).toBe(true);
+    expect(loaded.warnings).toEqual([]);
+  });
+
+  it("refuses a retention rule whose pattern is not a regular expression, by its key path", () => {
+    const bad = parseConfig("version: 0.1\nstorage:\n  retention:\n    rules:\n      - repositories: \"lain/(\"\n        keep: {newestpushed: -1}", {});
+    expect(bad.ok ? [] : paths(bad.errors)).toEqual(["storage.retention.rules[0].repositories", "storage.retention.rules[0].keep.newestpushed"]);
+  });
+
   it("the delete fragment turns deletion on over the default filesystem store", async () => {
     const loaded = parseConfig(await readFile(join(EXAMPLES, "lain-delete.yml"), "utf8"), {});
     if (!loaded.ok) throw new Error("expected ok");
