@@ -16,6 +16,8 @@ import type { RepositoryName, Tag } from "./names.js";
  *   /docker/registry/v2/repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link
  *   /docker/registry/v2/_gc/...  (the garbage collector's, gc/paths.ts)
  *   /docker/registry/v2/_writeback/...  (a standby's journal, proxy/writeback-journal.ts)
+ *   /docker/registry/v2/_pulls/<name>/_times/<instance>  (pull times, registry/pull-times.ts)
+ *   /docker/registry/v2/_quarantine/...  (blobs the scrub found damaged, gc/scrub.ts)
  */
 const ROOT = "/docker/registry/v2";
 

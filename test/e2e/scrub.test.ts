@@ -127,6 +127,27 @@ describe.skipIf(!hasTool("docker-registry"))("scrub: a store written by docker-r
       await served.close();
     }
   }, 120_000);
+
+  it("--repair on a mirror fetches a damaged cached blob again from proxy.remoteurl", async () => {
+    const mirrorRoot = join(work, "mirror");
+    const proxy = `proxy:\n  remoteurl: ${peer!.url}`;
+    const mirror = await startTestRegistry({ root: mirrorRoot, extraYaml: proxy });
+    const { repo, tag, image } = images[2]!;
+    try {
+      expect(await pullsWhole(mirror.url, repo, tag, image)).toBe(true);
+    } finally {
+      await mirror.close();
+    }
+    const layer = image.layers[1]!.digest;
+    await truncate(join(mirrorRoot, layout.blobData(layer as Digest)), 10);
+    const mirrorConfig = join(work, "mirror.yml");
+    await writeFile(mirrorConfig, `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${mirrorRoot}}}\nhttp: {secret: s}\n${proxy}\n`);
+    const repaired = await runCli("scrub", mirrorConfig, "--repair");
+    expect(repaired.code, repaired.stdout + repaired.stderr).toBe(0);
+    expect(repaired.stdout).toContain(`blob-corrupt ${layer} in ${repo}:${tag}:`);
+    expect(repaired.stdout).toContain(`: repaired (fetched again in ${repo})`);
+    expect((await readFile(join(mirrorRoot, layout.blobData(layer as Digest)))).equals(image.layers[1]!.content)).toBe(true);
+  }, 60_000);
 });
 
 const s3 = inject("s3");
