@@ -25,6 +25,7 @@ import { measureLazyPull, measureLazyRanges } from "./lazy-ranges.js";
 import { MIRROR_CONCURRENT, measureMirror, type MirrorMeasures } from "./mirror.js";
 import { SOAK_SECONDS, measureSoaks } from "./soak.js";
 import { measureWriteback } from "./writeback.js";
+import { measureLifecycle } from "./lifecycle.js";
 import {
   abHead,
   cpuSeconds,
@@ -49,7 +50,7 @@ import {
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** The parts measured after the core (pushes, pulls, request rates); BENCH_PARTS=mirror measures the mirror alone beside the core. */
-const PARTS = ["mirror", "ranges", "fleet", "cluster", "writeback", "gc", "gc-memory", "s3", "soak"] as const;
+const PARTS = ["mirror", "ranges", "fleet", "cluster", "writeback", "gc", "lifecycle", "gc-memory", "s3", "soak"] as const;
 const CHOSEN = process.env.BENCH_PARTS?.split(",").map((part) => part.trim()) ?? [...PARTS];
 for (const part of CHOSEN) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`BENCH_PARTS: unknown part ${part} (${PARTS.join(", ")})`);
 const chosen = (part: (typeof PARTS)[number]) => CHOSEN.includes(part);
@@ -476,6 +477,16 @@ async function main(): Promise<void> {
         `${g.repushedIntact} of ${g.repushed} deleted images pushed again pull back whole; peak RSS ${g.lainPeakRssMiB.toFixed(0)} vs ${g.distributionPeakRssMiB.toFixed(0)} MiB`,
       );
     }
+    const lifecycle = chosen("lifecycle") ? await measureLifecycle(work, log) : null;
+    if (lifecycle) {
+      const l = lifecycle;
+      lines.push(
+        `scrub of a ${l.scrubGiB} GiB store: ${l.scrubMiBps.toFixed(0)} MiB/s, sha256sum of the same files ${l.sha256sumMiBps.toFixed(0)} MiB/s (${(l.scrubMiBps / l.sha256sumMiBps).toFixed(2)}); ` +
+          `a 256 MiB pull beside a scrub at 50 MiB/s ${l.pullMiBpsBesideScrub.toFixed(0)} vs alone ${l.pullMiBpsAlone.toFixed(0)} MiB/s (${(l.pullMiBpsBesideScrub / l.pullMiBpsAlone).toFixed(2)}, target ≥ 0.90)`,
+        `retention over ${l.retentionRepositories} repositories of 5 tags (keep the newest 3): dry run ${l.retentionDryRunSeconds.toFixed(1)} s, run ${l.retentionRunSeconds.toFixed(1)} s (${l.retentionRemovedTags} tags removed); ` +
+          `manifest GET with pull times recorded ${l.manifestRpsTracked.toFixed(0)} vs not ${l.manifestRpsUntracked.toFixed(0)} req/s (${(l.manifestRpsTracked / l.manifestRpsUntracked).toFixed(2)})`,
+      );
+    }
     const gcMemory = chosen("gc-memory") ? { filesystem: await measureGcMemory(work, log), s3: (await measureGcMemoryS3(work, log)) ?? null } : null;
     for (const [where, m] of Object.entries(gcMemory ?? {})) {
       if (!m) continue;
@@ -531,6 +542,7 @@ async function main(): Promise<void> {
       fleet,
       cluster,
       writeback,
+      lifecycle,
       gc,
       gcS3: gcS3 ?? null,
       gcMemory,
