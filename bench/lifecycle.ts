@@ -144,25 +144,25 @@ export async function measureLifecycle(work: string, log: (line: string) => void
     });
     log(`[lifecycle] retention over ${REPOSITORIES} repositories: dry run ${dryRunSeconds.toFixed(1)} s, run ${runSeconds.toFixed(1)} s, ${removed} tags removed`);
 
-    // What a pull's record costs: manifest GETs, rules on and off.
-    const rates = async (withRules: boolean) => {
-      const store = join(work, `lifecycle-pulls-${withRules}`);
+    // What a pull's record costs: manifest GETs, rules on and off, in alternating rounds.
+    const image = randomImage({ layers: 1, layerSize: 1000 });
+    const start = async (withRules: boolean) => {
       const file = join(work, `lifecycle-pulls-${withRules}.yml`);
-      await writeFile(file, `version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${store}}${withRules ? rules : ""}\nhttp: {secret: bench}\n`);
+      await writeFile(file, `version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${join(work, `lifecycle-pulls-${withRules}`)}}${withRules ? rules : ""}\nhttp: {secret: bench}\n`);
       const server = await startLainProcess(file, await freePort());
       servers.push(server);
-      const image = randomImage({ layers: 1, layerSize: 1000 });
       await pushImage(server.url, "bench/small", "latest", image);
-      const out: number[] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      return server;
+    };
+    const [plain, recording] = [await start(false), await start(true)];
+    const untracked: number[] = [];
+    const tracked: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const [server, out] of [[plain, untracked], [recording, tracked]] as const) {
         settle();
         out.push((await wrk(`${server.url}/v2/bench/small/manifests/latest`, { connections: 32, seconds: 5, headers: { Accept: image.manifest.mediaType }, scriptDir: work })).rps);
       }
-      await server.stop();
-      return out;
-    };
-    const untracked = await rates(false);
-    const tracked = await rates(true);
+    }
     log(`[lifecycle] manifest GETs, pull times recorded ${tracked.map((v) => v.toFixed(0)).join(", ")} req/s, not ${untracked.map((v) => v.toFixed(0)).join(", ")}`);
     return {
       scrubGiB: SCRUB_GIB,

@@ -50,6 +50,7 @@ describe("storage.retention: rules of each kind on a store with known push and p
   let root: string;
   let config: string;
   let registry: TestRegistry;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
   const images = new Map<string, Image>();
 
   async function push(repo: string, tag: string, ageMs = 0, image = randomImage({ layers: 1, layerSize: 5_000 })): Promise<Image> {
@@ -71,11 +72,14 @@ describe("storage.retention: rules of each kind on a store with known push and p
     root = join(work, "store");
     const storage = `  filesystem: {rootdirectory: ${root}}${RULES}`;
     config = join(work, "config.yml");
-    await writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage:\n${storage}\n  delete: {enabled: true}\nhttp: {secret: s}\n`);
+    receiver = await startReceiver(0);
+    const notifications = `notifications:\n  endpoints:\n    - name: sink\n      url: ${receiver.url}/events\n      timeout: 2s\n      threshold: 3\n      backoff: 1s`;
+    await writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage:\n${storage}\n  delete: {enabled: true}\nhttp: {secret: s}\n${notifications}\n`);
     registry = await startTestRegistry({ root, storageYaml: storage });
   });
   afterAll(async () => {
     await registry?.close();
+    receiver?.server.close();
     await rm(work, { recursive: true, force: true });
   });
 
@@ -135,6 +139,9 @@ describe("storage.retention: rules of each kind on a store with known push and p
     const run = await runCli("retention", config);
     expect(run.code, run.stderr).toBe(0);
     expect(lines(run.stdout, "removed")).toEqual([...expectedTags, ...expectedManifests].sort());
+    // Each removal went out as the delete event an API DELETE sends, before the command ended.
+    const deleted = receiver.deliveries.flatMap((d) => d.events).filter((e) => e.action === "delete").map((e) => (e.target.tag ? `${String(e.target.repository)}:${String(e.target.tag)}` : `${String(e.target.repository)}@${String(e.target.digest)}`));
+    expect(deleted.sort()).toEqual([...expectedTags, ...expectedManifests].sort());
     const again = await runCli("retention", config, "--dry-run");
     expect(lines(again.stdout, "would remove")).toEqual([]);
 
