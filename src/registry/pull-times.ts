@@ -8,7 +8,7 @@ import { deleteIfPresent, listIfPresent, unlessMissing, type StorageDriver } fro
 const PULLS = `${layout.root}/_pulls`;
 /** The file a compaction merges every instance's into. */
 const MERGED = "merged";
-/** An instance's file older than this is merged and removed by a compaction (a live instance writes its whole map again at its next flush). */
+/** An instance's file older than this is merged and removed by a compaction (a live instance starts a new one at its next flush). */
 const STALE_MS = 3_600_000;
 
 /** A repository's files: `_pulls/<name>/_times/<instance>` (a repository's path components never start with `_`). */
@@ -30,32 +30,43 @@ function parseTimes(content: Buffer): Map<Digest, number> {
 /**
  * When each manifest was last pulled (a GET; a HEAD or a sibling mirror's request is no pull),
  * shared by every instance on the store. A pull costs a map update in memory. Every flush
- * writes one small object per repository pulled since the last one, each instance its own, so
- * that no two instances write the same object; a reader takes the latest time across them.
+ * merges the pulls since the last one into one small object per repository, each instance its
+ * own, so that no two instances write the same object; a reader takes the latest time across
+ * them. Memory holds only the pulls since the last flush.
  */
 export class PullTimes {
-  private readonly seen = new Map<RepositoryName, Map<Digest, number>>();
-  private readonly dirty = new Set<RepositoryName>();
+  private pending = new Map<RepositoryName, Map<Digest, number>>();
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly instance = randomUUID(),
+    private readonly instance: string = randomUUID(),
   ) {}
 
   record(name: RepositoryName, digest: Digest, at = Date.now()): void {
-    let times = this.seen.get(name);
-    if (!times) this.seen.set(name, (times = new Map()));
+    let times = this.pending.get(name);
+    if (!times) this.pending.set(name, (times = new Map()));
     times.set(digest, at);
-    this.dirty.add(name);
   }
 
-  /** Writes what was pulled since the last flush. Times are best effort: not synced to disk. */
+  /** Merges the pulls since the last flush into this instance's objects. Times are best effort: not synced to disk. */
   async flush(): Promise<void> {
-    const names = [...this.dirty];
-    this.dirty.clear();
-    for (const name of names) {
-      const times = this.seen.get(name);
-      if (times) await this.driver.putContent(`${timesDir(name)}/${this.instance}`, Buffer.from(JSON.stringify(Object.fromEntries(times))), true);
+    const flushing = this.pending;
+    this.pending = new Map();
+    const repositories = [...flushing];
+    for (const [i, [name, times]] of repositories.entries()) {
+      const path = `${timesDir(name)}/${this.instance}`;
+      try {
+        const content = await unlessMissing(() => this.driver.getContent(path));
+        const merged = content ? parseTimes(content) : new Map<Digest, number>();
+        for (const [digest, at] of times) merged.set(digest, Math.max(at, merged.get(digest) ?? 0));
+        await this.driver.putContent(path, Buffer.from(JSON.stringify(Object.fromEntries(merged))), true);
+      } catch (err) {
+        // What is not written yet waits for the next flush (a later pull of the same manifest wins).
+        for (const [left, leftTimes] of repositories.slice(i)) {
+          for (const [digest, at] of leftTimes) if (!this.pending.get(left)?.has(digest)) this.record(left, digest, at);
+        }
+        throw err;
+      }
     }
   }
 

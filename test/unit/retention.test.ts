@@ -4,6 +4,8 @@ import { applyRetention } from "../../src/gc/retention.js";
 import { layout } from "../../src/registry/layout.js";
 import type { RepositoryName, Tag } from "../../src/registry/names.js";
 import { Registry } from "../../src/registry/registry.js";
+import { PullTimes } from "../../src/registry/pull-times.js";
+import type { Digest } from "../../src/registry/digest.js";
 import { InMemoryDriver } from "../../src/storage/inmemory.js";
 import { writeImage } from "../helpers/store.js";
 
@@ -46,5 +48,33 @@ describe("retention beside pushes", () => {
     } finally {
       await registry.close();
     }
+  });
+});
+
+describe("pull times", () => {
+  it("keep a flush's pulls when the store fails it, and write them at the next", async () => {
+    const store = new InMemoryDriver();
+    let failing = true;
+    const driver = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key === "putContent" && failing) return () => Promise.reject(new Error("the store is down"));
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const pulls = new PullTimes(driver, "instance-a");
+    const a = `sha256:${"a".repeat(64)}` as Digest;
+    const b = `sha256:${"b".repeat(64)}` as Digest;
+    pulls.record(app, a, 1000);
+    pulls.record("lain/other" as RepositoryName, b, 2000);
+    await expect(pulls.flush()).rejects.toThrow("the store is down");
+    failing = false;
+    pulls.record(app, a, 3000);
+    await pulls.flush();
+    expect([...(await PullTimes.read(store, app))]).toEqual([[a, 3000]]);
+    expect([...(await PullTimes.read(store, "lain/other" as RepositoryName))]).toEqual([[b, 2000]]);
+    // A later flush merges into what the instance wrote before.
+    pulls.record(app, b, 4000);
+    await pulls.flush();
+    expect(new Map(await PullTimes.read(store, app))).toEqual(new Map([[a, 3000], [b, 4000]]));
   });
 });
