@@ -97,14 +97,13 @@ describe.skipIf(!available)("lazy pulls through the node mirror (stargz snapshot
       const metrics = await scrape(`${mirror.url}/metrics`);
       return (served: string) => metrics("registry_proxy_range_requests_total", { served });
     };
-    const before = { carried: link.carried, ranges: await ranges(), answers: layerAnswers().length };
+    const before = { carried: link.carried, ranges: await ranges() };
     await node.ctrRemote("images", "rpull", "--plain-http", "--hosts-dir", node.hostsDir, image.estargz);
     expect(await node.runContainer(image.estargz, ["/bin/busybox", "cat", image.small.path])).toBe(image.small.content);
     const after = await ranges();
-    const newAnswers = layerAnswers().slice(before.answers);
-    expect(newAnswers.length).toBeGreaterThan(0);
-    expect(newAnswers.every((status) => status === 206)).toBe(true);
-    expect(after("store") - before.ranges("store")).toBeGreaterThanOrEqual(newAnswers.length);
+    // Counted by the metrics: the log the test keeps is only its last few MiB, and its lines shift.
+    expect(after("store") - before.ranges("store")).toBeGreaterThan(0);
+    expect(layerAnswers().every((status) => status === 206)).toBe(true);
     for (const elsewhere of ["fill", "passthrough"]) expect(after(elsewhere)).toBe(before.ranges(elsewhere));
     // A tag's revalidation and the like: far less than any part of the layer.
     expect(link.carried - before.carried).toBeLessThan(64 * 1024);
