@@ -51,8 +51,8 @@ function digestsOf(values: unknown, field = "digest"): Digest[] {
   return values.map((v) => (v as Record<string, unknown> | null)?.[field]).filter((d): d is Digest => typeof d === "string" && isDigest(d));
 }
 
-/** What a manifest references, read leniently: a sweep must keep even what a push would refuse. */
-function refsOf(content: Buffer): ManifestRefs {
+/** What a manifest references, read leniently: a sweep (or a retention plan) must handle even what a push would refuse. */
+export function refsOf(content: Buffer): ManifestRefs {
   try {
     const json = JSON.parse(content.toString("utf8")) as Record<string, unknown>;
     const config = digestsOf([json.config]);

@@ -4,12 +4,11 @@ import type { EventInput } from "../notifications/events.js";
 import { listRepositories } from "../registry/catalog.js";
 import type { Digest } from "../registry/digest.js";
 import { layout } from "../registry/layout.js";
-import { parseManifest } from "../registry/manifest-format.js";
 import type { RepositoryName, Tag } from "../registry/names.js";
 import { PullTimes } from "../registry/pull-times.js";
 import type { Registry, StoredRepository } from "../registry/registry.js";
 import { unlessMissing } from "../storage/driver.js";
-import { linksBelow } from "./collect.js";
+import { linksBelow, refsOf } from "./collect.js";
 import { repeat } from "./repeat.js";
 
 /** What the run decided for one tag: kept (and by which rule and criterion) or removed. */
@@ -118,9 +117,9 @@ async function planRepository(registry: Registry, name: RepositoryName, rules: A
   for (const { digest } of revisions) {
     const stored = await repo.manifests.get(digest);
     if (!stored) continue;
-    const info = parseManifest(stored.content, stored.mediaType);
-    children.set(digest, info.children.map((c) => c.digest));
-    if (info.subject) subjects.set(digest, info.subject.digest);
+    const refs = refsOf(stored.content);
+    children.set(digest, refs.children);
+    if (refs.subject) subjects.set(digest, refs.subject);
   }
   const kept = reachable(keptTargets, children);
   const gone = new Set<Digest>();
